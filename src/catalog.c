@@ -1,0 +1,171 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *		Names resolved once per backend: the schema, enum labels, and the
+ *		columns of onboarding.inbox.
+ *
+ * Enums are OIDs.  The pipeline compares and stores them as OIDs, resolved
+ * from their labels through the syscache once and kept in a small cache
+ * that is thrown away whenever pg_type or pg_enum changes (for instance
+ * when the extension is dropped and created again in the same session).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+
+/* SQL names of the enum types, in ObEnumType order */
+static const char *const enum_type_names[OB_NENUMS] = {
+	"provider", "outcome", "account_status", "proposal_status", "check_status",
+	"document_status", "document_type", "closure_status"
+};
+
+static Oid	cached_schema = InvalidOid;
+static Oid	cached_provider[OB_NPROVIDERS];
+static Oid	cached_outcome[OB_INVALID + 1];
+static bool cache_valid = false;
+static bool callback_registered = false;
+
+/* Forget everything when a type or enum label changes. */
+static void
+catalog_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cache_valid = false;
+	cached_schema = InvalidOid;
+}
+
+/* Fill the small caches; registers the invalidation callback once. */
+static void
+catalog_fill(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(TYPEOID, catalog_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(ENUMTYPOIDNAME, catalog_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	for (int i = 0; i < OB_NPROVIDERS; i++)
+		cached_provider[i] = ob_enum_oid(OB_ENUM_PROVIDER, ob_provider_names[i]);
+	for (int i = 0; i <= OB_INVALID; i++)
+		cached_outcome[i] = ob_enum_oid(OB_ENUM_OUTCOME, ob_outcome_names[i]);
+	cache_valid = true;
+}
+
+/* OID of the schema onboarding. */
+Oid
+ob_schema_oid(void)
+{
+	if (!OidIsValid(cached_schema))
+		cached_schema = get_namespace_oid("onboarding", false);
+	return cached_schema;
+}
+
+/* OID of a relation of the schema onboarding (error if missing). */
+Oid
+ob_relation_oid(const char *name)
+{
+	Oid			relid = get_relname_relid(name, ob_schema_oid());
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"onboarding.%s\" does not exist", name),
+				 errhint("The extension's objects are damaged; reinstall the extension.")));
+	return relid;
+}
+
+/* OID of an enum label of one of the extension's types. */
+Oid
+ob_enum_oid(ObEnumType type, const char *label)
+{
+	Oid			typoid;
+	Oid			result;
+
+	typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							 CStringGetDatum(enum_type_names[type]),
+							 ObjectIdGetDatum(ob_schema_oid()));
+	if (!OidIsValid(typoid))
+		elog(ERROR, "type onboarding.%s does not exist", enum_type_names[type]);
+	result = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+							 ObjectIdGetDatum(typoid), CStringGetDatum(label));
+	return result;
+}
+
+/* The onboarding.provider label OID of a provider. */
+Oid
+ob_provider_oid(ObProvider provider)
+{
+	Assert(provider >= 0 && provider < OB_NPROVIDERS);
+	if (!cache_valid)
+		catalog_fill();
+	return cached_provider[provider];
+}
+
+/* The provider of an onboarding.provider label OID. */
+ObProvider
+ob_provider_from_oid(Oid label)
+{
+	if (!cache_valid)
+		catalog_fill();
+	for (int i = 0; i < OB_NPROVIDERS; i++)
+		if (cached_provider[i] == label)
+			return (ObProvider) i;
+	elog(ERROR, "unknown onboarding.provider label %u", label);
+	return OB_PROVIDER_NONE;	/* keep compiler quiet */
+}
+
+/* The onboarding.outcome label OID of an outcome. */
+Oid
+ob_outcome_oid(ObOutcome outcome)
+{
+	if (!cache_valid)
+		catalog_fill();
+	return cached_outcome[outcome];
+}
+
+/* Attribute number of a column by name; error if it is missing. */
+static AttrNumber
+catalog_attnum(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of onboarding.inbox does not exist", name),
+			 errhint("The extension's objects are damaged; reinstall the extension.")));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+/* Find every column the pipeline reads or writes in the inbox. */
+void
+ob_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
+{
+	atts->id = catalog_attnum(desc, "id");
+	atts->received_at = catalog_attnum(desc, "received_at");
+	atts->provider = catalog_attnum(desc, "provider");
+	atts->payload = catalog_attnum(desc, "payload");
+	atts->raw = catalog_attnum(desc, "raw");
+	atts->headers = catalog_attnum(desc, "headers");
+	atts->event_type = catalog_attnum(desc, "event_type");
+	atts->subject = catalog_attnum(desc, "subject");
+	atts->status_raw = catalog_attnum(desc, "status_raw");
+	atts->event_at = catalog_attnum(desc, "event_at");
+	atts->outcome = catalog_attnum(desc, "outcome");
+	atts->detail = catalog_attnum(desc, "detail");
+	atts->body_hash = catalog_attnum(desc, "body_hash");
+	atts->duplicate_of = catalog_attnum(desc, "duplicate_of");
+	atts->forced_by = catalog_attnum(desc, "forced_by");
+}

@@ -1,0 +1,144 @@
+/*-------------------------------------------------------------------------
+ *
+ * dedupe.c
+ *		Is this body a duplicate of an earlier delivery?
+ *
+ * A duplicate is a delivery with the same provider and the same canonical
+ * body (jsonb equality) as an earlier one.  Candidates are found through
+ * the partial index onboarding.inbox_body_hash_idx on the 64-bit jsonb hash
+ * of the body, which holds only first deliveries.
+ *
+ * Two sessions delivering the same body at the same moment must not both
+ * see "first".  We do what a unique index does, without refusing the row:
+ * the probe reads the index with a dirty snapshot, so it sees rows other
+ * transactions have inserted but not yet committed, and waits for such a
+ * transaction to end before deciding.  The one remaining window, between
+ * our probe and the insertion of our own row, is closed by a lock on the
+ * hash that we hold until our row is in the index: it is released when the
+ * trigger fires for the next row, or when the transaction ends.  Only one
+ * such lock is held at a time, so even a million-row COPY uses one
+ * lock-table entry.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/* Lock class of our advisory locks (pg_locks.objsubid), apart from the user's 1 and 2 */
+#define OB_LOCK_CLASS_DEDUPE	0x4F42
+
+static LOCKTAG dedupe_held_tag;
+static bool dedupe_held = false;
+
+/* Release the hash lock of the previous row, if any. */
+void
+ob_dedupe_release(void)
+{
+	if (dedupe_held)
+	{
+		LockRelease(&dedupe_held_tag, ExclusiveLock, true);
+		dedupe_held = false;
+	}
+}
+
+/* The hash the index is keyed by: jsonb's own extended hash. */
+uint64
+ob_dedupe_hash(Jsonb *payload)
+{
+	return DatumGetUInt64(DirectFunctionCall2(jsonb_hash_extended,
+											  JsonbPGetDatum(payload),
+											  Int64GetDatum(0)));
+}
+
+/*
+ * Find the first delivery with the same provider and body.  Returns its id,
+ * or 0 when this one is the first.  With lock, takes the hash lock (kept
+ * until the caller's row is in the index); may wait for a concurrent
+ * inserter either way.
+ */
+int64
+ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
+{
+	Oid			indexoid;
+	Relation	index;
+	SnapshotData dirty;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+	int64		found = 0;
+
+	indexoid = get_relname_relid("inbox_body_hash_idx", RelationGetNamespace(inbox));
+	if (!OidIsValid(indexoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("index onboarding.inbox_body_hash_idx does not exist"),
+				 errhint("Reinstall the extension: duplicate detection depends on this index.")));
+
+	if (lock)
+	{
+		ob_dedupe_release();
+		SET_LOCKTAG_ADVISORY(dedupe_held_tag, MyDatabaseId,
+							 (uint32) (d->body_hash >> 32), (uint32) d->body_hash,
+							 OB_LOCK_CLASS_DEDUPE);
+		(void) LockAcquire(&dedupe_held_tag, ExclusiveLock, true, false);
+		dedupe_held = true;
+	}
+
+	index = index_open(indexoid, AccessShareLock);
+	slot = table_slot_create(inbox, NULL);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
+
+	for (;;)
+	{
+		IndexScanDesc scan;
+		TransactionId xwait = InvalidTransactionId;
+
+		InitDirtySnapshot(dirty);
+		scan = index_beginscan(inbox, index, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		provider;
+			Datum		payload;
+
+			if (TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax))
+			{
+				/* another transaction is inserting or changing it: wait, then look again */
+				xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+				break;
+			}
+			provider = slot_getattr(slot, atts->provider, &isnull);
+			if (isnull != (d->provider == OB_PROVIDER_NONE) ||
+				(!isnull && DatumGetObjectId(provider) != ob_provider_oid(d->provider)))
+				continue;
+			payload = slot_getattr(slot, atts->payload, &isnull);
+			if (isnull || !DatumGetBool(DirectFunctionCall2(jsonb_eq, payload,
+															JsonbPGetDatum(d->payload))))
+				continue;
+			found = DatumGetInt64(slot_getattr(slot, atts->id, &isnull));
+			break;
+		}
+		index_endscan(scan);
+		if (!TransactionIdIsValid(xwait))
+			break;
+		XactLockTableWait(xwait, inbox, &slot->tts_tid, XLTW_InsertIndex);
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	return found;
+}

@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * explain.c
+ *		onboarding.explain(): what would this delivery do, right now?
+ *
+ * Runs the pipeline on a body without storing it: detection, duplicate
+ * check, classification, and the §6 verdict against the current state,
+ * read without locks.  Writes nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/table.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+/* Append "key": "value" (or null) to a JSON object being built. */
+static void
+explain_field(StringInfo out, const char *key, const char *value, bool first)
+{
+	if (!first)
+		appendStringInfoString(out, ", ");
+	escape_json(out, key);
+	appendStringInfoString(out, ": ");
+	if (value == NULL)
+		appendStringInfoString(out, "null");
+	else
+		escape_json(out, value);
+}
+
+/*
+ * explain(payload jsonb, provider onboarding.provider DEFAULT NULL) → jsonb
+ */
+PG_FUNCTION_INFO_V1(onboarding_explain);
+Datum
+onboarding_explain(PG_FUNCTION_ARGS)
+{
+	Relation	inbox;
+	ObInboxAtts atts;
+	ObDelivery	d;
+	StringInfoData out;
+	ListCell   *lc;
+	ObEffect   *first = NULL;
+	bool		firsteffect = true;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+
+	memset(&d, 0, sizeof(d));
+	initStringInfo(&d.detail);
+	d.payload = PG_GETARG_JSONB_P(0);
+	d.provider = PG_ARGISNULL(1) ? OB_PROVIDER_NONE :
+		ob_provider_from_oid(PG_GETARG_OID(1));
+
+	inbox = table_open(ob_relation_oid("inbox"), AccessShareLock);
+	ob_inbox_atts(RelationGetDescr(inbox), &atts);
+
+	ob_detect(&d);
+	d.body_hash = ob_dedupe_hash(d.payload);
+	d.duplicate_of = ob_dedupe_find(inbox, &atts, &d, false);
+	if (d.duplicate_of != 0)
+	{
+		d.decided = true;
+		d.outcome = OB_DUPLICATE;
+		resetStringInfo(&d.detail);
+		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
+	}
+	else if (!d.decided)
+		ob_derive(inbox, &atts, &d, true);
+	if (!d.decided)
+		d.outcome = OB_APPLIED;
+	table_close(inbox, AccessShareLock);
+
+	if (d.effects != NIL)
+		first = (ObEffect *) linitial(d.effects);
+
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '{');
+	explain_field(&out, "provider",
+				  d.provider == OB_PROVIDER_NONE ? NULL : ob_provider_names[d.provider], true);
+	explain_field(&out, "event_type", d.event_type, false);
+	explain_field(&out, "entity", first ? ob_entity_names[first->entity] : NULL, false);
+	explain_field(&out, "key", d.subject, false);
+	explain_field(&out, "status_raw", d.status_raw, false);
+	explain_field(&out, "status", first ? first->status : NULL, false);
+	explain_field(&out, "event_at", d.has_event_at ?
+				  DatumGetCString(DirectFunctionCall1(timestamptz_out,
+													  TimestampTzGetDatum(d.event_at))) : NULL,
+				  false);
+	explain_field(&out, "outcome", ob_outcome_names[d.outcome], false);
+	explain_field(&out, "detail", d.detail.len > 0 ? d.detail.data : NULL, false);
+	appendStringInfoString(&out, ", \"effects\": [");
+	foreach(lc, d.effects)
+	{
+		ObEffect   *e = (ObEffect *) lfirst(lc);
+
+		if (!firsteffect)
+			appendStringInfoString(&out, ", ");
+		firsteffect = false;
+		appendStringInfoChar(&out, '{');
+		explain_field(&out, "entity", ob_entity_names[e->entity], true);
+		explain_field(&out, "key", e->key, false);
+		explain_field(&out, "from", e->from, false);
+		explain_field(&out, "to", e->status, false);
+		explain_field(&out, "verdict", e->verdict, false);
+		appendStringInfoChar(&out, '}');
+	}
+	appendStringInfoString(&out, "]}");
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}

@@ -1,0 +1,308 @@
+/*-------------------------------------------------------------------------
+ *
+ * inbox.c
+ *		The triggers of onboarding.inbox: the pipeline that runs for every
+ *		delivery, and the guards that keep the evidence immutable.
+ *
+ * The BEFORE INSERT trigger is the only door into the product.  For each
+ * row it runs the pipeline
+ *
+ *		parse (raw -> jsonb) -> detect -> dedupe -> classify and apply
+ *
+ * and writes what it found into the row's derived columns.  It never
+ * raises for anything a provider can send: every body is stored with an
+ * outcome.  The only refusal is a row with neither payload nor raw.
+ *
+ * All the pipeline's allocations live in one scratch context that is
+ * reset for every row, so a million-row COPY runs in constant memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/htup_details.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* Set while force_status() inserts its delivery; see ob_set_forcing(). */
+static bool ob_forcing = false;
+
+/* The per-row scratch context, reset for every delivery. */
+static MemoryContext ob_row_context = NULL;
+
+/* Let force_status() mark the next inbox row as an operator's override. */
+void
+ob_set_forcing(bool on)
+{
+	ob_forcing = on;
+}
+
+/* Complain unless we were called as the expected kind of trigger. */
+static TriggerData *
+inbox_trigger_data(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by trigger manager", name)));
+	return trigdata;
+}
+
+/* The inbox column numbers, cached for the life of the trigger's FmgrInfo. */
+static ObInboxAtts *
+inbox_atts(FunctionCallInfo fcinfo, Relation rel)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+	{
+		ObInboxAtts *atts = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ObInboxAtts));
+
+		ob_inbox_atts(RelationGetDescr(rel), atts);
+		fcinfo->flinfo->fn_extra = atts;
+	}
+	return (ObInboxAtts *) fcinfo->flinfo->fn_extra;
+}
+
+/* A fresh id from the inbox's identity sequence (see derive.c on ordering). */
+int64
+ob_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
+{
+	Oid			seq = getIdentitySequence(RelationGetRelid(inbox), atts->id, false);
+
+	return nextval_internal(seq, false);
+}
+
+/*
+ * Run the pipeline on one delivery.  On return d->outcome, d->detail and
+ * the detected columns are set, state has been derived, and d->id may have
+ * been renumbered.  Shared by the trigger and by rebuild().
+ */
+void
+ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+					text *raw, bool dedupe)
+{
+	if (d->payload == NULL)
+	{
+		char	   *why;
+
+		switch (ob_parse_raw(raw, &d->payload, &why))
+		{
+			case OB_PARSE_OK:
+				break;
+			case OB_PARSE_REPAIRED:
+				ob_note(d, "%s", why);
+				break;
+			case OB_PARSE_FAILED:
+				ob_decide(d, OB_INVALID, "%s", why);
+				return;
+		}
+	}
+
+	ob_detect(d);
+
+	if (dedupe)
+	{
+		d->body_hash = ob_dedupe_hash(d->payload);
+		d->duplicate_of = ob_dedupe_find(inbox, atts, d, true);
+		if (d->duplicate_of != 0)
+		{
+			d->decided = true;
+			d->outcome = OB_DUPLICATE;
+			resetStringInfo(&d->detail);
+			appendStringInfo(&d->detail, "same body as delivery %lld",
+							 (long long) d->duplicate_of);
+			/* a duplicate must sort after its original (rebuild replays by id) */
+			if (d->duplicate_of > d->id)
+				d->id = ob_next_inbox_id(inbox, atts);
+			return;
+		}
+	}
+
+	if (!d->decided)
+		ob_derive(inbox, atts, d, false);
+	if (!d->decided)
+		d->outcome = OB_APPLIED;
+}
+
+/* Set up a delivery from the columns of an inbox row. */
+void
+ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		isnull;
+	Datum		v;
+
+	memset(d, 0, sizeof(ObDelivery));
+	initStringInfo(&d->detail);
+	d->provider = OB_PROVIDER_NONE;
+
+	v = heap_getattr(tuple, atts->id, desc, &isnull);
+	d->id = isnull ? 0 : DatumGetInt64(v);
+	v = heap_getattr(tuple, atts->provider, desc, &isnull);
+	if (!isnull)
+		d->provider = ob_provider_from_oid(DatumGetObjectId(v));
+	v = heap_getattr(tuple, atts->payload, desc, &isnull);
+	if (!isnull)
+		d->payload = DatumGetJsonbP(v);
+	(void) heap_getattr(tuple, atts->forced_by, desc, &isnull);
+	d->forced = !isnull;
+}
+
+/* Build the derived columns of the row from a processed delivery. */
+HeapTuple
+ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
+				  ObDelivery *d, bool set_payload)
+{
+	int			cols[12];
+	Datum		values[12];
+	bool		nulls[12];
+	int			n = 0;
+
+#define SET_COL(att, isnull_, value_) \
+	do { cols[n] = (att); nulls[n] = (isnull_); values[n] = (value_); n++; } while (0)
+#define SET_TEXT(att, s) \
+	SET_COL(att, (s) == NULL, (s) == NULL ? (Datum) 0 : CStringGetTextDatum(s))
+
+	SET_COL(atts->id, false, Int64GetDatum(d->id));
+	SET_COL(atts->provider, d->provider == OB_PROVIDER_NONE,
+			d->provider == OB_PROVIDER_NONE ? (Datum) 0 :
+			ObjectIdGetDatum(ob_provider_oid(d->provider)));
+	if (set_payload)
+		SET_COL(atts->payload, d->payload == NULL,
+				d->payload == NULL ? (Datum) 0 : JsonbPGetDatum(d->payload));
+	SET_TEXT(atts->event_type, d->event_type);
+	SET_TEXT(atts->subject, d->subject);
+	SET_TEXT(atts->status_raw, d->status_raw);
+	SET_COL(atts->event_at, !d->has_event_at, TimestampTzGetDatum(d->event_at));
+	SET_COL(atts->outcome, false, ObjectIdGetDatum(ob_outcome_oid(d->outcome)));
+	SET_TEXT(atts->detail, d->detail.len > 0 ? d->detail.data : NULL);
+	SET_COL(atts->body_hash, d->payload == NULL, Int64GetDatum((int64) d->body_hash));
+	SET_COL(atts->duplicate_of, d->duplicate_of == 0, Int64GetDatum(d->duplicate_of));
+
+#undef SET_TEXT
+#undef SET_COL
+	return heap_modify_tuple_by_cols(tuple, desc, n, cols, values, nulls);
+}
+
+/*
+ * BEFORE INSERT FOR EACH ROW on onboarding.inbox: run the pipeline and
+ * return the row with its derived columns filled in.
+ */
+PG_FUNCTION_INFO_V1(onboarding_inbox_before_insert);
+Datum
+onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = inbox_trigger_data(fcinfo, "onboarding_inbox_before_insert");
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	tuple = trigdata->tg_trigtuple;
+	ObInboxAtts *atts;
+	MemoryContext caller = CurrentMemoryContext;
+	ObDelivery	d;
+	bool		raw_null;
+	Datum		raw;
+	HeapTuple	result;
+
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "onboarding_inbox_before_insert must be a BEFORE INSERT FOR EACH ROW trigger");
+	atts = inbox_atts(fcinfo, rel);
+
+	/* the previous row of this statement is in the index by now */
+	ob_dedupe_release();
+
+	if (ob_row_context == NULL)
+		ob_row_context = AllocSetContextCreate(TopMemoryContext, "onboarding delivery",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(ob_row_context);
+	MemoryContextSwitchTo(ob_row_context);
+
+	ob_delivery_init(&d, tuple, desc, atts);
+	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
+	if (d.payload == NULL && raw_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("delivery has no body"),
+				 errdetail("Both payload and raw are null."),
+				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
+	if (d.forced && !ob_forcing &&
+		!has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only onboarding.force_status() may set forced_by"),
+				 errhint("Call onboarding.force_status() to override a state.")));
+
+	ob_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), true);
+
+	MemoryContextSwitchTo(caller);
+	result = ob_delivery_store(tuple, desc, atts, &d, true);
+	return PointerGetDatum(result);
+}
+
+/*
+ * BEFORE UPDATE FOR EACH ROW on onboarding.inbox: evidence never changes,
+ * and derived columns change only during rebuild().
+ */
+PG_FUNCTION_INFO_V1(onboarding_inbox_before_update);
+Datum
+onboarding_inbox_before_update(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = inbox_trigger_data(fcinfo, "onboarding_inbox_before_update");
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	ObInboxAtts *atts = inbox_atts(fcinfo, rel);
+	AttrNumber	evidence[] = {atts->id, atts->received_at, atts->provider, atts->payload,
+	atts->raw, atts->headers, atts->forced_by};
+	const char *names[] = {"id", "received_at", "provider", "payload", "raw", "headers",
+	"forced_by"};
+
+	for (int i = 0; i < lengthof(evidence); i++)
+	{
+		bool		oldnull,
+					newnull;
+		Datum		oldv = heap_getattr(trigdata->tg_trigtuple, evidence[i], desc, &oldnull);
+		Datum		newv = heap_getattr(trigdata->tg_newtuple, evidence[i], desc, &newnull);
+		Form_pg_attribute att = TupleDescAttr(desc, evidence[i] - 1);
+
+		if (oldnull != newnull ||
+			(!oldnull && !datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot change column \"%s\" of onboarding.inbox", names[i]),
+					 errdetail("Deliveries are evidence: once stored they are never changed."),
+					 errhint("Deliver a new body instead; derived columns are rewritten by onboarding.rebuild().")));
+	}
+	if (!ob_rebuilding())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot update onboarding.inbox"),
+				 errdetail("The derived columns of a delivery are written by the extension alone."),
+				 errhint("Call onboarding.rebuild() to derive them again.")));
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+/*
+ * BEFORE DELETE FOR EACH ROW and BEFORE TRUNCATE on onboarding.inbox:
+ * deliveries are kept forever.
+ */
+PG_FUNCTION_INFO_V1(onboarding_inbox_refuse_delete);
+Datum
+onboarding_inbox_refuse_delete(PG_FUNCTION_ARGS)
+{
+	(void) inbox_trigger_data(fcinfo, "onboarding_inbox_refuse_delete");
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot delete from onboarding.inbox"),
+			 errdetail("Deliveries are evidence and are kept forever."),
+			 errhint("State tables are derived: onboarding.rebuild() recomputes them from the inbox.")));
+	return PointerGetDatum(NULL);	/* keep compiler quiet */
+}

@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * onboarding.c
+ *		Module set-up (the magic block, the settings) and the small helpers
+ *		every step of the pipeline shares.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/xact.h"
+#include "pgtime.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Label tables, in the order of the SQL enums */
+const char *const ob_provider_names[OB_NPROVIDERS] = {"celcoin", "qitech", "fitbank"};
+const char *const ob_outcome_names[] = {
+	"applied", "duplicate", "stale", "illegal_transition", "unrecognized", "invalid"
+};
+const char *const ob_entity_names[OB_NENTITIES] = {
+	"account", "proposal", "document", "closure", "background_check", "documentscopy"
+};
+
+/* onboarding.timezone: the zone naive provider times are read in */
+static char *ob_timezone_name = NULL;
+static pg_tz *ob_timezone_value = NULL;
+
+/* Accept only zones PostgreSQL itself would accept for TimeZone. */
+static bool
+ob_timezone_check(char **newval, void **extra, GucSource source)
+{
+	pg_tz	   *tz = pg_tzset(*newval);
+
+	if (tz == NULL || !pg_tz_acceptable(tz))
+	{
+		GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
+		GUC_check_errhint("Use a name from pg_timezone_names, such as America/Sao_Paulo.");
+		return false;
+	}
+	*extra = malloc(sizeof(pg_tz *));
+	if (*extra == NULL)
+		return false;
+	*((pg_tz **) *extra) = tz;
+	return true;
+}
+
+static void
+ob_timezone_assign(const char *newval, void *extra)
+{
+	ob_timezone_value = *((pg_tz **) extra);
+}
+
+/* The zone naive provider times are read in. */
+pg_tz *
+ob_timezone(void)
+{
+	return ob_timezone_value;
+}
+
+/*
+ * At transaction end: release the per-row lock of dedupe.c, free replaced
+ * rule caches, and after an error forget the pipeline's flags.
+ */
+static void
+ob_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			ob_spi_reset();
+			ob_state_reset();
+			/* FALLTHROUGH */
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			ob_dedupe_release();
+			ob_rules_end_of_xact();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("onboarding.timezone",
+							   "Time zone in which provider times without an offset are read.",
+							   "Changing it changes how later deliveries are read; "
+							   "onboarding.rebuild() rereads every delivery with the new value.",
+							   &ob_timezone_name,
+							   "America/Sao_Paulo",
+							   PGC_SUSET,
+							   0,
+							   ob_timezone_check,
+							   ob_timezone_assign,
+							   NULL);
+	MarkGUCPrefixReserved("onboarding");
+	RegisterXactCallback(ob_xact_callback, NULL);
+}
+
+/* Append a sentence to the delivery's detail ("; " between sentences). */
+void
+ob_note(ObDelivery *d, const char *fmt,...)
+{
+	va_list		args;
+
+	if (d->detail.len > 0)
+		appendStringInfoString(&d->detail, "; ");
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&d->detail, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&d->detail, needed);
+	}
+}
+
+/*
+ * Settle the delivery's outcome and say why.  Returns false so that a
+ * pipeline step can "return ob_decide(...)".
+ */
+bool
+ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...)
+{
+	va_list		args;
+
+	d->decided = true;
+	d->outcome = outcome;
+	if (d->detail.len > 0)
+		appendStringInfoString(&d->detail, "; ");
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&d->detail, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&d->detail, needed);
+	}
+	return false;
+}
+
+/* The entity of a name of onboarding.history.entity; OB_NENTITIES if none. */
+ObEntity
+ob_entity_from_name(const char *name)
+{
+	for (int i = 0; i < OB_NENTITIES; i++)
+		if (strcmp(name, ob_entity_names[i]) == 0)
+			return (ObEntity) i;
+	return OB_NENTITIES;
+}

@@ -1,0 +1,328 @@
+/*-------------------------------------------------------------------------
+ *
+ * onboarding.h
+ *		Shared declarations of the onboarding extension.
+ *
+ * A delivery travels through one pipeline, one file per step:
+ *
+ *		parse.c		raw text -> jsonb (strict, then the bare-word repair)
+ *		detect.c	jsonb -> provider, event, subject, status, time, fields
+ *		rules.c		status_map / transition tables, cached
+ *		derive.c	lock the entities, order, check, write state and history
+ *		inbox.c		the inbox triggers that run the pipeline; ingest()
+ *
+ * with taxid.c (the CPF/CNPJ base type), timeparse.c (provider times),
+ * jsonutil.c (safe jsonb access) and onboarding.c (module set-up, settings).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ONBOARDING_H
+#define ONBOARDING_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* ---------------------------------------------------------------------
+ * taxid.c — CPF and CNPJ
+ *
+ * A taxid is stored as an int64: a CPF as its 9 base digits (0 ..
+ * 999999999), a CNPJ as 10^9 plus its 12 base characters read as a base-36
+ * number.  Check digits are derived, never stored.  The order is therefore
+ * every CPF before every CNPJ, each in the order of its canonical text.
+ * ---------------------------------------------------------------------
+ */
+#define OB_TAXID_BUFLEN		15		/* 14 characters and the terminator */
+
+/*
+ * Parse a CPF or CNPJ in any usual mask.  On success store the value in
+ * *result and return NULL; otherwise return a sentence (no capital, no
+ * period) saying which rule failed.  Never raises.
+ */
+extern const char *onboarding_taxid_parse(const char *str, size_t len, int64 *result);
+
+/* Write the bare canonical form of a taxid into buf (OB_TAXID_BUFLEN). */
+extern void onboarding_taxid_to_cstring(int64 value, char *buf);
+
+/* The text with blanks and mask characters (. / -) removed, upper-cased. */
+extern char *onboarding_taxid_strip(const char *str, size_t len);
+
+/* ---------------------------------------------------------------------
+ * The vocabulary of the pipeline
+ * ---------------------------------------------------------------------
+ */
+
+/* onboarding.provider, in label order */
+typedef enum ObProvider
+{
+	OB_PROVIDER_NONE = -1,
+	OB_CELCOIN = 0,
+	OB_QITECH,
+	OB_FITBANK,
+	OB_NPROVIDERS
+} ObProvider;
+
+/* onboarding.outcome, in label order */
+typedef enum ObOutcome
+{
+	OB_APPLIED = 0,
+	OB_DUPLICATE,
+	OB_STALE,
+	OB_ILLEGAL,
+	OB_UNRECOGNIZED,
+	OB_INVALID
+} ObOutcome;
+
+/* What a status belongs to; the names are onboarding.history.entity */
+typedef enum ObEntity
+{
+	OB_ACCOUNT = 0,
+	OB_PROPOSAL,
+	OB_DOCUMENT,
+	OB_CLOSURE,
+	OB_BACKGROUND_CHECK,
+	OB_DOCUMENTSCOPY,
+	OB_NENTITIES
+} ObEntity;
+
+/* Non-status fields an event may carry for its entity's row */
+typedef enum ObField
+{
+	OB_F_ENABLED = 0,
+	OB_F_TAX_ID,				/* canonical text, set only when valid */
+	OB_F_TAX_ID_RAW,
+	OB_F_HOLDER_NAME,
+	OB_F_BANK,
+	OB_F_BRANCH,
+	OB_F_NUMBER,
+	OB_F_DIGIT,
+	OB_F_REASON,
+	OB_F_CLIENT_CODE,
+	OB_F_PERSON_TYPE,
+	OB_F_ACCOUNT_KEY,
+	OB_F_MESSAGE,
+	OB_F_DOCUMENT_TYPE,
+	OB_F_DOCUMENT_TYPE_RAW,
+	OB_F_SIGNER,
+	OB_F_FILE_NAME,
+	OB_F_URL,
+	OB_F_EXPIRES_AT,			/* ISO text of a timestamptz */
+	OB_F_PARTNER_ID,
+	OB_F_BUSINESS_UNIT_ID,
+	OB_F_ACCOUNTS_KEY,			/* jsonb text */
+	OB_NFIELDS
+} ObField;
+
+/* One status change a delivery asks for. */
+typedef struct ObEffect
+{
+	ObEntity	entity;
+	char	   *key;
+	const char *rule_event;		/* event_type under which status_map lists it */
+	char	   *status_raw;		/* status as sent (NULL: "*" rows only) */
+	bool		primary;		/* false: a consequence, applied only if legal */
+	/* filled by classification */
+	const char *status;			/* mapped label, NULL when unknown */
+	const char *label;			/* provider's own name, for provider_status */
+	char	   *fields[OB_NFIELDS];
+	/* filled by derivation, for explain() */
+	const char *from;			/* the entity's status before */
+	const char *verdict;		/* create, refresh, change, stale, illegal, skipped */
+} ObEffect;
+
+/* A delivery on its way through the pipeline. */
+typedef struct ObDelivery
+{
+	Jsonb	   *payload;		/* NULL when the body is not JSON */
+	ObProvider	provider;
+	bool		forced;			/* written by force_status() */
+	int64		id;				/* inbox id; may be renumbered (derive.c) */
+	/* detection */
+	char	   *event_type;
+	char	   *subject;
+	char	   *status_raw;
+	bool		has_event_at;
+	TimestampTz event_at;
+	List	   *effects;		/* ObEffect *, primary ones first */
+	/* result */
+	bool		decided;		/* outcome is final, derivation skipped */
+	ObOutcome	outcome;
+	StringInfoData detail;		/* sentences joined by "; " */
+	int64		duplicate_of;	/* 0 when not a duplicate */
+	uint64		body_hash;
+} ObDelivery;
+
+extern const char *const ob_entity_names[OB_NENTITIES];
+extern const char *const ob_provider_names[OB_NPROVIDERS];
+extern const char *const ob_outcome_names[];
+
+/* ---------------------------------------------------------------------
+ * onboarding.c
+ * ---------------------------------------------------------------------
+ */
+extern struct pg_tz *ob_timezone(void);
+extern void ob_note(ObDelivery *d, const char *fmt,...) pg_attribute_printf(2, 3);
+extern bool ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...) pg_attribute_printf(3, 4);
+extern ObEntity ob_entity_from_name(const char *name);
+
+/* ---------------------------------------------------------------------
+ * jsonutil.c
+ * ---------------------------------------------------------------------
+ */
+extern JsonbValue *ob_json_get(JsonbContainer *c, const char *key);
+extern JsonbContainer *ob_json_object(JsonbContainer *c, const char *key);
+extern JsonbContainer *ob_json_array(JsonbContainer *c, const char *key);
+extern char *ob_json_scalar_text(JsonbValue *v);
+extern char *ob_json_text(JsonbContainer *c, const char *key);
+extern char *ob_json_string(JsonbContainer *c, const char *key);
+extern const char *ob_json_type_name(JsonbValue *v);
+
+/* ---------------------------------------------------------------------
+ * timeparse.c
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObTimeResult
+{
+	OB_TIME_OK,
+	OB_TIME_SENTINEL,
+	OB_TIME_BAD
+} ObTimeResult;
+
+extern ObTimeResult ob_parse_time(const char *s, TimestampTz *result);
+
+/* ---------------------------------------------------------------------
+ * parse.c
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObParseResult
+{
+	OB_PARSE_OK,
+	OB_PARSE_REPAIRED,
+	OB_PARSE_FAILED
+} ObParseResult;
+
+extern ObParseResult ob_parse_raw(text *raw, Jsonb **result, char **why);
+
+/* ---------------------------------------------------------------------
+ * detect.c
+ * ---------------------------------------------------------------------
+ */
+extern bool ob_detect(ObDelivery *d);
+
+/* ---------------------------------------------------------------------
+ * catalog.c — names resolved once: enum labels, the inbox's columns
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObEnumType
+{
+	OB_ENUM_PROVIDER = 0,
+	OB_ENUM_OUTCOME,
+	OB_ENUM_ACCOUNT_STATUS,
+	OB_ENUM_PROPOSAL_STATUS,
+	OB_ENUM_CHECK_STATUS,
+	OB_ENUM_DOCUMENT_STATUS,
+	OB_ENUM_DOCUMENT_TYPE,
+	OB_ENUM_CLOSURE_STATUS,
+	OB_NENUMS
+} ObEnumType;
+
+/* Attribute numbers of onboarding.inbox, found by name. */
+typedef struct ObInboxAtts
+{
+	AttrNumber	id;
+	AttrNumber	received_at;
+	AttrNumber	provider;
+	AttrNumber	payload;
+	AttrNumber	raw;
+	AttrNumber	headers;
+	AttrNumber	event_type;
+	AttrNumber	subject;
+	AttrNumber	status_raw;
+	AttrNumber	event_at;
+	AttrNumber	outcome;
+	AttrNumber	detail;
+	AttrNumber	body_hash;
+	AttrNumber	duplicate_of;
+	AttrNumber	forced_by;
+} ObInboxAtts;
+
+extern Oid	ob_schema_oid(void);
+extern Oid	ob_enum_oid(ObEnumType type, const char *label);
+extern Oid	ob_provider_oid(ObProvider provider);
+extern ObProvider ob_provider_from_oid(Oid label);
+extern Oid	ob_outcome_oid(ObOutcome outcome);
+extern void ob_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
+extern Oid	ob_relation_oid(const char *name);
+
+/* ---------------------------------------------------------------------
+ * dedupe.c
+ * ---------------------------------------------------------------------
+ */
+struct RelationData;
+extern void ob_dedupe_release(void);
+extern uint64 ob_dedupe_hash(Jsonb *payload);
+extern int64 ob_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+						   bool lock);
+
+/* ---------------------------------------------------------------------
+ * rules.c
+ * ---------------------------------------------------------------------
+ */
+#define OB_MAX_STATUSES	16
+
+/* The transition graphs; the names are onboarding.transition.entity */
+typedef enum ObGraph
+{
+	OB_GRAPH_ACCOUNT = 0,
+	OB_GRAPH_PROPOSAL,
+	OB_GRAPH_DOCUMENT,
+	OB_GRAPH_CLOSURE,
+	OB_GRAPH_CHECK,				/* background_check and documentscopy */
+	OB_NGRAPHS
+} ObGraph;
+
+extern const char *const ob_graph_names[OB_NGRAPHS];
+extern ObGraph ob_entity_graph(ObEntity entity);
+extern const char *const *ob_graph_labels(ObGraph graph);
+extern int	ob_status_index(ObGraph graph, const char *s);
+extern const char *ob_status_label(ObGraph graph, const char *s);
+extern bool ob_transition_legal(ObEntity entity, ObProvider provider,
+								const char *from, const char *to);
+extern bool ob_rules_classify(ObDelivery *d);
+extern void ob_rules_end_of_xact(void);
+
+/* ---------------------------------------------------------------------
+ * spi.c — SPI as the extension's owner, with plans prepared safely
+ * ---------------------------------------------------------------------
+ */
+extern void ob_spi_connect(void);
+extern void ob_spi_finish(void);
+extern SPIPlanPtr ob_spi_prepare(const char *sql, int nargs, Oid *argtypes);
+extern void ob_spi_reset(void);
+
+/* ---------------------------------------------------------------------
+ * inbox.c, derive.c, state.c
+ * ---------------------------------------------------------------------
+ */
+extern void ob_set_forcing(bool on);
+extern int64 ob_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
+extern void ob_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
+								ObDelivery *d, text *raw, bool dedupe);
+extern void ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
+							 const ObInboxAtts *atts);
+extern HeapTuple ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
+								   ObDelivery *d, bool set_payload);
+extern void ob_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+					  bool dry_run);
+extern bool ob_state_override(void);
+extern bool ob_rebuilding(void);
+extern void ob_state_reset(void);
+
+#endif							/* ONBOARDING_H */

@@ -1,0 +1,352 @@
+/*-------------------------------------------------------------------------
+ *
+ * rules.c
+ *		The rule tables, onboarding.status_map and onboarding.transition,
+ *		read once and cached.
+ *
+ * Provider knowledge is data: what each provider status means, and which
+ * moves each entity may make.  This file loads both tables into a cache
+ * that every delivery consults.  A statement trigger on the rule tables
+ * sends a relcache invalidation for them, so every backend drops its cache
+ * at its next command after a change and reloads it on first use.  A
+ * replaced cache is kept until the end of the transaction, so pointers
+ * taken from it stay valid for the delivery that holds them.
+ *
+ * Statuses are the labels of the SQL enums, held here in the same order;
+ * a graph is a boolean matrix over those labels, per provider.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+
+/* Labels of each graph's status enum, in SQL order */
+static const char *const account_labels[] = {
+	"requested", "in_analysis", "pending_data", "created", "limited", "active",
+	"blocked", "closing", "closed", "rejected", "failed", NULL
+};
+static const char *const proposal_labels[] = {
+	"created", "pending", "in_analysis", "pending_data", "approved", "rejected",
+	"expired", "account_created", "account_error", NULL
+};
+static const char *const document_labels[] = {
+	"sent", "awaiting_validation", "resubmitted", "typified", "validated", "invalid",
+	"disapproved", "expired", "error", "inexistent", "suspended", NULL
+};
+static const char *const closure_labels[] = {
+	"created", "processing", "pending", "error", "disapproved", "approved", "automatic", NULL
+};
+static const char *const check_labels[] = {
+	"created", "pending", "processing", "approved", "rejected", NULL
+};
+
+static const char *const *const graph_labels[OB_NGRAPHS] = {
+	account_labels, proposal_labels, document_labels, closure_labels, check_labels
+};
+
+/* onboarding.transition.entity names of the graphs */
+const char *const ob_graph_names[OB_NGRAPHS] = {
+	"account", "proposal", "document", "closure", "check"
+};
+
+/* One row of onboarding.status_map */
+typedef struct RuleMapping
+{
+	ObProvider	provider;
+	char	   *event_type;
+	char	   *status_raw;
+	ObEntity	entity;
+	const char *status;			/* points into the static label arrays */
+	char	   *label;
+} RuleMapping;
+
+/* The whole cache, allocated in its own context */
+typedef struct RuleCache
+{
+	MemoryContext context;
+	int			nmappings;
+	RuleMapping *mappings;
+	bool		legal[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES][OB_MAX_STATUSES];
+} RuleCache;
+
+static RuleCache *rules = NULL;
+static bool rules_valid = false;
+static bool callback_registered = false;
+static List *retired_contexts = NIL;	/* replaced caches, freed at transaction end */
+
+/* The graph an entity's status follows. */
+ObGraph
+ob_entity_graph(ObEntity entity)
+{
+	switch (entity)
+	{
+		case OB_ACCOUNT:
+			return OB_GRAPH_ACCOUNT;
+		case OB_PROPOSAL:
+			return OB_GRAPH_PROPOSAL;
+		case OB_DOCUMENT:
+			return OB_GRAPH_DOCUMENT;
+		case OB_CLOSURE:
+			return OB_GRAPH_CLOSURE;
+		default:
+			return OB_GRAPH_CHECK;
+	}
+}
+
+/* The labels of a graph, NULL-terminated. */
+const char *const *
+ob_graph_labels(ObGraph graph)
+{
+	return graph_labels[graph];
+}
+
+/* The static label equal to s in graph, or NULL when s is not one of them. */
+const char *
+ob_status_label(ObGraph graph, const char *s)
+{
+	int			i = ob_status_index(graph, s);
+
+	return i < 0 ? NULL : graph_labels[graph][i];
+}
+
+/* Position of a label in its graph's enum, or -1. */
+int
+ob_status_index(ObGraph graph, const char *s)
+{
+	for (int i = 0; graph_labels[graph][i] != NULL; i++)
+		if (strcmp(graph_labels[graph][i], s) == 0)
+			return i;
+	return -1;
+}
+
+/* Relcache callback: a rule table changed (or everything was flushed). */
+static void
+rules_invalidate(Datum arg, Oid relid)
+{
+	rules_valid = false;
+}
+
+/* Free the caches replaced during the transaction that just ended. */
+void
+ob_rules_end_of_xact(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired_contexts)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(retired_contexts);
+	retired_contexts = NIL;
+}
+
+/* The graph of a transition.entity name, or -1. */
+static int
+rules_graph_from_name(const char *name)
+{
+	for (int g = 0; g < OB_NGRAPHS; g++)
+		if (strcmp(ob_graph_names[g], name) == 0)
+			return g;
+	return -1;
+}
+
+/* Read both rule tables through SPI into a new cache. */
+static RuleCache *
+rules_load(void)
+{
+	MemoryContext cxt;
+	RuleCache  *cache;
+	uint64		n;
+
+	cxt = AllocSetContextCreate(CacheMemoryContext, "onboarding rules", ALLOCSET_SMALL_SIZES);
+	cache = MemoryContextAllocZero(cxt, sizeof(RuleCache));
+	cache->context = cxt;
+
+	ob_spi_connect();
+	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label"
+					"  FROM onboarding.status_map", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read onboarding.status_map");
+	n = SPI_processed;
+	cache->mappings = MemoryContextAllocZero(cxt, sizeof(RuleMapping) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *provider = SPI_getvalue(tup, desc, 1);
+		char	   *entity = SPI_getvalue(tup, desc, 4);
+		char	   *status = SPI_getvalue(tup, desc, 5);
+		char	   *label = SPI_getvalue(tup, desc, 6);
+		RuleMapping *m = &cache->mappings[cache->nmappings];
+		ObEntity	e = ob_entity_from_name(entity);
+
+		if (e == OB_NENTITIES || ob_status_label(ob_entity_graph(e), status) == NULL)
+			continue;			/* the table's CHECK constraints make this unreachable */
+		for (int p = 0; p < OB_NPROVIDERS; p++)
+			if (strcmp(provider, ob_provider_names[p]) == 0)
+				m->provider = (ObProvider) p;
+		m->event_type = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		m->entity = e;
+		m->status = ob_status_label(ob_entity_graph(e), status);
+		m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
+		cache->nmappings++;
+	}
+
+	if (SPI_execute("SELECT entity, provider::pg_catalog.text, from_status, to_status"
+					"  FROM onboarding.transition", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read onboarding.transition");
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int			g = rules_graph_from_name(SPI_getvalue(tup, desc, 1));
+		char	   *provider = SPI_getvalue(tup, desc, 2);
+		int			from,
+					to;
+
+		if (g < 0)
+			continue;
+		from = ob_status_index(g, SPI_getvalue(tup, desc, 3));
+		to = ob_status_index(g, SPI_getvalue(tup, desc, 4));
+		if (from < 0 || to < 0)
+			continue;
+		for (int p = 0; p < OB_NPROVIDERS; p++)
+			if (provider == NULL || strcmp(provider, ob_provider_names[p]) == 0)
+				cache->legal[g][p][from][to] = true;
+	}
+	ob_spi_finish();
+	return cache;
+}
+
+/* The current cache, loading it when a rule table changed. */
+static RuleCache *
+rules_get(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(rules_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	if (!rules_valid || rules == NULL)
+	{
+		RuleCache  *fresh;
+
+		rules_valid = true;		/* set first: an invalidation during the load wins */
+		fresh = rules_load();
+		if (rules != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			retired_contexts = lappend(retired_contexts, rules->context);
+			MemoryContextSwitchTo(old);
+		}
+		rules = fresh;
+	}
+	return rules;
+}
+
+/* Is from -> to a legal move of entity for provider? */
+bool
+ob_transition_legal(ObEntity entity, ObProvider provider, const char *from, const char *to)
+{
+	ObGraph		g = ob_entity_graph(entity);
+	int			f = ob_status_index(g, from);
+	int			t = ob_status_index(g, to);
+
+	if (f < 0 || t < 0 || provider < 0)
+		return false;
+	return rules_get()->legal[g][provider][f][t];
+}
+
+/*
+ * Map every effect's provider status through status_map.  An unknown
+ * status of a primary effect makes the delivery unrecognized; a secondary
+ * effect whose status has no mapping for its entity is dropped (the event
+ * simply does not touch that entity).  Returns false when decided.
+ */
+bool
+ob_rules_classify(ObDelivery *d)
+{
+	RuleCache  *cache = rules_get();
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, d->effects)
+	{
+		ObEffect   *e = (ObEffect *) lfirst(lc);
+		const char *raw = e->status_raw;
+		char	   *upper = NULL;
+		RuleMapping *exact = NULL,
+				   *any = NULL;
+
+		if (e->status != NULL)	/* force_status: already a label */
+		{
+			kept = lappend(kept, e);
+			continue;
+		}
+		if (d->provider == OB_CELCOIN && raw != NULL)
+		{
+			/* Celcoin statuses are compared upper-cased (ASCII: no locale) */
+			upper = pstrdup(raw);
+			for (char *p = upper; *p; p++)
+				*p = pg_ascii_toupper((unsigned char) *p);
+			raw = upper;
+		}
+
+		for (int i = 0; i < cache->nmappings; i++)
+		{
+			RuleMapping *m = &cache->mappings[i];
+
+			if (m->provider != d->provider || m->entity != e->entity ||
+				strcmp(m->event_type, e->rule_event) != 0)
+				continue;
+			if (raw != NULL && strcmp(m->status_raw, raw) == 0)
+				exact = m;
+			else if (strcmp(m->status_raw, "*") == 0)
+				any = m;
+		}
+		if (exact == NULL)
+			exact = any;
+		if (exact == NULL)
+		{
+			if (e->primary)
+				return ob_decide(d, OB_UNRECOGNIZED,
+								 "%s %s status \"%s\" is not in onboarding.status_map for %s",
+								 ob_provider_names[d->provider], e->rule_event,
+								 e->status_raw ? e->status_raw : "", ob_entity_names[e->entity]);
+			continue;
+		}
+		e->status = exact->status;
+		e->label = exact->label;
+		kept = lappend(kept, e);
+		if (upper)
+			pfree(upper);
+	}
+	d->effects = kept;
+	return true;
+}
+
+/*
+ * AFTER ... FOR EACH STATEMENT on the rule tables: tell every backend to
+ * drop its cached rules.
+ */
+PG_FUNCTION_INFO_V1(onboarding_rules_changed);
+Datum
+onboarding_rules_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_rules_changed\" was not called by trigger manager")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	rules_valid = false;
+	return PointerGetDatum(NULL);
+}

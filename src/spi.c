@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi.c
+ *		SPI the way the pipeline needs it: as the extension's owner, with
+ *		plans prepared under a fixed search_path.
+ *
+ * Deliveries arrive from roles that may only INSERT into the inbox, yet
+ * deriving state writes tables those roles must not touch.  As core's
+ * ri_triggers.c does, the pipeline runs its queries as the owner of the
+ * inbox.  Every query names its tables with their schema; plans are
+ * prepared with search_path set to pg_catalog and pg_temp only, so that no
+ * operator or function a caller plants in its own search_path can be
+ * picked up by a plan that then runs with the owner's rights.  A cached
+ * plan keeps the search_path it was prepared with.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+/* The user we were before ob_spi_connect(), restored by ob_spi_finish() */
+typedef struct SpiFrame
+{
+	Oid			saved_userid;
+	int			saved_sec;
+} SpiFrame;
+
+#define OB_MAX_SPI_DEPTH 8
+static SpiFrame frames[OB_MAX_SPI_DEPTH];
+static int	depth = 0;
+
+/* The owner of onboarding.inbox: the role every derivation runs as. */
+static Oid
+spi_owner(void)
+{
+	Oid			relid = ob_relation_oid("inbox");
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Connect to SPI and become the extension's owner until ob_spi_finish(). */
+void
+ob_spi_connect(void)
+{
+	SpiFrame   *f;
+
+	if (depth >= OB_MAX_SPI_DEPTH)
+		elog(ERROR, "onboarding SPI nesting too deep");
+	f = &frames[depth++];
+	GetUserIdAndSecContext(&f->saved_userid, &f->saved_sec);
+	SetUserIdAndSecContext(spi_owner(), f->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Disconnect from SPI and become the caller again. */
+void
+ob_spi_finish(void)
+{
+	SpiFrame   *f;
+
+	Assert(depth > 0);
+	f = &frames[--depth];
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	SetUserIdAndSecContext(f->saved_userid, f->saved_sec);
+}
+
+/* Forget the nesting after an error (the transaction restores the user). */
+void
+ob_spi_reset(void)
+{
+	depth = 0;
+}
+
+/*
+ * Prepare and keep a plan, with search_path pinned to pg_catalog, pg_temp
+ * while it is parsed.
+ */
+SPIPlanPtr
+ob_spi_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	AtEOXact_GUC(false, nestlevel);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}

@@ -1,0 +1,344 @@
+/*-------------------------------------------------------------------------
+ *
+ * state.c
+ *		What guards and rewrites the state tables: the transition trigger,
+ *		force_status() and rebuild().
+ *
+ * The database is the authority: whoever writes a state table, a status
+ * may only move along the graph in onboarding.transition.  The trigger
+ * here refuses any other UPDATE with check_violation.  An operator who must
+ * override does it through force_status(), which records the override as a
+ * delivery so that rebuild() reproduces it.  rebuild() throws all state
+ * away and replays the inbox in arrival order through the same pipeline.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* Set while rebuild() rewrites the inbox's derived columns. */
+static bool rebuilding = false;
+
+/* Is rebuild() running in this backend? */
+bool
+ob_rebuilding(void)
+{
+	return rebuilding;
+}
+
+/* Forget the flags after an error (called at transaction end). */
+void
+ob_state_reset(void)
+{
+	rebuilding = false;
+	ob_set_forcing(false);
+}
+
+/* The label of an enum value, for messages. */
+static char *
+state_enum_label(Datum value)
+{
+	return DatumGetCString(DirectFunctionCall1(enum_out, value));
+}
+
+/*
+ * BEFORE UPDATE FOR EACH ROW on the state tables.  Arguments: the table's
+ * entity, its key column, then its status columns.  Refuses any status
+ * change the transition graph does not allow.
+ */
+PG_FUNCTION_INFO_V1(onboarding_state_before_update);
+Datum
+onboarding_state_before_update(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	TupleDesc	desc;
+	ObProvider	provider;
+	bool		isnull;
+	char	  **args;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_state_before_update\" was not called by trigger manager")));
+	trigger = trigdata->tg_trigger;
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		trigger->tgnargs < 3)
+		elog(ERROR, "onboarding_state_before_update must be a row UPDATE trigger with entity, key and status columns");
+	if (ob_state_override())
+		return PointerGetDatum(trigdata->tg_newtuple);
+
+	args = trigger->tgargs;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	provider = ob_provider_from_oid(DatumGetObjectId(
+													 heap_getattr(trigdata->tg_trigtuple,
+																  SPI_fnumber(desc, "provider"),
+																  desc, &isnull)));
+
+	for (int i = 2; i < trigger->tgnargs; i++)
+	{
+		int			attnum = SPI_fnumber(desc, args[i]);
+		bool		oldnull,
+					newnull;
+		Datum		oldv,
+					newv;
+		ObEntity	entity;
+		char	   *from,
+				   *to,
+				   *key;
+
+		if (attnum <= 0)
+			elog(ERROR, "column \"%s\" does not exist", args[i]);
+		oldv = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &oldnull);
+		newv = heap_getattr(trigdata->tg_newtuple, attnum, desc, &newnull);
+		if (newnull && oldnull)
+			continue;
+		if (!newnull && !oldnull && DatumGetObjectId(oldv) == DatumGetObjectId(newv))
+			continue;
+		if (oldnull)
+			continue;			/* a first status: any state may be the first one seen */
+
+		entity = ob_entity_from_name(i == 2 ? args[0] : args[i]);
+		from = state_enum_label(oldv);
+		to = newnull ? "NULL" : state_enum_label(newv);
+		key = SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, args[1]));
+		if (newnull || !ob_transition_legal(entity, provider, from, to))
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("illegal transition of %s \"%s\" (%s): %s -> %s",
+							ob_entity_names[entity], key, ob_provider_names[provider], from, to),
+					 errdetail("onboarding.transition has no move from %s to %s for %s %s.",
+							   from, to, ob_provider_names[provider], ob_graph_names[ob_entity_graph(entity)]),
+					 errhint("Use onboarding.force_status() to override a state, with a reason.")));
+	}
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+/*
+ * force_status_record(entity, provider, key, status, reason) → bigint
+ *
+ * Record an operator's override as a delivery (event type force_status)
+ * and apply it, bypassing the transition graph.  Returns the inbox id;
+ * the SQL function onboarding.force_status() returns the stored row.
+ */
+PG_FUNCTION_INFO_V1(onboarding_force_status);
+Datum
+onboarding_force_status(PG_FUNCTION_ARGS)
+{
+	char	   *entity;
+	char	   *key;
+	char	   *status;
+	char	   *reason;
+	ObEntity	kind;
+	Datum		args[3];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	int64		id;
+	bool		isnull;
+	char	   *by;
+	StringInfoData body;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("force_status() needs entity, provider, key, status and reason"),
+					 errhint("The reason is kept in the inbox and in onboarding.history.")));
+	entity = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	status = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	reason = text_to_cstring(PG_GETARG_TEXT_PP(4));
+
+	kind = ob_entity_from_name(entity);
+	if (kind == OB_NENTITIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown entity \"%s\"", entity),
+				 errhint("Use account, proposal, document, closure, background_check or documentscopy.")));
+	if (ob_status_label(ob_entity_graph(kind), status) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a status of %s", status, entity),
+				 errhint("The statuses are the labels of onboarding.%s_status.",
+						 ob_graph_names[ob_entity_graph(kind)])));
+	if (reason[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("force_status() needs a reason"),
+				 errhint("Say why the state is overridden: it is kept as evidence.")));
+
+	by = GetUserNameFromId(GetOuterUserId(), false);
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"entity\": ");
+	escape_json(&body, entity);
+	appendStringInfoString(&body, ", \"key\": ");
+	escape_json(&body, key);
+	appendStringInfoString(&body, ", \"status\": ");
+	escape_json(&body, status);
+	appendStringInfoString(&body, ", \"reason\": ");
+	escape_json(&body, reason);
+	appendStringInfoString(&body, ", \"by\": ");
+	escape_json(&body, by);
+	appendStringInfoString(&body, ", \"at\": ");
+	escape_json(&body, timestamptz_to_str(GetCurrentTransactionStartTimestamp()));
+	appendStringInfoChar(&body, '}');
+
+	args[0] = DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1));
+	args[0] = CStringGetTextDatum(DatumGetCString(args[0]));
+	args[1] = CStringGetTextDatum(body.data);
+	args[2] = CStringGetTextDatum(by);
+
+	ob_spi_connect();
+	ob_set_forcing(true);
+	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+							  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record the override");
+	ob_set_forcing(false);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ob_spi_finish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * rebuild() → bigint
+ *
+ * Empty the state tables and history, then replay every delivery in inbox
+ * id order (the order it was processed in) through the pipeline, rewriting
+ * the inbox's derived columns.  Returns the number of deliveries replayed.
+ */
+PG_FUNCTION_INFO_V1(onboarding_rebuild);
+Datum
+onboarding_rebuild(PG_FUNCTION_ARGS)
+{
+	Oid			inboxid = ob_relation_oid("inbox");
+	Relation	inbox;
+	ObInboxAtts atts;
+	TupleDesc	desc;
+	Portal		portal;
+	SPIPlanPtr	update;
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+	INT8OID, INT8OID};
+	int64		replayed = 0;
+	MemoryContext rowcxt;
+	MemoryContext old;
+
+	/* no delivery may arrive while we replay */
+	inbox = table_open(inboxid, ExclusiveLock);
+	desc = RelationGetDescr(inbox);
+	ob_inbox_atts(desc, &atts);
+
+	ob_spi_connect();
+	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
+					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not empty the state tables");
+
+	update = ob_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
+							" status_raw = $4, event_at = $5, outcome = $6::onboarding.outcome,"
+							" detail = $7, body_hash = $8, duplicate_of = $9 WHERE id = $1",
+							9, types);
+
+	/* duplicates first: the first delivery of each (provider, body) is the original */
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT i.*, CASE WHEN i.payload IS NOT NULL THEN"
+									   "   pg_catalog.first_value(i.id) OVER w END AS first_id"
+									   "  FROM onboarding.inbox i"
+									   " WINDOW w AS (PARTITION BY i.provider, i.payload ORDER BY i.id)"
+									   " ORDER BY i.id",
+									   0, NULL, NULL, NULL, true, 0);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rebuild row",
+								   ALLOCSET_DEFAULT_SIZES);
+	rebuilding = true;
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		nrows;
+		TupleDesc	rdesc;
+		ObInboxAtts ratts;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+		rdesc = batch->tupdesc;
+		ob_inbox_atts(rdesc, &ratts);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			HeapTuple	tup = batch->vals[i];
+			ObDelivery	d;
+			bool		isnull;
+			Datum		raw;
+			Datum		first;
+			Datum		args[9];
+			char		nulls[9];
+			int64		id;
+
+			old = MemoryContextSwitchTo(rowcxt);
+			ob_delivery_init(&d, tup, rdesc, &ratts);
+			id = d.id;
+			raw = heap_getattr(tup, ratts.raw, rdesc, &isnull);
+			first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
+			if (d.payload != NULL)
+				d.body_hash = ob_dedupe_hash(d.payload);
+			if (!isnull && DatumGetInt64(first) != id)
+			{
+				d.duplicate_of = DatumGetInt64(first);
+				ob_detect(&d);
+				d.decided = true;
+				d.outcome = OB_DUPLICATE;
+				resetStringInfo(&d.detail);
+				appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
+			}
+			else
+				ob_process_delivery(inbox, &atts, &d,
+									isnull ? NULL : DatumGetTextPP(raw), false);
+			Assert(d.id == id);
+
+			memset(nulls, ' ', sizeof(nulls));
+			args[0] = Int64GetDatum(id);
+#define ARG_TEXT(n, s) do { if (s) args[n] = CStringGetTextDatum(s); else nulls[n] = 'n'; } while (0)
+			ARG_TEXT(1, d.event_type);
+			ARG_TEXT(2, d.subject);
+			ARG_TEXT(3, d.status_raw);
+			args[4] = TimestampTzGetDatum(d.event_at);
+			if (!d.has_event_at)
+				nulls[4] = 'n';
+			ARG_TEXT(5, ob_outcome_names[d.outcome]);
+			ARG_TEXT(6, d.detail.len > 0 ? d.detail.data : NULL);
+#undef ARG_TEXT
+			args[7] = Int64GetDatum((int64) d.body_hash);
+			if (d.payload == NULL)
+				nulls[7] = 'n';
+			args[8] = Int64GetDatum(d.duplicate_of);
+			if (d.duplicate_of == 0)
+				nulls[8] = 'n';
+			if (SPI_execute_plan(update, args, nulls, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not rewrite delivery %lld", (long long) id);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+			replayed++;
+		}
+		SPI_freetuptable(batch);
+	}
+	rebuilding = false;
+	SPI_cursor_close(portal);
+	SPI_freeplan(update);
+	ob_spi_finish();
+	table_close(inbox, NoLock);
+	PG_RETURN_INT64(replayed);
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# test/run.sh — the machinery behind `make test` and `make demo`.
+#
+# On a fresh Debian 12 machine (as root, or as a user with sudo) it installs
+# what is missing (PostgreSQL 15 server and headers), builds and installs the
+# extension, starts a throwaway cluster as an unprivileged OS user on a
+# private socket directory, runs the suites or the demo, and stops the
+# cluster again, whatever happened.
+#
+#   bash test/run.sh test    every suite; last line "N passed, N failed"
+#   bash test/run.sh demo    ingest the fixture corpus and show what it became
+#
+# Knobs (environment): PG_CONFIG, ONBOARDING_TEST_USER (OS user that runs
+# the server when started as root), ONBOARDING_KEEP=1 (keep the cluster dir).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+MODE=${1:-test}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install PostgreSQL 15, its headers and a C toolchain when any is missing.
+install_deps() {
+	local need=()
+	[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+	[ -x /usr/lib/postgresql/15/bin/pg_config ] && \
+		[ -f /usr/include/postgresql/15/server/postgres.h ] || need+=(postgresql-server-dev-15)
+	command -v gcc >/dev/null || need+=(gcc)
+	command -v make >/dev/null || need+=(make)
+	if [ ${#need[@]} -gt 0 ]; then
+		log "installing ${need[*]}"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	fi
+}
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+
+# Build with the strict flags and install into the PostgreSQL tree.
+build_install() {
+	log "building"
+	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	log "installing"
+	as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# Start a throwaway cluster owned by an unprivileged OS user.
+start_cluster() {
+	BINDIR=$("$PG_CONFIG" --bindir)
+	if [ "$(id -u)" -eq 0 ]; then
+		RUNAS=${ONBOARDING_TEST_USER:-postgres}
+		id "$RUNAS" >/dev/null 2>&1 || useradd --system --no-create-home "$RUNAS"
+	else
+		RUNAS=$(id -un)
+	fi
+	WORK=$(mktemp -d /tmp/onboarding-test.XXXXXX)
+	chmod 755 "$WORK"
+	[ "$(id -u)" -eq 0 ] && chown "$RUNAS" "$WORK"
+	PGPORT=${PGPORT_TEST:-$((50000 + RANDOM % 10000))}
+	export PGHOST=$WORK PGPORT PGUSER=postgres PGDATABASE=postgres
+	trap stop_cluster EXIT
+	log "starting a throwaway cluster in $WORK as OS user $RUNAS"
+	run_as "$BINDIR/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+	cat >>"$WORK/data/postgresql.conf" <<-EOF
+		listen_addresses = ''
+		unix_socket_directories = '$WORK'
+		port = $PGPORT
+		fsync = off
+		max_prepared_transactions = 10
+		log_min_messages = warning
+	EOF
+	run_as "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+}
+
+run_as() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u "$RUNAS" -- "$@"; else "$@"; fi
+}
+
+stop_cluster() {
+	if [ -n "${WORK:-}" ] && [ -d "$WORK/data" ]; then
+		run_as "$BINDIR/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
+		if [ "${ONBOARDING_KEEP:-0}" = 1 ]; then log "cluster kept in $WORK"; else rm -rf "$WORK"; fi
+	fi
+}
+
+PASSED=0
+FAILED=0
+
+# Run one pg_regress-style make target and count its ok/FAILED lines.
+run_regress() {
+	local out
+	out=$(mktemp)
+	set +e
+	make -s PG_CONFIG="$PG_CONFIG" "$@" 2>&1 | tee "$out"
+	set -e
+	PASSED=$((PASSED + $(grep -cE '\.\.\. ok|^ok ' "$out" || true)))
+	FAILED=$((FAILED + $(grep -cE '\.\.\. FAILED|^not ok |\.\.\. failed' "$out" || true)))
+	if [ -f regression.diffs ] && [ -s regression.diffs ]; then
+		cp regression.diffs "$WORK/regression.diffs.$FAILED" 2>/dev/null || true
+		head -c 20000 regression.diffs
+	fi
+	rm -f "$out"
+}
+
+# Run one shell test script; it prints its own figures, exit status decides.
+run_script() {
+	local name=$1; shift
+	if "$@"; then
+		echo "test $name ... ok"; PASSED=$((PASSED + 1))
+	else
+		echo "test $name ... FAILED"; FAILED=$((FAILED + 1))
+	fi
+}
+
+case "$MODE" in
+test)
+	install_deps
+	build_install
+	start_cluster
+	log "regression suites"
+	run_regress installcheck ISOLATION=
+	log "isolation specs"
+	run_regress installcheck REGRESS=
+	for t in test/scripts/*.sh; do
+		[ -e "$t" ] || continue
+		run_script "$(basename "$t" .sh)" bash "$t"
+	done
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	;;
+demo)
+	install_deps
+	build_install
+	start_cluster
+	bash test/demo.sh
+	;;
+*)
+	echo "usage: $0 test|demo" >&2
+	exit 2
+	;;
+esac
