@@ -10,9 +10,9 @@ DATA         = $(wildcard sql/onboarding--*.sql)
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-REGRESS      = setup inbox parse qitech fitbank celcoin taxid
+REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus
 REGRESS_OPTS = --inputdir=. --load-extension=onboarding
-ISOLATION    = dedupe
+ISOLATION    = dedupe entity update_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=onboarding
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso

@@ -378,13 +378,6 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 		r->seen_id = 0;
 }
 
-/* Text of a timestamp for messages. */
-static char *
-derive_time_text(TimestampTz t)
-{
-	return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(t)));
-}
-
 /* The verdict of §6 for one status column */
 typedef enum Verdict
 {
@@ -468,8 +461,8 @@ derive_judge(ObDelivery *d, List *targets)
 					return ob_decide(d, OB_STALE,
 									 "%s %s is %s since %s; this %s event of %s precedes it",
 									 ob_entity_names[e->entity], r->key, r->cur[c],
-									 derive_time_text(r->t0), e->status,
-									 derive_time_text(d->event_at));
+									 ob_time_text(r->t0), e->status,
+									 ob_time_text(d->event_at));
 				return ob_decide(d, OB_ILLEGAL,
 								 "%s %s: %s -> %s is not a legal transition",
 								 ob_entity_names[e->entity], r->key, r->cur[c], e->status);

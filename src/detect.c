@@ -177,8 +177,7 @@ detect_time_field(ObDelivery *d, ObEffect *e, ObField f, JsonbContainer *c, cons
 	switch (ob_parse_time(s, &t))
 	{
 		case OB_TIME_OK:
-			e->fields[f] = DatumGetCString(DirectFunctionCall1(timestamptz_out,
-															   TimestampTzGetDatum(t)));
+			e->fields[f] = ob_time_text(t);
 			break;
 		case OB_TIME_SENTINEL:
 			break;

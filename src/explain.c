@@ -86,10 +86,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	explain_field(&out, "key", d.subject, false);
 	explain_field(&out, "status_raw", d.status_raw, false);
 	explain_field(&out, "status", first ? first->status : NULL, false);
-	explain_field(&out, "event_at", d.has_event_at ?
-				  DatumGetCString(DirectFunctionCall1(timestamptz_out,
-													  TimestampTzGetDatum(d.event_at))) : NULL,
-				  false);
+	explain_field(&out, "event_at", d.has_event_at ? ob_time_text(d.event_at) : NULL, false);
 	explain_field(&out, "outcome", ob_outcome_names[d.outcome], false);
 	explain_field(&out, "detail", d.detail.len > 0 ? d.detail.data : NULL, false);
 	appendStringInfoString(&out, ", \"effects\": [");

@@ -196,6 +196,7 @@ typedef enum ObTimeResult
 } ObTimeResult;
 
 extern ObTimeResult ob_parse_time(const char *s, TimestampTz *result);
+extern char *ob_time_text(TimestampTz t);
 
 /* ---------------------------------------------------------------------
  * parse.c

@@ -194,7 +194,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	appendStringInfoString(&body, ", \"by\": ");
 	escape_json(&body, by);
 	appendStringInfoString(&body, ", \"at\": ");
-	escape_json(&body, timestamptz_to_str(GetCurrentTransactionStartTimestamp()));
+	escape_json(&body, ob_time_text(GetCurrentTransactionStartTimestamp()));
 	appendStringInfoChar(&body, '}');
 
 	args[0] = DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1));
@@ -282,6 +282,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 			HeapTuple	tup = batch->vals[i];
 			ObDelivery	d;
 			bool		isnull;
+			bool		raw_null;
 			Datum		raw;
 			Datum		first;
 			Datum		args[9];
@@ -291,7 +292,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(rowcxt);
 			ob_delivery_init(&d, tup, rdesc, &ratts);
 			id = d.id;
-			raw = heap_getattr(tup, ratts.raw, rdesc, &isnull);
+			raw = heap_getattr(tup, ratts.raw, rdesc, &raw_null);
 			first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
 			if (d.payload != NULL)
 				d.body_hash = ob_dedupe_hash(d.payload);
@@ -306,7 +307,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 			}
 			else
 				ob_process_delivery(inbox, &atts, &d,
-									isnull ? NULL : DatumGetTextPP(raw), false);
+									raw_null ? NULL : DatumGetTextPP(raw), false);
 			Assert(d.id == id);
 
 			memset(nulls, ' ', sizeof(nulls));

@@ -140,3 +140,31 @@ ob_parse_time(const char *s, TimestampTz *result)
 	*result = (TimestampTz) (ts + usec);
 	return OB_TIME_OK;
 }
+
+/*
+ * A timestamp as ISO 8601 text in UTC ("2024-05-01 13:00:00.5+00"),
+ * whatever the session's DateStyle and TimeZone: derived text must not
+ * depend on who ran the pipeline, or rebuild() would not reproduce it.
+ */
+char *
+ob_time_text(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char	   *s;
+
+	if (TIMESTAMP_NOT_FINITE(t) || timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return pstrdup("infinity");
+	s = psprintf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year, tm.tm_mon, tm.tm_mday,
+				 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (fsec != 0)
+	{
+		char	   *frac = psprintf("%06d", (int) fsec);
+		int			len = 6;
+
+		while (len > 0 && frac[len - 1] == '0')
+			frac[--len] = '\0';
+		s = psprintf("%s.%s", s, frac);
+	}
+	return psprintf("%s+00", s);
+}
