@@ -91,11 +91,17 @@ void
 ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 					text *raw, bool dedupe)
 {
-	if (d->payload == NULL)
+	if (raw != NULL)
 	{
 		char	   *why;
+		Jsonb	   *parsed;
 
-		switch (ob_parse_raw(raw, &d->payload, &why))
+		/*
+		 * With payload given, raw is kept verbatim and payload is what is
+		 * read; still say when raw needed the repair, so that a rebuild
+		 * (which sees the payload this step stored) says the same.
+		 */
+		switch (ob_parse_raw(raw, &parsed, &why))
 		{
 			case OB_PARSE_OK:
 				break;
@@ -103,9 +109,15 @@ ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 				ob_note(d, "%s", why);
 				break;
 			case OB_PARSE_FAILED:
-				ob_decide(d, OB_INVALID, "%s", why);
-				return;
+				if (d->payload == NULL)
+				{
+					ob_decide(d, OB_INVALID, "%s", why);
+					return;
+				}
+				break;
 		}
+		if (d->payload == NULL)
+			d->payload = parsed;
 	}
 
 	ob_detect(d);
