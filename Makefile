@@ -32,6 +32,9 @@ test:
 demo:
 	@bash test/run.sh demo
 
+bench:
+	@bash test/run.sh bench
+
 ifneq ($(PGXS),)
 include $(PGXS)
 else

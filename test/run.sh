@@ -9,6 +9,7 @@
 #
 #   bash test/run.sh test    every suite; last line "N passed, N failed"
 #   bash test/run.sh demo    ingest the fixture corpus and show what it became
+#   bash test/run.sh bench   the benchmark of test/bench (make bench)
 #
 # Knobs (environment): PG_CONFIG, ONBOARDING_TEST_USER (OS user that runs
 # the server when started as root), ONBOARDING_KEEP=1 (keep the cluster dir).
@@ -77,8 +78,12 @@ start_cluster() {
 		log_min_messages = warning
 	EOF
 	run_as "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+	# for test scripts that must stop, kill or restart the server
+	export ONBOARDING_PGDATA="$WORK/data" ONBOARDING_BINDIR="$BINDIR" ONBOARDING_RUNAS="$RUNAS"
+	export ONBOARDING_WORK="$WORK" ONBOARDING_SERVER_LOG="$WORK/server.log"
 }
 
+# Run a command as the OS user that owns the cluster.
 run_as() {
 	if [ "$(id -u)" -eq 0 ]; then runuser -u "$RUNAS" -- "$@"; else "$@"; fi
 }
@@ -140,6 +145,12 @@ demo)
 	build_install
 	start_cluster
 	bash test/demo.sh
+	;;
+bench)
+	install_deps
+	build_install
+	start_cluster
+	bash test/bench/run.sh
 	;;
 *)
 	echo "usage: $0 test|demo" >&2
