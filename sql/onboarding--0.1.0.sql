@@ -740,3 +740,238 @@ END
 $$;
 COMMENT ON FUNCTION onboarding.transition_graph(text) IS
     'the transition graphs as Graphviz DOT (one entity, or all); final states drawn doubled';
+
+-- ---------------------------------------------------------------------------
+-- Reporting (SPEC §8).  Every name is schema-qualified and every operator
+-- on an extension type is written OPERATOR(onboarding.=), so the views and
+-- the inlinable SQL functions mean the same whatever the caller's
+-- search_path.
+-- ---------------------------------------------------------------------------
+
+-- Every status column of every entity, one row per entity (checks included)
+CREATE VIEW onboarding.entity_status AS
+SELECT provider, 'account'::text AS entity, account_key AS entity_key, status::text AS status,
+       tax_id, last_event_at, last_inbox_id
+  FROM onboarding.account
+UNION ALL
+SELECT provider, 'proposal', proposal_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE status IS NOT NULL
+UNION ALL
+SELECT provider, 'background_check', proposal_key, background_check::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE background_check IS NOT NULL
+UNION ALL
+SELECT provider, 'documentscopy', proposal_key, documentscopy::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE documentscopy IS NOT NULL
+UNION ALL
+SELECT provider, 'document', document_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.document
+UNION ALL
+SELECT provider, 'closure', account_key, status::text, NULL::onboarding.taxid, last_event_at, last_inbox_id
+  FROM onboarding.closure;
+COMMENT ON VIEW onboarding.entity_status IS
+    'every entity (checks as entities of their own) with its current status';
+
+CREATE VIEW onboarding.funnel AS
+SELECT provider, entity, status, count(*) AS how_many,
+       round(count(*) * 100.0 / sum(count(*)) OVER (PARTITION BY provider, entity), 1) AS share
+  FROM onboarding.entity_status
+ GROUP BY provider, entity, status;
+COMMENT ON VIEW onboarding.funnel IS
+    'how many entities are in each status, and their share (percent) of the provider''s entities';
+
+CREATE VIEW onboarding.daily AS
+SELECT (received_at AT TIME ZONE 'UTC')::date AS day, provider,
+       count(*) AS deliveries,
+       count(*) FILTER (WHERE outcome = 'applied') AS applied,
+       count(*) FILTER (WHERE outcome = 'duplicate') AS duplicate,
+       count(*) FILTER (WHERE outcome = 'stale') AS stale,
+       count(*) FILTER (WHERE outcome = 'illegal_transition') AS illegal_transition,
+       count(*) FILTER (WHERE outcome = 'unrecognized') AS unrecognized,
+       count(*) FILTER (WHERE outcome = 'invalid') AS invalid
+  FROM onboarding.inbox
+ GROUP BY 1, 2;
+COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provider, by outcome';
+
+CREATE VIEW onboarding.stage_durations AS
+WITH spans AS (
+    SELECT provider, entity, to_status AS status,
+           lead(event_at) OVER w - event_at AS spent
+      FROM onboarding.history
+    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY id)
+)
+SELECT provider, entity, status, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY spent) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY spent) AS p90,
+       max(spent) AS max
+  FROM spans
+ WHERE spent IS NOT NULL
+ GROUP BY provider, entity, status;
+COMMENT ON VIEW onboarding.stage_durations IS
+    'time spent in each status before the next change (provider times), from history';
+
+CREATE VIEW onboarding.rejection_reasons AS
+SELECT provider, entity, reason, count(*) AS how_many, max(last_event_at) AS last_seen
+  FROM (SELECT provider, 'account' AS entity, coalesce(reason, '(no reason given)') AS reason, last_event_at
+          FROM onboarding.account WHERE status IN ('rejected', 'failed', 'blocked')
+        UNION ALL
+        SELECT provider, 'proposal', coalesce(provider_status || ': ' || message,
+                                              provider_status, '(no reason given)'), last_event_at
+          FROM onboarding.proposal WHERE status IN ('rejected', 'expired', 'account_error')
+        UNION ALL
+        SELECT provider, 'document', coalesce(reason, provider_status, '(no reason given)'), last_event_at
+          FROM onboarding.document WHERE status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')
+       ) r
+ GROUP BY provider, entity, reason;
+COMMENT ON VIEW onboarding.rejection_reasons IS
+    'why accounts, proposals and documents were refused or blocked, how often, last seen';
+
+CREATE VIEW onboarding.pending_documents AS
+SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw, signer,
+       status,
+       CASE WHEN status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
+            THEN 'provider' ELSE 'customer' END AS waiting_on,
+       reason, last_event_at AS since
+  FROM onboarding.document
+ WHERE status <> 'validated';
+COMMENT ON VIEW onboarding.pending_documents IS
+    'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
+
+CREATE VIEW onboarding.anomalies AS
+SELECT id, received_at, provider, event_type, subject, status_raw, event_at, outcome, detail
+  FROM onboarding.inbox
+ WHERE outcome IN ('stale', 'illegal_transition', 'unrecognized', 'invalid');
+COMMENT ON VIEW onboarding.anomalies IS
+    'deliveries that changed nothing for a reason worth a look, with the reason';
+
+-- Statuses in which an entity is still on its way (used by stuck()): not
+-- final in the graph, and not a settled state (an account that exists, a
+-- validated document, a disapproved closure request, an approved Fitbank
+-- person: Fitbank reports the account itself through UpdateAccount).
+CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider, status text)
+    RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT NOT (entity = 'account' AND status IN ('created', 'limited', 'active', 'blocked', 'closing'))
+       AND NOT (entity = 'document' AND status = 'validated')
+       AND NOT (entity = 'proposal' AND provider = 'fitbank' AND status = 'approved')
+       AND NOT (entity = 'closure' AND status = 'disapproved')
+       AND EXISTS (SELECT 1 FROM onboarding.transition t
+                    WHERE t.entity = CASE WHEN in_progress.entity IN ('background_check', 'documentscopy')
+                                          THEN 'check' ELSE in_progress.entity END
+                      AND t.from_status = in_progress.status
+                      AND (t.provider IS NULL OR t.provider = in_progress.provider))
+    $$;
+
+-- the candidates, each through a small partial index
+CREATE INDEX account_in_progress_idx ON onboarding.account (provider, last_event_at)
+    WHERE status IN ('requested', 'in_analysis', 'pending_data');
+CREATE INDEX proposal_in_progress_idx ON onboarding.proposal (provider, last_event_at)
+    WHERE status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved');
+CREATE INDEX proposal_check_in_progress_idx ON onboarding.proposal (provider, last_event_at)
+    WHERE background_check IN ('created', 'pending', 'processing')
+       OR documentscopy IN ('created', 'pending', 'processing');
+CREATE INDEX document_in_progress_idx ON onboarding.document (provider, last_event_at)
+    WHERE status <> 'validated';
+CREATE INDEX closure_in_progress_idx ON onboarding.closure (provider, last_event_at)
+    WHERE status IN ('created', 'processing', 'pending', 'error', 'automatic');
+
+CREATE VIEW onboarding.in_progress_entities AS
+SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at
+  FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
+               a.status::text AS status, a.last_event_at
+          FROM onboarding.account a
+         WHERE a.status IN ('requested', 'in_analysis', 'pending_data')
+        UNION ALL
+        SELECT p.provider, 'proposal', p.proposal_key, p.status::text, p.last_event_at
+          FROM onboarding.proposal p
+         WHERE p.status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved')
+        UNION ALL
+        SELECT p.provider, c.entity, p.proposal_key, c.status, p.last_event_at
+          FROM onboarding.proposal p
+         CROSS JOIN LATERAL (VALUES ('background_check', p.background_check::text),
+                                    ('documentscopy', p.documentscopy::text)) c (entity, status)
+         WHERE (p.background_check IN ('created', 'pending', 'processing')
+                OR p.documentscopy IN ('created', 'pending', 'processing'))
+           AND c.status IN ('created', 'pending', 'processing')
+        UNION ALL
+        SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at
+          FROM onboarding.document d
+         WHERE d.status <> 'validated'
+        UNION ALL
+        SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at
+          FROM onboarding.closure c
+         WHERE c.status IN ('created', 'processing', 'pending', 'error', 'automatic')
+       ) s
+ WHERE onboarding.in_progress(s.entity, s.provider, s.status);
+COMMENT ON VIEW onboarding.in_progress_entities IS
+    'entities still on their way: not in a final state of the graph, and not settled';
+
+-- A thin SQL function over the view, so that it is inlined and the
+-- caller's filters reach the indexes; its only operators are qualified.
+CREATE FUNCTION onboarding.stuck(older_than interval)
+    RETURNS TABLE (provider onboarding.provider, entity text, entity_key text, status text,
+                   last_event_at timestamptz, idle interval)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT e.provider, e.entity, e.entity_key, e.status, e.last_event_at,
+           pg_catalog.now() OPERATOR(pg_catalog.-) e.last_event_at
+      FROM onboarding.in_progress_entities e
+     WHERE e.last_event_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
+    $$;
+COMMENT ON FUNCTION onboarding.stuck(interval) IS
+    'entities still on their way (not final, not settled) with no provider event for older_than';
+
+-- Everything about one taxpayer: each status change of their entities, and
+-- each delivery about them that changed nothing, with why.
+CREATE VIEW onboarding.person_timeline AS
+WITH entities AS (
+    SELECT a.tax_id, a.provider, 'account'::text AS entity, a.account_key AS entity_key
+      FROM onboarding.account a
+    UNION ALL
+    SELECT a.tax_id, c.provider, 'closure', c.account_key
+      FROM onboarding.account a
+      JOIN onboarding.closure c ON c.provider = a.provider AND c.account_key = a.account_key
+    UNION ALL
+    SELECT p.tax_id, p.provider, e.entity, p.proposal_key
+      FROM onboarding.proposal p
+     CROSS JOIN (VALUES ('proposal'), ('background_check'), ('documentscopy')) e (entity)
+    UNION ALL
+    SELECT d.tax_id, d.provider, 'document', d.document_key
+      FROM onboarding.document d
+), subjects AS (
+    SELECT a.tax_id, a.provider, a.account_key AS subject FROM onboarding.account a
+    UNION
+    SELECT p.tax_id, p.provider, p.proposal_key FROM onboarding.proposal p
+    UNION
+    SELECT d.tax_id, d.provider, d.document_key FROM onboarding.document d
+)
+SELECT k.tax_id, coalesce(h.event_at, i.received_at) AS at, h.provider, h.entity, h.entity_key,
+       h.from_status, h.to_status, i.outcome, h.reason AS detail, h.inbox_id
+  FROM entities k
+  JOIN onboarding.history h ON h.provider = k.provider AND h.entity = k.entity
+                           AND h.entity_key = k.entity_key
+  JOIN onboarding.inbox i ON i.id = h.inbox_id
+UNION ALL
+SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subject,
+       NULL, NULL, i.outcome, i.detail, i.id
+  FROM subjects s
+  JOIN onboarding.inbox i ON i.provider = s.provider AND i.subject = s.subject
+ WHERE i.outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
+COMMENT ON VIEW onboarding.person_timeline IS
+    'per taxpayer: every status change and every delivery that changed nothing; see timeline()';
+
+CREATE FUNCTION onboarding.timeline(tax_id onboarding.taxid)
+    RETURNS TABLE (at timestamptz, provider onboarding.provider, entity text, entity_key text,
+                   from_status text, to_status text, outcome onboarding.outcome, detail text,
+                   inbox_id bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT t.at, t.provider, t.entity, t.entity_key, t.from_status, t.to_status, t.outcome,
+           t.detail, t.inbox_id
+      FROM onboarding.person_timeline t
+     WHERE t.tax_id OPERATOR(onboarding.=) timeline.tax_id
+     ORDER BY t.at, t.inbox_id, t.entity
+    $$;
+COMMENT ON FUNCTION onboarding.timeline(onboarding.taxid) IS
+    'everything known about one person or company across providers, in time order';

@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# test/bench/run.sh — the benchmark of issue 6 (`make bench`).
+#
+# Runs against the throwaway cluster that test/run.sh started (PGHOST, PGPORT,
+# PGUSER, ONBOARDING_WORK, ONBOARDING_SERVER_LOG, ...). Every figure is set
+# against the physical limit of "store the delivery": a plain table
+#
+#     plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb)
+#
+# loaded the same way, from the same bytes, in the same run, under the same
+# server settings. What it measures, in order:
+#
+#   corpus   BENCH_SCALE deliveries of the three providers (corpus.sql),
+#            written once to a file that every load reads
+#   a. batch    COPY file -> plain vs COPY file -> onboarding.inbox
+#               (fresh table / fresh extension each time; best of BENCH_REPEAT)
+#   c. rebuild  onboarding.rebuild() of the inbox that (a) loaded, against
+#               the inbox's batch rate (best of BENCH_REPEAT)
+#   b. webhook  8 clients x single-row INSERT transactions (pgbench),
+#               plain vs inbox, BENCH_SECONDS each
+#   d. memory   the backend's private memory while it COPYs BENCH_MEM_ROWS
+#               deliveries into the inbox: at ~100,000 rows and at the end
+#
+# and prints one table: figure, value, baseline, ratio, target, met?
+#
+# Knobs (environment):
+#   BENCH_SCALE       deliveries in the corpus                    (100000)
+#   BENCH_SECONDS     duration of each pgbench run, seconds       (20)
+#   BENCH_REPEAT      runs of each batch load and of rebuild()    (2)
+#   BENCH_MEM_ROWS    rows of the memory COPY                     (1000000)
+#   BENCH_MEM_BUDGET  longest the memory COPY may take, seconds: when the
+#                     inbox's batch rate says BENCH_MEM_ROWS would take
+#                     longer, fewer rows are loaded and the row says so (300)
+#   BENCH_PICK        which delivery each pgbench transaction sends:
+#                     `sequential` (the corpus in delivery order, as a webhook
+#                     endpoint would receive it) or `random` (any row)
+#                                                                  (sequential)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+: "${PGHOST:?run through 'make bench' (test/run.sh exports the cluster)}"
+: "${ONBOARDING_WORK:?run through 'make bench'}"
+
+SCALE=${BENCH_SCALE:-100000}
+PGB_SECONDS=${BENCH_SECONDS:-20}
+REPEAT=${BENCH_REPEAT:-2}
+MEM_ROWS=${BENCH_MEM_ROWS:-1000000}
+STREAM_ROWS=$MEM_ROWS      # deliveries of the stream (below): pgbench and memory
+MEM_BUDGET=${BENCH_MEM_BUDGET:-300}
+PICK=${BENCH_PICK:-sequential}
+CLIENTS=8
+THREADS=2
+MEM_FIRST=100000            # the "after 100,000 rows" point of target 4
+
+DB=onboarding_bench
+CORPUS_FILE=$ONBOARDING_WORK/bench-corpus.copy
+MEM_FILE=$ONBOARDING_WORK/bench-memory.copy
+TMP=$(mktemp -d /tmp/onboarding-bench.XXXXXX)
+trap 'rm -rf "$TMP"; rm -f "$CORPUS_FILE" "$MEM_FILE"' EXIT
+START=$SECONDS
+
+case "$PICK" in sequential | random) ;; *) echo "BENCH_PICK must be sequential or random" >&2; exit 2 ;; esac
+[ "$MEM_ROWS" -gt "$MEM_FIRST" ] || { echo "BENCH_MEM_ROWS must exceed $MEM_FIRST" >&2; exit 2; }
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# psql on the benchmark database: unaligned, tuples only, stop at the first error.
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+# Seconds the given SQL took, measured by the server around it (one session,
+# each statement committed on its own, as a loader would).
+timed() {
+	q <<-EOF | tail -n 1
+		SELECT clock_timestamp() AS bench_t0 \gset
+		$1
+		SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0')::numeric, 3);
+	EOF
+}
+
+# Arithmetic on decimals: calc 'expression' (awk syntax).
+calc() { awk "BEGIN { x = ($1); if (x == int(x)) printf \"%d\", x; else printf \"%.6f\", x }"; }
+# 1234567.8 -> 1,234,568
+num() {
+	awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); n = ""
+		while (length(s) > 3) { n = "," substr(s, length(s) - 2) n; s = substr(s, 1, length(s) - 3) }
+		print s n }'
+}
+
+# A fresh baseline table, and a fresh extension (the inbox refuses TRUNCATE).
+fresh_plain() {
+	q <<-'EOF'
+		DROP TABLE IF EXISTS plain;
+		CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb);
+		CHECKPOINT;
+	EOF
+}
+fresh_inbox() {
+	q <<-'EOF'
+		DROP EXTENSION IF EXISTS onboarding;
+		CREATE EXTENSION onboarding;
+		CHECKPOINT;
+	EOF
+}
+
+# One line: how many deliveries of the inbox ended in each outcome.
+outcomes() {
+	q -c "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome)
+	        FROM (SELECT outcome::text, count(*) n FROM onboarding.inbox GROUP BY 1) o"
+}
+
+# ---------------------------------------------------------------------------
+# Corpus: generated in SQL (corpus.sql), written once to a file in the
+# cluster's scratch directory, so that the server reads it for every COPY.
+# ---------------------------------------------------------------------------
+log "corpus: generating $SCALE deliveries"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -v scale="$SCALE" -f test/bench/corpus.sql >/dev/null
+q -c "COPY (SELECT body FROM bench.corpus ORDER BY n) TO '$CORPUS_FILE'"
+# The stream: the corpus repeated up to MEM_ROWS deliveries, each repetition
+# addressing other entities (the UUID group 4e00 and the Fitbank account
+# prefix 860590 rewritten), so most rows are new entities, not duplicates.
+# The pgbench clients read it in order (BENCH_PICK=sequential) and the memory
+# COPY (d) reads its first rows from a file.
+log "corpus: repeating it into a stream of $STREAM_ROWS deliveries"
+q <<-EOF
+	CREATE UNLOGGED TABLE bench.stream (n int PRIMARY KEY, body jsonb NOT NULL);
+	INSERT INTO bench.stream (n, body)
+	SELECT r * $SCALE + c.n,
+	       CASE WHEN r = 0 THEN c.body
+	            ELSE replace(replace(c.body::text,
+	                     '-4e00-', '-4' || lpad(to_hex(3584 + r), 3, '0') || '-'),
+	                     '"860590-', '"' || (860590 + r) || '-')::jsonb END
+	  FROM generate_series(0, ($STREAM_ROWS - 1) / $SCALE) r,
+	       LATERAL (SELECT n, body FROM bench.corpus ORDER BY n) c
+	 WHERE r * $SCALE + c.n <= $STREAM_ROWS;
+	VACUUM ANALYZE bench.stream;
+EOF
+IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q -c "TABLE bench.corpus_info")
+C_FILE_MB=$(calc "$(stat -c %s "$CORPUS_FILE") / 1048576" | cut -d. -f1)
+
+# ---------------------------------------------------------------------------
+# a. Batch: the corpus file COPYed into the plain table and into the inbox,
+#    alternately, each into a fresh table; the best run of each counts.
+# ---------------------------------------------------------------------------
+BATCH_PLAIN=0
+BATCH_INBOX=0
+BATCH_RUNS=""
+for i in $(seq 1 "$REPEAT"); do
+	log "a. batch COPY, run $i of $REPEAT: plain"
+	fresh_plain
+	t_plain=$(timed "COPY plain (payload) FROM '$CORPUS_FILE';")
+	log "a. batch COPY, run $i of $REPEAT: inbox"
+	fresh_inbox
+	t_inbox=$(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
+	r_plain=$(calc "$SCALE / $t_plain")
+	r_inbox=$(calc "$SCALE / $t_inbox")
+	BATCH_RUNS+="    run $i: plain ${t_plain} s ($(num "$r_plain") rows/s), inbox ${t_inbox} s ($(num "$r_inbox") rows/s)"$'\n'
+	BATCH_PLAIN=$(calc "$r_plain > $BATCH_PLAIN ? $r_plain : $BATCH_PLAIN")
+	BATCH_INBOX=$(calc "$r_inbox > $BATCH_INBOX ? $r_inbox : $BATCH_INBOX")
+done
+BATCH_OUTCOMES=$(outcomes)
+BATCH_STATE=$(q -c "SELECT (SELECT count(*) FROM onboarding.account) || ' accounts, '
+                        || (SELECT count(*) FROM onboarding.proposal) || ' proposals, '
+                        || (SELECT count(*) FROM onboarding.document) || ' documents, '
+                        || (SELECT count(*) FROM onboarding.closure) || ' closures, '
+                        || (SELECT count(*) FROM onboarding.history) || ' history rows'")
+
+# ---------------------------------------------------------------------------
+# c. rebuild(): replays the inbox the last batch run loaded (same deliveries,
+#    same order); compared with the inbox's batch ingestion rate.
+# ---------------------------------------------------------------------------
+REBUILD=0
+REBUILD_RUNS=""
+for i in $(seq 1 "$REPEAT"); do
+	log "c. rebuild(), run $i of $REPEAT"
+	q -c "CHECKPOINT"
+	t=$(timed "SELECT onboarding.rebuild();")
+	r=$(calc "$SCALE / $t")
+	REBUILD_RUNS+="    run $i: ${t} s ($(num "$r") deliveries/s)"$'\n'
+	REBUILD=$(calc "$r > $REBUILD ? $r : $REBUILD")
+done
+
+# ---------------------------------------------------------------------------
+# b. Webhook-style: CLIENTS concurrent clients, each transaction one INSERT
+#    of one delivery taken from the corpus table, for PGB_SECONDS; plain
+#    table first, then a fresh inbox. Same script, same protocol (prepared).
+# ---------------------------------------------------------------------------
+# sequential: the stream in delivery order (a shared sequence; after its
+#             last delivery it starts again, and the inbox then sees duplicates)
+# random:     any delivery of the corpus, uniformly (out of order and repeated)
+pgb_script() { # table
+	if [ "$PICK" = sequential ]; then
+		echo "INSERT INTO $1 (payload) SELECT body FROM bench.stream WHERE n = (SELECT nextval('bench.pick'))::int;"
+	else
+		printf '\\set r random(1, %s)\n' "$SCALE"
+		echo "INSERT INTO $1 (payload) SELECT body FROM bench.corpus WHERE n = :r;"
+	fi
+}
+pgb_run() { # table -> prints "tps transactions"
+	pgb_script "$1" >"$TMP/$1.sql"
+	q -c "DROP SEQUENCE IF EXISTS bench.pick" -c "CREATE SEQUENCE bench.pick MAXVALUE $STREAM_ROWS CYCLE" -c "CHECKPOINT"
+	pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$PGB_SECONDS" -f "$TMP/$1.sql" "$DB" \
+		>"$TMP/$1.out" 2>"$TMP/$1.err" || { cat "$TMP/$1.err" >&2; exit 1; }
+	awk '/^tps = / { tps = $3 } /number of transactions actually processed/ { n = $NF }
+	     END { print tps, n }' "$TMP/$1.out"
+}
+log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, plain"
+fresh_plain
+read -r PGB_PLAIN PGB_PLAIN_N < <(pgb_run plain)
+log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, inbox"
+fresh_inbox
+read -r PGB_INBOX PGB_INBOX_N < <(pgb_run onboarding.inbox)
+PGB_OUTCOMES=$(outcomes)
+PGB_NOTE=""
+if [ "$PICK" = sequential ] && [ "$PGB_INBOX_N" -gt "$STREAM_ROWS" ]; then
+	PGB_NOTE="  (the inbox run went past the stream: $((PGB_INBOX_N - STREAM_ROWS)) repeated deliveries; raise BENCH_MEM_ROWS)"
+fi
+
+# ---------------------------------------------------------------------------
+# d. Memory: one COPY of MEM_ROWS deliveries into a fresh inbox; from outside,
+#    every quarter second, the backend's rows so far (pg_stat_progress_copy) and
+#    its private memory: RssAnon of /proc/<pid>/status, i.e. resident memory
+#    that is neither shared_buffers (RssShmem) nor mapped files (RssFile).
+#    The backend also logs its memory contexts (pg_log_backend_memory_contexts)
+#    at MEM_FIRST rows and near the end. Same for the plain table, as baseline.
+#    The rows are the first MEM_ROWS of the stream (the corpus repeated with
+#    other keys).
+# ---------------------------------------------------------------------------
+MEM_LABEL=""
+projected=$(calc "$MEM_ROWS / $BATCH_INBOX")
+if [ "$(calc "$projected > $MEM_BUDGET")" = 1 ]; then
+	fit=$(calc "int($BATCH_INBOX * $MEM_BUDGET / 100000) * 100000")
+	[ "$fit" -ge $((2 * MEM_FIRST)) ] || fit=$((2 * MEM_FIRST))
+	MEM_LABEL="$(num "$MEM_ROWS") rows would take ~$(num "$projected") s at the batch rate (budget ${MEM_BUDGET} s): measured at $(num "$fit") rows"
+	MEM_ROWS=$fit
+fi
+log "d. memory: writing $MEM_ROWS deliveries of the stream to a file"
+q -c "COPY (SELECT body FROM bench.stream WHERE n <= $MEM_ROWS ORDER BY n) TO '$MEM_FILE'"
+
+# Ask a backend to write its memory contexts to the server log (it may have
+# finished meanwhile: no warning then).
+log_contexts() {
+	q -c "SET client_min_messages = error" -c "SELECT pg_log_backend_memory_contexts($1)" >/dev/null
+}
+
+# mem_copy table -> samples "seconds rows rss_anon_kB vm_rss_kB rss_shmem_kB" in $TMP/mem-<table>
+mem_copy() {
+	local table=$1 app=bench_memory_$$ out=$TMP/mem-$1 bpid="" cpid logged_first=0 logged_last=0 t0 rows
+	: >"$out"
+	PGAPPNAME=$app q -c "COPY $table (payload) FROM '$MEM_FILE'" &
+	cpid=$!
+	for _ in $(seq 1 200); do
+		bpid=$(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$app' AND query LIKE 'COPY%'")
+		[ -n "$bpid" ] && break
+		sleep 0.05
+	done
+	[ -n "$bpid" ] || { echo "memory: the COPY backend did not show up" >&2; exit 1; }
+	t0=$(date +%s.%N)
+	while kill -0 "$cpid" 2>/dev/null; do
+		rows=$(q -c "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = $bpid" 2>/dev/null || true)
+		[ -n "$rows" ] || break
+		awk -v t="$(calc "$(date +%s.%N) - $t0")" -v rows="$rows" '
+			/^RssAnon:/ { a = $2 } /^VmRSS:/ { v = $2 } /^RssShmem:/ { s = $2 }
+			END { if (a != "") printf "%.1f %d %d %d %d\n", t, rows, a, v, s }' \
+			"/proc/$bpid/status" 2>/dev/null >>"$out" || true
+		if [ "$logged_first" = 0 ] && [ "$rows" -ge "$MEM_FIRST" ]; then
+			log_contexts "$bpid"; logged_first=1
+		elif [ "$logged_last" = 0 ] && [ "$rows" -ge $((MEM_ROWS * 95 / 100)) ]; then
+			log_contexts "$bpid"; logged_last=1
+		fi
+		sleep 0.25
+	done
+	wait "$cpid"
+	echo "$bpid" >"$out.pid"
+}
+
+# mem_at file rows -> the first sample at or past rows ("seconds rows anon rss shmem")
+mem_at() { awk -v r="$2" '$2 >= r { print; exit }' "$1"; }
+mem_end() { tail -n 1 "$1"; }
+mb() { calc "$1 / 1024" | awk '{ printf "%.1f", $1 }'; }
+
+log "d. memory: COPY of $MEM_ROWS rows into plain (baseline)"
+fresh_plain
+t_mem_plain=$(date +%s.%N); mem_copy plain; t_mem_plain=$(calc "$(date +%s.%N) - $t_mem_plain")
+log "d. memory: COPY of $MEM_ROWS rows into the inbox"
+fresh_inbox
+log_offset=$(stat -c %s "$ONBOARDING_SERVER_LOG" 2>/dev/null || echo 0)
+t_mem_inbox=$(date +%s.%N); mem_copy onboarding.inbox; t_mem_inbox=$(calc "$(date +%s.%N) - $t_mem_inbox")
+MEM_OUTCOMES=$(outcomes)
+
+read -r _ P1_ROWS P1_ANON _ < <(mem_at "$TMP/mem-plain" "$MEM_FIRST")
+read -r _ P2_ROWS P2_ANON _ < <(mem_end "$TMP/mem-plain")
+read -r _ I1_ROWS I1_ANON I1_RSS I1_SHM < <(mem_at "$TMP/mem-onboarding.inbox" "$MEM_FIRST")
+read -r _ I2_ROWS I2_ANON I2_RSS I2_SHM < <(mem_end "$TMP/mem-onboarding.inbox")
+I_PEAK=$(awk -v r="$MEM_FIRST" '$2 >= r && $3 > m { m = $3 } END { print m + 0 }' "$TMP/mem-onboarding.inbox")
+MEM_DELTA=$(calc "($I2_ANON - $I1_ANON) / 1024")
+MEM_BASE_DELTA=$(calc "($P2_ANON - $P1_ANON) / 1024")
+# What the backend logged about its memory contexts: the Grand total of the
+# first and of the last dump, and the contexts (summed by name) that grew most
+# between them.
+ipid=$(cat "$TMP/mem-onboarding.inbox.pid")
+tail -c +"$((log_offset + 1))" "$ONBOARDING_SERVER_LOG" 2>/dev/null \
+	| grep -F "[$ipid]" >"$TMP/contexts.log" || true
+CTX_FIRST=$(awk '/Grand total:/ { for (i = 1; i <= NF; i++) if ($i == "total:") { print $(i + 1); exit } }' "$TMP/contexts.log")
+CTX_LAST=$(awk '/Grand total:/ { for (i = 1; i <= NF; i++) if ($i == "total:") v = $(i + 1) } END { print v }' "$TMP/contexts.log")
+CTX_GROWTH=$(awk '
+	/logging memory contexts of PID/ { dump++ }
+	/ level: [0-9]+; / {
+		line = $0; sub(/.* level: [0-9]+; /, "", line)
+		name = line; sub(/: [0-9]+ total in .*/, "", name)
+		bytes = line; sub(/^.*: /, "", bytes); sub(/ total in .*/, "", bytes)
+		if (dump == 1) first[name] += bytes; else if (dump > 1) { if (dump > seen) { delete last; seen = dump } last[name] += bytes }
+	}
+	END { for (n in last) if (last[n] - first[n] > 65536) printf "%d %s\n", last[n] - first[n], n }' "$TMP/contexts.log" \
+	| sort -rn | head -n 4 | awk '{ d = $1; $1 = ""; printf "%s%s +%.1f MB", sep, substr($0, 2), d / 1048576; sep = ", " }')
+# the growth curve: private memory at each tenth of the rows
+CURVE=$(for k in 1 2 3 4 5 6 7 8 9 10; do
+	mem_at "$TMP/mem-onboarding.inbox" $((MEM_ROWS * k / 10 - MEM_ROWS / 100)) \
+		| awk '{ printf "%dk:%.1f ", $2 / 1000, $3 / 1024 }'
+done)
+
+# ---------------------------------------------------------------------------
+# The table.
+# ---------------------------------------------------------------------------
+met() { [ "$(calc "$1")" = 1 ] && echo yes || echo NO; }
+pct() { calc "100 * $1 / $2" | awk '{ printf "%.1f%%", $1 }'; }
+
+R_BATCH=$(pct "$BATCH_INBOX" "$BATCH_PLAIN")
+R_PGB=$(pct "$PGB_INBOX" "$PGB_PLAIN")
+R_REBUILD=$(pct "$REBUILD" "$BATCH_INBOX")
+M_BATCH=$(met "$BATCH_INBOX >= 0.5 * $BATCH_PLAIN")
+M_PGB=$(met "$PGB_INBOX >= 0.9 * $PGB_PLAIN")
+M_REBUILD=$(met "$REBUILD >= $BATCH_INBOX")
+M_MEM=$(met "$MEM_DELTA <= 10")
+MEM_FIG="memory growth ${I1_ROWS}->${I2_ROWS} rows, MB"
+
+SETTINGS=$(q -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY ord)
+                   FROM unnest(ARRAY['fsync', 'synchronous_commit', 'shared_buffers', 'wal_level',
+                                     'max_wal_size', 'checkpoint_timeout', 'work_mem', 'jit',
+                                     'autovacuum']) WITH ORDINALITY AS s (name, ord)")
+PGVERSION=$(q -c "SELECT version()")
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_TOTAL=$(awk '/^MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
+
+echo
+echo "onboarding benchmark (issue 6) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine:    $(nproc) CPUs, ${CPU:-unknown CPU}, $MEM_TOTAL RAM"
+echo "PostgreSQL: $PGVERSION"
+echo "settings:   $SETTINGS"
+echo "corpus:     $(num "$C_ROWS") deliveries ($C_FILE_MB MB, $C_BYTES bytes average), $C_TYPES event types, $(num "$C_ENTITIES") entities;"
+echo "            $(num "$C_REDELIVERED") redelivered (duplicates), $(num "$C_SWAPPED") arriving before their entity's previous delivery"
+echo
+echo "a. batch COPY of the corpus file (best of $REPEAT, fresh table each run):"
+printf '%s' "$BATCH_RUNS"
+echo "    inbox outcomes: $BATCH_OUTCOMES"
+echo "    derived state:  $BATCH_STATE"
+echo "b. $CLIENTS clients, single-row INSERT transactions, pgbench -M prepared -j $THREADS, ${PGB_SECONDS} s each, $PICK pick:"
+echo "    plain $(num "$PGB_PLAIN") tps ($(num "$PGB_PLAIN_N") transactions), inbox $(num "$PGB_INBOX") tps ($(num "$PGB_INBOX_N") transactions)$PGB_NOTE"
+echo "    inbox outcomes: $PGB_OUTCOMES"
+echo "c. rebuild() of the $(num "$SCALE") deliveries (best of $REPEAT):"
+printf '%s' "$REBUILD_RUNS"
+echo "d. COPY of $(num "$MEM_ROWS") rows: plain $(printf '%.0f' "$t_mem_plain") s, inbox $(printf '%.0f' "$t_mem_inbox") s${MEM_LABEL:+ — $MEM_LABEL}"
+echo "    inbox backend private memory (RssAnon, MB) by rows: $CURVE"
+echo "    inbox backend at ${I1_ROWS} rows: RssAnon $(mb "$I1_ANON") MB, VmRSS $(mb "$I1_RSS") MB (of which shared memory $(mb "$I1_SHM") MB)"
+echo "    inbox backend at ${I2_ROWS} rows: RssAnon $(mb "$I2_ANON") MB, VmRSS $(mb "$I2_RSS") MB (of which shared memory $(mb "$I2_SHM") MB); peak RssAnon $(mb "$I_PEAK") MB"
+echo "    memory contexts logged by the backend (Grand total): $(mb "$(calc "${CTX_FIRST:-0} / 1024")") MB at ~$(num "$MEM_FIRST") rows, $(mb "$(calc "${CTX_LAST:-0} / 1024")") MB near the end"
+echo "    contexts that grew most between the two: ${CTX_GROWTH:-none over 64 kB}"
+echo "    plain backend RssAnon: $(mb "$P1_ANON") MB at ${P1_ROWS} rows, $(mb "$P2_ANON") MB at ${P2_ROWS} rows"
+echo "    inbox outcomes: $MEM_OUTCOMES"
+echo
+{
+	echo "figure|value|baseline (plain table)|ratio|target|met?"
+	echo "1. batch COPY, rows/s|$(num "$BATCH_INBOX")|$(num "$BATCH_PLAIN")|$R_BATCH|>= 50%|$M_BATCH"
+	echo "2. $CLIENTS clients single-row INSERT, tps|$(num "$PGB_INBOX")|$(num "$PGB_PLAIN")|$R_PGB|>= 90%|$M_PGB"
+	echo "3. rebuild(), deliveries/s|$(num "$REBUILD")|$(num "$BATCH_INBOX") (inbox batch)|$R_REBUILD|>= 100%|$M_REBUILD"
+	echo "4. $MEM_FIG|$(printf '%+.1f' "$MEM_DELTA")|$(printf '%+.1f' "$MEM_BASE_DELTA")|-|<= 10 MB|$M_MEM"
+} | column -t -s '|'
+echo
+echo "wall time: $((SECONDS - START)) s"

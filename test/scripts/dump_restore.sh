@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Dump/restore: a populated database — a corpus of every provider delivered
+# through INSERT (payload), INSERT (raw) and ingest(), a rebuild() in the
+# middle, user-added rows in onboarding.status_map and onboarding.transition
+# that change outcomes, and a force_status() override — is dumped with
+# pg_dump -Fc and restored with a plain pg_restore into a new database.
+# Proves: pg_restore succeeds; every count is equal (inbox, each state table,
+# history, user rule rows, overrides); the evidence (id, received_at,
+# provider, payload, raw, headers, forced_by) and every derived row
+# (onboarding.derived_rows(): state, history, the inbox's derived columns)
+# are identical; verify() is empty in the restored database; and ingestion
+# goes on there: new deliveries are applied, an older event is stale, the
+# user rule still applies, and a body delivered before the dump is a
+# duplicate of its original.
+#
+#   ONBOARDING_LONG=1   a corpus about 5 times larger
+set -euo pipefail
+. "$(dirname "$0")/../reliability/lib.sh"
+
+src=onboarding_dump_src
+dst=onboarding_dump_dst
+if [ "$LONG" = 1 ]; then scale=300; else scale=60; fi
+dump="$ONBOARDING_WORK/onboarding.dump"
+trap 'rm -f "$dump" "$ONBOARDING_WORK"/dump_*.txt; drop_db $src >/dev/null 2>&1 || true; drop_db $dst >/dev/null 2>&1 || true' EXIT
+
+fresh_db $src
+drop_db $dst
+q -d $src -v scale="$scale" -v seed=0.42 -f "$RELIABILITY/corpus.sql"
+q -d $src >/dev/null <<'SQL'
+-- user rules: a QI Tech status the release does not know, and a second chance
+-- after a rejection; both change what the corpus derives
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status)
+VALUES ('qitech', 'account_request.status_change', 'pending_mystery', 'account', 'pending_data');
+INSERT INTO onboarding.transition (entity, provider, from_status, to_status)
+VALUES ('account', 'qitech', 'rejected', 'in_analysis');
+
+-- half the corpus as jsonb, a quarter as text (with headers), then a rebuild
+-- (which rewrites rows and so scatters their physical order), then the rest
+INSERT INTO onboarding.inbox (payload) SELECT body FROM corpus WHERE n % 4 IN (0, 1) ORDER BY n;
+INSERT INTO onboarding.inbox (raw, headers)
+SELECT raw, jsonb_build_object('X-Request-Id', 'req-' || n) FROM corpus WHERE n % 4 = 2 ORDER BY n;
+SELECT onboarding.rebuild() AS replayed \gset
+SELECT count(onboarding.ingest(body)) FROM corpus WHERE n % 4 = 3;
+-- a backfill that supplies its own received_at
+INSERT INTO onboarding.inbox (received_at, payload)
+VALUES ('2024-12-31 23:00:00+00', '{"webhook_type": "account", "key": "backfill-1",
+        "status": "account_opened", "event_datetime": "2024-12-31 20:00:00"}');
+-- an operator's override
+SELECT outcome FROM onboarding.force_status('account', 'qitech', 'qi-3', 'blocked',
+                                            'court order 123; "quoted" and \back\slashed');
+SQL
+
+# what the source holds
+counts="SELECT (SELECT count(*) FROM onboarding.inbox) || ' ' || (SELECT count(*) FROM onboarding.account)
+               || ' ' || (SELECT count(*) FROM onboarding.proposal) || ' ' || (SELECT count(*) FROM onboarding.document)
+               || ' ' || (SELECT count(*) FROM onboarding.closure) || ' ' || (SELECT count(*) FROM onboarding.history)
+               || ' ' || (SELECT count(*) FROM onboarding.status_map WHERE NOT shipped)
+               || ' ' || (SELECT count(*) FROM onboarding.transition WHERE NOT shipped)
+               || ' ' || (SELECT count(*) FROM onboarding.inbox WHERE forced_by IS NOT NULL)
+               || ' ' || (SELECT last_value FROM onboarding.inbox_id_seq)"
+evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_by
+                  FROM onboarding.inbox ORDER BY id) TO STDOUT"
+derived="COPY (SELECT * FROM onboarding.derived_rows() ORDER BY kind, key) TO STDOUT"
+before=$(q -d $src -c "$counts")
+q -d $src -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_src.txt"
+q -d $src -c "$derived" >"$ONBOARDING_WORK/dump_derived_src.txt"
+src_diffs=$(q -d $src -c "SELECT count(*) FROM onboarding.verify()")
+[ "$src_diffs" -eq 0 ] || fail "verify() is not empty in the source database ($src_diffs)"
+
+"$ONBOARDING_BINDIR/pg_dump" -Fc -d $src -f "$dump"
+q -d postgres -c "CREATE DATABASE $dst"
+if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -d $dst "$dump" 2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
+	echo "dump_restore: pg_restore failed:" >&2
+	cut -c1-300 "$ONBOARDING_WORK/dump_restore_err.txt" >&2
+	fail "pg_restore of a populated database"
+fi
+
+after=$(q -d $dst -c "$counts")
+q -d $dst -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_dst.txt"
+q -d $dst -c "$derived" >"$ONBOARDING_WORK/dump_derived_dst.txt"
+evidence_diff=$(diff "$ONBOARDING_WORK/dump_evidence_src.txt" "$ONBOARDING_WORK/dump_evidence_dst.txt" | grep -c '^[<>]' || true)
+derived_diff=$(diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | grep -c '^[<>]' || true)
+compared=$(wc -l <"$ONBOARDING_WORK/dump_derived_src.txt")
+dst_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
+
+# ingestion goes on in the restored database
+read -r maxid original original_body <<<"$(q -F ' ' -d $dst -c "SELECT (SELECT max(id) FROM onboarding.inbox), id, payload
+     FROM onboarding.inbox WHERE outcome = 'applied' AND forced_by IS NULL AND payload IS NOT NULL ORDER BY id LIMIT 1")"
+continued=$(q -F ' ' -d $dst -v maxid="$maxid" -v original="$original" -v body="$original_body" <<'SQL'
+CREATE TEMP TABLE got (what text, outcome text, ok boolean);
+INSERT INTO got
+SELECT 'new', outcome, outcome = 'applied' AND id > :maxid
+  FROM onboarding.ingest('{"webhook_type": "account_request.status_change", "key": "after-restore-1",
+                           "status": "pending_bacen_validation", "event_datetime": "2026-01-01 10:00:00"}');
+INSERT INTO got
+SELECT 'next step', outcome, outcome = 'applied'
+  FROM onboarding.ingest('{"webhook_type": "account_request.status_change", "key": "after-restore-1",
+                           "status": "pending_kyc_analysis", "event_datetime": "2026-01-01 10:05:00"}');
+INSERT INTO got
+SELECT 'older event', outcome, outcome = 'stale'
+  FROM onboarding.ingest('{"webhook_type": "account_request.status_change", "key": "after-restore-1",
+                           "status": "pending_bacen_validation", "event_datetime": "2026-01-01 09:00:00"}');
+INSERT INTO got
+SELECT 'user rule', outcome, outcome = 'applied'
+  FROM onboarding.ingest('{"webhook_type": "account_request.status_change", "key": "after-restore-2",
+                           "status": "pending_mystery", "event_datetime": "2026-01-01 10:00:00"}');
+INSERT INTO got
+SELECT 'pre-dump body again', outcome, outcome = 'duplicate' AND duplicate_of = :original
+  FROM onboarding.ingest(:'body'::jsonb);
+INSERT INTO got
+SELECT 'state', status::text, status = 'in_analysis'
+  FROM onboarding.account WHERE account_key = 'after-restore-1';
+INSERT INTO got
+SELECT 'user rule state', status::text, status = 'pending_data'
+  FROM onboarding.account WHERE account_key = 'after-restore-2';
+INSERT INTO got
+SELECT 'override kept', status::text, status = 'blocked'
+  FROM onboarding.account WHERE provider = 'qitech' AND account_key = 'qi-3';
+SELECT count(*) FILTER (WHERE ok) || ' ' || count(*) || ' '
+       || coalesce(string_agg(what || ': ' || outcome, ', ') FILTER (WHERE NOT ok), '-') FROM got;
+SQL
+)
+read -r continued_ok continued_all continued_bad <<<"$continued"
+end_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
+
+read -r inbox account proposal document closure history rules transitions forced seq <<<"$before"
+echo "dump_restore: inbox $inbox, account $account, proposal $proposal, document $document, closure $closure," \
+	"history $history, user rules $rules + $transitions, overrides $forced: restored $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)")"
+echo "dump_restore: evidence rows differing $evidence_diff, derived rows compared $compared, differing $derived_diff;" \
+	"verify() $dst_diffs; after restore $continued_ok/$continued_all deliveries and checks as expected, verify() $end_diffs"
+
+[ "$before" = "$after" ] || fail "counts differ: source $before, restored $after"
+[ "$evidence_diff" -eq 0 ] || fail "the evidence differs after restore"
+[ "$derived_diff" -eq 0 ] || { diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | head -5 >&2; fail "derived state differs after restore"; }
+[ "$dst_diffs" -eq 0 ] || fail "verify() found $dst_diffs differences in the restored database"
+[ "$continued_ok" -eq "$continued_all" ] || fail "after restore: $continued_bad"
+[ "$end_diffs" -eq 0 ] || fail "verify() found $end_diffs differences after ingesting into the restored database"
