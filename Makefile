@@ -20,7 +20,7 @@ EXTRA_CLEAN  = results regression.diffs regression.out output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
-.PHONY: test demo bench deps
+.PHONY: test demo bench diagrams
 
 # The two commands of README.md: each installs what is missing, builds,
 # installs, runs against a throwaway cluster and stops it again.
@@ -34,6 +34,9 @@ demo:
 
 bench:
 	@bash test/run.sh bench
+
+diagrams:
+	@bash test/run.sh diagrams
 
 ifneq ($(PGXS),)
 include $(PGXS)

@@ -24,34 +24,39 @@ psql -X -q -c "CREATE EXTENSION onboarding"
 	done
 	cat <<'SQL'
 \echo
-\echo '== Every delivery: what it was and what it did'
+\echo '== 1. Every sample delivery, as received, and what it did'
 SELECT o.fixture, i.provider, i.event_type, i.subject, i.status_raw, i.outcome
   FROM demo_order o JOIN onboarding.inbox i USING (id) ORDER BY i.id;
 \echo
-\echo '== Deliveries by outcome'
+\echo '== 2. Nothing was lost: deliveries by provider and outcome'
 SELECT coalesce(provider::text, '(none)') AS provider, outcome, count(*)
   FROM onboarding.inbox GROUP BY 1, 2 ORDER BY 1, 2;
 \echo
-\echo '== Accounts'
-SELECT provider, account_key, status, tax_id, holder_name, reason
-  FROM onboarding.account ORDER BY provider, account_key;
+\echo '== 3. The funnel: where the entities of each provider stand'
+SELECT provider, entity, status, how_many, share FROM onboarding.funnel
+ ORDER BY provider, entity, how_many DESC, status;
 \echo
-\echo '== Proposals'
-SELECT provider, proposal_key, status, background_check, documentscopy, flow, tax_id
-  FROM onboarding.proposal ORDER BY provider, proposal_key;
+\echo '== 4. Anomalies: deliveries that changed nothing, and why'
+SELECT id, coalesce(provider::text, '') AS provider, outcome, left(detail, 110) AS detail
+  FROM onboarding.anomalies ORDER BY id;
 \echo
-\echo '== Documents'
-SELECT provider, document_key, status, document_type, signer
-  FROM onboarding.document ORDER BY provider, document_key;
+\echo '== 5. Why customers were refused'
+SELECT provider, entity, left(reason, 70) AS reason, how_many FROM onboarding.rejection_reasons
+ ORDER BY provider, entity, how_many DESC;
 \echo
-\echo '== Closure requests'
-SELECT provider, account_key, status, message FROM onboarding.closure ORDER BY 1, 2;
+\echo '== 6. Documents still waiting, and on whom'
+SELECT provider, document_key, document_type, status, waiting_on FROM onboarding.pending_documents
+ ORDER BY waiting_on, provider, document_key;
 \echo
-\echo '== What was refused or set aside, and why'
-SELECT id, provider, event_type, subject, outcome, detail
-  FROM onboarding.inbox WHERE outcome NOT IN ('applied', 'duplicate') ORDER BY id;
+\echo '== 7. One customer across providers: the person with the most history'
+SELECT tax_id AS customer FROM onboarding.entity_status WHERE tax_id IS NOT NULL
+ GROUP BY tax_id ORDER BY count(DISTINCT provider) DESC, count(*) DESC, tax_id LIMIT 1 \gset
+SELECT onboarding.taxid_format(:'customer') AS customer;
+SELECT at, provider, coalesce(entity, '-') AS entity, entity_key,
+       coalesce(from_status || ' -> ', '') || coalesce(to_status, outcome::text) AS what
+  FROM onboarding.timeline(:'customer');
 \echo
-\echo '== verify(): live state against a rebuild (no rows: consistent)'
+\echo '== 8. verify(): live state against a rebuild from the log (no rows: consistent)'
 SELECT * FROM onboarding.verify();
 SQL
 } | psql -X -v ON_ERROR_STOP=1 --pset=pager=off

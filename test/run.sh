@@ -10,6 +10,7 @@
 #   bash test/run.sh test    every suite; last line "N passed, N failed"
 #   bash test/run.sh demo    ingest the fixture corpus and show what it became
 #   bash test/run.sh bench   the benchmark of test/bench (make bench)
+#   bash test/run.sh diagrams  redraw docs/diagrams from the rules (make diagrams)
 #
 # Knobs (environment): PG_CONFIG, ONBOARDING_TEST_USER (OS user that runs
 # the server when started as root), ONBOARDING_KEEP=1 (keep the cluster dir).
@@ -146,6 +147,12 @@ demo)
 	start_cluster
 	bash test/demo.sh
 	;;
+diagrams)
+	install_deps
+	build_install
+	start_cluster
+	bash test/diagrams.sh
+	;;
 bench)
 	install_deps
 	build_install
@@ -153,7 +160,7 @@ bench)
 	bash test/bench/run.sh
 	;;
 *)
-	echo "usage: $0 test|demo" >&2
+	echo "usage: $0 test|demo|bench|diagrams" >&2
 	exit 2
 	;;
 esac
