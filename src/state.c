@@ -214,12 +214,61 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/* Does a text column hold exactly s (both NULL counts as equal)? */
+static bool
+rebuild_text_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, const char *s)
+{
+	bool		isnull;
+	Datum		v = heap_getattr(tup, att, desc, &isnull);
+	text	   *t;
+
+	if (isnull || s == NULL)
+		return isnull && s == NULL;
+	t = DatumGetTextPP(v);
+	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
+		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+/* Does a by-value column hold value (isnull counts)? */
+static bool
+rebuild_value_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, bool null, Datum value)
+{
+	bool		isnull;
+	Datum		v = heap_getattr(tup, att, desc, &isnull);
+
+	if (isnull || null)
+		return isnull && null;
+	return v == value;
+}
+
+/*
+ * Are the derived columns a replay computed the ones the row already has?
+ * Then rebuild() need not write the row again.
+ */
+static bool
+rebuild_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDelivery *d)
+{
+	return rebuild_text_equal(tup, desc, atts->event_type, d->event_type) &&
+		rebuild_text_equal(tup, desc, atts->subject, d->subject) &&
+		rebuild_text_equal(tup, desc, atts->status_raw, d->status_raw) &&
+		rebuild_text_equal(tup, desc, atts->detail, d->detail.len > 0 ? d->detail.data : NULL) &&
+		rebuild_value_equal(tup, desc, atts->event_at, !d->has_event_at,
+							TimestampTzGetDatum(d->event_at)) &&
+		rebuild_value_equal(tup, desc, atts->outcome, false,
+							ObjectIdGetDatum(ob_outcome_oid(d->outcome))) &&
+		rebuild_value_equal(tup, desc, atts->body_hash, d->payload == NULL,
+							Int64GetDatum((int64) d->body_hash)) &&
+		rebuild_value_equal(tup, desc, atts->duplicate_of, d->duplicate_of == 0,
+							Int64GetDatum(d->duplicate_of));
+}
+
 /*
  * rebuild() → bigint
  *
  * Empty the state tables and history, then replay every delivery in inbox
  * id order (the order it was processed in) through the pipeline, rewriting
- * the inbox's derived columns.  Returns the number of deliveries replayed.
+ * the inbox's derived columns where they changed.  Returns the number of
+ * deliveries replayed.
  */
 PG_FUNCTION_INFO_V1(onboarding_rebuild);
 Datum
@@ -309,6 +358,13 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 				ob_process_delivery(inbox, &atts, &d,
 									raw_null ? NULL : DatumGetTextPP(raw), false);
 			Assert(d.id == id);
+			replayed++;
+			if (rebuild_unchanged(tup, rdesc, &ratts, &d))
+			{
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(rowcxt);
+				continue;
+			}
 
 			memset(nulls, ' ', sizeof(nulls));
 			args[0] = Int64GetDatum(id);
@@ -332,7 +388,6 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 				elog(ERROR, "could not rewrite delivery %lld", (long long) id);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
-			replayed++;
 		}
 		SPI_freetuptable(batch);
 	}
