@@ -203,7 +203,6 @@ COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this overrid
 CREATE INDEX inbox_body_hash_idx ON onboarding.inbox (body_hash)
     WHERE duplicate_of IS NULL AND body_hash IS NOT NULL;
 CREATE INDEX inbox_subject_idx ON onboarding.inbox (provider, subject);
-CREATE INDEX inbox_received_at_idx ON onboarding.inbox (received_at);
 
 CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
@@ -249,7 +248,7 @@ CREATE TABLE onboarding.account (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     PRIMARY KEY (provider, account_key)
-);
+) WITH (fillfactor = 85);
 
 CREATE TABLE onboarding.proposal (
     provider          onboarding.provider NOT NULL,
@@ -258,7 +257,7 @@ CREATE TABLE onboarding.proposal (
     provider_status   text,
     background_check  onboarding.check_status,
     documentscopy     onboarding.check_status,
-    flow              smallint CHECK (flow IN (1, 2)),
+    flow              smallint,
     client_code       text,
     tax_id            onboarding.taxid,
     tax_id_raw        text,
@@ -273,7 +272,7 @@ CREATE TABLE onboarding.proposal (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     PRIMARY KEY (provider, proposal_key)
-);
+) WITH (fillfactor = 85);
 COMMENT ON COLUMN onboarding.proposal.flow IS
     'Celcoin: 1 when the background check came first, 2 when documentscopy did';
 COMMENT ON COLUMN onboarding.proposal.status IS
@@ -302,7 +301,7 @@ CREATE TABLE onboarding.document (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     PRIMARY KEY (provider, document_key)
-);
+) WITH (fillfactor = 85);
 
 CREATE TABLE onboarding.closure (
     provider          onboarding.provider NOT NULL,
@@ -317,13 +316,12 @@ CREATE TABLE onboarding.closure (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     PRIMARY KEY (provider, account_key)
-);
+) WITH (fillfactor = 85);
 
 CREATE TABLE onboarding.history (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     provider     onboarding.provider NOT NULL,
-    entity       text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
-                                                 'background_check', 'documentscopy')),
+    entity       text NOT NULL,
     entity_key   text NOT NULL,
     from_status  text,
     to_status    text NOT NULL,
@@ -332,12 +330,13 @@ CREATE TABLE onboarding.history (
     reason       text
 );
 COMMENT ON COLUMN onboarding.history.reason IS 'the operator''s reason, for force_status() overrides';
+COMMENT ON COLUMN onboarding.history.entity IS
+    'account, proposal, document, closure, background_check or documentscopy';
 
 CREATE INDEX account_tax_id_idx ON onboarding.account (tax_id);
 CREATE INDEX proposal_tax_id_idx ON onboarding.proposal (tax_id);
 CREATE INDEX document_tax_id_idx ON onboarding.document (tax_id);
 CREATE INDEX history_entity_idx ON onboarding.history (provider, entity, entity_key);
-CREATE INDEX history_inbox_idx ON onboarding.history (inbox_id);
 
 CREATE FUNCTION onboarding.state_before_update() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_state_before_update' LANGUAGE C;
@@ -863,17 +862,18 @@ CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider
                       AND (t.provider IS NULL OR t.provider = in_progress.provider))
     $$;
 
--- the candidates, each through a small partial index
-CREATE INDEX account_in_progress_idx ON onboarding.account (provider, last_event_at)
+-- the candidates, each through a small partial index (on provider only, so
+-- that an update of last_event_at or last_seen_id stays a HOT update)
+CREATE INDEX account_in_progress_idx ON onboarding.account (provider)
     WHERE status IN ('requested', 'in_analysis', 'pending_data');
-CREATE INDEX proposal_in_progress_idx ON onboarding.proposal (provider, last_event_at)
+CREATE INDEX proposal_in_progress_idx ON onboarding.proposal (provider)
     WHERE status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved');
-CREATE INDEX proposal_check_in_progress_idx ON onboarding.proposal (provider, last_event_at)
+CREATE INDEX proposal_check_in_progress_idx ON onboarding.proposal (provider)
     WHERE background_check IN ('created', 'pending', 'processing')
        OR documentscopy IN ('created', 'pending', 'processing');
-CREATE INDEX document_in_progress_idx ON onboarding.document (provider, last_event_at)
+CREATE INDEX document_in_progress_idx ON onboarding.document (provider)
     WHERE status <> 'validated';
-CREATE INDEX closure_in_progress_idx ON onboarding.closure (provider, last_event_at)
+CREATE INDEX closure_in_progress_idx ON onboarding.closure (provider)
     WHERE status IN ('created', 'processing', 'pending', 'error', 'automatic');
 
 CREATE VIEW onboarding.in_progress_entities AS

@@ -14,8 +14,10 @@
 #include "onboarding.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
+#include "access/htup_details.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -29,29 +31,39 @@ static const char *const enum_type_names[OB_NENUMS] = {
 };
 
 static Oid	cached_schema = InvalidOid;
+static ObInboxOids cached_inbox;	/* valid when cached_inbox.inbox is set */
 static Oid	cached_provider[OB_NPROVIDERS];
 static Oid	cached_outcome[OB_INVALID + 1];
 static bool cache_valid = false;
 static bool callback_registered = false;
 
-/* Forget everything when a type or enum label changes. */
+/* Forget everything when a type, an enum label or a relation changes. */
 static void
 catalog_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
 	cache_valid = false;
 	cached_schema = InvalidOid;
+	cached_inbox.inbox = InvalidOid;
+}
+
+/* Register the invalidation callbacks, once per backend. */
+static void
+catalog_register(void)
+{
+	if (callback_registered)
+		return;
+	CacheRegisterSyscacheCallback(TYPEOID, catalog_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(ENUMTYPOIDNAME, catalog_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(RELOID, catalog_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, catalog_invalidate, (Datum) 0);
+	callback_registered = true;
 }
 
 /* Fill the small caches; registers the invalidation callback once. */
 static void
 catalog_fill(void)
 {
-	if (!callback_registered)
-	{
-		CacheRegisterSyscacheCallback(TYPEOID, catalog_invalidate, (Datum) 0);
-		CacheRegisterSyscacheCallback(ENUMTYPOIDNAME, catalog_invalidate, (Datum) 0);
-		callback_registered = true;
-	}
+	catalog_register();
 	for (int i = 0; i < OB_NPROVIDERS; i++)
 		cached_provider[i] = ob_enum_oid(OB_ENUM_PROVIDER, ob_provider_names[i]);
 	for (int i = 0; i <= OB_INVALID; i++)
@@ -63,9 +75,34 @@ catalog_fill(void)
 Oid
 ob_schema_oid(void)
 {
+	catalog_register();
 	if (!OidIsValid(cached_schema))
 		cached_schema = get_namespace_oid("onboarding", false);
 	return cached_schema;
+}
+
+/*
+ * The inbox, its duplicate-detection index and its owner, looked up once
+ * and kept until a relation changes.
+ */
+const ObInboxOids *
+ob_inbox_oids(void)
+{
+	if (!OidIsValid(cached_inbox.inbox))
+	{
+		ObInboxOids fresh;
+		HeapTuple	tup;
+
+		fresh.inbox = ob_relation_oid("inbox");
+		fresh.hash_index = ob_relation_oid("inbox_body_hash_idx");
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(fresh.inbox));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", fresh.inbox);
+		fresh.owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+		cached_inbox = fresh;
+	}
+	return &cached_inbox;
 }
 
 /* OID of a relation of the schema onboarding (error if missing). */

@@ -80,12 +80,7 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 	TupleTableSlot *slot;
 	int64		found = 0;
 
-	indexoid = get_relname_relid("inbox_body_hash_idx", RelationGetNamespace(inbox));
-	if (!OidIsValid(indexoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("index onboarding.inbox_body_hash_idx does not exist"),
-				 errhint("Reinstall the extension: duplicate detection depends on this index.")));
+	indexoid = ob_inbox_oids()->hash_index;
 
 	if (lock)
 	{

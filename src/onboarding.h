@@ -254,7 +254,16 @@ typedef struct ObInboxAtts
 	AttrNumber	forced_by;
 } ObInboxAtts;
 
+/* OIDs the pipeline needs for every delivery */
+typedef struct ObInboxOids
+{
+	Oid			inbox;
+	Oid			hash_index;		/* onboarding.inbox_body_hash_idx */
+	Oid			owner;			/* the role derivations run as */
+} ObInboxOids;
+
 extern Oid	ob_schema_oid(void);
+extern const ObInboxOids *ob_inbox_oids(void);
 extern Oid	ob_enum_oid(ObEnumType type, const char *label);
 extern Oid	ob_provider_oid(ObProvider provider);
 extern ObProvider ob_provider_from_oid(Oid label);

@@ -17,10 +17,8 @@
  */
 #include "onboarding.h"
 
-#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
-#include "utils/syscache.h"
 
 /* The user we were before ob_spi_connect(), restored by ob_spi_finish() */
 typedef struct SpiFrame
@@ -33,21 +31,6 @@ typedef struct SpiFrame
 static SpiFrame frames[OB_MAX_SPI_DEPTH];
 static int	depth = 0;
 
-/* The owner of onboarding.inbox: the role every derivation runs as. */
-static Oid
-spi_owner(void)
-{
-	Oid			relid = ob_relation_oid("inbox");
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /* Connect to SPI and become the extension's owner until ob_spi_finish(). */
 void
 ob_spi_connect(void)
@@ -58,7 +41,7 @@ ob_spi_connect(void)
 		elog(ERROR, "onboarding SPI nesting too deep");
 	f = &frames[depth++];
 	GetUserIdAndSecContext(&f->saved_userid, &f->saved_sec);
-	SetUserIdAndSecContext(spi_owner(), f->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(ob_inbox_oids()->owner, f->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }

@@ -14,18 +14,22 @@
 --
 -- Body shapes follow test/fixtures (names, masked and bare valid CPF/CNPJ,
 -- long file URLs, time formats with offsets, fractions and `Z`). Each flow's
--- event times increase; flows start 15 s apart and last hours to days, so
+-- event times increase; flows start 15 s apart and last minutes to hours
+-- (closures and account-status changes come hours after the opening), so
 -- thousands of entities are in flight at once and their deliveries
--- interleave. A delivery arrives 0-5 s after its event. On top of that:
+-- interleave; the corpus is the first :scale deliveries of that stream, a
+-- window in which early customers are further along than late ones. A
+-- delivery arrives 0-5 s after its event. On top of that:
 --   * about 2% of deliveries are swapped with the previous delivery for the
 --     same entity (they arrive out of order: stale or illegal outcomes);
 --   * about 5% are delivered again 1 s to 10 min later (at-least-once:
 --     byte-identical duplicates).
 --
 -- Creates (in the current database) schema `bench` with the generator
--- functions, and bench.corpus(n, body): exactly :scale deliveries numbered in
--- delivery order. Deterministic for a given :scale (setseed). run.sh then
--- COPYs it to a file so that every load reads the same bytes.
+-- functions, bench.corpus(n, body): exactly :scale deliveries numbered in
+-- delivery order, and bench.corpus_info (its counts). Deterministic for a
+-- given :scale (setseed). run.sh then COPYs it to a file so that every load
+-- reads the same bytes.
 --
 -- psql variables: scale (deliveries).
 
@@ -115,7 +119,8 @@ CREATE FUNCTION bench.company_name(p int) RETURNS text LANGUAGE sql IMMUTABLE AS
            (ARRAY['LTDA', 'ME', 'EIRELI', 'S.A.'])[(p / 64) % 4 + 1]
 $$;
 
--- Where customer p's flow starts.
+-- Where customer p's flow starts. Customers take the providers in turn
+-- (p % 3); within a provider, variants are chosen by p / 3.
 CREATE FUNCTION bench.t0(p int) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $$
     SELECT timestamptz '2025-03-03 11:00:00+00' + p * interval '15 seconds'
 $$;
@@ -130,9 +135,9 @@ LANGUAGE sql STABLE AS $$
     SELECT 'qi/' || k.key, t.at,
            jsonb_strip_nulls(jsonb_build_object(
                'webhook_type', s.webhook_type,
-               'key', CASE WHEN s.step = 2 AND p % 4 = 0 THEN NULL ELSE k.key END,
-               'status', CASE WHEN s.step = 2 AND p % 4 = 0 THEN NULL ELSE s.status END,
-               'event_datetime', CASE p % 3
+               'key', CASE WHEN s.step = 2 AND (p / 3) % 4 = 0 THEN NULL ELSE k.key END,
+               'status', CASE WHEN s.step = 2 AND (p / 3) % 4 = 0 THEN NULL ELSE s.status END,
+               'event_datetime', CASE (p / 3) % 3
                    WHEN 0 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD HH24:MI:SS')
                    WHEN 1 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.MS') || '-03:00'
                    ELSE to_char(t.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || 'Z' END,
@@ -143,27 +148,27 @@ LANGUAGE sql STABLE AS $$
                    'status', s.status,
                    'account_info', jsonb_build_object(
                        'account_branch', '0001', 'account_number', (4000000 + p)::text,
-                       'account_digit', (p % 10)::text,
+                       'account_digit', ((p / 3) % 10)::text,
                        'account_key', CASE WHEN s.status = 'account_opened' THEN bench.uid('qi-acc-' || p) END,
                        'financial_institution_code', CASE WHEN s.status = 'account_opened' THEN '329' END),
-                   'account_owner', CASE WHEN s.step <> 2 OR p % 4 <> 0 THEN jsonb_build_object(
-                       'name', CASE WHEN p % 10 = 0 THEN bench.company_name(p) ELSE bench.person_name(p) END,
-                       'document_number', CASE WHEN p % 10 = 0 THEN bench.mask(bench.cnpj(p))
-                                               WHEN p % 2 = 0 THEN bench.mask(bench.cpf(p))
+                   'account_owner', CASE WHEN s.step <> 2 OR (p / 3) % 4 <> 0 THEN jsonb_build_object(
+                       'name', CASE WHEN (p / 3) % 10 = 0 THEN bench.company_name(p) ELSE bench.person_name(p) END,
+                       'document_number', CASE WHEN (p / 3) % 10 = 0 THEN bench.mask(bench.cnpj(p))
+                                               WHEN (p / 3) % 2 = 0 THEN bench.mask(bench.cpf(p))
                                                ELSE bench.cpf(p) END) END,
-                   'allowed_user', CASE WHEN p % 10 = 0 THEN jsonb_build_object(
+                   'allowed_user', CASE WHEN (p / 3) % 10 = 0 THEN jsonb_build_object(
                        'name', bench.person_name(p + 7), 'document_number', bench.cpf(p + 7)) END))))
       FROM (SELECT bench.uid('qi-' || p) AS key) k,
            LATERAL (VALUES
                (1, 0,    'account_request.status_change', 'pending_bacen_validation', true),
                (2, 6,    'account_request.status_change', 'pending_kyc_analysis', true),
-               (3, 95,   'account_request.status_change', 'pending_additional_data', p % 3 = 0),
-               (4, 180,  CASE WHEN p % 6 = 0 THEN 'account_request.status_change' ELSE 'account' END,
-                         CASE p % 6 WHEN 0 THEN 'rejected' WHEN 1 THEN 'account_rejected'
+               (3, 95,   'account_request.status_change', 'pending_additional_data', (p / 3) % 3 = 0),
+               (4, 180,  CASE WHEN (p / 3) % 6 = 0 THEN 'account_request.status_change' ELSE 'account' END,
+                         CASE (p / 3) % 6 WHEN 0 THEN 'rejected' WHEN 1 THEN 'account_rejected'
                                     ELSE 'account_opened' END, true)
            ) s (step, minutes, webhook_type, status, included),
            LATERAL (SELECT bench.t0(p) + s.minutes * interval '1 minute'
-                           + (p % 60) * interval '1 second' AS at) t
+                           + ((p / 3) % 60) * interval '1 second' AS at) t
      WHERE s.included
 $$;
 
@@ -176,23 +181,23 @@ $$;
 CREATE FUNCTION bench.fitbank(p int) RETURNS TABLE (ent text, at timestamptz, body jsonb)
 LANGUAGE sql STABLE AS $$
     WITH c AS (
-        SELECT '860590-' || lpad((254000 + p % 997)::text, 6, '0') || '-' || (7100000 + p)::text
-                   || '-' || (p % 10)::text AS acc,
-               CASE WHEN p % 5 = 0 THEN bench.cnpj(p) ELSE bench.cpf(p) END AS tax,
-               p % 5 = 0 AS pj,
+        SELECT '860590-' || lpad((254000 + (p / 3) % 997)::text, 6, '0') || '-' || (7100000 + p)::text
+                   || '-' || ((p / 3) % 10)::text AS acc,
+               CASE WHEN (p / 3) % 5 = 0 THEN bench.cnpj(p) ELSE bench.cpf(p) END AS tax,
+               (p / 3) % 5 = 0 AS pj,
                bench.t0(p) AS t0
     ),
     ev (ent, minutes, body) AS (
         -- the account's conditions: 0 created, 2 verified, 1 limited, 3 blocked, 4 terminated
         SELECT 'fb/acc/' || c.acc, a.minutes,
                jsonb_build_object('Method', 'UpdateAccount', 'PartnerId', 860, 'BusinessUnitId', 820,
-                   'TaxNumber', CASE WHEN p % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
+                   'TaxNumber', CASE WHEN (p / 3) % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
                    'AccountConditionType', a.code, 'AccountStatus', CASE WHEN a.code IN (1, 2) THEN 1 ELSE 0 END,
                    'CreationDate', to_char(c.t0 AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.MS'),
                    'Bank', '450', 'BankBranch', '0001', 'BankAccount', (71000000 + p)::text,
-                   'BankAccountDigit', (p % 10)::text, 'AccountKey', c.acc, 'SpbAccount', NULL)
-          FROM c, LATERAL (VALUES (0, 0, true), (2, 300, true), (1, 900, p % 4 = 1),
-                                  (3, 1500, p % 8 = 0), (4, 3000, p % 6 = 0)) a (code, minutes, included)
+                   'BankAccountDigit', ((p / 3) % 10)::text, 'AccountKey', c.acc, 'SpbAccount', NULL)
+          FROM c, LATERAL (VALUES (0, 0, true), (2, 300, true), (1, 400, (p / 3) % 4 = 1),
+                                  (3, 500, (p / 3) % 8 = 0), (4, 800, (p / 3) % 6 = 0)) a (code, minutes, included)
          WHERE a.included
         UNION ALL
         -- documents: sent, awaiting validation, then validated (or disapproved, resubmitted, validated)
@@ -200,23 +205,23 @@ LANGUAGE sql STABLE AS $$
                jsonb_build_object('Method', 'UpdatePersonDocument', 'BusinessUnitId', 820, 'PartnerId', 860,
                    'Account', jsonb_build_object('AccountStatus', 0, 'AccountConditionType', 0,
                        'TaxNumber', c.tax, 'Bank', '450', 'BankBranch', '0001',
-                       'BankAccount', (71000000 + p)::text, 'BankAccountDigit', (p % 10)::text,
+                       'BankAccount', (71000000 + p)::text, 'BankAccountDigit', ((p / 3) % 10)::text,
                        'AccountKey', c.acc),
                    'Document', jsonb_build_object(
                        'FileName', c.tax || '_' || to_char(c.t0, 'DDMMYYYY') || '_' || d.file || '.jpeg',
                        'Description', d.file, 'Extension', '.jpeg', 'ExpirationDate', NULL,
                        'DocumentStatus', s.code, 'DocumentType', d.type,
-                       'DocumentKey', CASE WHEN p % 9 = 0 THEN '' ELSE dk.key END,
+                       'DocumentKey', CASE WHEN (p / 3) % 9 = 0 THEN '' ELSE dk.key END,
                        'Reason', CASE WHEN s.code = 6 THEN 'Imagem ilegível' ELSE '' END,
                        'TaxNumber', c.tax, 'Message', '', 'PendingReason', NULL))
           FROM c,
                LATERAL (SELECT * FROM (VALUES (0, 0, 'RGFrente'), (1, 7, 'RGVerso'), (2, 14, 'Selfie'),
                                               (3, 4, 'CartaoCNPJ'), (4, 5, 'ContratoSocial')) v (n, type, file)
                          WHERE (v.n < 3) <> c.pj) d,
-               LATERAL (SELECT CASE WHEN p % 9 = 0 THEN c.tax || ':' || d.type
+               LATERAL (SELECT CASE WHEN (p / 3) % 9 = 0 THEN c.tax || ':' || d.type
                                     ELSE bench.uid('fb-doc-' || p || '-' || d.type) END AS key) dk,
                LATERAL (SELECT * FROM (VALUES (0, 4), (1, 0), (2, 1), (2, 6), (3, 5), (4, 0), (5, 1)) v (step, code)
-                         WHERE CASE WHEN (p + d.n) % 7 = 0 THEN (v.step, v.code) <> (2, 1)
+                         WHERE CASE WHEN (p / 3 + d.n) % 7 = 0 THEN (v.step, v.code) <> (2, 1)
                                     ELSE v.step < 3 AND (v.step, v.code) <> (2, 6) END) s
         UNION ALL
         -- a company's signer: identity sent, awaiting, then validated
@@ -224,7 +229,7 @@ LANGUAGE sql STABLE AS $$
                jsonb_build_object('Method', 'UpdateAccountSignerDocument', 'BusinessUnitId', 820, 'PartnerId', 860,
                    'Account', jsonb_build_object('AccountStatus', 1, 'AccountConditionType', 0,
                        'TaxNumber', c.tax, 'Bank', '450', 'BankBranch', '0001',
-                       'BankAccount', (71000000 + p)::text, 'BankAccountDigit', (p % 10)::text,
+                       'BankAccount', (71000000 + p)::text, 'BankAccountDigit', ((p / 3) % 10)::text,
                        'AccountKey', c.acc),
                    'Document', jsonb_build_object(
                        'FileName', bench.cpf(p + 3) || '_' || to_char(c.t0, 'DDMMYYYY') || '_CNH.jpeg',
@@ -238,33 +243,33 @@ LANGUAGE sql STABLE AS $$
         -- the person's condition: sometimes divergent first, then approved (or rejected)
         SELECT 'fb/cond/' || c.tax, m.minutes,
                jsonb_build_object('Method', 'UpdatePersonCondition', 'PartnerId', 860, 'BusinessUnitId', 820,
-                   'TaxNumber', CASE WHEN p % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
+                   'TaxNumber', CASE WHEN (p / 3) % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
                    'MessageClassification', m.code,
                    'Message', CASE m.code
                        WHEN 0 THEN 'Prezado(a) Cliente, foi constatada uma divergência nos dados enviados para a abertura de conta. Solicitamos, por gentileza, que encaminhe novamente as informações com as correções necessárias.'
                        WHEN 1 THEN 'Prezado(a) Cliente, após análise cadastral não foi possível aprovar a abertura de conta.'
                        ELSE 'Prezado(a) Cliente, seu cadastro foi aprovado. Seja bem-vindo(a)!' END,
                    'AccountsKey', jsonb_build_array(c.acc))
-          FROM c, LATERAL (VALUES (0, 120, p % 4 = 0), (CASE WHEN p % 10 = 3 THEN 1 ELSE 4 END, 280, true)) m (code, minutes, included)
+          FROM c, LATERAL (VALUES (0, 120, (p / 3) % 4 = 0), (CASE WHEN (p / 3) % 10 = 3 THEN 1 ELSE 4 END, 280, true)) m (code, minutes, included)
          WHERE m.included
         UNION ALL
         -- closing: created, processing, then approved (closes the account) or pending
-        SELECT 'fb/close/' || c.acc, 2400 + x.step * 45,
+        SELECT 'fb/close/' || c.acc, 600 + x.step * 45,
                jsonb_build_object('Method', 'UpdateCloseAccount', 'PartnerId', 860, 'BusinessUnitId', 820,
                    'CloseAccountInformationStatus', x.code,
                    'Message', CASE x.code WHEN 0 THEN 'Solicitação em análise' WHEN 1 THEN 'Em processamento'
                                           WHEN 3 THEN 'Conta possui saldo remanescente' ELSE 'Conta encerrada' END,
                    'Bank', '', 'BankAccount', '', 'BankBranch', '', 'BankAccountDigit', '',
                    'AccountKey', c.acc)
-          FROM c, LATERAL (VALUES (0, 0), (1, 1), (2, CASE WHEN p % 12 = 0 THEN 3 ELSE 5 END)) x (step, code)
-         WHERE p % 6 = 0
+          FROM c, LATERAL (VALUES (0, 0), (1, 1), (2, CASE WHEN (p / 3) % 12 = 0 THEN 3 ELSE 5 END)) x (step, code)
+         WHERE (p / 3) % 6 = 0
     )
     SELECT ev.ent, t.at,
-           ev.body || jsonb_build_object('SendDate', CASE p % 3
+           ev.body || jsonb_build_object('SendDate', CASE (p / 3) % 3
                WHEN 0 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '1-03:00'
                WHEN 1 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS')
                ELSE to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS') || '-03:00' END)
-      FROM c, ev, LATERAL (SELECT c.t0 + ev.minutes * interval '1 minute' + (p % 50) * interval '1 second' AS at) t
+      FROM c, ev, LATERAL (SELECT c.t0 + ev.minutes * interval '1 minute' + ((p / 3) % 50) * interval '1 second' AS at) t
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -276,10 +281,10 @@ CREATE FUNCTION bench.celcoin(p int) RETURNS TABLE (ent text, at timestamptz, bo
 LANGUAGE sql STABLE AS $$
     WITH c AS (
         SELECT bench.uid('cc-' || p) AS id, 'CLI-' || lpad(p::text, 7, '0') AS client,
-               CASE WHEN p % 7 = 0 THEN bench.cnpj(p) ELSE bench.cpf(p) END AS tax,
-               CASE WHEN p % 7 = 0 THEN 'PJ' ELSE 'PF' END AS kind,
-               CASE WHEN p % 2 = 0 THEN 1 ELSE 2 END AS flow,
-               p % 13 = 0 AS reproved_first, p % 17 = 0 AS reproved_second, p % 19 = 0 AS create_error
+               CASE WHEN (p / 3) % 7 = 0 THEN bench.cnpj(p) ELSE bench.cpf(p) END AS tax,
+               CASE WHEN (p / 3) % 7 = 0 THEN 'PJ' ELSE 'PF' END AS kind,
+               CASE WHEN (p / 3) % 2 = 0 THEN 1 ELSE 2 END AS flow,
+               (p / 3) % 13 = 0 AS reproved_first, (p / 3) % 17 = 0 AS reproved_second, (p / 3) % 19 = 0 AS create_error
     ),
     steps (step, seconds, entity, status) AS (
         -- the sequences of test/fixtures/celcoin flow1-* and flow2-*
@@ -308,10 +313,10 @@ LANGUAGE sql STABLE AS $$
             (0, 13, 1510, 'onboarding-proposal', CASE WHEN c.reproved_second THEN 'REPROVED' ELSE 'APPROVED' END),
             (0, 14, 1570, 'onboarding-create', CASE WHEN c.create_error THEN 'ERROR' ELSE 'CONFIRMED' END),
             (0, 15, 1572, 'onboarding-proposal', CASE WHEN c.create_error THEN 'RESOURCE_ERROR' ELSE 'RESOURCE_CREATED' END),
-            (0, 16, 90000, 'account-status', CASE WHEN p % 10 = 0 THEN 'BLOQUEIO-JUDICIAL' WHEN p % 10 = 5 THEN 'BLOQUEIO-RFB' END),
-            (0, 17, 180000, 'account-status', CASE WHEN p % 10 = 0 THEN 'DESBLOQUEIO-JUDICIAL' WHEN p % 10 = 5 THEN 'BLOQUEADO-RFB' END),
-            (0, 18, 250000, 'account-status', CASE WHEN p % 23 = 0 THEN 'EM CANCELAMENTO' END),
-            (0, 19, 260000, 'account-status', CASE WHEN p % 23 = 0 THEN 'ENCERRADO' END)
+            (0, 16, 7200, 'account-status', CASE WHEN (p / 3) % 10 = 0 THEN 'BLOQUEIO-JUDICIAL' WHEN (p / 3) % 10 = 5 THEN 'BLOQUEIO-RFB' END),
+            (0, 17, 14400, 'account-status', CASE WHEN (p / 3) % 10 = 0 THEN 'DESBLOQUEIO-JUDICIAL' WHEN (p / 3) % 10 = 5 THEN 'BLOQUEADO-RFB' END),
+            (0, 18, 21600, 'account-status', CASE WHEN (p / 3) % 23 = 0 THEN 'EM CANCELAMENTO' END),
+            (0, 19, 23000, 'account-status', CASE WHEN (p / 3) % 23 = 0 THEN 'ENCERRADO' END)
         ) s (flow, step, seconds, entity, status)
          WHERE s.flow IN (0, c.flow)
            AND s.status IS NOT NULL
@@ -323,8 +328,8 @@ LANGUAGE sql STABLE AS $$
            t.at,
            jsonb_build_object(
                'entity', s.entity, 'status', s.status,
-               CASE WHEN p % 5 = 1 THEN 'createTimeStamp' ELSE 'createTimestamp' END,
-               CASE p % 3 WHEN 0 THEN to_char(t.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || 'Z'
+               CASE WHEN (p / 3) % 5 = 1 THEN 'createTimeStamp' ELSE 'createTimestamp' END,
+               CASE (p / 3) % 3 WHEN 0 THEN to_char(t.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || 'Z'
                           WHEN 1 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.MS')
                           ELSE to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '6' END,
                'webhookId', bench.uid('cc-wh-' || p || '-' || s.step),
@@ -345,7 +350,7 @@ LANGUAGE sql STABLE AS $$
                                             || to_char(t.at + interval '15 days', 'YYYY-MM-DD"T"HH24"%3A"MI"%3A"SS"Z"')
                                             || '&sr=b&sp=r&sig=' || substr(md5(c.id || f.type), 1, 10),
                                      'expirationTime', to_char(t.at + interval '15 days', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')))
-                                   FROM unnest(CASE WHEN p % 3 = 0 THEN ARRAY['RG_FRONT', 'RG_BACK', 'SELFIE']
+                                   FROM unnest(CASE WHEN (p / 3) % 3 = 0 THEN ARRAY['RG_FRONT', 'RG_BACK', 'SELFIE']
                                                     ELSE ARRAY['CNH_FRONT', 'CNH_BACK', 'SELFIE'] END) f (type))) END
                    WHEN 'onboarding-create' THEN jsonb_build_object(
                        'onboardingId', c.id, 'proposalId', c.id, 'clientCode', c.client,

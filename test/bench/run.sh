@@ -11,9 +11,12 @@
 # server settings. What it measures, in order:
 #
 #   corpus   BENCH_SCALE deliveries of the three providers (corpus.sql),
-#            written once to a file that every load reads
+#            written once to a file that every load reads; and a stream of
+#            BENCH_MEM_ROWS: the corpus repeated with other entity keys
 #   a. batch    COPY file -> plain vs COPY file -> onboarding.inbox
-#               (fresh table / fresh extension each time; best of BENCH_REPEAT)
+#               (fresh table / fresh extension each time; best of BENCH_REPEAT);
+#               also, for the record, the inbox's storage alone (its table
+#               shape and indexes without the trigger)
 #   c. rebuild  onboarding.rebuild() of the inbox that (a) loaded, against
 #               the inbox's batch rate (best of BENCH_REPEAT)
 #   b. webhook  8 clients x single-row INSERT transactions (pgbench),
@@ -21,7 +24,10 @@
 #   d. memory   the backend's private memory while it COPYs BENCH_MEM_ROWS
 #               deliveries into the inbox: at ~100,000 rows and at the end
 #
-# and prints one table: figure, value, baseline, ratio, target, met?
+# (in that order: rebuild() replays what the last batch run loaded), then
+# prints the details and one table: figure, value, baseline, ratio, target,
+# met?, with the machine and the server settings. Nothing is written to the
+# repository: figures go stale, the command does not.
 #
 # Knobs (environment):
 #   BENCH_SCALE       deliveries in the corpus                    (100000)
@@ -32,8 +38,9 @@
 #                     inbox's batch rate says BENCH_MEM_ROWS would take
 #                     longer, fewer rows are loaded and the row says so (300)
 #   BENCH_PICK        which delivery each pgbench transaction sends:
-#                     `sequential` (the corpus in delivery order, as a webhook
-#                     endpoint would receive it) or `random` (any row)
+#                     `sequential` (the stream in delivery order, as a webhook
+#                     endpoint receives it) or `random` (any row of the corpus:
+#                     mostly out of order, and a third of them repeated)
 #                                                                  (sequential)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,14 +62,17 @@ MEM_FIRST=100000            # the "after 100,000 rows" point of target 4
 DB=onboarding_bench
 CORPUS_FILE=$ONBOARDING_WORK/bench-corpus.copy
 MEM_FILE=$ONBOARDING_WORK/bench-memory.copy
+ROWS_FILE=$ONBOARDING_WORK/bench-inbox-rows.copy
 TMP=$(mktemp -d /tmp/onboarding-bench.XXXXXX)
-trap 'rm -rf "$TMP"; rm -f "$CORPUS_FILE" "$MEM_FILE"' EXIT
+trap 'rm -rf "$TMP"; rm -f "$CORPUS_FILE" "$MEM_FILE" "$ROWS_FILE"' EXIT
 START=$SECONDS
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 case "$PICK" in sequential | random) ;; *) echo "BENCH_PICK must be sequential or random" >&2; exit 2 ;; esac
 [ "$MEM_ROWS" -gt "$MEM_FIRST" ] || { echo "BENCH_MEM_ROWS must exceed $MEM_FIRST" >&2; exit 2; }
 
 log() { printf '== %s\n' "$*" >&2; }
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"   # no "does not exist, skipping"
 
 # psql on the benchmark database: unaligned, tuples only, stop at the first error.
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
@@ -86,6 +96,9 @@ num() {
 		print s n }'
 }
 
+met() { [ "$(calc "$1")" = 1 ] && echo yes || echo NO; }
+pct() { calc "100 * $1 / $2" | awk '{ printf "%.1f%%", $1 }'; }
+
 # A fresh baseline table, and a fresh extension (the inbox refuses TRUNCATE).
 fresh_plain() {
 	q <<-'EOF'
@@ -107,6 +120,11 @@ outcomes() {
 	q -c "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome)
 	        FROM (SELECT outcome::text, count(*) n FROM onboarding.inbox GROUP BY 1) o"
 }
+
+# The figures are only meaningful on an otherwise idle machine.
+if [ "$(calc "$(cut -d' ' -f1 /proc/loadavg) > 0.5 * $(nproc)")" = 1 ]; then
+	log "warning: load average is $LOAD_BEFORE on $(nproc) CPUs: something else is running, figures will be low"
+fi
 
 # ---------------------------------------------------------------------------
 # Corpus: generated in SQL (corpus.sql), written once to a file in the
@@ -159,6 +177,23 @@ for i in $(seq 1 "$REPEAT"); do
 	BATCH_INBOX=$(calc "$r_inbox > $BATCH_INBOX ? $r_inbox : $BATCH_INBOX")
 done
 BATCH_OUTCOMES=$(outcomes)
+
+# The inbox's storage alone, for the record (not a target): a table LIKE
+# onboarding.inbox INCLUDING ALL (same columns, constraints, indexes; no
+# trigger) loaded with the rows the last inbox run stored, derived columns
+# included. No speed-up of the trigger can take figure 1 above this ratio.
+INBOX_COLS=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                    WHERE attrelid = 'onboarding.inbox'::regclass AND attnum > 0
+                      AND NOT attisdropped AND attidentity = ''")
+q -c "COPY (SELECT $INBOX_COLS FROM onboarding.inbox ORDER BY id) TO '$ROWS_FILE'"
+STORAGE=0
+for i in $(seq 1 "$REPEAT"); do
+	log "a. batch COPY, run $i of $REPEAT: the inbox's storage alone"
+	q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.inbox INCLUDING ALL)" -c "CHECKPOINT"
+	t=$(timed "COPY shaped ($INBOX_COLS) FROM '$ROWS_FILE';")
+	STORAGE=$(calc "$SCALE / $t > $STORAGE ? $SCALE / $t : $STORAGE")
+done
+q -c "DROP TABLE shaped"
 BATCH_STATE=$(q -c "SELECT (SELECT count(*) FROM onboarding.account) || ' accounts, '
                         || (SELECT count(*) FROM onboarding.proposal) || ' proposals, '
                         || (SELECT count(*) FROM onboarding.document) || ' documents, '
@@ -322,8 +357,6 @@ done)
 # ---------------------------------------------------------------------------
 # The table.
 # ---------------------------------------------------------------------------
-met() { [ "$(calc "$1")" = 1 ] && echo yes || echo NO; }
-pct() { calc "100 * $1 / $2" | awk '{ printf "%.1f%%", $1 }'; }
 
 R_BATCH=$(pct "$BATCH_INBOX" "$BATCH_PLAIN")
 R_PGB=$(pct "$PGB_INBOX" "$PGB_PLAIN")
@@ -347,11 +380,14 @@ echo "onboarding benchmark (issue 6) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine:    $(nproc) CPUs, ${CPU:-unknown CPU}, $MEM_TOTAL RAM"
 echo "PostgreSQL: $PGVERSION"
 echo "settings:   $SETTINGS"
+echo "load:       load average $LOAD_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (the bench itself keeps ~2 busy)"
 echo "corpus:     $(num "$C_ROWS") deliveries ($C_FILE_MB MB, $C_BYTES bytes average), $C_TYPES event types, $(num "$C_ENTITIES") entities;"
 echo "            $(num "$C_REDELIVERED") redelivered (duplicates), $(num "$C_SWAPPED") arriving before their entity's previous delivery"
 echo
 echo "a. batch COPY of the corpus file (best of $REPEAT, fresh table each run):"
 printf '%s' "$BATCH_RUNS"
+echo "    inbox storage alone (table LIKE onboarding.inbox INCLUDING ALL, no trigger, derived values given):"
+echo "        $(num "$STORAGE") rows/s = $(pct "$STORAGE" "$BATCH_PLAIN") of plain: the most figure 1 can reach with a free trigger"
 echo "    inbox outcomes: $BATCH_OUTCOMES"
 echo "    derived state:  $BATCH_STATE"
 echo "b. $CLIENTS clients, single-row INSERT transactions, pgbench -M prepared -j $THREADS, ${PGB_SECONDS} s each, $PICK pick:"
@@ -374,6 +410,11 @@ echo
 	echo "2. $CLIENTS clients single-row INSERT, tps|$(num "$PGB_INBOX")|$(num "$PGB_PLAIN")|$R_PGB|>= 90%|$M_PGB"
 	echo "3. rebuild(), deliveries/s|$(num "$REBUILD")|$(num "$BATCH_INBOX") (inbox batch)|$R_REBUILD|>= 100%|$M_REBUILD"
 	echo "4. $MEM_FIG|$(printf '%+.1f' "$MEM_DELTA")|$(printf '%+.1f' "$MEM_BASE_DELTA")|-|<= 10 MB|$M_MEM"
-} | column -t -s '|'
+} | awk -F'|' '
+	{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+	  if (NF > nf) nf = NF }
+	END { for (r = 1; r <= NR; r++) { line = ""
+	          for (i = 1; i <= nf; i++) line = line sprintf("%-" (w[i] + 2) "s", cell[r, i])
+	          sub(/ +$/, "", line); print line } }'
 echo
 echo "wall time: $((SECONDS - START)) s"

@@ -24,7 +24,10 @@ as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then runuser -u "$ONBOARDING_RUNAS" -- "$@"; else "$@"; fi
 }
 pg_ctl_cluster() { as_owner "$ONBOARDING_BINDIR/pg_ctl" -D "$ONBOARDING_PGDATA" "$@"; }
-server_start() { pg_ctl_cluster -l "$ONBOARDING_SERVER_LOG" -w -t 120 start >/dev/null; }
+server_start() {
+	pg_ctl_cluster -l "$ONBOARDING_SERVER_LOG" -w -t 120 start >"$ONBOARDING_WORK/pg_ctl.out" 2>&1 \
+		|| { cat "$ONBOARDING_WORK/pg_ctl.out" >&2; return 1; }
+}
 server_is_up() { "$ONBOARDING_BINDIR/pg_isready" -q -d postgres >/dev/null 2>&1; }
 
 # A fresh database with the extension; dropped again by drop_db.

@@ -67,6 +67,10 @@ q -d $src -c "$derived" >"$ONBOARDING_WORK/dump_derived_src.txt"
 src_diffs=$(q -d $src -c "SELECT count(*) FROM onboarding.verify()")
 [ "$src_diffs" -eq 0 ] || fail "verify() is not empty in the source database ($src_diffs)"
 
+read -r inbox account proposal document closure history rules transitions forced seq <<<"$before"
+echo "dump_restore: source inbox $inbox, account $account, proposal $proposal, document $document," \
+	"closure $closure, history $history, user rules $rules + $transitions, overrides $forced"
+
 "$ONBOARDING_BINDIR/pg_dump" -Fc -d $src -f "$dump"
 q -d postgres -c "CREATE DATABASE $dst"
 if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -d $dst "$dump" 2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
@@ -123,11 +127,9 @@ SQL
 read -r continued_ok continued_all continued_bad <<<"$continued"
 end_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
 
-read -r inbox account proposal document closure history rules transitions forced seq <<<"$before"
-echo "dump_restore: inbox $inbox, account $account, proposal $proposal, document $document, closure $closure," \
-	"history $history, user rules $rules + $transitions, overrides $forced: restored $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)")"
-echo "dump_restore: evidence rows differing $evidence_diff, derived rows compared $compared, differing $derived_diff;" \
-	"verify() $dst_diffs; after restore $continued_ok/$continued_all deliveries and checks as expected, verify() $end_diffs"
+echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)");" \
+	"evidence rows differing $evidence_diff; derived rows compared $compared, differing $derived_diff; verify() $dst_diffs;" \
+	"then $continued_ok/$continued_all deliveries and checks as expected, verify() $end_diffs"
 
 [ "$before" = "$after" ] || fail "counts differ: source $before, restored $after"
 [ "$evidence_diff" -eq 0 ] || fail "the evidence differs after restore"

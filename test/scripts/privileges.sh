@@ -29,6 +29,7 @@ ingest=onboarding_ingest_$suffix
 report=onboarding_report_$suffix
 
 cleanup() {
+	for _ in $(seq 30); do server_is_up && break; sleep 1; done
 	drop_db $db >/dev/null 2>&1 || true
 	drop_db $ref >/dev/null 2>&1 || true
 	q -d postgres -c "DROP ROLE IF EXISTS $ingest" -c "DROP ROLE IF EXISTS $report" >/dev/null 2>&1 || true
@@ -54,9 +55,8 @@ q -d $db <<<"$grants"
 
 passed=0
 failed=0
-checks_failed=()
 pass() { passed=$((passed + 1)); }
-flunk() { failed=$((failed + 1)); checks_failed+=("$1"); echo "check failed: $1" >&2; }
+flunk() { failed=$((failed + 1)); echo "check failed: $1" >&2; }
 
 # as ROLE, run the SQL on stdin in $db; stdout and stderr go to $out and $err
 out="$ONBOARDING_WORK/priv.out"
@@ -88,6 +88,8 @@ su() { q -d $db "$@"; }
 # ---------------------------------------------------------------------------
 # 1. search_path hijacking: planted functions, operators and tables change nothing
 # ---------------------------------------------------------------------------
+# the ingest role gets a schema of its own to plant in (as an application
+# that owns its own tables would have)
 su -c "CREATE SCHEMA evil AUTHORIZATION $ingest"
 as $ingest -f "$RELIABILITY/hijack.sql" || { cat "$err" >&2; fail "could not plant the functions"; }
 planted=$(su -c "SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'evil'::regnamespace)
@@ -103,7 +105,8 @@ SELECT count(onboarding.ingest(body)) FROM (SELECT body FROM public.corpus WHERE
 SELECT count(onboarding.ingest_text(raw)) FROM (SELECT raw FROM public.corpus WHERE n % 4 = 3 ORDER BY n) c;
 SELECT count(onboarding.explain(body)) FROM public.corpus;"
 q -d $ref <<<"$deliveries" >/dev/null
-if as $ingest <<SQL
+# (bounded: a delivery that loops on a planted operator is cancelled)
+if PGOPTIONS="$PGOPTIONS -c statement_timeout=5s" as $ingest <<SQL
 CREATE TEMP TABLE inbox (x int); CREATE TEMP TABLE account (x int); CREATE TEMP TABLE proposal (x int);
 CREATE TEMP TABLE document (x int); CREATE TEMP TABLE closure (x int); CREATE TEMP TABLE history (x int);
 CREATE TEMP TABLE status_map (x int); CREATE TEMP TABLE transition (x int);
@@ -116,16 +119,16 @@ SELECT pg_catalog.count(*) FROM (SELECT 1 FROM pg_temp.inbox UNION ALL SELECT 1 
     UNION ALL SELECT 1 FROM pg_temp.history UNION ALL SELECT 1 FROM pg_temp.proposal
     UNION ALL SELECT 1 FROM pg_temp.document UNION ALL SELECT 1 FROM pg_temp.closure) t;
 SQL
-then pass; temp_rows=$(tail -1 "$out"); else flunk "deliveries under a hijacked search_path: $(grep -m1 ERROR "$err")"; temp_rows=?; fi
+then pass; temp_rows=$(tail -1 "$out"); else flunk "deliveries under a hijacked search_path: $(grep -m1 ERROR "$err")"; temp_rows="(not checked)"; fi
+called=$(grep -o 'planted function .*' "$err" | sort -u | tr '\n' ';' || true)
 q -d $ref <<<"$deliveries" >/dev/null    # the reference got the same two rounds
-calls=$(su -c "SELECT count(*) FROM evil.calls")
-called=$(su -c "SELECT coalesce(string_agg(DISTINCT fn || ' (as ' || caller || ')', ', '), '-') FROM evil.calls")
+calls=$(su -c "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM evil.calls")
 [ "$calls" -eq 0 ] && pass || flunk "planted objects were called $calls times: $called"
-[ "$temp_rows" = 0 ] && pass || flunk "temporary look-alike tables were written: $temp_rows rows"
+[ "$temp_rows" = 0 ] && pass || flunk "temporary look-alike tables written: $temp_rows"
 derived="COPY (SELECT * FROM onboarding.derived_rows() ORDER BY kind, key) TO STDOUT"
 q -d $db -c "$derived" >"$ONBOARDING_WORK/priv_hijacked.txt"
 q -d $ref -c "$derived" >"$ONBOARDING_WORK/priv_reference.txt"
-hijack_rows=$(wc -l <"$ONBOARDING_WORK/priv_hijacked.txt")
+hijack_rows=$(wc -l <"$ONBOARDING_WORK/priv_reference.txt")
 hijack_diff=$(diff "$ONBOARDING_WORK/priv_hijacked.txt" "$ONBOARDING_WORK/priv_reference.txt" | grep -c '^[<>]' || true)
 [ "$hijack_diff" -eq 0 ] && pass || flunk "a hijacked search_path changed $hijack_diff of $hijack_rows derived rows"
 rm -f "$ONBOARDING_WORK"/priv_*.txt
@@ -262,4 +265,4 @@ diffs=$(su -c "SELECT count(*) FROM onboarding.verify()")
 
 echo "privileges: $passed of $((passed + failed)) checks passed ($planted planted functions and operators called $calls times," \
 	"$hijack_rows derived rows identical to a clean session's: $([ "$hijack_diff" -eq 0 ] && echo yes || echo no); ${#nasty[@]} hostile values verbatim)"
-[ "$failed" -eq 0 ] || fail "$failed checks failed: ${checks_failed[*]}"
+[ "$failed" -eq 0 ] || fail "$failed checks failed (above)"
