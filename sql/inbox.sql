@@ -42,7 +42,10 @@ SELECT id, provider, outcome, detail, payload IS NULL AS no_payload, raw
 SELECT outcome, detail FROM onboarding.ingest_text('');
 SELECT outcome, detail FROM onboarding.ingest_text('{"Method": "UpdateAccount", "AccountKey": ');
 SELECT outcome, detail FROM onboarding.ingest_text('{"a": "\u0000"}');
-SELECT outcome, detail FROM onboarding.ingest_text('{"a": 1e100000}');
+SELECT outcome, detail FROM onboarding.ingest_text('{"a": 1e200000}');
+SELECT outcome, detail FROM onboarding.ingest_text('{"a": 1e-16384}');
+-- ... but what numeric can hold is fine, as it is through ingest()
+SELECT outcome FROM onboarding.ingest_text('{"a": 1e131071, "b": 1e-16383}');
 SELECT outcome, detail FROM onboarding.ingest_text(repeat('[', 5000) || repeat(']', 5000));
 -- Deep but reasonable nesting is fine (and unrecognized: it is no provider's).
 SELECT outcome, detail FROM onboarding.ingest_text(repeat('{"a":', 500) || '1' || repeat('}', 500));

@@ -80,6 +80,7 @@ static const struct
 };
 
 #define OB_MAX_STATUS_COLS 3
+#define OB_MAX_ATTEMPTS 8		/* rounds of lock-or-create before giving up */
 #define OB_MAX_TABLE_FIELDS 16
 
 /* What the pipeline knows of each state table */
@@ -646,10 +647,21 @@ ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
 	list_sort(targets, derive_target_cmp);
 
-	for (;;)
+	for (int attempt = 1;; attempt++)
 	{
 		bool		lost_race = false;
 		bool		renumber = false;
+
+		/*
+		 * Losing the race to create a row means the row exists when we
+		 * lock again; more than a few rounds means something is wrong.
+		 */
+		if (attempt > OB_MAX_ATTEMPTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not lock the state of delivery %lld after %d attempts",
+							(long long) d->id, OB_MAX_ATTEMPTS),
+					 errhint("Retry the transaction.")));
 
 		foreach(lc, targets)
 		{

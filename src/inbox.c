@@ -83,6 +83,28 @@ ob_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
 }
 
 /*
+ * Keys are indexed (the state tables' primary keys, history, the inbox's
+ * subject), and a btree entry has a size limit: a key longer than
+ * OB_MAX_KEY_BYTES makes the delivery invalid instead of failing its
+ * INSERT, and is not stored as the subject.
+ */
+static void
+inbox_check_keys(ObDelivery *d)
+{
+	ListCell   *lc;
+	size_t		longest = d->subject ? strlen(d->subject) : 0;
+
+	foreach(lc, d->effects)
+		longest = Max(longest, strlen(((ObEffect *) lfirst(lc))->key));
+	if (longest <= OB_MAX_KEY_BYTES)
+		return;
+	ob_decide(d, OB_INVALID, "key of %zu bytes is longer than the %d bytes a key may have (it begins \"%.40s\")",
+			  longest, OB_MAX_KEY_BYTES, d->subject ? d->subject : "");
+	d->subject = NULL;
+	d->effects = NIL;
+}
+
+/*
  * Run the pipeline on one delivery.  On return d->outcome, d->detail and
  * the detected columns are set, state has been derived, and d->id may have
  * been renumbered.  Shared by the trigger and by rebuild().
@@ -121,6 +143,7 @@ ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 	}
 
 	ob_detect(d);
+	inbox_check_keys(d);
 
 	if (dedupe)
 	{

@@ -126,29 +126,35 @@ ob_note(ObDelivery *d, const char *fmt,...)
 }
 
 /*
- * Settle the delivery's outcome and say why.  Returns false so that a
+ * Settle the delivery's outcome and say why; the reason comes first in the
+ * detail, before any warnings noted so far.  Returns false so that a
  * pipeline step can "return ob_decide(...)".
  */
 bool
 ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...)
 {
+	StringInfoData reason;
 	va_list		args;
 
 	d->decided = true;
 	d->outcome = outcome;
-	if (d->detail.len > 0)
-		appendStringInfoString(&d->detail, "; ");
+	initStringInfo(&reason);
 	for (;;)
 	{
 		int			needed;
 
 		va_start(args, fmt);
-		needed = appendStringInfoVA(&d->detail, fmt, args);
+		needed = appendStringInfoVA(&reason, fmt, args);
 		va_end(args);
 		if (needed == 0)
 			break;
-		enlargeStringInfo(&d->detail, needed);
+		enlargeStringInfo(&reason, needed);
 	}
+	if (d->detail.len > 0)
+		appendStringInfo(&reason, "; %s", d->detail.data);
+	resetStringInfo(&d->detail);
+	appendBinaryStringInfo(&d->detail, reason.data, reason.len);
+	pfree(reason.data);
 	return false;
 }
 

@@ -321,6 +321,8 @@ extern void ob_spi_reset(void);
  * inbox.c, derive.c, state.c
  * ---------------------------------------------------------------------
  */
+#define OB_MAX_KEY_BYTES	1024	/* longest entity key: keys are indexed */
+
 extern void ob_set_forcing(bool on);
 extern int64 ob_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
 extern void ob_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,

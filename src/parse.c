@@ -33,22 +33,30 @@ typedef struct ParseCheck
 	const char *problem;		/* first problem, or NULL */
 } ParseCheck;
 
-/* Would numeric_in accept this JSON number token? */
+/*
+ * Would numeric_in accept this JSON number token?  It refuses a value with
+ * more than 131072 digits before the decimal point or more than 16383
+ * after it (NUMERIC_WEIGHT_MAX, NUMERIC_DSCALE_MAX).
+ */
 static bool
 parse_number_fits(const char *tok)
 {
 	const char *p = tok;
 	long		intdigits = 0,
 				fracdigits = 0,
-				exponent = 0;
+				exponent = 0,
+				firstnonzero = -1,	/* position of the first significant digit */
+				position = 0;
 
 	if (*p == '-')
 		p++;
-	for (; isdigit((unsigned char) *p); p++)
-		intdigits++;
+	for (; isdigit((unsigned char) *p); p++, position++, intdigits++)
+		if (firstnonzero < 0 && *p != '0')
+			firstnonzero = position;
 	if (*p == '.')
-		for (p++; isdigit((unsigned char) *p); p++)
-			fracdigits++;
+		for (p++; isdigit((unsigned char) *p); p++, position++, fracdigits++)
+			if (firstnonzero < 0 && *p != '0')
+				firstnonzero = position;
 	if (*p == 'e' || *p == 'E')
 	{
 		int			sign = 1;
@@ -59,14 +67,15 @@ parse_number_fits(const char *tok)
 		for (; isdigit((unsigned char) *p); p++)
 		{
 			exponent = exponent * 10 + (*p - '0');
-			if (exponent > 100000)
+			if (exponent > 10000000)
 				return false;
 		}
 		exponent *= sign;
 	}
-	/* the limits numeric_in and make_result enforce, with a margin */
-	return exponent <= 1000 && exponent >= -1000 &&
-		intdigits + exponent < 130000 && fracdigits - exponent < 16000;
+	if (fracdigits - exponent > 16383)
+		return false;
+	/* digits before the decimal point of the value: its decimal weight + 1 */
+	return firstnonzero < 0 || (intdigits - firstnonzero) + exponent <= 131072;
 }
 
 /* Scalar callback: flag numbers and strings jsonb cannot store. */

@@ -1,17 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * spi.c
- *		SPI the way the pipeline needs it: as the extension's owner, with
- *		plans prepared under a fixed search_path.
+ *		SPI the way the pipeline needs it: as the extension's owner, under a
+ *		fixed search_path.
  *
  * Deliveries arrive from roles that may only INSERT into the inbox, yet
  * deriving state writes tables those roles must not touch.  As core's
  * ri_triggers.c does, the pipeline runs its queries as the owner of the
- * inbox.  Every query names its tables with their schema; plans are
- * prepared with search_path set to pg_catalog and pg_temp only, so that no
- * operator or function a caller plants in its own search_path can be
- * picked up by a plan that then runs with the owner's rights.  A cached
- * plan keeps the search_path it was prepared with.
+ * inbox.  Every query names its tables with their schema, and while
+ * connected the search_path is pinned to pg_catalog and pg_temp: a cached
+ * plan is analysed again whenever the search_path differs from the one it
+ * was made under, so pinning it only while preparing would let an
+ * operator or function planted in the caller's search_path run with the
+ * owner's rights.  The pin is undone by ob_spi_finish(), or by the
+ * transaction's abort.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +27,7 @@ typedef struct SpiFrame
 {
 	Oid			saved_userid;
 	int			saved_sec;
+	int			guc_nestlevel;	/* undoes the pinned search_path */
 } SpiFrame;
 
 #define OB_MAX_SPI_DEPTH 8
@@ -42,6 +45,9 @@ ob_spi_connect(void)
 	f = &frames[depth++];
 	GetUserIdAndSecContext(&f->saved_userid, &f->saved_sec);
 	SetUserIdAndSecContext(ob_inbox_oids()->owner, f->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	f->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -56,6 +62,7 @@ ob_spi_finish(void)
 	f = &frames[--depth];
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, f->guc_nestlevel);
 	SetUserIdAndSecContext(f->saved_userid, f->saved_sec);
 }
 
@@ -66,20 +73,14 @@ ob_spi_reset(void)
 	depth = 0;
 }
 
-/*
- * Prepare and keep a plan, with search_path pinned to pg_catalog, pg_temp
- * while it is parsed.
- */
+/* Prepare and keep a plan (between ob_spi_connect and ob_spi_finish). */
 SPIPlanPtr
 ob_spi_prepare(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan;
-	int			nestlevel = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	Assert(depth > 0);
 	plan = SPI_prepare(sql, nargs, argtypes);
-	AtEOXact_GUC(false, nestlevel);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
