@@ -92,10 +92,22 @@ VALUES ('qitech', '{"entity": "account", "key": "acc-1", "status": "closed", "re
 INSERT INTO onboarding.inbox (payload) VALUES
   ('{"webhook_type": "account_request.status_change", "key": "acc-2",
      "status": "pending_bacen_validation", "event_datetime": "2024-05-01 09:00:00"}');
+-- ... cannot choose a delivery's id (only the owner restores rows) ...
+INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE VALUES (1000000, '{}');
 -- ... and cannot change the time zone naive times are read in.
 SET onboarding.timezone = 'UTC';
 RESET ROLE;
 SELECT account_key, status FROM onboarding.account WHERE account_key = 'acc-2';
+-- The owner may: a row with a chosen id beyond the sequence is a restore,
+-- stored exactly as dumped (derived columns included, no derivation).
+BEGIN;
+INSERT INTO onboarding.inbox (id, payload, event_type, subject, outcome, detail)
+OVERRIDING SYSTEM VALUE
+VALUES (1000000, '{"webhook_type": "account", "key": "restored-1", "status": "account_opened"}',
+        'account', 'restored-1', 'stale', 'as dumped')
+RETURNING id, provider, event_type, subject, outcome, detail;
+SELECT count(*) AS no_state_derived FROM onboarding.account WHERE account_key = 'restored-1';
+ROLLBACK;
 DROP OWNED BY onboarding_inbox_app;
 DROP ROLE onboarding_inbox_app;
 

@@ -333,6 +333,15 @@ COMMENT ON COLUMN onboarding.history.reason IS 'the operator''s reason, for forc
 COMMENT ON COLUMN onboarding.history.entity IS
     'account, proposal, document, closure, background_check or documentscopy';
 
+-- State is dumped with the inbox, so that a restore is exact and needs no
+-- replay: restored inbox rows keep their derived columns (see inbox.c).
+SELECT pg_catalog.pg_extension_config_dump('onboarding.account', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.proposal', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.document', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.closure', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
+
 CREATE INDEX account_tax_id_idx ON onboarding.account (tax_id);
 CREATE INDEX proposal_tax_id_idx ON onboarding.proposal (tax_id);
 CREATE INDEX document_tax_id_idx ON onboarding.document (tax_id);
@@ -572,6 +581,8 @@ CREATE FUNCTION onboarding.ingest_text(body text,
     $$;
 COMMENT ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) IS
     'store a delivery exactly as received (it may not be valid JSON) and return it';
+REVOKE ALL ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION onboarding.explain(payload jsonb, provider onboarding.provider DEFAULT NULL)
     RETURNS jsonb
@@ -580,6 +591,7 @@ CREATE FUNCTION onboarding.explain(payload jsonb, provider onboarding.provider D
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION onboarding.explain(jsonb, onboarding.provider) IS
     'dry run: what the delivery is and what it would do to state now; writes nothing';
+REVOKE ALL ON FUNCTION onboarding.explain(jsonb, onboarding.provider) FROM PUBLIC;
 
 CREATE FUNCTION onboarding.force_status_record(entity text, provider onboarding.provider,
                                                key text, status text, reason text)
@@ -648,30 +660,30 @@ CREATE FUNCTION onboarding.verify()
     RETURNS TABLE (kind text, key text, live jsonb, rebuilt jsonb)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning
     AS $$
 DECLARE
-    replayed jsonb;
+    differences jsonb;
 BEGIN
+    DROP TABLE IF EXISTS pg_temp.onboarding_verify_live;
+    CREATE TEMP TABLE onboarding_verify_live AS SELECT * FROM onboarding.derived_rows();
     -- rebuild inside a block whose changes are rolled back; plpgsql
-    -- variables survive the rollback, so the rebuilt state comes out
+    -- variables survive the rollback, so the differences come out
     BEGIN
         PERFORM onboarding.rebuild();
-        SELECT jsonb_agg(jsonb_build_array(r.kind, r.key, r.row_data)) INTO replayed
-          FROM onboarding.derived_rows() r;
+        SELECT jsonb_agg(jsonb_build_array(coalesce(l.kind, r.kind), coalesce(l.key, r.key),
+                                           l.row_data, r.row_data)) INTO differences
+          FROM pg_temp.onboarding_verify_live l
+          FULL JOIN onboarding.derived_rows() r ON l.kind = r.kind AND l.key = r.key
+         WHERE l.row_data IS DISTINCT FROM r.row_data;
         RAISE EXCEPTION USING ERRCODE = 'OB000', MESSAGE = 'roll back the verification rebuild';
     EXCEPTION WHEN SQLSTATE 'OB000' THEN
         NULL;
     END;
+    DROP TABLE pg_temp.onboarding_verify_live;
     RETURN QUERY
-    WITH r AS (
-        SELECT e ->> 0 AS kind, e ->> 1 AS key, e -> 2 AS row_data
-          FROM jsonb_array_elements(coalesce(replayed, '[]')) e
-    ), l AS (
-        SELECT * FROM onboarding.derived_rows()
-    )
-    SELECT coalesce(l.kind, r.kind), coalesce(l.key, r.key), l.row_data, r.row_data
-      FROM l FULL JOIN r ON l.kind = r.kind AND l.key = r.key
-     WHERE l.row_data IS DISTINCT FROM r.row_data
+    SELECT e ->> 0, e ->> 1, e -> 2, e -> 3
+      FROM jsonb_array_elements(coalesce(differences, '[]')) e
      ORDER BY 1, 2;
 END
 $$;

@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -229,8 +230,42 @@ ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 }
 
 /*
+ * Was this row's id chosen by the caller rather than by the identity
+ * sequence?  A generated id never exceeds the sequence's last value;
+ * pg_restore, which loads the inbox before it sets the sequence, brings ids
+ * beyond it.  Read as the owner: the caller need not see the sequence.
+ */
+static bool
+inbox_id_chosen(Relation rel, const ObInboxAtts *atts, int64 id)
+{
+	Oid			seq = getIdentitySequence(RelationGetRelid(rel), atts->id, false);
+	Oid			saved_userid;
+	int			saved_sec;
+	Datum		last;
+	bool		isnull;
+
+	LOCAL_FCINFO(fcinfo, 1);
+
+	GetUserIdAndSecContext(&saved_userid, &saved_sec);
+	SetUserIdAndSecContext(RelationGetForm(rel)->relowner,
+						   saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	last = pg_sequence_last_value(fcinfo);
+	isnull = fcinfo->isnull;
+	SetUserIdAndSecContext(saved_userid, saved_sec);
+	return isnull || id > DatumGetInt64(last);
+}
+
+/*
  * BEFORE INSERT FOR EACH ROW on onboarding.inbox: run the pipeline and
  * return the row with its derived columns filled in.
+ *
+ * A row whose id the caller chose (see inbox_id_chosen) is a restore: it
+ * comes with its derived columns, and the state it produced comes with it
+ * in the dump, so it is stored as it is.  Only the inbox's owner may do
+ * that.
  */
 PG_FUNCTION_INFO_V1(onboarding_inbox_before_insert);
 Datum
@@ -263,6 +298,17 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	ob_delivery_init(&d, tuple, desc, atts);
 	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
+	if (inbox_id_chosen(rel, atts, d.id))
+	{
+		if (!has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
+					 errdetail("Id %lld is beyond the ids the inbox has handed out.", (long long) d.id),
+					 errhint("Leave id to its default.")));
+		MemoryContextSwitchTo(caller);
+		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
+	}
 	if (d.payload == NULL && raw_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
