@@ -222,7 +222,8 @@ derive_prepare_table(ObTable which)
 	for (int c = 0; c < t->nstatus; c++)
 		appendStringInfo(&sql, "%s::pg_catalog.text, ", t->statuscol[c]);
 	appendStringInfo(&sql, "last_event_at, last_seen_id FROM onboarding.%s"
-					 " WHERE provider = $1::onboarding.provider AND %s = $2",
+					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
 	p->peek = ob_spi_prepare(sql.data, 2, types);
 	appendStringInfoString(&sql, " FOR UPDATE");
@@ -270,14 +271,16 @@ derive_prepare_table(ObTable which)
 	if (t->has_flow)
 		appendStringInfo(&sql, ", flow = COALESCE(flow, CASE WHEN background_check IS NULL"
 						 " AND documentscopy IS NULL THEN $%d::pg_catalog.int2 END)", param + 2);
-	appendStringInfo(&sql, " WHERE provider = $1::onboarding.provider AND %s = $2", t->keycol);
+	appendStringInfo(&sql, " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2", t->keycol);
 	p->update = ob_spi_prepare(sql.data, n, types);
 
 	/* touch: remember that a delivery was processed against the row */
 	resetStringInfo(&sql);
 	types[2] = INT8OID;
 	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_seen_id = $3"
-					 " WHERE provider = $1::onboarding.provider AND %s = $2",
+					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
 	p->touch = ob_spi_prepare(sql.data, 3, types);
 	pfree(sql.data);
@@ -635,7 +638,7 @@ ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 		return;
 	}
 
-	ob_spi_connect();
+	ob_spi_connect(false);		/* every name and operator below is qualified */
 	derive_prepare();
 	if (!ob_rules_classify(d))
 	{

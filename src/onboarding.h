@@ -312,7 +312,7 @@ extern void ob_rules_end_of_xact(void);
  * spi.c — SPI as the extension's owner, with plans prepared safely
  * ---------------------------------------------------------------------
  */
-extern void ob_spi_connect(void);
+extern void ob_spi_connect(bool pin_search_path);
 extern void ob_spi_finish(void);
 extern SPIPlanPtr ob_spi_prepare(const char *sql, int nargs, Oid *argtypes);
 extern void ob_spi_reset(void);

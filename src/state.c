@@ -202,7 +202,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
-	ob_spi_connect();
+	ob_spi_connect(true);
 	ob_set_forcing(true);
 	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
 							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
@@ -291,7 +291,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(inbox);
 	ob_inbox_atts(desc, &atts);
 
-	ob_spi_connect();
+	ob_spi_connect(true);
 	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty the state tables");
