@@ -227,41 +227,7 @@ SELECT :'f' AS fixture, provider, event_type, subject, status_raw, event_at, out
 SELECT :'f' AS fixture, provider, event_type, subject, status_raw, event_at, outcome, detail
   FROM onboarding.ingest_text(:'body', NULL, pg_catalog.jsonb_build_object('fixture', :'f'));
 -- end of fixtures
-\pset tuples_only off
-\pset format aligned
-
--- The hand-made oracle (test/fixtures/EXPECTED.tsv, derived from SPEC §5
--- independently of the code) agrees on every fixture: no rows.
-CREATE TEMP TABLE oracle (file text, provider text, event_type text, subject text,
-                          status_raw text, event_at_utc text, notes text);
-\copy oracle FROM 'test/fixtures/EXPECTED.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER true, QUOTE E'\x01')
-SELECT o.file, i.provider, i.event_type, i.subject, i.status_raw, i.event_at
-  FROM oracle o
-  LEFT JOIN onboarding.inbox i ON i.headers ->> 'fixture' = o.file
- WHERE o.file LIKE 'fitbank/%'
-   AND (i.id IS NULL
-        OR coalesce(i.provider::text, '') <> coalesce(o.provider, '')
-        OR coalesce(i.event_type, '') <> coalesce(o.event_type, '')
-        OR coalesce(i.subject, '') <> coalesce(o.subject, '')
-        OR coalesce(i.status_raw, '') <> coalesce(o.status_raw, '')
-        OR coalesce(i.event_at::text, '') <> coalesce(o.event_at_utc, ''));
-SELECT count(*) AS fixtures_checked FROM oracle WHERE file LIKE 'fitbank/%';
-
--- Where every fitbank entity stands after the whole corpus, and how it got there.
-SELECT account_key, status, provider_status AS pstatus, enabled, tax_id, tax_id_raw, holder_name,
-       bank, branch, number, digit, reason, first_event_at, last_event_at, last_inbox_id AS last_id
-  FROM onboarding.account WHERE provider = 'fitbank' ORDER BY account_key;
-SELECT proposal_key, status, provider_status AS pstatus, background_check AS bgcheck,
-       documentscopy AS doccopy, flow, client_code, tax_id, tax_id_raw, person_type,
-       account_key, message IS NOT NULL AS has_message, accounts_key, last_event_at, last_inbox_id AS last_id
-  FROM onboarding.proposal WHERE provider = 'fitbank' ORDER BY proposal_key;
-SELECT document_key, status, provider_status AS pstatus, document_type, document_type_raw AS type_raw,
-       signer, account_key, tax_id, file_name, url IS NOT NULL AS has_url, expires_at, reason,
-       last_event_at, last_inbox_id AS last_id
-  FROM onboarding.document WHERE provider = 'fitbank' ORDER BY document_key;
-SELECT account_key, status, provider_status AS pstatus, message, partner_id, business_unit_id,
-       last_event_at, last_inbox_id AS last_id
-  FROM onboarding.closure WHERE provider = 'fitbank' ORDER BY account_key;
-SELECT entity, entity_key, from_status, to_status, event_at, inbox_id
-  FROM onboarding.history WHERE provider = 'fitbank' ORDER BY entity, entity_key, id;
-SELECT outcome, count(*) FROM onboarding.inbox WHERE provider = 'fitbank' GROUP BY outcome ORDER BY outcome;
+\set fixtures 'fitbank/%'
+\set provider fitbank
+\set show_state on
+\i test/regress/provider_checks.sql

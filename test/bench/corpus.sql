@@ -187,9 +187,10 @@ LANGUAGE sql STABLE AS $$
                (p / 3) % 5 = 0 AS pj,
                bench.t0(p) AS t0
     ),
-    ev (ent, minutes, body) AS (
+    -- ticks: time since the account was created, in units of 20 seconds
+    ev (ent, ticks, body) AS (
         -- the account's conditions: 0 created, 2 verified, 1 limited, 3 blocked, 4 terminated
-        SELECT 'fb/acc/' || c.acc, a.minutes,
+        SELECT 'fb/acc/' || c.acc, a.ticks,
                jsonb_build_object('Method', 'UpdateAccount', 'PartnerId', 860, 'BusinessUnitId', 820,
                    'TaxNumber', CASE WHEN (p / 3) % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
                    'AccountConditionType', a.code, 'AccountStatus', CASE WHEN a.code IN (1, 2) THEN 1 ELSE 0 END,
@@ -197,7 +198,7 @@ LANGUAGE sql STABLE AS $$
                    'Bank', '450', 'BankBranch', '0001', 'BankAccount', (71000000 + p)::text,
                    'BankAccountDigit', ((p / 3) % 10)::text, 'AccountKey', c.acc, 'SpbAccount', NULL)
           FROM c, LATERAL (VALUES (0, 0, true), (2, 300, true), (1, 400, (p / 3) % 4 = 1),
-                                  (3, 500, (p / 3) % 8 = 0), (4, 800, (p / 3) % 6 = 0)) a (code, minutes, included)
+                                  (3, 500, (p / 3) % 8 = 0), (4, 800, (p / 3) % 6 = 0)) a (code, ticks, included)
          WHERE a.included
         UNION ALL
         -- documents: sent, awaiting validation, then validated (or disapproved, resubmitted, validated)
@@ -241,7 +242,7 @@ LANGUAGE sql STABLE AS $$
          WHERE c.pj
         UNION ALL
         -- the person's condition: sometimes divergent first, then approved (or rejected)
-        SELECT 'fb/cond/' || c.tax, m.minutes,
+        SELECT 'fb/cond/' || c.tax, m.ticks,
                jsonb_build_object('Method', 'UpdatePersonCondition', 'PartnerId', 860, 'BusinessUnitId', 820,
                    'TaxNumber', CASE WHEN (p / 3) % 2 = 0 THEN bench.mask(c.tax) ELSE c.tax END,
                    'MessageClassification', m.code,
@@ -250,7 +251,7 @@ LANGUAGE sql STABLE AS $$
                        WHEN 1 THEN 'Prezado(a) Cliente, após análise cadastral não foi possível aprovar a abertura de conta.'
                        ELSE 'Prezado(a) Cliente, seu cadastro foi aprovado. Seja bem-vindo(a)!' END,
                    'AccountsKey', jsonb_build_array(c.acc))
-          FROM c, LATERAL (VALUES (0, 120, (p / 3) % 4 = 0), (CASE WHEN (p / 3) % 10 = 3 THEN 1 ELSE 4 END, 280, true)) m (code, minutes, included)
+          FROM c, LATERAL (VALUES (0, 120, (p / 3) % 4 = 0), (CASE WHEN (p / 3) % 10 = 3 THEN 1 ELSE 4 END, 280, true)) m (code, ticks, included)
          WHERE m.included
         UNION ALL
         -- closing: created, processing, then approved (closes the account) or pending
@@ -269,7 +270,7 @@ LANGUAGE sql STABLE AS $$
                WHEN 0 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '1-03:00'
                WHEN 1 THEN to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS')
                ELSE to_char(t.at AT TIME ZONE 'America/Sao_Paulo', 'YYYY-MM-DD"T"HH24:MI:SS') || '-03:00' END)
-      FROM c, ev, LATERAL (SELECT c.t0 + ev.minutes * interval '1 minute' + ((p / 3) % 50) * interval '1 second' AS at) t
+      FROM c, ev, LATERAL (SELECT c.t0 + ev.ticks * interval '20 seconds' + ((p / 3) % 50) * interval '1 second' AS at) t
 $$;
 
 -- ---------------------------------------------------------------------------

@@ -77,13 +77,20 @@ export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"   # no "does no
 # psql on the benchmark database: unaligned, tuples only, stop at the first error.
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
-# Seconds the given SQL took, measured by the server around it (one session,
-# each statement committed on its own, as a loader would).
+# "wall cpu": seconds the given SQL took, measured by the server around it
+# (one session, each statement committed on its own, as a loader would), and
+# the CPU seconds the backend spent meanwhile (/proc/self/stat of the backend:
+# utime + stime). CPU well below wall means the backend waited (I/O, or
+# another process on the machine took the CPU).
+TICKS=$(getconf CLK_TCK)
+BACKEND_CPU="(SELECT split_part(s, ' ', 14)::bigint + split_part(s, ' ', 15)::bigint
+                FROM pg_read_file('/proc/self/stat') s)"
 timed() {
 	q <<-EOF | tail -n 1
-		SELECT clock_timestamp() AS bench_t0 \gset
+		SELECT clock_timestamp() AS bench_t0, $BACKEND_CPU AS bench_c0 \gset
 		$1
-		SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0')::numeric, 3);
+		SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0')::numeric, 3) || ' '
+		       || round(($BACKEND_CPU - :bench_c0) / $TICKS::numeric, 2);
 	EOF
 }
 
@@ -162,19 +169,24 @@ C_FILE_MB=$(calc "$(stat -c %s "$CORPUS_FILE") / 1048576" | cut -d. -f1)
 # ---------------------------------------------------------------------------
 BATCH_PLAIN=0
 BATCH_INBOX=0
+CPU_PLAIN=0                 # the same, per CPU second of the backend
+CPU_INBOX=0
 BATCH_RUNS=""
 for i in $(seq 1 "$REPEAT"); do
 	log "a. batch COPY, run $i of $REPEAT: plain"
 	fresh_plain
-	t_plain=$(timed "COPY plain (payload) FROM '$CORPUS_FILE';")
+	read -r t_plain c_plain < <(timed "COPY plain (payload) FROM '$CORPUS_FILE';")
 	log "a. batch COPY, run $i of $REPEAT: inbox"
 	fresh_inbox
-	t_inbox=$(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
+	read -r t_inbox c_inbox < <(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
 	r_plain=$(calc "$SCALE / $t_plain")
 	r_inbox=$(calc "$SCALE / $t_inbox")
-	BATCH_RUNS+="    run $i: plain ${t_plain} s ($(num "$r_plain") rows/s), inbox ${t_inbox} s ($(num "$r_inbox") rows/s)"$'\n'
+	BATCH_RUNS+="    run $i: plain ${t_plain} s (CPU ${c_plain} s) = $(num "$r_plain") rows/s;"
+	BATCH_RUNS+=" inbox ${t_inbox} s (CPU ${c_inbox} s) = $(num "$r_inbox") rows/s"$'\n'
 	BATCH_PLAIN=$(calc "$r_plain > $BATCH_PLAIN ? $r_plain : $BATCH_PLAIN")
 	BATCH_INBOX=$(calc "$r_inbox > $BATCH_INBOX ? $r_inbox : $BATCH_INBOX")
+	CPU_PLAIN=$(calc "$c_plain > 0 && $SCALE / $c_plain > $CPU_PLAIN ? $SCALE / $c_plain : $CPU_PLAIN")
+	CPU_INBOX=$(calc "$c_inbox > 0 && $SCALE / $c_inbox > $CPU_INBOX ? $SCALE / $c_inbox : $CPU_INBOX")
 done
 BATCH_OUTCOMES=$(outcomes)
 
@@ -190,7 +202,7 @@ STORAGE=0
 for i in $(seq 1 "$REPEAT"); do
 	log "a. batch COPY, run $i of $REPEAT: the inbox's storage alone"
 	q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.inbox INCLUDING ALL)" -c "CHECKPOINT"
-	t=$(timed "COPY shaped ($INBOX_COLS) FROM '$ROWS_FILE';")
+	read -r t _ < <(timed "COPY shaped ($INBOX_COLS) FROM '$ROWS_FILE';")
 	STORAGE=$(calc "$SCALE / $t > $STORAGE ? $SCALE / $t : $STORAGE")
 done
 q -c "DROP TABLE shaped"
@@ -209,10 +221,11 @@ REBUILD_RUNS=""
 for i in $(seq 1 "$REPEAT"); do
 	log "c. rebuild(), run $i of $REPEAT"
 	q -c "CHECKPOINT"
-	t=$(timed "SELECT onboarding.rebuild();")
+	read -r t c < <(timed "SELECT onboarding.rebuild();")
 	r=$(calc "$SCALE / $t")
-	REBUILD_RUNS+="    run $i: ${t} s ($(num "$r") deliveries/s)"$'\n'
+	REBUILD_RUNS+="    run $i: ${t} s (CPU ${c} s) = $(num "$r") deliveries/s"$'\n'
 	REBUILD=$(calc "$r > $REBUILD ? $r : $REBUILD")
+	CPU_REBUILD=$(calc "$c > 0 && $SCALE / $c > ${CPU_REBUILD:-0} ? $SCALE / $c : ${CPU_REBUILD:-0}")
 done
 
 # ---------------------------------------------------------------------------
@@ -386,6 +399,7 @@ echo "            $(num "$C_REDELIVERED") redelivered (duplicates), $(num "$C_SW
 echo
 echo "a. batch COPY of the corpus file (best of $REPEAT, fresh table each run):"
 printf '%s' "$BATCH_RUNS"
+echo "    per CPU second of the backend: plain $(num "$CPU_PLAIN") rows, inbox $(num "$CPU_INBOX") rows = $(pct "$CPU_INBOX" "$CPU_PLAIN")"
 echo "    inbox storage alone (table LIKE onboarding.inbox INCLUDING ALL, no trigger, derived values given):"
 echo "        $(num "$STORAGE") rows/s = $(pct "$STORAGE" "$BATCH_PLAIN") of plain: the most figure 1 can reach with a free trigger"
 echo "    inbox outcomes: $BATCH_OUTCOMES"
@@ -395,6 +409,7 @@ echo "    plain $(num "$PGB_PLAIN") tps ($(num "$PGB_PLAIN_N") transactions), in
 echo "    inbox outcomes: $PGB_OUTCOMES"
 echo "c. rebuild() of the $(num "$SCALE") deliveries (best of $REPEAT):"
 printf '%s' "$REBUILD_RUNS"
+echo "    per CPU second of the backend: $(num "$CPU_REBUILD") deliveries = $(pct "$CPU_REBUILD" "$CPU_INBOX") of the inbox's batch rate per CPU second"
 echo "d. COPY of $(num "$MEM_ROWS") rows: plain $(printf '%.0f' "$t_mem_plain") s, inbox $(printf '%.0f' "$t_mem_inbox") s${MEM_LABEL:+ — $MEM_LABEL}"
 echo "    inbox backend private memory (RssAnon, MB) by rows: $CURVE"
 echo "    inbox backend at ${I1_ROWS} rows: RssAnon $(mb "$I1_ANON") MB, VmRSS $(mb "$I1_RSS") MB (of which shared memory $(mb "$I1_SHM") MB)"

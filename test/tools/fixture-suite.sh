@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/tools/fixture-suite.sh PROVIDER — print the SQL that ingests every
 # fixture of test/fixtures/PROVIDER (in name order) and shows what each
-# delivery became.  The regression suites sql/<provider>.sql include its
-# output between the "-- fixtures" markers; rerun it when fixtures change:
+# delivery became.  The regression suites sql/<provider>.sql hold its
+# output between the "-- fixtures" and "-- end of fixtures" markers, then
+# include test/regress/provider_checks.sql; rerun it when fixtures change:
 #
 #   bash test/tools/fixture-suite.sh qitech
 set -euo pipefail
