@@ -40,6 +40,9 @@ diagrams:
 
 ifneq ($(PGXS),)
 include $(PGXS)
+
+# every C file includes the one header
+$(OBJS): src/onboarding.h
 else
 all install installcheck:
 	@echo "pg_config not found: run 'make test' or 'make demo' to install PostgreSQL 15 and its headers" >&2

@@ -9,6 +9,19 @@
 
 \echo Use "CREATE EXTENSION onboarding" to load this file. \quit
 
+-- Providers send UTF-8 JSON, \u escapes included; jsonb can hold them only
+-- in a UTF8 database.
+DO $$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+        RAISE EXCEPTION 'onboarding needs a database with encoding UTF8, not %',
+                        pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8''.';
+    END IF;
+END
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Enums (labels and order are contract)
 -- ---------------------------------------------------------------------------
@@ -665,6 +678,8 @@ CREATE FUNCTION onboarding.verify()
 DECLARE
     differences jsonb;
 BEGIN
+    -- no delivery may arrive between the two snapshots
+    LOCK TABLE onboarding.inbox IN EXCLUSIVE MODE;
     DROP TABLE IF EXISTS pg_temp.onboarding_verify_live;
     CREATE TEMP TABLE onboarding_verify_live AS SELECT * FROM onboarding.derived_rows();
     -- rebuild inside a block whose changes are rolled back; plpgsql

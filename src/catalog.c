@@ -95,6 +95,8 @@ ob_inbox_oids(void)
 
 		fresh.inbox = ob_relation_oid("inbox");
 		fresh.hash_index = ob_relation_oid("inbox_body_hash_idx");
+		fresh.pkey_index = ob_relation_oid("inbox_pkey");
+		fresh.id_sequence = ob_relation_oid("inbox_id_seq");
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(fresh.inbox));
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for relation %u", fresh.inbox);

@@ -130,7 +130,20 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 		index_endscan(scan);
 		if (!TransactionIdIsValid(xwait))
 			break;
+
+		/*
+		 * Wait without holding the hash lock, as a unique index waits
+		 * holding nothing: the inserting transaction may itself be about to
+		 * deliver this body again and need the lock.
+		 */
+		if (lock)
+			ob_dedupe_release();
 		XactLockTableWait(xwait, inbox, &slot->tts_tid, XLTW_InsertIndex);
+		if (lock)
+		{
+			(void) LockAcquire(&dedupe_held_tag, ExclusiveLock, true, false);
+			dedupe_held = true;
+		}
 	}
 
 	ExecDropSingleTupleTableSlot(slot);

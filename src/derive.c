@@ -23,13 +23,16 @@
  * Serialisation and order.  Rows are locked with SELECT ... FOR UPDATE
  * (row locks, not lock-table entries, so a million-row COPY is fine), in a
  * fixed order (table, then key) so that two deliveries never wait on each
- * other in a cycle.  rebuild() replays deliveries in inbox id order, so
+ * other in a cycle.  A row that does not exist yet can only be created, so
+ * its content is known at once: it is inserted right there, in that same
+ * order, and the insertion is its lock (INSERT ... ON CONFLICT DO NOTHING;
+ * if another session created it first, we lock that one instead).  If the
+ * delivery then turns out stale or illegal elsewhere, the rows it created
+ * are deleted again.  rebuild() replays deliveries in inbox id order, so
  * live processing must also happen in id order for each row: each row
- * remembers the last id that was processed against it (last_seen_id), and
- * a delivery whose id is lower than that takes a fresh one before it goes
- * on.  A row that does not exist yet is created by INSERT ... ON CONFLICT
- * DO NOTHING; if another session created it first, we lock it and start
- * over.
+ * remembers the last id processed against it (last_seen_id, written for
+ * every outcome), and a delivery whose id is lower than that takes a fresh
+ * one before it goes on.
  *
  *-------------------------------------------------------------------------
  */
@@ -120,7 +123,9 @@ typedef struct TablePlans
 	SPIPlanPtr	lock;
 	SPIPlanPtr	insert;
 	SPIPlanPtr	update;
-	SPIPlanPtr	touch;
+	SPIPlanPtr	touch;			/* last_seen_id only */
+	SPIPlanPtr	reid;			/* last_inbox_id and last_seen_id: after a renumbering */
+	SPIPlanPtr	remove;			/* a row this delivery created after all */
 } TablePlans;
 
 static TablePlans plans[OB_NTABLES];
@@ -250,7 +255,7 @@ derive_prepare_table(ObTable which)
 	appendStringInfo(&sql, ", $%d, $%d, $%d, $%d", param, param, param + 1, param + 1);
 	if (t->has_flow)
 		appendStringInfo(&sql, ", $%d::pg_catalog.int2", param + 2);
-	appendStringInfoString(&sql, ") ON CONFLICT DO NOTHING");
+	appendStringInfo(&sql, ") ON CONFLICT (provider, %s) DO NOTHING", t->keycol);
 	p->insert = ob_spi_prepare(sql.data, n, types);
 
 	/* update */
@@ -283,6 +288,20 @@ derive_prepare_table(ObTable which)
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
 	p->touch = ob_spi_prepare(sql.data, 3, types);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_inbox_id = $3, last_seen_id = $3"
+					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2",
+					 t->name, t->keycol);
+	p->reid = ob_spi_prepare(sql.data, 3, types);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM onboarding.%s"
+					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2",
+					 t->name, t->keycol);
+	p->remove = ob_spi_prepare(sql.data, 2, types);
 	pfree(sql.data);
 }
 
@@ -479,25 +498,20 @@ derive_judge(ObDelivery *d, List *targets)
 	return true;
 }
 
-/* Record that the delivery was processed against every existing row. */
+/*
+ * Run one of a table's row plans (touch, reid, remove) for a row; with_id
+ * passes the delivery's id as $3.
+ */
 static void
-derive_touch(ObDelivery *d, List *targets)
+derive_row_plan(ObDelivery *d, RowTarget *r, SPIPlanPtr plan, bool with_id, int expected)
 {
-	ListCell   *lc;
+	Datum		args[3];
 
-	foreach(lc, targets)
-	{
-		RowTarget  *r = (RowTarget *) lfirst(lc);
-		Datum		args[3];
-
-		if (!r->exists)
-			continue;
-		args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
-		args[1] = CStringGetTextDatum(r->key);
-		args[2] = Int64GetDatum(d->id);
-		if (SPI_execute_plan(plans[r->table].touch, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update onboarding.%s", tables[r->table].name);
-	}
+	args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
+	args[1] = CStringGetTextDatum(r->key);
+	args[2] = Int64GetDatum(d->id);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != expected)
+		elog(ERROR, "could not update onboarding.%s", tables[r->table].name);
 }
 
 /*
@@ -568,9 +582,16 @@ derive_write(ObDelivery *d, RowTarget *r)
 	Assert(i == n);
 
 	override_active = d->forced;
-	rc = SPI_execute_plan(inserting ? plans[r->table].insert : plans[r->table].update,
-						  args, nulls, false, 0);
-	override_active = false;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(inserting ? plans[r->table].insert : plans[r->table].update,
+							  args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		override_active = false;
+	}
+	PG_END_TRY();
 	if (rc != (inserting ? SPI_OK_INSERT : SPI_OK_UPDATE))
 		elog(ERROR, "could not write onboarding.%s", t->name);
 	if (inserting && SPI_processed == 0)
@@ -621,91 +642,116 @@ derive_history(ObDelivery *d, RowTarget *r)
 }
 
 /*
- * Derive state from a detected delivery: classify, lock, order, judge,
- * write.  Sets d->outcome (and d->decided when not applied) and may
- * renumber d->id.  A dry run (explain) reads without locking and writes
- * nothing.
+ * Lock a row, or create it when it does not exist yet (see the header):
+ * its statuses are those of the effects on it.  Another session creating
+ * it first makes us lock that one.
+ */
+static void
+derive_lock_or_create(ObDelivery *d, RowTarget *r, bool dry_run)
+{
+	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
+	{
+		derive_lock(d, r, dry_run);
+		if (r->exists || dry_run)
+			return;
+		for (int c = 0; c < tables[r->table].nstatus; c++)
+			r->next[c] = r->effect[c] ? r->effect[c]->status : NULL;
+		if (derive_write(d, r))
+			return;				/* inserted: r->created_here */
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not lock or create onboarding.%s row \"%s\"",
+					tables[r->table].name, r->key),
+			 errdetail("The row was created and removed again by others %d times.",
+					   OB_MAX_ATTEMPTS)));
+}
+
+/*
+ * Derive state from a detected delivery: classify, lock (creating what is
+ * new), order, judge, write.  Sets d->outcome (and d->decided when not
+ * applied) and may renumber d->id.  A dry run (explain) reads without
+ * locking and writes nothing.
  */
 void
 ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 {
 	List	   *targets = NIL;
 	ListCell   *lc;
+	bool		renumber = false;
+	ObSpiFrame	spi;
 
 	if (d->effects == NIL)
 	{
 		ob_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
 		return;
 	}
+	Assert(d->provider >= 0 && d->provider < OB_NPROVIDERS);
 
-	ob_spi_connect(false);		/* every name and operator below is qualified */
-	derive_prepare();
+	/* before connecting: the effects list must outlive the SPI connection */
 	if (!ob_rules_classify(d))
-	{
-		ob_spi_finish();
 		return;
-	}
-
 	foreach(lc, d->effects)
 		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
 	list_sort(targets, derive_target_cmp);
 
-	for (int attempt = 1;; attempt++)
+	ob_spi_connect(&spi, false);		/* every name and operator below is qualified */
+	derive_prepare();
+
+	foreach(lc, targets)
 	{
-		bool		lost_race = false;
-		bool		renumber = false;
+		RowTarget  *r = (RowTarget *) lfirst(lc);
 
-		/*
-		 * Losing the race to create a row means the row exists when we
-		 * lock again; more than a few rounds means something is wrong.
-		 */
-		if (attempt > OB_MAX_ATTEMPTS)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not lock the state of delivery %lld after %d attempts",
-							(long long) d->id, OB_MAX_ATTEMPTS),
-					 errhint("Retry the transaction.")));
-
-		foreach(lc, targets)
-		{
-			RowTarget  *r = (RowTarget *) lfirst(lc);
-			bool		created_here = r->created_here;
-
-			derive_lock(d, r, dry_run);
-			r->created_here = created_here;
-			if (r->exists && r->seen_id > d->id)
-				renumber = true;
-		}
-		if (renumber && !dry_run)
-			d->id = ob_next_inbox_id(inbox, atts);
-
-		if (!derive_judge(d, targets))
-		{
-			if (!dry_run)
-				derive_touch(d, targets);
-			break;
-		}
-		if (dry_run)
-			break;
-
+		derive_lock_or_create(d, r, dry_run);
+		if (r->exists && !r->created_here && r->seen_id > d->id)
+			renumber = true;
+	}
+	if (renumber && !dry_run)
+	{
+		d->id = ob_next_inbox_id(inbox, atts);
 		foreach(lc, targets)
 		{
 			RowTarget  *r = (RowTarget *) lfirst(lc);
 
-			if (!r->write)
-				continue;
-			if (!derive_write(d, r))
+			if (r->created_here)
+				derive_row_plan(d, r, plans[r->table].reid, true, SPI_OK_UPDATE);
+		}
+	}
+
+	if (!derive_judge(d, targets))
+	{
+		/* stale or illegal: undo what was created, remember the rest saw it */
+		if (!dry_run)
+			foreach(lc, targets)
 			{
-				lost_race = true;
-				break;
-			}
-		}
-		if (lost_race)
-			continue;			/* lock the row the other session created, judge again */
+				RowTarget  *r = (RowTarget *) lfirst(lc);
 
+				if (r->created_here)
+					derive_row_plan(d, r, plans[r->table].remove, false, SPI_OK_DELETE);
+				else if (r->exists)
+					derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
+			}
+		ob_spi_finish(&spi);
+		return;
+	}
+	if (!dry_run)
+	{
+		foreach(lc, targets)
+		{
+			RowTarget  *r = (RowTarget *) lfirst(lc);
+
+			if (r->created_here)
+				;				/* written when it was created */
+			else if (r->write)
+			{
+				if (!derive_write(d, r))
+					elog(ERROR, "locked row of onboarding.%s vanished", tables[r->table].name);
+			}
+			else
+				derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
+		}
 		foreach(lc, targets)
 			derive_history(d, (RowTarget *) lfirst(lc));
-		break;
 	}
-	ob_spi_finish();
+	ob_spi_finish(&spi);
 }

@@ -628,11 +628,17 @@ detect_forced(ObDelivery *d, JsonbContainer *root)
 	d->status_raw = ob_json_string(root, "status");
 	if (entity == NULL || d->subject == NULL || d->status_raw == NULL)
 		return ob_decide(d, OB_INVALID, "force_status body without entity, key or status");
+	if (d->provider == OB_PROVIDER_NONE)
+		return ob_decide(d, OB_INVALID, "force_status delivery without a provider");
 	kind = ob_entity_from_name(entity);
 	if (kind == OB_NENTITIES)
 		return ob_decide(d, OB_INVALID, "force_status entity \"%s\" is unknown", entity);
 	e = detect_effect(d, kind, d->subject, "force_status", d->status_raw, true);
-	e->status = d->status_raw;	/* already a label: force_status checked it */
+	/* a label of the entity's enum, or the override is invalid */
+	e->status = ob_status_label(ob_entity_graph(kind), d->status_raw);
+	if (e->status == NULL)
+		return ob_decide(d, OB_INVALID, "force_status status \"%s\" is not a status of %s",
+						 d->status_raw, entity);
 	e->fields[OB_F_REASON] = ob_json_string(root, "reason");
 	return true;
 }

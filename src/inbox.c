@@ -20,6 +20,7 @@
  */
 #include "onboarding.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -29,7 +30,9 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -78,9 +81,7 @@ inbox_atts(FunctionCallInfo fcinfo, Relation rel)
 int64
 ob_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
 {
-	Oid			seq = getIdentitySequence(RelationGetRelid(inbox), atts->id, false);
-
-	return nextval_internal(seq, false);
+	return nextval_internal(ob_inbox_oids()->id_sequence, false);
 }
 
 /*
@@ -236,9 +237,8 @@ ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
  * beyond it.  Read as the owner: the caller need not see the sequence.
  */
 static bool
-inbox_id_chosen(Relation rel, const ObInboxAtts *atts, int64 id)
+inbox_id_chosen(Relation rel, int64 id)
 {
-	Oid			seq = getIdentitySequence(RelationGetRelid(rel), atts->id, false);
 	Oid			saved_userid;
 	int			saved_sec;
 	Datum		last;
@@ -250,12 +250,35 @@ inbox_id_chosen(Relation rel, const ObInboxAtts *atts, int64 id)
 	SetUserIdAndSecContext(RelationGetForm(rel)->relowner,
 						   saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].value = ObjectIdGetDatum(ob_inbox_oids()->id_sequence);
 	fcinfo->args[0].isnull = false;
 	last = pg_sequence_last_value(fcinfo);
 	isnull = fcinfo->isnull;
 	SetUserIdAndSecContext(saved_userid, saved_sec);
 	return isnull || id > DatumGetInt64(last);
+}
+
+/*
+ * Is there already a delivery with this id (committed or not)?  Only a
+ * caller that chose the id can collide; with ON CONFLICT DO NOTHING the
+ * row would then be skipped after the trigger derived state from it.
+ */
+static bool
+inbox_id_taken(Relation rel, int64 id)
+{
+	Relation	index = index_open(ob_inbox_oids()->pkey_index, AccessShareLock);
+	SnapshotData dirty;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		taken;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	scan = systable_beginscan_ordered(rel, index, &dirty, 1, &key);
+	taken = HeapTupleIsValid(systable_getnext_ordered(scan, ForwardScanDirection));
+	systable_endscan_ordered(scan);
+	index_close(index, AccessShareLock);
+	return taken;
 }
 
 /*
@@ -279,6 +302,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	ObDelivery	d;
 	bool		raw_null;
+	bool		owner;
 	Datum		raw;
 	HeapTuple	result;
 
@@ -298,9 +322,10 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	ob_delivery_init(&d, tuple, desc, atts);
 	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
-	if (inbox_id_chosen(rel, atts, d.id))
+	owner = has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner);
+	if (inbox_id_chosen(rel, d.id))
 	{
-		if (!has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner))
+		if (!owner)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
@@ -309,14 +334,19 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(caller);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
 	}
+	if (!owner && inbox_id_taken(rel, d.id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
+				 errdetail("Id %lld belongs to another delivery.", (long long) d.id),
+				 errhint("Leave id to its default.")));
 	if (d.payload == NULL && raw_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("delivery has no body"),
 				 errdetail("Both payload and raw are null."),
 				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
-	if (d.forced && !ob_forcing &&
-		!has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner))
+	if (d.forced && !ob_forcing && !owner)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only onboarding.force_status() may set forced_by"),

@@ -72,7 +72,6 @@ ob_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			ob_spi_reset();
 			ob_state_reset();
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:

@@ -259,6 +259,8 @@ typedef struct ObInboxOids
 {
 	Oid			inbox;
 	Oid			hash_index;		/* onboarding.inbox_body_hash_idx */
+	Oid			pkey_index;		/* onboarding.inbox_pkey */
+	Oid			id_sequence;	/* the identity sequence of inbox.id */
 	Oid			owner;			/* the role derivations run as */
 } ObInboxOids;
 
@@ -312,10 +314,17 @@ extern void ob_rules_end_of_xact(void);
  * spi.c — SPI as the extension's owner, with plans prepared safely
  * ---------------------------------------------------------------------
  */
-extern void ob_spi_connect(bool pin_search_path);
-extern void ob_spi_finish(void);
+/* What ob_spi_connect() changed, for ob_spi_finish() to restore */
+typedef struct ObSpiFrame
+{
+	Oid			saved_userid;
+	int			saved_sec;
+	int			guc_nestlevel;	/* undoes the pinned search_path; 0: not pinned */
+} ObSpiFrame;
+
+extern void ob_spi_connect(ObSpiFrame *frame, bool pin_search_path);
+extern void ob_spi_finish(ObSpiFrame *frame);
 extern SPIPlanPtr ob_spi_prepare(const char *sql, int nargs, Oid *argtypes);
-extern void ob_spi_reset(void);
 
 /* ---------------------------------------------------------------------
  * inbox.c, derive.c, state.c

@@ -24,8 +24,12 @@
 
 /* Nesting deeper than this is refused before the recursive parser sees it. */
 #define OB_MAX_DEPTH			1000
-/* Bodies larger than this cannot become one jsonb value. */
-#define OB_MAX_JSONB_BODY		(JENTRY_OFFLENMASK / 2)
+/*
+ * Bodies larger than this are not parsed: jsonb needs up to ~12 bytes per
+ * one-character element, and its limit is 256 MB (JENTRY_OFFLENMASK).
+ * Webhooks are kilobytes.
+ */
+#define OB_MAX_JSONB_BODY		(16 * 1024 * 1024)
 
 /* What the validation callbacks found that pg_parse_json itself accepts. */
 typedef struct ParseCheck

@@ -78,6 +78,9 @@ typedef struct RuleCache
 
 static RuleCache *rules = NULL;
 static bool rules_valid = false;
+static uint64 rules_generation = 0;	/* bumped by every invalidation */
+static Oid	status_map_relid = InvalidOid;
+static Oid	transition_relid = InvalidOid;
 static bool callback_registered = false;
 static List *retired_contexts = NIL;	/* replaced caches, freed at transaction end */
 
@@ -126,11 +129,15 @@ ob_status_index(ObGraph graph, const char *s)
 	return -1;
 }
 
-/* Relcache callback: a rule table changed (or everything was flushed). */
+/* Relcache callback: a rule table changed (or every relation was flushed). */
 static void
 rules_invalidate(Datum arg, Oid relid)
 {
-	rules_valid = false;
+	if (relid == InvalidOid || relid == status_map_relid || relid == transition_relid)
+	{
+		rules_valid = false;
+		rules_generation++;
+	}
 }
 
 /* Free the caches replaced during the transaction that just ended. */
@@ -162,12 +169,13 @@ rules_load(void)
 	MemoryContext cxt;
 	RuleCache  *cache;
 	uint64		n;
+	ObSpiFrame	spi;
 
 	cxt = AllocSetContextCreate(CacheMemoryContext, "onboarding rules", ALLOCSET_SMALL_SIZES);
 	cache = MemoryContextAllocZero(cxt, sizeof(RuleCache));
 	cache->context = cxt;
 
-	ob_spi_connect(true);
+	ob_spi_connect(&spi, true);
 	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label"
 					"  FROM onboarding.status_map", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read onboarding.status_map");
@@ -220,7 +228,7 @@ rules_load(void)
 			if (provider == NULL || strcmp(provider, ob_provider_names[p]) == 0)
 				cache->legal[g][p][from][to] = true;
 	}
-	ob_spi_finish();
+	ob_spi_finish(&spi);
 	return cache;
 }
 
@@ -236,9 +244,13 @@ rules_get(void)
 	if (!rules_valid || rules == NULL)
 	{
 		RuleCache  *fresh;
+		uint64		generation = rules_generation;
 
-		rules_valid = true;		/* set first: an invalidation during the load wins */
+		status_map_relid = ob_relation_oid("status_map");
+		transition_relid = ob_relation_oid("transition");
 		fresh = rules_load();
+		/* valid unless a rule table changed while we were reading it */
+		rules_valid = (generation == rules_generation);
 		if (rules != NULL)
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -285,7 +297,7 @@ ob_rules_classify(ObDelivery *d)
 		RuleMapping *exact = NULL,
 				   *any = NULL;
 
-		if (e->status != NULL)	/* force_status: already a label */
+		if (e->status != NULL)	/* force_status: already a label (detect.c) */
 		{
 			kept = lappend(kept, e);
 			continue;
@@ -346,7 +358,12 @@ onboarding_rules_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_rules_changed\" was not called by trigger manager")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_rules_changed\" must be fired AFTER ... FOR EACH STATEMENT")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	rules_valid = false;
+	rules_generation++;
 	return PointerGetDatum(NULL);
 }

@@ -26,36 +26,23 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-/* The user we were before ob_spi_connect(), restored by ob_spi_finish() */
-typedef struct SpiFrame
-{
-	Oid			saved_userid;
-	int			saved_sec;
-	int			guc_nestlevel;	/* undoes the pinned search_path; 0: not pinned */
-} SpiFrame;
-
-#define OB_MAX_SPI_DEPTH 8
-static SpiFrame frames[OB_MAX_SPI_DEPTH];
-static int	depth = 0;
-
 /*
  * Connect to SPI and become the extension's owner until ob_spi_finish();
- * with pin_search_path, also set search_path to pg_catalog, pg_temp.
+ * with pin_search_path, also set search_path to pg_catalog, pg_temp.  The
+ * caller keeps the frame (on its stack): after an error, the (sub)
+ * transaction's abort restores the user and the GUC nesting by itself, so
+ * nothing here is left behind.
  */
 void
-ob_spi_connect(bool pin_search_path)
+ob_spi_connect(ObSpiFrame *frame, bool pin_search_path)
 {
-	SpiFrame   *f;
-
-	if (depth >= OB_MAX_SPI_DEPTH)
-		elog(ERROR, "onboarding SPI nesting too deep");
-	f = &frames[depth++];
-	GetUserIdAndSecContext(&f->saved_userid, &f->saved_sec);
-	SetUserIdAndSecContext(ob_inbox_oids()->owner, f->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	f->guc_nestlevel = 0;
+	GetUserIdAndSecContext(&frame->saved_userid, &frame->saved_sec);
+	SetUserIdAndSecContext(ob_inbox_oids()->owner,
+						   frame->saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+	frame->guc_nestlevel = 0;
 	if (pin_search_path)
 	{
-		f->guc_nestlevel = NewGUCNestLevel();
+		frame->guc_nestlevel = NewGUCNestLevel();
 		(void) set_config_option("search_path", "pg_catalog, pg_temp",
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	}
@@ -65,24 +52,13 @@ ob_spi_connect(bool pin_search_path)
 
 /* Disconnect from SPI and become the caller again. */
 void
-ob_spi_finish(void)
+ob_spi_finish(ObSpiFrame *frame)
 {
-	SpiFrame   *f;
-
-	Assert(depth > 0);
-	f = &frames[--depth];
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
-	if (f->guc_nestlevel > 0)
-		AtEOXact_GUC(true, f->guc_nestlevel);
-	SetUserIdAndSecContext(f->saved_userid, f->saved_sec);
-}
-
-/* Forget the nesting after an error (the transaction restores the user). */
-void
-ob_spi_reset(void)
-{
-	depth = 0;
+	if (frame->guc_nestlevel > 0)
+		AtEOXact_GUC(true, frame->guc_nestlevel);
+	SetUserIdAndSecContext(frame->saved_userid, frame->saved_sec);
 }
 
 /* Prepare and keep a plan (between ob_spi_connect and ob_spi_finish). */
@@ -91,7 +67,6 @@ ob_spi_prepare(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan;
 
-	Assert(depth > 0);
 	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));

@@ -150,6 +150,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	int64		id;
 	bool		isnull;
 	char	   *by;
+	ObSpiFrame	spi;
 	StringInfoData body;
 
 	for (int i = 0; i < 5; i++)
@@ -194,7 +195,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	appendStringInfoString(&body, ", \"by\": ");
 	escape_json(&body, by);
 	appendStringInfoString(&body, ", \"at\": ");
-	escape_json(&body, ob_time_text(GetCurrentTransactionStartTimestamp()));
+	escape_json(&body, ob_time_text(GetCurrentTimestamp()));
 	appendStringInfoChar(&body, '}');
 
 	args[0] = DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1));
@@ -202,15 +203,22 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
-	ob_spi_connect(true);
+	ob_spi_connect(&spi, true);
 	ob_set_forcing(true);
-	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
-							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-							  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not record the override");
-	ob_set_forcing(false);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+								  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not record the override");
+	}
+	PG_FINALLY();
+	{
+		ob_set_forcing(false);
+	}
+	PG_END_TRY();
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	ob_spi_finish();
+	ob_spi_finish(&spi);
 	PG_RETURN_INT64(id);
 }
 
@@ -263,6 +271,103 @@ rebuild_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDeli
 }
 
 /*
+ * Replay one delivery of the cursor (a row of the inbox with first_id, the
+ * first delivery of the same provider and body, last) and rewrite its
+ * derived columns when they changed.
+ */
+static void
+rebuild_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDesc rdesc,
+			const ObInboxAtts *ratts, SPIPlanPtr update)
+{
+	ObDelivery	d;
+	bool		isnull;
+	bool		raw_null;
+	Datum		raw;
+	Datum		first;
+	Datum		args[9];
+	char		nulls[9];
+
+	ob_delivery_init(&d, tup, rdesc, ratts);
+	raw = heap_getattr(tup, ratts->raw, rdesc, &raw_null);
+	first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
+	if (d.payload != NULL)
+		d.body_hash = ob_dedupe_hash(d.payload);
+	if (!isnull && DatumGetInt64(first) != d.id)
+	{
+		d.duplicate_of = DatumGetInt64(first);
+		ob_detect(&d);
+		d.decided = true;
+		d.outcome = OB_DUPLICATE;
+		resetStringInfo(&d.detail);
+		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
+	}
+	else
+		ob_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), false);
+
+	if (rebuild_unchanged(tup, rdesc, ratts, &d))
+		return;
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = Int64GetDatum(d.id);
+#define ARG_TEXT(n, s) do { if (s) args[n] = CStringGetTextDatum(s); else nulls[n] = 'n'; } while (0)
+	ARG_TEXT(1, d.event_type);
+	ARG_TEXT(2, d.subject);
+	ARG_TEXT(3, d.status_raw);
+	args[4] = TimestampTzGetDatum(d.event_at);
+	if (!d.has_event_at)
+		nulls[4] = 'n';
+	ARG_TEXT(5, ob_outcome_names[d.outcome]);
+	ARG_TEXT(6, d.detail.len > 0 ? d.detail.data : NULL);
+#undef ARG_TEXT
+	args[7] = Int64GetDatum((int64) d.body_hash);
+	if (d.payload == NULL)
+		nulls[7] = 'n';
+	args[8] = Int64GetDatum(d.duplicate_of);
+	if (d.duplicate_of == 0)
+		nulls[8] = 'n';
+	if (SPI_execute_plan(update, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not rewrite delivery %lld", (long long) d.id);
+}
+
+/*
+ * Replay every delivery of the cursor, in batches, each in a scratch
+ * context reset per row.  Returns how many were replayed.
+ */
+static int64
+rebuild_replay(Relation inbox, const ObInboxAtts *atts, Portal portal, SPIPlanPtr update)
+{
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rebuild row",
+												 ALLOCSET_DEFAULT_SIZES);
+	int64		replayed = 0;
+
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		nrows;
+		ObInboxAtts ratts;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+		ob_inbox_atts(batch->tupdesc, &ratts);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+			rebuild_one(inbox, atts, batch->vals[i], batch->tupdesc, &ratts, update);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+			replayed++;
+		}
+		SPI_freetuptable(batch);
+	}
+	MemoryContextDelete(rowcxt);
+	return replayed;
+}
+
+/*
  * rebuild() → bigint
  *
  * Empty the state tables and history, then replay every delivery in inbox
@@ -274,24 +379,20 @@ PG_FUNCTION_INFO_V1(onboarding_rebuild);
 Datum
 onboarding_rebuild(PG_FUNCTION_ARGS)
 {
-	Oid			inboxid = ob_relation_oid("inbox");
 	Relation	inbox;
 	ObInboxAtts atts;
-	TupleDesc	desc;
 	Portal		portal;
 	SPIPlanPtr	update;
 	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 	INT8OID, INT8OID};
 	int64		replayed = 0;
-	MemoryContext rowcxt;
-	MemoryContext old;
+	ObSpiFrame	spi;
 
 	/* no delivery may arrive while we replay */
-	inbox = table_open(inboxid, ExclusiveLock);
-	desc = RelationGetDescr(inbox);
-	ob_inbox_atts(desc, &atts);
+	inbox = table_open(ob_relation_oid("inbox"), ExclusiveLock);
+	ob_inbox_atts(RelationGetDescr(inbox), &atts);
 
-	ob_spi_connect(true);
+	ob_spi_connect(&spi, true);
 	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty the state tables");
@@ -309,92 +410,19 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 									   " WINDOW w AS (PARTITION BY i.provider, i.payload ORDER BY i.id)"
 									   " ORDER BY i.id",
 									   0, NULL, NULL, NULL, true, 0);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rebuild row",
-								   ALLOCSET_DEFAULT_SIZES);
 	rebuilding = true;
-	for (;;)
+	PG_TRY();
 	{
-		SPITupleTable *batch;
-		uint64		nrows;
-		TupleDesc	rdesc;
-		ObInboxAtts ratts;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		batch = SPI_tuptable;
-		nrows = SPI_processed;
-		if (nrows == 0)
-			break;
-		rdesc = batch->tupdesc;
-		ob_inbox_atts(rdesc, &ratts);
-		for (uint64 i = 0; i < nrows; i++)
-		{
-			HeapTuple	tup = batch->vals[i];
-			ObDelivery	d;
-			bool		isnull;
-			bool		raw_null;
-			Datum		raw;
-			Datum		first;
-			Datum		args[9];
-			char		nulls[9];
-			int64		id;
-
-			old = MemoryContextSwitchTo(rowcxt);
-			ob_delivery_init(&d, tup, rdesc, &ratts);
-			id = d.id;
-			raw = heap_getattr(tup, ratts.raw, rdesc, &raw_null);
-			first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
-			if (d.payload != NULL)
-				d.body_hash = ob_dedupe_hash(d.payload);
-			if (!isnull && DatumGetInt64(first) != id)
-			{
-				d.duplicate_of = DatumGetInt64(first);
-				ob_detect(&d);
-				d.decided = true;
-				d.outcome = OB_DUPLICATE;
-				resetStringInfo(&d.detail);
-				appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
-			}
-			else
-				ob_process_delivery(inbox, &atts, &d,
-									raw_null ? NULL : DatumGetTextPP(raw), false);
-			Assert(d.id == id);
-			replayed++;
-			if (rebuild_unchanged(tup, rdesc, &ratts, &d))
-			{
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(rowcxt);
-				continue;
-			}
-
-			memset(nulls, ' ', sizeof(nulls));
-			args[0] = Int64GetDatum(id);
-#define ARG_TEXT(n, s) do { if (s) args[n] = CStringGetTextDatum(s); else nulls[n] = 'n'; } while (0)
-			ARG_TEXT(1, d.event_type);
-			ARG_TEXT(2, d.subject);
-			ARG_TEXT(3, d.status_raw);
-			args[4] = TimestampTzGetDatum(d.event_at);
-			if (!d.has_event_at)
-				nulls[4] = 'n';
-			ARG_TEXT(5, ob_outcome_names[d.outcome]);
-			ARG_TEXT(6, d.detail.len > 0 ? d.detail.data : NULL);
-#undef ARG_TEXT
-			args[7] = Int64GetDatum((int64) d.body_hash);
-			if (d.payload == NULL)
-				nulls[7] = 'n';
-			args[8] = Int64GetDatum(d.duplicate_of);
-			if (d.duplicate_of == 0)
-				nulls[8] = 'n';
-			if (SPI_execute_plan(update, args, nulls, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not rewrite delivery %lld", (long long) id);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-		SPI_freetuptable(batch);
+		replayed = rebuild_replay(inbox, &atts, portal, update);
 	}
-	rebuilding = false;
+	PG_FINALLY();
+	{
+		rebuilding = false;
+	}
+	PG_END_TRY();
 	SPI_cursor_close(portal);
 	SPI_freeplan(update);
-	ob_spi_finish();
+	ob_spi_finish(&spi);
 	table_close(inbox, NoLock);
 	PG_RETURN_INT64(replayed);
 }

@@ -137,6 +137,9 @@ ob_parse_time(const char *s, TimestampTz *result)
 
 	if (tm2timestamp(&tm, 0, &tz, &ts) != 0 || !IS_VALID_TIMESTAMP(ts + usec))
 		return OB_TIME_BAD;
+	/* an offset may push year 1 into 1 BC: keep times within years 1 to 9999 */
+	if (ts + usec < (Timestamp) (date2j(1, 1, 1) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
+		return OB_TIME_BAD;
 	*result = (TimestampTz) (ts + usec);
 	return OB_TIME_OK;
 }
