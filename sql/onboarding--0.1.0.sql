@@ -270,6 +270,9 @@ CREATE TABLE onboarding.proposal (
     provider_status   text,
     background_check  onboarding.check_status,
     documentscopy     onboarding.check_status,
+    status_at         timestamptz,
+    background_check_at timestamptz,
+    documentscopy_at  timestamptz,
     flow              smallint,
     client_code       text,
     tax_id            onboarding.taxid,
@@ -286,6 +289,8 @@ CREATE TABLE onboarding.proposal (
     last_seen_id      bigint NOT NULL,
     PRIMARY KEY (provider, proposal_key)
 ) WITH (fillfactor = 85);
+COMMENT ON COLUMN onboarding.proposal.status_at IS
+    'provider time of the event that set status (each check has its own: Celcoin runs them in parallel)';
 COMMENT ON COLUMN onboarding.proposal.flow IS
     'Celcoin: 1 when the background check came first, 2 when documentscopy did';
 COMMENT ON COLUMN onboarding.proposal.status IS

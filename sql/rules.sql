@@ -44,6 +44,17 @@ SELECT status, last_event_at FROM onboarding.account WHERE account_key = 'fb-1';
 SELECT entity, entity_key, from_status, to_status, event_at
   FROM onboarding.history WHERE entity_key IN ('ord-1', 'fb-1') ORDER BY id;
 
+-- A proposal's checks run in parallel at Celcoin: each has its own time, so a
+-- background check stamped before the last documentscopy event still applies.
+SELECT outcome FROM onboarding.ingest('{"entity": "onboarding-documentscopy", "status": "PENDING",
+    "createTimestamp": "2024-02-01T12:05:00Z", "body": {"proposalId": "par-1"}}');
+SELECT outcome FROM onboarding.ingest('{"entity": "onboarding-backgroundcheck", "status": "APPROVED",
+    "createTimestamp": "2024-02-01T12:03:00Z", "body": {"proposalId": "par-1"}}');
+SELECT outcome, detail FROM onboarding.ingest('{"entity": "onboarding-backgroundcheck", "status": "PENDING",
+    "createTimestamp": "2024-02-01T12:01:00Z", "body": {"proposalId": "par-1"}}');
+SELECT status, background_check, documentscopy, status_at, background_check_at, documentscopy_at, flow
+  FROM onboarding.proposal WHERE proposal_key = 'par-1';
+
 -- The database is the authority: a direct UPDATE along the graph works ...
 UPDATE onboarding.account SET status = 'blocked' WHERE account_key = 'ord-1';
 -- ... one against it raises check_violation naming entity, key and both states.

@@ -102,7 +102,11 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 		TransactionId xwait = InvalidTransactionId;
 
 		InitDirtySnapshot(dirty);
+#if PG_VERSION_NUM >= 180000
+		scan = index_beginscan(inbox, index, &dirty, NULL, 1, 0);
+#else
 		scan = index_beginscan(inbox, index, &dirty, 1, 0);
+#endif
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{

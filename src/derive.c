@@ -6,7 +6,9 @@
  *
  * For every row a delivery touches (an account, a proposal, a document, a
  * closure request) it compares the event's time t and status s with the
- * row's last event time t0 and status s0 (SPEC §6):
+ * status s0 and its time t0 (SPEC §6).  A proposal carries three statuses
+ * (its own and its two checks), each with its own time, since Celcoin runs
+ * the checks in parallel; the other rows have one, timed by last_event_at.
  *
  *		no row yet					-> created in s
  *		t < t0						-> stale, nothing changes
@@ -94,25 +96,27 @@ typedef struct TableDef
 	int			nstatus;
 	const char *statuscol[OB_MAX_STATUS_COLS];
 	const char *statustype[OB_MAX_STATUS_COLS];
+	const char *statustime[OB_MAX_STATUS_COLS];	/* NULL: last_event_at */
 	int			nfields;
 	ObField		fields[OB_MAX_TABLE_FIELDS];
 	bool		has_flow;		/* proposal.flow: which check came first */
 } TableDef;
 
 static const TableDef tables[OB_NTABLES] = {
-	{"account", "account_key", 1, {"status"}, {"onboarding.account_status"},
+	{"account", "account_key", 1, {"status"}, {"onboarding.account_status"}, {NULL},
 		11, {OB_F_ENABLED, OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_HOLDER_NAME, OB_F_BANK,
 			OB_F_BRANCH, OB_F_NUMBER, OB_F_DIGIT, OB_F_REASON, OB_F_PARTNER_ID,
 		OB_F_BUSINESS_UNIT_ID}, false},
 	{"proposal", "proposal_key", 3, {"status", "background_check", "documentscopy"},
 		{"onboarding.proposal_status", "onboarding.check_status", "onboarding.check_status"},
+		{"status_at", "background_check_at", "documentscopy_at"},
 		9, {OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_PERSON_TYPE, OB_F_CLIENT_CODE, OB_F_ACCOUNT_KEY,
 		OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID, OB_F_ACCOUNTS_KEY}, true},
-	{"document", "document_key", 1, {"status"}, {"onboarding.document_status"},
+	{"document", "document_key", 1, {"status"}, {"onboarding.document_status"}, {NULL},
 		13, {OB_F_DOCUMENT_TYPE, OB_F_DOCUMENT_TYPE_RAW, OB_F_SIGNER, OB_F_ACCOUNT_KEY,
 			OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_FILE_NAME, OB_F_URL, OB_F_EXPIRES_AT,
 		OB_F_REASON, OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
-	{"closure", "account_key", 1, {"status"}, {"onboarding.closure_status"},
+	{"closure", "account_key", 1, {"status"}, {"onboarding.closure_status"}, {NULL},
 		3, {OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
 };
 
@@ -142,11 +146,12 @@ typedef struct RowTarget
 	bool		exists;
 	bool		created_here;	/* inserted by this delivery (before a restart) */
 	const char *cur[OB_MAX_STATUS_COLS];	/* current statuses; NULL when unset */
-	bool		has_t0;
-	TimestampTz t0;
+	bool		has_t0[OB_MAX_STATUS_COLS];
+	TimestampTz t0[OB_MAX_STATUS_COLS]; /* time of each current status */
 	int64		seen_id;
 	ObEffect   *effect[OB_MAX_STATUS_COLS];	/* the effect on each status column */
-	const char *next[OB_MAX_STATUS_COLS];	/* statuses to write; NULL = unchanged */
+	const char *next[OB_MAX_STATUS_COLS];	/* statuses to write; NULL = untouched */
+	bool		changed[OB_MAX_STATUS_COLS];	/* created or moved: a history row */
 	bool		write;			/* anything to write besides last_seen_id */
 } RowTarget;
 
@@ -226,7 +231,9 @@ derive_prepare_table(ObTable which)
 	appendStringInfoString(&sql, "SELECT ");
 	for (int c = 0; c < t->nstatus; c++)
 		appendStringInfo(&sql, "%s::pg_catalog.text, ", t->statuscol[c]);
-	appendStringInfo(&sql, "last_event_at, last_seen_id FROM onboarding.%s"
+	for (int c = 0; c < t->nstatus; c++)
+		appendStringInfo(&sql, "%s, ", t->statustime[c] ? t->statustime[c] : "last_event_at");
+	appendStringInfo(&sql, "last_seen_id FROM onboarding.%s"
 					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
@@ -243,6 +250,9 @@ derive_prepare_table(ObTable which)
 	for (int f = 0; f < t->nfields; f++)
 		appendStringInfo(&sql, ", %s", field_sql[t->fields[f]].name);
 	appendStringInfoString(&sql, ", first_event_at, last_event_at, last_inbox_id, last_seen_id");
+	for (int c = 0; c < t->nstatus; c++)
+		if (t->statustime[c])
+			appendStringInfo(&sql, ", %s", t->statustime[c]);
 	if (t->has_flow)
 		appendStringInfoString(&sql, ", flow");
 	appendStringInfoString(&sql, ") VALUES ($1::onboarding.provider, $2");
@@ -253,6 +263,9 @@ derive_prepare_table(ObTable which)
 	for (int f = 0; f < t->nfields; f++)
 		appendStringInfo(&sql, ", $%d::%s", param++, field_sql[t->fields[f]].type);
 	appendStringInfo(&sql, ", $%d, $%d, $%d, $%d", param, param, param + 1, param + 1);
+	for (int c = 0; c < t->nstatus; c++)
+		if (t->statustime[c])
+			appendStringInfo(&sql, ", CASE WHEN $%d IS NOT NULL THEN $%d END", 3 + c, param);
 	if (t->has_flow)
 		appendStringInfo(&sql, ", $%d::pg_catalog.int2", param + 2);
 	appendStringInfo(&sql, ") ON CONFLICT (provider, %s) DO NOTHING", t->keycol);
@@ -273,6 +286,10 @@ derive_prepare_table(ObTable which)
 					 ", last_event_at = GREATEST(last_event_at, $%d)"
 					 ", last_inbox_id = $%d, last_seen_id = $%d",
 					 param, param, param + 1, param + 1);
+	for (int c = 0; c < t->nstatus; c++)
+		if (t->statustime[c])
+			appendStringInfo(&sql, ", %s = CASE WHEN $%d IS NOT NULL THEN GREATEST(%s, $%d) ELSE %s END",
+							 t->statustime[c], 3 + c, t->statustime[c], param, t->statustime[c]);
 	if (t->has_flow)
 		appendStringInfo(&sql, ", flow = COALESCE(flow, CASE WHEN background_check IS NULL"
 						 " AND documentscopy IS NULL THEN $%d::pg_catalog.int2 END)", param + 2);
@@ -381,22 +398,25 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 		elog(ERROR, "could not lock onboarding.%s row", t->name);
 	r->exists = SPI_processed > 0;
 	for (int c = 0; c < OB_MAX_STATUS_COLS; c++)
+	{
 		r->cur[c] = NULL;
-	r->has_t0 = false;
+		r->has_t0[c] = false;
+	}
 	r->seen_id = 0;
 	if (!r->exists)
 		return;
 	for (int c = 0; c < t->nstatus; c++)
 	{
-		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1);
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *s = SPI_getvalue(tup, desc, c + 1);
 
 		r->cur[c] = s ? ob_status_label(ob_entity_graph(derive_entity(r->table, c)), s) : NULL;
+		r->t0[c] = DatumGetTimestampTz(SPI_getbinval(tup, desc, t->nstatus + c + 1, &isnull));
+		r->has_t0[c] = !isnull;
 	}
-	r->t0 = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											  t->nstatus + 1, &isnull));
-	r->has_t0 = !isnull;
 	r->seen_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											 t->nstatus + 2, &isnull));
+											 2 * t->nstatus + 1, &isnull));
 	if (isnull)
 		r->seen_id = 0;
 }
@@ -418,19 +438,19 @@ static Verdict
 derive_verdict(ObDelivery *d, RowTarget *r, int col, ObEffect *e)
 {
 	const char *s0 = r->cur[col];
-	bool		timed = d->has_event_at && r->has_t0;
+	bool		timed = d->has_event_at && r->has_t0[col];
 
 	if (!r->exists || r->created_here || s0 == NULL)
 		return V_CREATE;
 	if (d->forced)
 		return strcmp(s0, e->status) == 0 ? V_REFRESH : V_CHANGE;
-	if (timed && d->event_at < r->t0)
+	if (timed && d->event_at < r->t0[col])
 		return V_STALE;
 	if (strcmp(s0, e->status) == 0)
 		return V_REFRESH;
 	if (ob_transition_legal(e->entity, d->provider, s0, e->status))
 		return V_CHANGE;
-	if (timed && d->event_at == r->t0 &&
+	if (timed && d->event_at == r->t0[col] &&
 		ob_transition_legal(e->entity, d->provider, e->status, s0))
 		return V_STALE;
 	return V_ILLEGAL;
@@ -457,6 +477,7 @@ derive_judge(ObDelivery *d, List *targets)
 			Verdict		v;
 
 			r->next[c] = NULL;
+			r->changed[c] = false;
 			if (e == NULL)
 				continue;
 			v = derive_verdict(d, r, c, e);
@@ -484,14 +505,14 @@ derive_judge(ObDelivery *d, List *targets)
 					return ob_decide(d, OB_STALE,
 									 "%s %s is %s since %s; this %s event of %s precedes it",
 									 ob_entity_names[e->entity], r->key, r->cur[c],
-									 ob_time_text(r->t0), e->status,
+									 ob_time_text(r->t0[c]), e->status,
 									 ob_time_text(d->event_at));
 				return ob_decide(d, OB_ILLEGAL,
 								 "%s %s: %s -> %s is not a legal transition",
 								 ob_entity_names[e->entity], r->key, r->cur[c], e->status);
 			}
-			if (v != V_REFRESH)
-				r->next[c] = e->status;
+			r->next[c] = e->status;	/* a refresh rewrites it, and its time */
+			r->changed[c] = (v != V_REFRESH);
 			r->write = true;
 		}
 	}
@@ -544,7 +565,7 @@ derive_write(ObDelivery *d, RowTarget *r)
 			nulls[i] = 'n';
 		if (e != NULL && e->primary && !d->forced && c == 0)
 			provider_status = e->label ? e->label : e->status_raw;
-		if (e != NULL && r->next[c] != NULL && c > 0)
+		if (e != NULL && r->changed[c] && c > 0)
 			flow = c;			/* 1: background check first, 2: documentscopy first */
 	}
 	if (provider_status != NULL)
@@ -616,7 +637,7 @@ derive_history(ObDelivery *d, RowTarget *r)
 		const char *from = r->created_here ? NULL : r->cur[c];
 		const char *reason = d->forced && e ? e->fields[OB_F_REASON] : NULL;
 
-		if (r->next[c] == NULL)
+		if (!r->changed[c])
 			continue;
 		memset(nulls, ' ', sizeof(nulls));
 		args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
@@ -655,7 +676,10 @@ derive_lock_or_create(ObDelivery *d, RowTarget *r, bool dry_run)
 		if (r->exists || dry_run)
 			return;
 		for (int c = 0; c < tables[r->table].nstatus; c++)
+		{
 			r->next[c] = r->effect[c] ? r->effect[c]->status : NULL;
+			r->changed[c] = (r->next[c] != NULL);
+		}
 		if (derive_write(d, r))
 			return;				/* inserted: r->created_here */
 	}

@@ -498,6 +498,7 @@ detect_celcoin_file(ObDelivery *d, JsonbContainer *body, JsonbContainer *file)
 	detect_taxpayer(d, e, detect_text(body, "documentNumber"));
 }
 
+/* Celcoin: dispatch on entity; checks, files, proposal, create, account status. */
 static bool
 detect_celcoin(ObDelivery *d, JsonbContainer *root)
 {
@@ -616,6 +617,7 @@ detect_celcoin(ObDelivery *d, JsonbContainer *root)
  * force_status(): an operator's override, recorded as a delivery.
  * ------------------------------------------------------------------------
  */
+/* An override recorded by force_status(): entity, key, status, reason. */
 static bool
 detect_forced(ObDelivery *d, JsonbContainer *root)
 {

@@ -308,7 +308,9 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "onboarding_inbox_before_insert must be a BEFORE INSERT FOR EACH ROW trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_inbox_before_insert\" must be fired BEFORE INSERT FOR EACH ROW")));
 	atts = inbox_atts(fcinfo, rel);
 
 	/* the previous row of this statement is in the index by now */

@@ -48,6 +48,7 @@ ob_timezone_check(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* Keep the zone the check hook resolved. */
 static void
 ob_timezone_assign(const char *newval, void *extra)
 {
@@ -85,6 +86,7 @@ ob_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* Module load: define the setting, register the transaction callback. */
 void
 _PG_init(void)
 {

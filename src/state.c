@@ -78,8 +78,11 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 				 errmsg("function \"onboarding_state_before_update\" was not called by trigger manager")));
 	trigger = trigdata->tg_trigger;
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		trigger->tgnargs < 3)
-		elog(ERROR, "onboarding_state_before_update must be a row UPDATE trigger with entity, key and status columns");
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || trigger->tgnargs < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_state_before_update\" must be fired BEFORE UPDATE FOR EACH ROW"),
+				 errhint("Its arguments are the entity, the key column and the status columns.")));
 	if (ob_state_override())
 		return PointerGetDatum(trigdata->tg_newtuple);
 
@@ -103,7 +106,10 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 				   *key;
 
 		if (attnum <= 0)
-			elog(ERROR, "column \"%s\" does not exist", args[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							args[i], RelationGetRelationName(trigdata->tg_relation))));
 		oldv = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &oldnull);
 		newv = heap_getattr(trigdata->tg_newtuple, attnum, desc, &newnull);
 		if (newnull && oldnull)
