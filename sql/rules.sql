@@ -121,3 +121,10 @@ UPDATE onboarding.account SET status = 'requested' WHERE account_key = 'reopen-2
 SELECT onboarding.transition_graph('closure');
 SELECT length(onboarding.transition_graph()) > 1000 AS all_graphs;
 SELECT onboarding.transition_graph('wallet');
+
+-- What identifies and orders a state row is the pipeline's alone.
+UPDATE onboarding.account SET last_seen_id = 0 WHERE account_key = 'reopen-2';
+UPDATE onboarding.account SET account_key = 'elsewhere' WHERE account_key = 'reopen-2';
+UPDATE onboarding.account SET provider = 'celcoin' WHERE account_key = 'reopen-2';
+-- (other columns are the operator's to correct)
+UPDATE onboarding.account SET holder_name = 'Corrected Name' WHERE account_key = 'reopen-2';

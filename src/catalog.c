@@ -65,15 +65,15 @@ catalog_fill(void)
 {
 	catalog_register();
 	for (int i = 0; i < OB_NPROVIDERS; i++)
-		cached_provider[i] = ob_enum_oid(OB_ENUM_PROVIDER, ob_provider_names[i]);
+		cached_provider[i] = onboarding_enum_oid(OB_ENUM_PROVIDER, onboarding_provider_names[i]);
 	for (int i = 0; i <= OB_INVALID; i++)
-		cached_outcome[i] = ob_enum_oid(OB_ENUM_OUTCOME, ob_outcome_names[i]);
+		cached_outcome[i] = onboarding_enum_oid(OB_ENUM_OUTCOME, onboarding_outcome_names[i]);
 	cache_valid = true;
 }
 
 /* OID of the schema onboarding. */
 Oid
-ob_schema_oid(void)
+onboarding_schema_oid(void)
 {
 	catalog_register();
 	if (!OidIsValid(cached_schema))
@@ -86,17 +86,17 @@ ob_schema_oid(void)
  * and kept until a relation changes.
  */
 const ObInboxOids *
-ob_inbox_oids(void)
+onboarding_inbox_oids(void)
 {
 	if (!OidIsValid(cached_inbox.inbox))
 	{
 		ObInboxOids fresh;
 		HeapTuple	tup;
 
-		fresh.inbox = ob_relation_oid("inbox");
-		fresh.hash_index = ob_relation_oid("inbox_body_hash_idx");
-		fresh.pkey_index = ob_relation_oid("inbox_pkey");
-		fresh.id_sequence = ob_relation_oid("inbox_id_seq");
+		fresh.inbox = onboarding_relation_oid("inbox");
+		fresh.hash_index = onboarding_relation_oid("inbox_body_hash_idx");
+		fresh.pkey_index = onboarding_relation_oid("inbox_pkey");
+		fresh.id_sequence = onboarding_relation_oid("inbox_id_seq");
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(fresh.inbox));
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for relation %u", fresh.inbox);
@@ -109,9 +109,9 @@ ob_inbox_oids(void)
 
 /* OID of a relation of the schema onboarding (error if missing). */
 Oid
-ob_relation_oid(const char *name)
+onboarding_relation_oid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, ob_schema_oid());
+	Oid			relid = get_relname_relid(name, onboarding_schema_oid());
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -123,14 +123,14 @@ ob_relation_oid(const char *name)
 
 /* OID of an enum label of one of the extension's types. */
 Oid
-ob_enum_oid(ObEnumType type, const char *label)
+onboarding_enum_oid(ObEnumType type, const char *label)
 {
 	Oid			typoid;
 	Oid			result;
 
 	typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 							 CStringGetDatum(enum_type_names[type]),
-							 ObjectIdGetDatum(ob_schema_oid()));
+							 ObjectIdGetDatum(onboarding_schema_oid()));
 	if (!OidIsValid(typoid))
 		elog(ERROR, "type onboarding.%s does not exist", enum_type_names[type]);
 	result = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
@@ -140,7 +140,7 @@ ob_enum_oid(ObEnumType type, const char *label)
 
 /* The onboarding.provider label OID of a provider. */
 Oid
-ob_provider_oid(ObProvider provider)
+onboarding_provider_oid(ObProvider provider)
 {
 	Assert(provider >= 0 && provider < OB_NPROVIDERS);
 	if (!cache_valid)
@@ -150,7 +150,7 @@ ob_provider_oid(ObProvider provider)
 
 /* The provider of an onboarding.provider label OID. */
 ObProvider
-ob_provider_from_oid(Oid label)
+onboarding_provider_from_oid(Oid label)
 {
 	if (!cache_valid)
 		catalog_fill();
@@ -163,7 +163,7 @@ ob_provider_from_oid(Oid label)
 
 /* The onboarding.outcome label OID of an outcome. */
 Oid
-ob_outcome_oid(ObOutcome outcome)
+onboarding_outcome_oid(ObOutcome outcome)
 {
 	if (!cache_valid)
 		catalog_fill();
@@ -190,7 +190,7 @@ catalog_attnum(TupleDesc desc, const char *name)
 
 /* Find every column the pipeline reads or writes in the inbox. */
 void
-ob_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
+onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
 {
 	atts->id = catalog_attnum(desc, "id");
 	atts->received_at = catalog_attnum(desc, "received_at");

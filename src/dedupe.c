@@ -46,7 +46,7 @@ static bool dedupe_held = false;
 
 /* Release the hash lock of the previous row, if any. */
 void
-ob_dedupe_release(void)
+onboarding_dedupe_release(void)
 {
 	if (dedupe_held)
 	{
@@ -57,7 +57,7 @@ ob_dedupe_release(void)
 
 /* The hash the index is keyed by: jsonb's own extended hash. */
 uint64
-ob_dedupe_hash(Jsonb *payload)
+onboarding_dedupe_hash(Jsonb *payload)
 {
 	return DatumGetUInt64(DirectFunctionCall2(jsonb_hash_extended,
 											  JsonbPGetDatum(payload),
@@ -71,7 +71,7 @@ ob_dedupe_hash(Jsonb *payload)
  * inserter either way.
  */
 int64
-ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
+onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
 {
 	Oid			indexoid;
 	Relation	index;
@@ -80,11 +80,11 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 	TupleTableSlot *slot;
 	int64		found = 0;
 
-	indexoid = ob_inbox_oids()->hash_index;
+	indexoid = onboarding_inbox_oids()->hash_index;
 
 	if (lock)
 	{
-		ob_dedupe_release();
+		onboarding_dedupe_release();
 		SET_LOCKTAG_ADVISORY(dedupe_held_tag, MyDatabaseId,
 							 (uint32) (d->body_hash >> 32), (uint32) d->body_hash,
 							 OB_LOCK_CLASS_DEDUPE);
@@ -122,7 +122,7 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 			}
 			provider = slot_getattr(slot, atts->provider, &isnull);
 			if (isnull != (d->provider == OB_PROVIDER_NONE) ||
-				(!isnull && DatumGetObjectId(provider) != ob_provider_oid(d->provider)))
+				(!isnull && DatumGetObjectId(provider) != onboarding_provider_oid(d->provider)))
 				continue;
 			payload = slot_getattr(slot, atts->payload, &isnull);
 			if (isnull || !DatumGetBool(DirectFunctionCall2(jsonb_eq, payload,
@@ -141,7 +141,7 @@ ob_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock
 		 * deliver this body again and need the lock.
 		 */
 		if (lock)
-			ob_dedupe_release();
+			onboarding_dedupe_release();
 		XactLockTableWait(xwait, inbox, &slot->tts_tid, XLTW_InsertIndex);
 		if (lock)
 		{

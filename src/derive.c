@@ -138,6 +138,9 @@ static SPIPlanPtr history_plan = NULL;
 /* Set while a force_status() delivery writes state; see the state trigger. */
 static bool override_active = false;
 
+/* Set while a derivation writes state; see the state trigger. */
+static bool pipeline_writing = false;
+
 /* One row a delivery touches, and what it does to each status column */
 typedef struct RowTarget
 {
@@ -157,9 +160,16 @@ typedef struct RowTarget
 
 /* Is a force_status() delivery writing state right now? */
 bool
-ob_state_override(void)
+onboarding_state_override(void)
 {
 	return override_active;
+}
+
+/* Is a derivation writing state right now? */
+bool
+onboarding_pipeline_writing(void)
+{
+	return pipeline_writing;
 }
 
 /* The table and status column an entity's status lives in. */
@@ -237,9 +247,9 @@ derive_prepare_table(ObTable which)
 					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
-	p->peek = ob_spi_prepare(sql.data, 2, types);
+	p->peek = onboarding_spi_prepare(sql.data, 2, types);
 	appendStringInfoString(&sql, " FOR UPDATE");
-	p->lock = ob_spi_prepare(sql.data, 2, types);
+	p->lock = onboarding_spi_prepare(sql.data, 2, types);
 
 	/* insert */
 	resetStringInfo(&sql);
@@ -269,7 +279,7 @@ derive_prepare_table(ObTable which)
 	if (t->has_flow)
 		appendStringInfo(&sql, ", $%d::pg_catalog.int2", param + 2);
 	appendStringInfo(&sql, ") ON CONFLICT (provider, %s) DO NOTHING", t->keycol);
-	p->insert = ob_spi_prepare(sql.data, n, types);
+	p->insert = onboarding_spi_prepare(sql.data, n, types);
 
 	/* update */
 	resetStringInfo(&sql);
@@ -295,7 +305,7 @@ derive_prepare_table(ObTable which)
 						 " AND documentscopy IS NULL THEN $%d::pg_catalog.int2 END)", param + 2);
 	appendStringInfo(&sql, " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2", t->keycol);
-	p->update = ob_spi_prepare(sql.data, n, types);
+	p->update = onboarding_spi_prepare(sql.data, n, types);
 
 	/* touch: remember that a delivery was processed against the row */
 	resetStringInfo(&sql);
@@ -304,21 +314,21 @@ derive_prepare_table(ObTable which)
 					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
-	p->touch = ob_spi_prepare(sql.data, 3, types);
+	p->touch = onboarding_spi_prepare(sql.data, 3, types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_inbox_id = $3, last_seen_id = $3"
 					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
-	p->reid = ob_spi_prepare(sql.data, 3, types);
+	p->reid = onboarding_spi_prepare(sql.data, 3, types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM onboarding.%s"
 					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
 					 " AND %s OPERATOR(pg_catalog.=) $2",
 					 t->name, t->keycol);
-	p->remove = ob_spi_prepare(sql.data, 2, types);
+	p->remove = onboarding_spi_prepare(sql.data, 2, types);
 	pfree(sql.data);
 }
 
@@ -333,7 +343,7 @@ derive_prepare(void)
 		return;
 	for (int t = 0; t < OB_NTABLES; t++)
 		derive_prepare_table((ObTable) t);
-	history_plan = ob_spi_prepare("INSERT INTO onboarding.history"
+	history_plan = onboarding_spi_prepare("INSERT INTO onboarding.history"
 								  " (provider, entity, entity_key, from_status, to_status,"
 								  "  event_at, inbox_id, reason)"
 								  " VALUES ($1::onboarding.provider, $2, $3, $4, $5, $6, $7, $8)",
@@ -391,7 +401,7 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 	Datum		args[2];
 	bool		isnull;
 
-	args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
+	args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
 	args[1] = CStringGetTextDatum(r->key);
 	if (SPI_execute_plan(dry_run ? plans[r->table].peek : plans[r->table].lock,
 						 args, NULL, dry_run, 1) != SPI_OK_SELECT)
@@ -411,7 +421,7 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *s = SPI_getvalue(tup, desc, c + 1);
 
-		r->cur[c] = s ? ob_status_label(ob_entity_graph(derive_entity(r->table, c)), s) : NULL;
+		r->cur[c] = s ? onboarding_status_label(onboarding_entity_graph(derive_entity(r->table, c)), s) : NULL;
 		r->t0[c] = DatumGetTimestampTz(SPI_getbinval(tup, desc, t->nstatus + c + 1, &isnull));
 		r->has_t0[c] = !isnull;
 	}
@@ -448,10 +458,10 @@ derive_verdict(ObDelivery *d, RowTarget *r, int col, ObEffect *e)
 		return V_STALE;
 	if (strcmp(s0, e->status) == 0)
 		return V_REFRESH;
-	if (ob_transition_legal(e->entity, d->provider, s0, e->status))
+	if (onboarding_transition_legal(e->entity, d->provider, s0, e->status))
 		return V_CHANGE;
 	if (timed && d->event_at == r->t0[col] &&
-		ob_transition_legal(e->entity, d->provider, e->status, s0))
+		onboarding_transition_legal(e->entity, d->provider, e->status, s0))
 		return V_STALE;
 	return V_ILLEGAL;
 }
@@ -502,14 +512,14 @@ derive_judge(ObDelivery *d, List *targets)
 					continue;
 				}
 				if (v == V_STALE)
-					return ob_decide(d, OB_STALE,
+					return onboarding_decide(d, OB_STALE,
 									 "%s %s is %s since %s; this %s event of %s precedes it",
-									 ob_entity_names[e->entity], r->key, r->cur[c],
-									 ob_time_text(r->t0[c]), e->status,
-									 ob_time_text(d->event_at));
-				return ob_decide(d, OB_ILLEGAL,
+									 onboarding_entity_names[e->entity], r->key, r->cur[c],
+									 onboarding_time_text(r->t0[c]), e->status,
+									 onboarding_time_text(d->event_at));
+				return onboarding_decide(d, OB_ILLEGAL,
 								 "%s %s: %s -> %s is not a legal transition",
-								 ob_entity_names[e->entity], r->key, r->cur[c], e->status);
+								 onboarding_entity_names[e->entity], r->key, r->cur[c], e->status);
 			}
 			r->next[c] = e->status;	/* a refresh rewrites it, and its time */
 			r->changed[c] = (v != V_REFRESH);
@@ -528,7 +538,7 @@ derive_row_plan(ObDelivery *d, RowTarget *r, SPIPlanPtr plan, bool with_id, int 
 {
 	Datum		args[3];
 
-	args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
+	args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
 	args[1] = CStringGetTextDatum(r->key);
 	args[2] = Int64GetDatum(d->id);
 	if (SPI_execute_plan(plan, args, NULL, false, 0) != expected)
@@ -553,7 +563,7 @@ derive_write(ObDelivery *d, RowTarget *r)
 	bool		inserting = !r->exists;
 
 	memset(nulls, ' ', sizeof(nulls));
-	args[i++] = CStringGetTextDatum(ob_provider_names[d->provider]);
+	args[i++] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
 	args[i++] = CStringGetTextDatum(r->key);
 	for (int c = 0; c < t->nstatus; c++, i++)
 	{
@@ -640,8 +650,8 @@ derive_history(ObDelivery *d, RowTarget *r)
 		if (!r->changed[c])
 			continue;
 		memset(nulls, ' ', sizeof(nulls));
-		args[0] = CStringGetTextDatum(ob_provider_names[d->provider]);
-		args[1] = CStringGetTextDatum(ob_entity_names[derive_entity(r->table, c)]);
+		args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
+		args[1] = CStringGetTextDatum(onboarding_entity_names[derive_entity(r->table, c)]);
 		args[2] = CStringGetTextDatum(r->key);
 		if (from)
 			args[3] = CStringGetTextDatum(from);
@@ -692,35 +702,15 @@ derive_lock_or_create(ObDelivery *d, RowTarget *r, bool dry_run)
 }
 
 /*
- * Derive state from a detected delivery: classify, lock (creating what is
- * new), order, judge, write.  Sets d->outcome (and d->decided when not
- * applied) and may renumber d->id.  A dry run (explain) reads without
- * locking and writes nothing.
+ * The part of a derivation that runs connected: lock (creating what is
+ * new), renumber, judge, write, and write history.
  */
-void
-ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
+static void
+derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targets,
+			  bool dry_run)
 {
-	List	   *targets = NIL;
 	ListCell   *lc;
 	bool		renumber = false;
-	ObSpiFrame	spi;
-
-	if (d->effects == NIL)
-	{
-		ob_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
-		return;
-	}
-	Assert(d->provider >= 0 && d->provider < OB_NPROVIDERS);
-
-	/* before connecting: the effects list must outlive the SPI connection */
-	if (!ob_rules_classify(d))
-		return;
-	foreach(lc, d->effects)
-		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
-	list_sort(targets, derive_target_cmp);
-
-	ob_spi_connect(&spi, false);		/* every name and operator below is qualified */
-	derive_prepare();
 
 	foreach(lc, targets)
 	{
@@ -732,7 +722,7 @@ ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 	}
 	if (renumber && !dry_run)
 	{
-		d->id = ob_next_inbox_id(inbox, atts);
+		d->id = onboarding_next_inbox_id(inbox, atts);
 		foreach(lc, targets)
 		{
 			RowTarget  *r = (RowTarget *) lfirst(lc);
@@ -755,7 +745,6 @@ ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 				else if (r->exists)
 					derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
 			}
-		ob_spi_finish(&spi);
 		return;
 	}
 	if (!dry_run)
@@ -777,5 +766,54 @@ ob_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 		foreach(lc, targets)
 			derive_history(d, (RowTarget *) lfirst(lc));
 	}
-	ob_spi_finish(&spi);
+}
+
+/* derive_locked() with pipeline_writing set, whatever happens. */
+static void
+derive_flagged(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targets,
+			   bool dry_run)
+{
+	pipeline_writing = !dry_run;
+	PG_TRY();
+	{
+		derive_locked(inbox, atts, d, targets, dry_run);
+	}
+	PG_FINALLY();
+	{
+		pipeline_writing = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Derive state from a detected delivery: classify, lock (creating what is
+ * new), order, judge, write.  Sets d->outcome (and d->decided when not
+ * applied) and may renumber d->id.  A dry run (explain) reads without
+ * locking and writes nothing.
+ */
+void
+onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
+{
+	List	   *targets = NIL;
+	ListCell   *lc;
+	ObSpiFrame	spi;
+
+	if (d->effects == NIL)
+	{
+		onboarding_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
+		return;
+	}
+	Assert(d->provider >= 0 && d->provider < OB_NPROVIDERS);
+
+	/* before connecting: the effects list must outlive the SPI connection */
+	if (!onboarding_rules_classify(d))
+		return;
+	foreach(lc, d->effects)
+		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
+	list_sort(targets, derive_target_cmp);
+
+	onboarding_spi_connect(&spi, false);	/* every name and operator below is qualified */
+	derive_prepare();
+	derive_flagged(inbox, atts, d, targets, dry_run);
+	onboarding_spi_finish(&spi);
 }

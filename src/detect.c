@@ -85,7 +85,7 @@ detect_effect(ObDelivery *d, ObEntity entity, char *key, const char *rule_event,
 static char *
 detect_text(JsonbContainer *c, const char *key)
 {
-	char	   *s = ob_json_text(c, key);
+	char	   *s = onboarding_json_text(c, key);
 
 	if (s != NULL && s[0] == '\0')
 		return NULL;
@@ -115,7 +115,7 @@ detect_taxpayer(ObDelivery *d, ObEffect *e, char *raw)
 		e->fields[OB_F_TAX_ID] = buf;
 	}
 	else
-		ob_note(d, "tax id \"%s\" kept raw: %s", raw, problem);
+		onboarding_note(d, "tax id \"%s\" kept raw: %s", raw, problem);
 }
 
 /*
@@ -141,18 +141,18 @@ detect_taxpayer_key(const char *raw)
 static void
 detect_time(ObDelivery *d, JsonbContainer *c, const char *name)
 {
-	JsonbValue *v = ob_json_get(c, name);
+	JsonbValue *v = onboarding_json_get(c, name);
 	char	   *s;
 
 	if (v == NULL || v->type == jbvNull)
 		return;
 	if (v->type != jbvString)
 	{
-		ob_note(d, "%s is a %s, not a time; treated as absent", name, ob_json_type_name(v));
+		onboarding_note(d, "%s is a %s, not a time; treated as absent", name, onboarding_json_type_name(v));
 		return;
 	}
 	s = pnstrdup(v->val.string.val, v->val.string.len);
-	switch (ob_parse_time(s, &d->event_at))
+	switch (onboarding_parse_time(s, &d->event_at))
 	{
 		case OB_TIME_OK:
 			d->has_event_at = true;
@@ -160,7 +160,7 @@ detect_time(ObDelivery *d, JsonbContainer *c, const char *name)
 		case OB_TIME_SENTINEL:
 			break;
 		case OB_TIME_BAD:
-			ob_note(d, "%s \"%s\" is not a time; treated as absent", name, s);
+			onboarding_note(d, "%s \"%s\" is not a time; treated as absent", name, s);
 			break;
 	}
 }
@@ -169,20 +169,20 @@ detect_time(ObDelivery *d, JsonbContainer *c, const char *name)
 static void
 detect_time_field(ObDelivery *d, ObEffect *e, ObField f, JsonbContainer *c, const char *name)
 {
-	char	   *s = ob_json_string(c, name);
+	char	   *s = onboarding_json_string(c, name);
 	TimestampTz t;
 
 	if (s == NULL || s[0] == '\0')
 		return;
-	switch (ob_parse_time(s, &t))
+	switch (onboarding_parse_time(s, &t))
 	{
 		case OB_TIME_OK:
-			e->fields[f] = ob_time_text(t);
+			e->fields[f] = onboarding_time_text(t);
 			break;
 		case OB_TIME_SENTINEL:
 			break;
 		case OB_TIME_BAD:
-			ob_note(d, "%s \"%s\" is not a time; ignored", name, s);
+			onboarding_note(d, "%s \"%s\" is not a time; ignored", name, s);
 			break;
 	}
 }
@@ -194,16 +194,16 @@ detect_time_field(ObDelivery *d, ObEffect *e, ObField f, JsonbContainer *c, cons
 static char *
 detect_status(ObDelivery *d, JsonbContainer *c, const char *name)
 {
-	JsonbValue *v = ob_json_get(c, name);
+	JsonbValue *v = onboarding_json_get(c, name);
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
 	if (v->type != jbvString && v->type != jbvNumeric)
 	{
-		ob_note(d, "%s is a %s", name, ob_json_type_name(v));
+		onboarding_note(d, "%s is a %s", name, onboarding_json_type_name(v));
 		return NULL;
 	}
-	return ob_json_scalar_text(v);
+	return onboarding_json_scalar_text(v);
 }
 
 /* ------------------------------------------------------------------------
@@ -213,15 +213,15 @@ detect_status(ObDelivery *d, JsonbContainer *c, const char *name)
 static bool
 detect_qitech(ObDelivery *d, JsonbContainer *root)
 {
-	JsonbContainer *data = ob_json_object(root, "data");
-	JsonbContainer *info = ob_json_object(data, "account_info");
-	JsonbContainer *owner = ob_json_object(data, "account_owner");
+	JsonbContainer *data = onboarding_json_object(root, "data");
+	JsonbContainer *info = onboarding_json_object(data, "account_info");
+	JsonbContainer *owner = onboarding_json_object(data, "account_owner");
 	ObEffect   *e;
 
-	d->event_type = ob_json_string(root, "webhook_type");
+	d->event_type = onboarding_json_string(root, "webhook_type");
 	detect_time(d, root, "event_datetime");
 	if (d->event_type == NULL)
-		return ob_decide(d, OB_UNRECOGNIZED, "QI Tech body without a string webhook_type");
+		return onboarding_decide(d, OB_UNRECOGNIZED, "QI Tech body without a string webhook_type");
 
 	d->subject = detect_text(root, "key");
 	if (d->subject == NULL)
@@ -232,14 +232,14 @@ detect_qitech(ObDelivery *d, JsonbContainer *root)
 
 	if (strcmp(d->event_type, "account_request.status_change") != 0 &&
 		strcmp(d->event_type, "account") != 0)
-		return ob_decide(d, OB_UNRECOGNIZED,
+		return onboarding_decide(d, OB_UNRECOGNIZED,
 						 "QI Tech webhook_type \"%s\" is not an account-opening event",
 						 d->event_type);
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID, "QI Tech %s without key or data.account_request_key",
+		return onboarding_decide(d, OB_INVALID, "QI Tech %s without key or data.account_request_key",
 						 d->event_type);
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "QI Tech %s without status or data.status",
+		return onboarding_decide(d, OB_INVALID, "QI Tech %s without status or data.status",
 						 d->event_type);
 
 	e = detect_effect(d, OB_ACCOUNT, d->subject, d->event_type, d->status_raw, true);
@@ -281,7 +281,7 @@ detect_fitbank_taxnumber(JsonbContainer *c)
 static bool
 detect_fitbank_account(ObDelivery *d, JsonbContainer *root)
 {
-	JsonbContainer *spb = ob_json_object(root, "SpbAccount");
+	JsonbContainer *spb = onboarding_json_object(root, "SpbAccount");
 	char	   *taxnumber = detect_fitbank_taxnumber(root);
 	char	   *enabled;
 	ObEffect   *e;
@@ -295,9 +295,9 @@ detect_fitbank_account(ObDelivery *d, JsonbContainer *root)
 		d->subject = detect_taxpayer_key(taxnumber);
 	d->status_raw = detect_status(d, root, "AccountConditionType");
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdateAccount without AccountKey or TaxNumber");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdateAccount without AccountKey or TaxNumber");
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdateAccount without AccountConditionType");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdateAccount without AccountConditionType");
 
 	e = detect_effect(d, OB_ACCOUNT, d->subject, "UpdateAccount", d->status_raw, true);
 	detect_fitbank_tenant(e, root);
@@ -316,7 +316,7 @@ detect_fitbank_account(ObDelivery *d, JsonbContainer *root)
 		else if (strcmp(enabled, "0") == 0)
 			e->fields[OB_F_ENABLED] = "false";
 		else
-			ob_note(d, "AccountStatus \"%s\" is neither 0 nor 1; enabled left unchanged", enabled);
+			onboarding_note(d, "AccountStatus \"%s\" is neither 0 nor 1; enabled left unchanged", enabled);
 	}
 	return true;
 }
@@ -328,7 +328,7 @@ detect_fitbank_account(ObDelivery *d, JsonbContainer *root)
 static bool
 detect_fitbank_document(ObDelivery *d, JsonbContainer *root, JsonbContainer *doc, bool signer)
 {
-	JsonbContainer *account = ob_json_object(root, "Account");
+	JsonbContainer *account = onboarding_json_object(root, "Account");
 	char	   *taxnumber = detect_fitbank_taxnumber(doc);
 	char	   *typecode = detect_text(doc, "DocumentType");
 	const char *type = "other";
@@ -345,11 +345,11 @@ detect_fitbank_document(ObDelivery *d, JsonbContainer *root, JsonbContainer *doc
 							  signer ? ":signer" : "");
 	d->status_raw = detect_status(d, doc, "DocumentStatus");
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID,
+		return onboarding_decide(d, OB_INVALID,
 						 "Fitbank %s without Document.DocumentKey, or a TaxNumber and DocumentType to key it by",
 						 d->event_type);
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank %s without Document.DocumentStatus", d->event_type);
+		return onboarding_decide(d, OB_INVALID, "Fitbank %s without Document.DocumentStatus", d->event_type);
 
 	if (typecode != NULL)
 	{
@@ -360,7 +360,7 @@ detect_fitbank_document(ObDelivery *d, JsonbContainer *root, JsonbContainer *doc
 			fitbank_document_types[code] != NULL)
 			type = fitbank_document_types[code];
 		else
-			ob_note(d, "DocumentType \"%s\" is not a known code; typed as other", typecode);
+			onboarding_note(d, "DocumentType \"%s\" is not a known code; typed as other", typecode);
 	}
 
 	e = detect_effect(d, OB_DOCUMENT, d->subject, "UpdatePersonDocument", d->status_raw, true);
@@ -384,16 +384,16 @@ static bool
 detect_fitbank_condition(ObDelivery *d, JsonbContainer *root)
 {
 	char	   *taxnumber = detect_fitbank_taxnumber(root);
-	JsonbValue *keys = ob_json_get(root, "AccountsKey");
+	JsonbValue *keys = onboarding_json_get(root, "AccountsKey");
 	ObEffect   *e;
 
 	if (taxnumber != NULL)
 		d->subject = detect_taxpayer_key(taxnumber);
 	d->status_raw = detect_status(d, root, "MessageClassification");
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdatePersonCondition without TaxNumber");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdatePersonCondition without TaxNumber");
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdatePersonCondition without MessageClassification");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdatePersonCondition without MessageClassification");
 
 	e = detect_effect(d, OB_PROPOSAL, d->subject, "UpdatePersonCondition", d->status_raw, true);
 	detect_fitbank_tenant(e, root);
@@ -416,9 +416,9 @@ detect_fitbank_closure(ObDelivery *d, JsonbContainer *root)
 	d->subject = detect_text(root, "AccountKey");
 	d->status_raw = detect_status(d, root, "CloseAccountInformationStatus");
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdateCloseAccount without AccountKey");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdateCloseAccount without AccountKey");
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdateCloseAccount without CloseAccountInformationStatus");
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdateCloseAccount without CloseAccountInformationStatus");
 
 	e = detect_effect(d, OB_CLOSURE, d->subject, "UpdateCloseAccount", d->status_raw, true);
 	detect_fitbank_tenant(e, root);
@@ -436,12 +436,12 @@ detect_fitbank(ObDelivery *d, JsonbContainer *root)
 {
 	JsonbContainer *doc;
 
-	d->event_type = ob_json_string(root, "Method");
+	d->event_type = onboarding_json_string(root, "Method");
 	detect_time(d, root, "SendDate");
 	if (d->event_type == NULL)
-		return ob_decide(d, OB_UNRECOGNIZED, "Fitbank body without a string Method");
+		return onboarding_decide(d, OB_UNRECOGNIZED, "Fitbank body without a string Method");
 
-	doc = ob_json_object(root, "Document");
+	doc = onboarding_json_object(root, "Document");
 	if (strcmp(d->event_type, "UpdateAccount") == 0)
 		return detect_fitbank_account(d, root);
 	if (strcmp(d->event_type, "UpdatePersonDocument") == 0 && doc != NULL)
@@ -453,8 +453,8 @@ detect_fitbank(ObDelivery *d, JsonbContainer *root)
 	if (strcmp(d->event_type, "UpdateCloseAccount") == 0)
 		return detect_fitbank_closure(d, root);
 	if (strcmp(d->event_type, "UpdatePersonDocument") == 0)
-		return ob_decide(d, OB_INVALID, "Fitbank UpdatePersonDocument without a Document object");
-	return ob_decide(d, OB_UNRECOGNIZED, "Fitbank Method \"%s\" is not an onboarding event",
+		return onboarding_decide(d, OB_INVALID, "Fitbank UpdatePersonDocument without a Document object");
+	return onboarding_decide(d, OB_UNRECOGNIZED, "Fitbank Method \"%s\" is not an onboarding event",
 					 d->event_type);
 }
 
@@ -502,23 +502,23 @@ detect_celcoin_file(ObDelivery *d, JsonbContainer *body, JsonbContainer *file)
 static bool
 detect_celcoin(ObDelivery *d, JsonbContainer *root)
 {
-	JsonbContainer *body = ob_json_object(root, "body");
+	JsonbContainer *body = onboarding_json_object(root, "body");
 	JsonbContainer *account;
 	const char *event;
 	ObEffect   *e;
 	bool		check;
 
-	d->event_type = ob_json_string(root, "entity");
-	if (ob_json_get(root, "createTimestamp") != NULL)
+	d->event_type = onboarding_json_string(root, "entity");
+	if (onboarding_json_get(root, "createTimestamp") != NULL)
 		detect_time(d, root, "createTimestamp");
 	else
 		detect_time(d, root, "createTimeStamp");
 	d->status_raw = detect_status(d, root, "status");
 	if (d->event_type == NULL)
-		return ob_decide(d, OB_UNRECOGNIZED, "Celcoin body without a string entity");
+		return onboarding_decide(d, OB_UNRECOGNIZED, "Celcoin body without a string entity");
 	if (body == NULL)
-		return ob_decide(d, OB_INVALID, "Celcoin %s whose body is %s, not an object",
-						 d->event_type, ob_json_type_name(ob_json_get(root, "body")));
+		return onboarding_decide(d, OB_INVALID, "Celcoin %s whose body is %s, not an object",
+						 d->event_type, onboarding_json_type_name(onboarding_json_get(root, "body")));
 	event = d->event_type;
 	check = strcmp(event, "onboarding-backgroundcheck") == 0 ||
 		strcmp(event, "onboarding-documentscopy") == 0;
@@ -529,17 +529,17 @@ detect_celcoin(ObDelivery *d, JsonbContainer *root)
 	else if (strcmp(event, "onboarding-create") == 0 || strcmp(event, "account-status") == 0)
 		d->subject = detect_text(body, "onboardingId");
 	else
-		return ob_decide(d, OB_UNRECOGNIZED, "Celcoin entity \"%s\" is not an onboarding event",
+		return onboarding_decide(d, OB_UNRECOGNIZED, "Celcoin entity \"%s\" is not an onboarding event",
 						 event);
 
 	if (d->subject == NULL)
-		return ob_decide(d, OB_INVALID, "Celcoin %s without body.%s", event,
+		return onboarding_decide(d, OB_INVALID, "Celcoin %s without body.%s", event,
 						 strcmp(event, "onboarding-create") == 0 ||
 						 strcmp(event, "account-status") == 0 ? "onboardingId" : "proposalId");
 
 	if (strcmp(event, "onboarding-file") == 0)
 	{
-		JsonbContainer *files = ob_json_array(body, "files");
+		JsonbContainer *files = onboarding_json_array(body, "files");
 
 		if (files != NULL)
 		{
@@ -558,18 +558,18 @@ detect_celcoin(ObDelivery *d, JsonbContainer *root)
 					skipped++;
 			}
 			if (skipped > 0)
-				ob_note(d, "%d element%s of body.files not an object; skipped",
+				onboarding_note(d, "%d element%s of body.files not an object; skipped",
 						skipped, skipped == 1 ? "" : "s");
 		}
 		else if (detect_text(body, "url") != NULL)
 			detect_celcoin_file(d, body, body);
 		if (d->effects == NIL)
-			return ob_decide(d, OB_INVALID, "Celcoin onboarding-file without body.files or body.url");
+			return onboarding_decide(d, OB_INVALID, "Celcoin onboarding-file without body.files or body.url");
 		return true;
 	}
 
 	if (d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "Celcoin %s without status", event);
+		return onboarding_decide(d, OB_INVALID, "Celcoin %s without status", event);
 
 	if (check)
 	{
@@ -590,7 +590,7 @@ detect_celcoin(ObDelivery *d, JsonbContainer *root)
 	{
 		char	   *proposal = detect_text(body, "proposalId");
 
-		account = ob_json_object(body, "account");
+		account = onboarding_json_object(body, "account");
 		e = detect_effect(d, OB_ACCOUNT, d->subject, event, d->status_raw, true);
 		e->fields[OB_F_BRANCH] = detect_text(account, "branch");
 		e->fields[OB_F_NUMBER] = detect_text(account, "account");
@@ -621,27 +621,27 @@ detect_celcoin(ObDelivery *d, JsonbContainer *root)
 static bool
 detect_forced(ObDelivery *d, JsonbContainer *root)
 {
-	char	   *entity = ob_json_string(root, "entity");
+	char	   *entity = onboarding_json_string(root, "entity");
 	ObEffect   *e;
 	ObEntity	kind;
 
 	d->event_type = "force_status";
-	d->subject = ob_json_string(root, "key");
-	d->status_raw = ob_json_string(root, "status");
+	d->subject = onboarding_json_string(root, "key");
+	d->status_raw = onboarding_json_string(root, "status");
 	if (entity == NULL || d->subject == NULL || d->status_raw == NULL)
-		return ob_decide(d, OB_INVALID, "force_status body without entity, key or status");
+		return onboarding_decide(d, OB_INVALID, "force_status body without entity, key or status");
 	if (d->provider == OB_PROVIDER_NONE)
-		return ob_decide(d, OB_INVALID, "force_status delivery without a provider");
-	kind = ob_entity_from_name(entity);
+		return onboarding_decide(d, OB_INVALID, "force_status delivery without a provider");
+	kind = onboarding_entity_from_name(entity);
 	if (kind == OB_NENTITIES)
-		return ob_decide(d, OB_INVALID, "force_status entity \"%s\" is unknown", entity);
+		return onboarding_decide(d, OB_INVALID, "force_status entity \"%s\" is unknown", entity);
 	e = detect_effect(d, kind, d->subject, "force_status", d->status_raw, true);
 	/* a label of the entity's enum, or the override is invalid */
-	e->status = ob_status_label(ob_entity_graph(kind), d->status_raw);
+	e->status = onboarding_status_label(onboarding_entity_graph(kind), d->status_raw);
 	if (e->status == NULL)
-		return ob_decide(d, OB_INVALID, "force_status status \"%s\" is not a status of %s",
+		return onboarding_decide(d, OB_INVALID, "force_status status \"%s\" is not a status of %s",
 						 d->status_raw, entity);
-	e->fields[OB_F_REASON] = ob_json_string(root, "reason");
+	e->fields[OB_F_REASON] = onboarding_json_string(root, "reason");
 	return true;
 }
 
@@ -651,7 +651,7 @@ detect_forced(ObDelivery *d, JsonbContainer *root)
  * outcome set, when the delivery cannot go further.
  */
 bool
-ob_detect(ObDelivery *d)
+onboarding_detect(ObDelivery *d)
 {
 	JsonbContainer *root;
 
@@ -660,8 +660,8 @@ ob_detect(ObDelivery *d)
 	if (!JsonContainerIsObject(root))
 	{
 		if (d->forced)
-			return ob_decide(d, OB_INVALID, "force_status body is not an object");
-		return ob_decide(d, OB_UNRECOGNIZED, "body is a JSON %s, not an object",
+			return onboarding_decide(d, OB_INVALID, "force_status body is not an object");
+		return onboarding_decide(d, OB_UNRECOGNIZED, "body is a JSON %s, not an object",
 						 JsonContainerIsArray(root) && !JsonContainerIsScalar(root) ?
 						 "array" : "scalar");
 	}
@@ -671,17 +671,17 @@ ob_detect(ObDelivery *d)
 
 	if (d->provider == OB_PROVIDER_NONE)
 	{
-		JsonbValue *body = ob_json_get(root, "body");
+		JsonbValue *body = onboarding_json_get(root, "body");
 
-		if (ob_json_string(root, "webhook_type") != NULL)
+		if (onboarding_json_string(root, "webhook_type") != NULL)
 			d->provider = OB_QITECH;
-		else if (ob_json_string(root, "Method") != NULL)
+		else if (onboarding_json_string(root, "Method") != NULL)
 			d->provider = OB_FITBANK;
-		else if (ob_json_string(root, "entity") != NULL && body != NULL &&
+		else if (onboarding_json_string(root, "entity") != NULL && body != NULL &&
 				 body->type == jbvBinary && JsonContainerIsObject(body->val.binary.data))
 			d->provider = OB_CELCOIN;
 		else
-			return ob_decide(d, OB_UNRECOGNIZED,
+			return onboarding_decide(d, OB_UNRECOGNIZED,
 							 "no provider: the body has no string webhook_type (QI Tech), "
 							 "no string Method (Fitbank), and no string entity with an object body (Celcoin)");
 	}

@@ -53,14 +53,14 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	initStringInfo(&d.detail);
 	d.payload = PG_GETARG_JSONB_P(0);
 	d.provider = PG_ARGISNULL(1) ? OB_PROVIDER_NONE :
-		ob_provider_from_oid(PG_GETARG_OID(1));
+		onboarding_provider_from_oid(PG_GETARG_OID(1));
 
-	inbox = table_open(ob_relation_oid("inbox"), AccessShareLock);
-	ob_inbox_atts(RelationGetDescr(inbox), &atts);
+	inbox = table_open(onboarding_relation_oid("inbox"), AccessShareLock);
+	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
-	ob_detect(&d);
-	d.body_hash = ob_dedupe_hash(d.payload);
-	d.duplicate_of = ob_dedupe_find(inbox, &atts, &d, false);
+	onboarding_detect(&d);
+	d.body_hash = onboarding_dedupe_hash(d.payload);
+	d.duplicate_of = onboarding_dedupe_find(inbox, &atts, &d, false);
 	if (d.duplicate_of != 0)
 	{
 		d.decided = true;
@@ -69,7 +69,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
 	}
 	else if (!d.decided)
-		ob_derive(inbox, &atts, &d, true);
+		onboarding_derive(inbox, &atts, &d, true);
 	if (!d.decided)
 		d.outcome = OB_APPLIED;
 	table_close(inbox, AccessShareLock);
@@ -80,14 +80,14 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
 	explain_field(&out, "provider",
-				  d.provider == OB_PROVIDER_NONE ? NULL : ob_provider_names[d.provider], true);
+				  d.provider == OB_PROVIDER_NONE ? NULL : onboarding_provider_names[d.provider], true);
 	explain_field(&out, "event_type", d.event_type, false);
-	explain_field(&out, "entity", first ? ob_entity_names[first->entity] : NULL, false);
+	explain_field(&out, "entity", first ? onboarding_entity_names[first->entity] : NULL, false);
 	explain_field(&out, "key", d.subject, false);
 	explain_field(&out, "status_raw", d.status_raw, false);
 	explain_field(&out, "status", first ? first->status : NULL, false);
-	explain_field(&out, "event_at", d.has_event_at ? ob_time_text(d.event_at) : NULL, false);
-	explain_field(&out, "outcome", ob_outcome_names[d.outcome], false);
+	explain_field(&out, "event_at", d.has_event_at ? onboarding_time_text(d.event_at) : NULL, false);
+	explain_field(&out, "outcome", onboarding_outcome_names[d.outcome], false);
 	explain_field(&out, "detail", d.detail.len > 0 ? d.detail.data : NULL, false);
 	appendStringInfoString(&out, ", \"effects\": [");
 	foreach(lc, d.effects)
@@ -98,7 +98,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 			appendStringInfoString(&out, ", ");
 		firsteffect = false;
 		appendStringInfoChar(&out, '{');
-		explain_field(&out, "entity", ob_entity_names[e->entity], true);
+		explain_field(&out, "entity", onboarding_entity_names[e->entity], true);
 		explain_field(&out, "key", e->key, false);
 		explain_field(&out, "from", e->from, false);
 		explain_field(&out, "to", e->status, false);

@@ -37,17 +37,17 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-/* Set while force_status() inserts its delivery; see ob_set_forcing(). */
-static bool ob_forcing = false;
+/* Set while force_status() inserts its delivery; see onboarding_set_forcing(). */
+static bool onboarding_forcing = false;
 
 /* The per-row scratch context, reset for every delivery. */
-static MemoryContext ob_row_context = NULL;
+static MemoryContext onboarding_row_context = NULL;
 
 /* Let force_status() mark the next inbox row as an operator's override. */
 void
-ob_set_forcing(bool on)
+onboarding_set_forcing(bool on)
 {
-	ob_forcing = on;
+	onboarding_forcing = on;
 }
 
 /* Complain unless we were called as the expected kind of trigger. */
@@ -71,7 +71,7 @@ inbox_atts(FunctionCallInfo fcinfo, Relation rel)
 	{
 		ObInboxAtts *atts = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ObInboxAtts));
 
-		ob_inbox_atts(RelationGetDescr(rel), atts);
+		onboarding_inbox_atts(RelationGetDescr(rel), atts);
 		fcinfo->flinfo->fn_extra = atts;
 	}
 	return (ObInboxAtts *) fcinfo->flinfo->fn_extra;
@@ -79,9 +79,9 @@ inbox_atts(FunctionCallInfo fcinfo, Relation rel)
 
 /* A fresh id from the inbox's identity sequence (see derive.c on ordering). */
 int64
-ob_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
+onboarding_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
 {
-	return nextval_internal(ob_inbox_oids()->id_sequence, false);
+	return nextval_internal(onboarding_inbox_oids()->id_sequence, false);
 }
 
 /*
@@ -100,7 +100,7 @@ inbox_check_keys(ObDelivery *d)
 		longest = Max(longest, strlen(((ObEffect *) lfirst(lc))->key));
 	if (longest <= OB_MAX_KEY_BYTES)
 		return;
-	ob_decide(d, OB_INVALID, "key of %zu bytes is longer than the %d bytes a key may have (it begins \"%.40s\")",
+	onboarding_decide(d, OB_INVALID, "key of %zu bytes is longer than the %d bytes a key may have (it begins \"%.40s\")",
 			  longest, OB_MAX_KEY_BYTES, d->subject ? d->subject : "");
 	d->subject = NULL;
 	d->effects = NIL;
@@ -112,7 +112,7 @@ inbox_check_keys(ObDelivery *d)
  * been renumbered.  Shared by the trigger and by rebuild().
  */
 void
-ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 					text *raw, bool dedupe)
 {
 	if (raw != NULL)
@@ -125,17 +125,17 @@ ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		 * read; still say when raw needed the repair, so that a rebuild
 		 * (which sees the payload this step stored) says the same.
 		 */
-		switch (ob_parse_raw(raw, &parsed, &why))
+		switch (onboarding_parse_raw(raw, &parsed, &why))
 		{
 			case OB_PARSE_OK:
 				break;
 			case OB_PARSE_REPAIRED:
-				ob_note(d, "%s", why);
+				onboarding_note(d, "%s", why);
 				break;
 			case OB_PARSE_FAILED:
 				if (d->payload == NULL)
 				{
-					ob_decide(d, OB_INVALID, "%s", why);
+					onboarding_decide(d, OB_INVALID, "%s", why);
 					return;
 				}
 				break;
@@ -144,13 +144,13 @@ ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 			d->payload = parsed;
 	}
 
-	ob_detect(d);
+	onboarding_detect(d);
 	inbox_check_keys(d);
 
 	if (dedupe)
 	{
-		d->body_hash = ob_dedupe_hash(d->payload);
-		d->duplicate_of = ob_dedupe_find(inbox, atts, d, true);
+		d->body_hash = onboarding_dedupe_hash(d->payload);
+		d->duplicate_of = onboarding_dedupe_find(inbox, atts, d, true);
 		if (d->duplicate_of != 0)
 		{
 			d->decided = true;
@@ -160,20 +160,20 @@ ob_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 							 (long long) d->duplicate_of);
 			/* a duplicate must sort after its original (rebuild replays by id) */
 			if (d->duplicate_of > d->id)
-				d->id = ob_next_inbox_id(inbox, atts);
+				d->id = onboarding_next_inbox_id(inbox, atts);
 			return;
 		}
 	}
 
 	if (!d->decided)
-		ob_derive(inbox, atts, d, false);
+		onboarding_derive(inbox, atts, d, false);
 	if (!d->decided)
 		d->outcome = OB_APPLIED;
 }
 
 /* Set up a delivery from the columns of an inbox row. */
 void
-ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
+onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
 {
 	bool		isnull;
 	Datum		v;
@@ -186,7 +186,7 @@ ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const ObInboxAt
 	d->id = isnull ? 0 : DatumGetInt64(v);
 	v = heap_getattr(tuple, atts->provider, desc, &isnull);
 	if (!isnull)
-		d->provider = ob_provider_from_oid(DatumGetObjectId(v));
+		d->provider = onboarding_provider_from_oid(DatumGetObjectId(v));
 	v = heap_getattr(tuple, atts->payload, desc, &isnull);
 	if (!isnull)
 		d->payload = DatumGetJsonbP(v);
@@ -196,7 +196,7 @@ ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const ObInboxAt
 
 /* Build the derived columns of the row from a processed delivery. */
 HeapTuple
-ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
+onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 				  ObDelivery *d, bool set_payload)
 {
 	int			cols[12];
@@ -212,7 +212,7 @@ ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 	SET_COL(atts->id, false, Int64GetDatum(d->id));
 	SET_COL(atts->provider, d->provider == OB_PROVIDER_NONE,
 			d->provider == OB_PROVIDER_NONE ? (Datum) 0 :
-			ObjectIdGetDatum(ob_provider_oid(d->provider)));
+			ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
 	if (set_payload)
 		SET_COL(atts->payload, d->payload == NULL,
 				d->payload == NULL ? (Datum) 0 : JsonbPGetDatum(d->payload));
@@ -220,7 +220,7 @@ ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 	SET_TEXT(atts->subject, d->subject);
 	SET_TEXT(atts->status_raw, d->status_raw);
 	SET_COL(atts->event_at, !d->has_event_at, TimestampTzGetDatum(d->event_at));
-	SET_COL(atts->outcome, false, ObjectIdGetDatum(ob_outcome_oid(d->outcome)));
+	SET_COL(atts->outcome, false, ObjectIdGetDatum(onboarding_outcome_oid(d->outcome)));
 	SET_TEXT(atts->detail, d->detail.len > 0 ? d->detail.data : NULL);
 	SET_COL(atts->body_hash, d->payload == NULL, Int64GetDatum((int64) d->body_hash));
 	SET_COL(atts->duplicate_of, d->duplicate_of == 0, Int64GetDatum(d->duplicate_of));
@@ -250,7 +250,7 @@ inbox_id_chosen(Relation rel, int64 id)
 	SetUserIdAndSecContext(RelationGetForm(rel)->relowner,
 						   saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = ObjectIdGetDatum(ob_inbox_oids()->id_sequence);
+	fcinfo->args[0].value = ObjectIdGetDatum(onboarding_inbox_oids()->id_sequence);
 	fcinfo->args[0].isnull = false;
 	last = pg_sequence_last_value(fcinfo);
 	isnull = fcinfo->isnull;
@@ -266,7 +266,7 @@ inbox_id_chosen(Relation rel, int64 id)
 static bool
 inbox_id_taken(Relation rel, int64 id)
 {
-	Relation	index = index_open(ob_inbox_oids()->pkey_index, AccessShareLock);
+	Relation	index = index_open(onboarding_inbox_oids()->pkey_index, AccessShareLock);
 	SnapshotData dirty;
 	ScanKeyData key;
 	SysScanDesc scan;
@@ -314,15 +314,15 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	atts = inbox_atts(fcinfo, rel);
 
 	/* the previous row of this statement is in the index by now */
-	ob_dedupe_release();
+	onboarding_dedupe_release();
 
-	if (ob_row_context == NULL)
-		ob_row_context = AllocSetContextCreate(TopMemoryContext, "onboarding delivery",
+	if (onboarding_row_context == NULL)
+		onboarding_row_context = AllocSetContextCreate(TopMemoryContext, "onboarding delivery",
 											   ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(ob_row_context);
-	MemoryContextSwitchTo(ob_row_context);
+	MemoryContextReset(onboarding_row_context);
+	MemoryContextSwitchTo(onboarding_row_context);
 
-	ob_delivery_init(&d, tuple, desc, atts);
+	onboarding_delivery_init(&d, tuple, desc, atts);
 	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
 	owner = has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner);
 	if (inbox_id_chosen(rel, d.id))
@@ -348,16 +348,16 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("delivery has no body"),
 				 errdetail("Both payload and raw are null."),
 				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
-	if (d.forced && !ob_forcing && !owner)
+	if (d.forced && !onboarding_forcing && !owner)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only onboarding.force_status() may set forced_by"),
 				 errhint("Call onboarding.force_status() to override a state.")));
 
-	ob_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), true);
+	onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), true);
 
 	MemoryContextSwitchTo(caller);
-	result = ob_delivery_store(tuple, desc, atts, &d, true);
+	result = onboarding_delivery_store(tuple, desc, atts, &d, true);
 	return PointerGetDatum(result);
 }
 
@@ -394,7 +394,7 @@ onboarding_inbox_before_update(PG_FUNCTION_ARGS)
 					 errdetail("Deliveries are evidence: once stored they are never changed."),
 					 errhint("Deliver a new body instead; derived columns are rewritten by onboarding.rebuild().")));
 	}
-	if (!ob_rebuilding())
+	if (!onboarding_rebuilding())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot update onboarding.inbox"),

@@ -17,7 +17,7 @@
 
 /* Look up key in an object container; NULL when c is not an object or the key is absent. */
 JsonbValue *
-ob_json_get(JsonbContainer *c, const char *key)
+onboarding_json_get(JsonbContainer *c, const char *key)
 {
 	JsonbValue	k;
 
@@ -31,9 +31,9 @@ ob_json_get(JsonbContainer *c, const char *key)
 
 /* The object stored under key, or NULL when absent or not an object. */
 JsonbContainer *
-ob_json_object(JsonbContainer *c, const char *key)
+onboarding_json_object(JsonbContainer *c, const char *key)
 {
-	JsonbValue *v = ob_json_get(c, key);
+	JsonbValue *v = onboarding_json_get(c, key);
 
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
 		return NULL;
@@ -42,9 +42,9 @@ ob_json_object(JsonbContainer *c, const char *key)
 
 /* The array stored under key, or NULL when absent or not an array. */
 JsonbContainer *
-ob_json_array(JsonbContainer *c, const char *key)
+onboarding_json_array(JsonbContainer *c, const char *key)
 {
-	JsonbValue *v = ob_json_get(c, key);
+	JsonbValue *v = onboarding_json_get(c, key);
 
 	if (v == NULL || v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data) ||
 		JsonContainerIsScalar(v->val.binary.data))
@@ -57,7 +57,7 @@ ob_json_array(JsonbContainer *c, const char *key)
  * true/false.  NULL for absent, null, objects and arrays.
  */
 char *
-ob_json_scalar_text(JsonbValue *v)
+onboarding_json_scalar_text(JsonbValue *v)
 {
 	if (v == NULL)
 		return NULL;
@@ -75,22 +75,22 @@ ob_json_scalar_text(JsonbValue *v)
 	}
 }
 
-/* The text of a string or number under key (see ob_json_scalar_text). */
+/* The text of a string or number under key (see onboarding_json_scalar_text). */
 char *
-ob_json_text(JsonbContainer *c, const char *key)
+onboarding_json_text(JsonbContainer *c, const char *key)
 {
-	JsonbValue *v = ob_json_get(c, key);
+	JsonbValue *v = onboarding_json_get(c, key);
 
 	if (v == NULL || v->type == jbvBool)
 		return NULL;
-	return ob_json_scalar_text(v);
+	return onboarding_json_scalar_text(v);
 }
 
 /* The string under key, or NULL when absent or not a string. */
 char *
-ob_json_string(JsonbContainer *c, const char *key)
+onboarding_json_string(JsonbContainer *c, const char *key)
 {
-	JsonbValue *v = ob_json_get(c, key);
+	JsonbValue *v = onboarding_json_get(c, key);
 
 	if (v == NULL || v->type != jbvString)
 		return NULL;
@@ -99,7 +99,7 @@ ob_json_string(JsonbContainer *c, const char *key)
 
 /* A JSON type name for messages: "string", "number", "object", ... */
 const char *
-ob_json_type_name(JsonbValue *v)
+onboarding_json_type_name(JsonbValue *v)
 {
 	if (v == NULL)
 		return "absent";

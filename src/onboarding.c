@@ -17,21 +17,21 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 /* Label tables, in the order of the SQL enums */
-const char *const ob_provider_names[OB_NPROVIDERS] = {"celcoin", "qitech", "fitbank"};
-const char *const ob_outcome_names[] = {
+const char *const onboarding_provider_names[OB_NPROVIDERS] = {"celcoin", "qitech", "fitbank"};
+const char *const onboarding_outcome_names[] = {
 	"applied", "duplicate", "stale", "illegal_transition", "unrecognized", "invalid"
 };
-const char *const ob_entity_names[OB_NENTITIES] = {
+const char *const onboarding_entity_names[OB_NENTITIES] = {
 	"account", "proposal", "document", "closure", "background_check", "documentscopy"
 };
 
 /* onboarding.timezone: the zone naive provider times are read in */
-static char *ob_timezone_name = NULL;
-static pg_tz *ob_timezone_value = NULL;
+static char *onboarding_timezone_name = NULL;
+static pg_tz *onboarding_timezone_value = NULL;
 
 /* Accept only zones PostgreSQL itself would accept for TimeZone. */
 static bool
-ob_timezone_check(char **newval, void **extra, GucSource source)
+onboarding_timezone_check(char **newval, void **extra, GucSource source)
 {
 	pg_tz	   *tz = pg_tzset(*newval);
 
@@ -50,16 +50,16 @@ ob_timezone_check(char **newval, void **extra, GucSource source)
 
 /* Keep the zone the check hook resolved. */
 static void
-ob_timezone_assign(const char *newval, void *extra)
+onboarding_timezone_assign(const char *newval, void *extra)
 {
-	ob_timezone_value = *((pg_tz **) extra);
+	onboarding_timezone_value = *((pg_tz **) extra);
 }
 
 /* The zone naive provider times are read in. */
 pg_tz *
-ob_timezone(void)
+onboarding_timezone(void)
 {
-	return ob_timezone_value;
+	return onboarding_timezone_value;
 }
 
 /*
@@ -67,19 +67,19 @@ ob_timezone(void)
  * rule caches, and after an error forget the pipeline's flags.
  */
 static void
-ob_xact_callback(XactEvent event, void *arg)
+onboarding_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			ob_state_reset();
+			onboarding_state_reset();
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			ob_dedupe_release();
-			ob_rules_end_of_xact();
+			onboarding_dedupe_release();
+			onboarding_rules_end_of_xact();
 			break;
 		default:
 			break;
@@ -94,20 +94,20 @@ _PG_init(void)
 							   "Time zone in which provider times without an offset are read.",
 							   "Changing it changes how later deliveries are read; "
 							   "onboarding.rebuild() rereads every delivery with the new value.",
-							   &ob_timezone_name,
+							   &onboarding_timezone_name,
 							   "America/Sao_Paulo",
 							   PGC_SUSET,
 							   0,
-							   ob_timezone_check,
-							   ob_timezone_assign,
+							   onboarding_timezone_check,
+							   onboarding_timezone_assign,
 							   NULL);
 	MarkGUCPrefixReserved("onboarding");
-	RegisterXactCallback(ob_xact_callback, NULL);
+	RegisterXactCallback(onboarding_xact_callback, NULL);
 }
 
 /* Append a sentence to the delivery's detail ("; " between sentences). */
 void
-ob_note(ObDelivery *d, const char *fmt,...)
+onboarding_note(ObDelivery *d, const char *fmt,...)
 {
 	va_list		args;
 
@@ -129,10 +129,10 @@ ob_note(ObDelivery *d, const char *fmt,...)
 /*
  * Settle the delivery's outcome and say why; the reason comes first in the
  * detail, before any warnings noted so far.  Returns false so that a
- * pipeline step can "return ob_decide(...)".
+ * pipeline step can "return onboarding_decide(...)".
  */
 bool
-ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...)
+onboarding_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...)
 {
 	StringInfoData reason;
 	va_list		args;
@@ -161,10 +161,10 @@ ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...)
 
 /* The entity of a name of onboarding.history.entity; OB_NENTITIES if none. */
 ObEntity
-ob_entity_from_name(const char *name)
+onboarding_entity_from_name(const char *name)
 {
 	for (int i = 0; i < OB_NENTITIES; i++)
-		if (strcmp(name, ob_entity_names[i]) == 0)
+		if (strcmp(name, onboarding_entity_names[i]) == 0)
 			return (ObEntity) i;
 	return OB_NENTITIES;
 }

@@ -159,30 +159,30 @@ typedef struct ObDelivery
 	uint64		body_hash;
 } ObDelivery;
 
-extern const char *const ob_entity_names[OB_NENTITIES];
-extern const char *const ob_provider_names[OB_NPROVIDERS];
-extern const char *const ob_outcome_names[];
+extern const char *const onboarding_entity_names[OB_NENTITIES];
+extern const char *const onboarding_provider_names[OB_NPROVIDERS];
+extern const char *const onboarding_outcome_names[];
 
 /* ---------------------------------------------------------------------
  * onboarding.c
  * ---------------------------------------------------------------------
  */
-extern struct pg_tz *ob_timezone(void);
-extern void ob_note(ObDelivery *d, const char *fmt,...) pg_attribute_printf(2, 3);
-extern bool ob_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...) pg_attribute_printf(3, 4);
-extern ObEntity ob_entity_from_name(const char *name);
+extern struct pg_tz *onboarding_timezone(void);
+extern void onboarding_note(ObDelivery *d, const char *fmt,...) pg_attribute_printf(2, 3);
+extern bool onboarding_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...) pg_attribute_printf(3, 4);
+extern ObEntity onboarding_entity_from_name(const char *name);
 
 /* ---------------------------------------------------------------------
  * jsonutil.c
  * ---------------------------------------------------------------------
  */
-extern JsonbValue *ob_json_get(JsonbContainer *c, const char *key);
-extern JsonbContainer *ob_json_object(JsonbContainer *c, const char *key);
-extern JsonbContainer *ob_json_array(JsonbContainer *c, const char *key);
-extern char *ob_json_scalar_text(JsonbValue *v);
-extern char *ob_json_text(JsonbContainer *c, const char *key);
-extern char *ob_json_string(JsonbContainer *c, const char *key);
-extern const char *ob_json_type_name(JsonbValue *v);
+extern JsonbValue *onboarding_json_get(JsonbContainer *c, const char *key);
+extern JsonbContainer *onboarding_json_object(JsonbContainer *c, const char *key);
+extern JsonbContainer *onboarding_json_array(JsonbContainer *c, const char *key);
+extern char *onboarding_json_scalar_text(JsonbValue *v);
+extern char *onboarding_json_text(JsonbContainer *c, const char *key);
+extern char *onboarding_json_string(JsonbContainer *c, const char *key);
+extern const char *onboarding_json_type_name(JsonbValue *v);
 
 /* ---------------------------------------------------------------------
  * timeparse.c
@@ -195,8 +195,8 @@ typedef enum ObTimeResult
 	OB_TIME_BAD
 } ObTimeResult;
 
-extern ObTimeResult ob_parse_time(const char *s, TimestampTz *result);
-extern char *ob_time_text(TimestampTz t);
+extern ObTimeResult onboarding_parse_time(const char *s, TimestampTz *result);
+extern char *onboarding_time_text(TimestampTz t);
 
 /* ---------------------------------------------------------------------
  * parse.c
@@ -209,13 +209,13 @@ typedef enum ObParseResult
 	OB_PARSE_FAILED
 } ObParseResult;
 
-extern ObParseResult ob_parse_raw(text *raw, Jsonb **result, char **why);
+extern ObParseResult onboarding_parse_raw(text *raw, Jsonb **result, char **why);
 
 /* ---------------------------------------------------------------------
  * detect.c
  * ---------------------------------------------------------------------
  */
-extern bool ob_detect(ObDelivery *d);
+extern bool onboarding_detect(ObDelivery *d);
 
 /* ---------------------------------------------------------------------
  * catalog.c — names resolved once: enum labels, the inbox's columns
@@ -264,23 +264,23 @@ typedef struct ObInboxOids
 	Oid			owner;			/* the role derivations run as */
 } ObInboxOids;
 
-extern Oid	ob_schema_oid(void);
-extern const ObInboxOids *ob_inbox_oids(void);
-extern Oid	ob_enum_oid(ObEnumType type, const char *label);
-extern Oid	ob_provider_oid(ObProvider provider);
-extern ObProvider ob_provider_from_oid(Oid label);
-extern Oid	ob_outcome_oid(ObOutcome outcome);
-extern void ob_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
-extern Oid	ob_relation_oid(const char *name);
+extern Oid	onboarding_schema_oid(void);
+extern const ObInboxOids *onboarding_inbox_oids(void);
+extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
+extern Oid	onboarding_provider_oid(ObProvider provider);
+extern ObProvider onboarding_provider_from_oid(Oid label);
+extern Oid	onboarding_outcome_oid(ObOutcome outcome);
+extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
+extern Oid	onboarding_relation_oid(const char *name);
 
 /* ---------------------------------------------------------------------
  * dedupe.c
  * ---------------------------------------------------------------------
  */
 struct RelationData;
-extern void ob_dedupe_release(void);
-extern uint64 ob_dedupe_hash(Jsonb *payload);
-extern int64 ob_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+extern void onboarding_dedupe_release(void);
+extern uint64 onboarding_dedupe_hash(Jsonb *payload);
+extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
 						   bool lock);
 
 /* ---------------------------------------------------------------------
@@ -300,21 +300,21 @@ typedef enum ObGraph
 	OB_NGRAPHS
 } ObGraph;
 
-extern const char *const ob_graph_names[OB_NGRAPHS];
-extern ObGraph ob_entity_graph(ObEntity entity);
-extern const char *const *ob_graph_labels(ObGraph graph);
-extern int	ob_status_index(ObGraph graph, const char *s);
-extern const char *ob_status_label(ObGraph graph, const char *s);
-extern bool ob_transition_legal(ObEntity entity, ObProvider provider,
+extern const char *const onboarding_graph_names[OB_NGRAPHS];
+extern ObGraph onboarding_entity_graph(ObEntity entity);
+extern const char *const *onboarding_graph_labels(ObGraph graph);
+extern int	onboarding_status_index(ObGraph graph, const char *s);
+extern const char *onboarding_status_label(ObGraph graph, const char *s);
+extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 								const char *from, const char *to);
-extern bool ob_rules_classify(ObDelivery *d);
-extern void ob_rules_end_of_xact(void);
+extern bool onboarding_rules_classify(ObDelivery *d);
+extern void onboarding_rules_end_of_xact(void);
 
 /* ---------------------------------------------------------------------
  * spi.c — SPI as the extension's owner, with plans prepared safely
  * ---------------------------------------------------------------------
  */
-/* What ob_spi_connect() changed, for ob_spi_finish() to restore */
+/* What onboarding_spi_connect() changed, for onboarding_spi_finish() to restore */
 typedef struct ObSpiFrame
 {
 	Oid			saved_userid;
@@ -322,9 +322,9 @@ typedef struct ObSpiFrame
 	int			guc_nestlevel;	/* undoes the pinned search_path; 0: not pinned */
 } ObSpiFrame;
 
-extern void ob_spi_connect(ObSpiFrame *frame, bool pin_search_path);
-extern void ob_spi_finish(ObSpiFrame *frame);
-extern SPIPlanPtr ob_spi_prepare(const char *sql, int nargs, Oid *argtypes);
+extern void onboarding_spi_connect(ObSpiFrame *frame, bool pin_search_path);
+extern void onboarding_spi_finish(ObSpiFrame *frame);
+extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtypes);
 
 /* ---------------------------------------------------------------------
  * inbox.c, derive.c, state.c
@@ -332,18 +332,19 @@ extern SPIPlanPtr ob_spi_prepare(const char *sql, int nargs, Oid *argtypes);
  */
 #define OB_MAX_KEY_BYTES	1024	/* longest entity key: keys are indexed */
 
-extern void ob_set_forcing(bool on);
-extern int64 ob_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
-extern void ob_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
+extern void onboarding_set_forcing(bool on);
+extern int64 onboarding_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
+extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
 								ObDelivery *d, text *raw, bool dedupe);
-extern void ob_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
+extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
 							 const ObInboxAtts *atts);
-extern HeapTuple ob_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
+extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 								   ObDelivery *d, bool set_payload);
-extern void ob_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
 					  bool dry_run);
-extern bool ob_state_override(void);
-extern bool ob_rebuilding(void);
-extern void ob_state_reset(void);
+extern bool onboarding_state_override(void);
+extern bool onboarding_pipeline_writing(void);
+extern bool onboarding_rebuilding(void);
+extern void onboarding_state_reset(void);
 
 #endif							/* ONBOARDING_H */

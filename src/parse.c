@@ -254,7 +254,7 @@ parse_to_jsonb(char *s)
  * last two cases.
  */
 ObParseResult
-ob_parse_raw(text *raw, Jsonb **result, char **why)
+onboarding_parse_raw(text *raw, Jsonb **result, char **why)
 {
 	char	   *s = text_to_cstring(raw);
 	int			len = strlen(s);

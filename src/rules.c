@@ -52,7 +52,7 @@ static const char *const *const graph_labels[OB_NGRAPHS] = {
 };
 
 /* onboarding.transition.entity names of the graphs */
-const char *const ob_graph_names[OB_NGRAPHS] = {
+const char *const onboarding_graph_names[OB_NGRAPHS] = {
 	"account", "proposal", "document", "closure", "check"
 };
 
@@ -86,7 +86,7 @@ static List *retired_contexts = NIL;	/* replaced caches, freed at transaction en
 
 /* The graph an entity's status follows. */
 ObGraph
-ob_entity_graph(ObEntity entity)
+onboarding_entity_graph(ObEntity entity)
 {
 	switch (entity)
 	{
@@ -105,23 +105,23 @@ ob_entity_graph(ObEntity entity)
 
 /* The labels of a graph, NULL-terminated. */
 const char *const *
-ob_graph_labels(ObGraph graph)
+onboarding_graph_labels(ObGraph graph)
 {
 	return graph_labels[graph];
 }
 
 /* The static label equal to s in graph, or NULL when s is not one of them. */
 const char *
-ob_status_label(ObGraph graph, const char *s)
+onboarding_status_label(ObGraph graph, const char *s)
 {
-	int			i = ob_status_index(graph, s);
+	int			i = onboarding_status_index(graph, s);
 
 	return i < 0 ? NULL : graph_labels[graph][i];
 }
 
 /* Position of a label in its graph's enum, or -1. */
 int
-ob_status_index(ObGraph graph, const char *s)
+onboarding_status_index(ObGraph graph, const char *s)
 {
 	for (int i = 0; graph_labels[graph][i] != NULL; i++)
 		if (strcmp(graph_labels[graph][i], s) == 0)
@@ -142,7 +142,7 @@ rules_invalidate(Datum arg, Oid relid)
 
 /* Free the caches replaced during the transaction that just ended. */
 void
-ob_rules_end_of_xact(void)
+onboarding_rules_end_of_xact(void)
 {
 	ListCell   *lc;
 
@@ -157,7 +157,7 @@ static int
 rules_graph_from_name(const char *name)
 {
 	for (int g = 0; g < OB_NGRAPHS; g++)
-		if (strcmp(ob_graph_names[g], name) == 0)
+		if (strcmp(onboarding_graph_names[g], name) == 0)
 			return g;
 	return -1;
 }
@@ -175,7 +175,7 @@ rules_load(void)
 	cache = MemoryContextAllocZero(cxt, sizeof(RuleCache));
 	cache->context = cxt;
 
-	ob_spi_connect(&spi, true);
+	onboarding_spi_connect(&spi, true);
 	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label"
 					"  FROM onboarding.status_map", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read onboarding.status_map");
@@ -190,17 +190,17 @@ rules_load(void)
 		char	   *status = SPI_getvalue(tup, desc, 5);
 		char	   *label = SPI_getvalue(tup, desc, 6);
 		RuleMapping *m = &cache->mappings[cache->nmappings];
-		ObEntity	e = ob_entity_from_name(entity);
+		ObEntity	e = onboarding_entity_from_name(entity);
 
-		if (e == OB_NENTITIES || ob_status_label(ob_entity_graph(e), status) == NULL)
+		if (e == OB_NENTITIES || onboarding_status_label(onboarding_entity_graph(e), status) == NULL)
 			continue;			/* the table's CHECK constraints make this unreachable */
 		for (int p = 0; p < OB_NPROVIDERS; p++)
-			if (strcmp(provider, ob_provider_names[p]) == 0)
+			if (strcmp(provider, onboarding_provider_names[p]) == 0)
 				m->provider = (ObProvider) p;
 		m->event_type = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
 		m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
 		m->entity = e;
-		m->status = ob_status_label(ob_entity_graph(e), status);
+		m->status = onboarding_status_label(onboarding_entity_graph(e), status);
 		m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
 		cache->nmappings++;
 	}
@@ -220,15 +220,15 @@ rules_load(void)
 
 		if (g < 0)
 			continue;
-		from = ob_status_index(g, SPI_getvalue(tup, desc, 3));
-		to = ob_status_index(g, SPI_getvalue(tup, desc, 4));
+		from = onboarding_status_index(g, SPI_getvalue(tup, desc, 3));
+		to = onboarding_status_index(g, SPI_getvalue(tup, desc, 4));
 		if (from < 0 || to < 0)
 			continue;
 		for (int p = 0; p < OB_NPROVIDERS; p++)
-			if (provider == NULL || strcmp(provider, ob_provider_names[p]) == 0)
+			if (provider == NULL || strcmp(provider, onboarding_provider_names[p]) == 0)
 				cache->legal[g][p][from][to] = true;
 	}
-	ob_spi_finish(&spi);
+	onboarding_spi_finish(&spi);
 	return cache;
 }
 
@@ -246,8 +246,8 @@ rules_get(void)
 		RuleCache  *fresh;
 		uint64		generation = rules_generation;
 
-		status_map_relid = ob_relation_oid("status_map");
-		transition_relid = ob_relation_oid("transition");
+		status_map_relid = onboarding_relation_oid("status_map");
+		transition_relid = onboarding_relation_oid("transition");
 		fresh = rules_load();
 		/* valid unless a rule table changed while we were reading it */
 		rules_valid = (generation == rules_generation);
@@ -265,11 +265,11 @@ rules_get(void)
 
 /* Is from -> to a legal move of entity for provider? */
 bool
-ob_transition_legal(ObEntity entity, ObProvider provider, const char *from, const char *to)
+onboarding_transition_legal(ObEntity entity, ObProvider provider, const char *from, const char *to)
 {
-	ObGraph		g = ob_entity_graph(entity);
-	int			f = ob_status_index(g, from);
-	int			t = ob_status_index(g, to);
+	ObGraph		g = onboarding_entity_graph(entity);
+	int			f = onboarding_status_index(g, from);
+	int			t = onboarding_status_index(g, to);
 
 	if (f < 0 || t < 0 || provider < 0)
 		return false;
@@ -283,7 +283,7 @@ ob_transition_legal(ObEntity entity, ObProvider provider, const char *from, cons
  * simply does not touch that entity).  Returns false when decided.
  */
 bool
-ob_rules_classify(ObDelivery *d)
+onboarding_rules_classify(ObDelivery *d)
 {
 	RuleCache  *cache = rules_get();
 	List	   *kept = NIL;
@@ -328,10 +328,10 @@ ob_rules_classify(ObDelivery *d)
 		if (exact == NULL)
 		{
 			if (e->primary)
-				return ob_decide(d, OB_UNRECOGNIZED,
+				return onboarding_decide(d, OB_UNRECOGNIZED,
 								 "%s %s status \"%s\" is not in onboarding.status_map for %s",
-								 ob_provider_names[d->provider], e->rule_event,
-								 e->status_raw ? e->status_raw : "", ob_entity_names[e->entity]);
+								 onboarding_provider_names[d->provider], e->rule_event,
+								 e->status_raw ? e->status_raw : "", onboarding_entity_names[e->entity]);
 			continue;
 		}
 		e->status = exact->status;

@@ -16,7 +16,7 @@
  *	  does, so that their analysis does not depend on the search_path;
  *	- everything else (loading the rules, rebuild(), force_status())
  *	  connects with the search_path pinned to pg_catalog, pg_temp, undone
- *	  by ob_spi_finish() or by the transaction's abort.  Pinning costs a
+ *	  by onboarding_spi_finish() or by the transaction's abort.  Pinning costs a
  *	  GUC change, which the hot path avoids.
  *
  *-------------------------------------------------------------------------
@@ -27,17 +27,17 @@
 #include "utils/guc.h"
 
 /*
- * Connect to SPI and become the extension's owner until ob_spi_finish();
+ * Connect to SPI and become the extension's owner until onboarding_spi_finish();
  * with pin_search_path, also set search_path to pg_catalog, pg_temp.  The
  * caller keeps the frame (on its stack): after an error, the (sub)
  * transaction's abort restores the user and the GUC nesting by itself, so
  * nothing here is left behind.
  */
 void
-ob_spi_connect(ObSpiFrame *frame, bool pin_search_path)
+onboarding_spi_connect(ObSpiFrame *frame, bool pin_search_path)
 {
 	GetUserIdAndSecContext(&frame->saved_userid, &frame->saved_sec);
-	SetUserIdAndSecContext(ob_inbox_oids()->owner,
+	SetUserIdAndSecContext(onboarding_inbox_oids()->owner,
 						   frame->saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 	frame->guc_nestlevel = 0;
 	if (pin_search_path)
@@ -52,7 +52,7 @@ ob_spi_connect(ObSpiFrame *frame, bool pin_search_path)
 
 /* Disconnect from SPI and become the caller again. */
 void
-ob_spi_finish(ObSpiFrame *frame)
+onboarding_spi_finish(ObSpiFrame *frame)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
@@ -61,9 +61,9 @@ ob_spi_finish(ObSpiFrame *frame)
 	SetUserIdAndSecContext(frame->saved_userid, frame->saved_sec);
 }
 
-/* Prepare and keep a plan (between ob_spi_connect and ob_spi_finish). */
+/* Prepare and keep a plan (between onboarding_spi_connect and onboarding_spi_finish). */
 SPIPlanPtr
-ob_spi_prepare(const char *sql, int nargs, Oid *argtypes)
+onboarding_spi_prepare(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan;
 

@@ -26,6 +26,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -36,17 +37,17 @@ static bool rebuilding = false;
 
 /* Is rebuild() running in this backend? */
 bool
-ob_rebuilding(void)
+onboarding_rebuilding(void)
 {
 	return rebuilding;
 }
 
 /* Forget the flags after an error (called at transaction end). */
 void
-ob_state_reset(void)
+onboarding_state_reset(void)
 {
 	rebuilding = false;
-	ob_set_forcing(false);
+	onboarding_set_forcing(false);
 }
 
 /* The label of an enum value, for messages. */
@@ -83,12 +84,42 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_state_before_update\" must be fired BEFORE UPDATE FOR EACH ROW"),
 				 errhint("Its arguments are the entity, the key column and the status columns.")));
-	if (ob_state_override())
+	if (onboarding_state_override())
 		return PointerGetDatum(trigdata->tg_newtuple);
 
 	args = trigger->tgargs;
 	desc = RelationGetDescr(trigdata->tg_relation);
-	provider = ob_provider_from_oid(DatumGetObjectId(
+
+	/* what identifies and orders a row is the pipeline's alone */
+	if (!onboarding_pipeline_writing())
+	{
+		const char *guarded[] = {"provider", args[1], "last_inbox_id", "last_seen_id"};
+
+		for (int i = 0; i < lengthof(guarded); i++)
+		{
+			int			attnum = SPI_fnumber(desc, guarded[i]);
+			Form_pg_attribute att;
+			bool		oldnull,
+						newnull;
+			Datum		oldv,
+						newv;
+
+			if (attnum <= 0)
+				continue;
+			att = TupleDescAttr(desc, attnum - 1);
+			oldv = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &oldnull);
+			newv = heap_getattr(trigdata->tg_newtuple, attnum, desc, &newnull);
+			if (oldnull != newnull ||
+				(!oldnull && !datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+				ereport(ERROR,
+						(errcode(ERRCODE_CHECK_VIOLATION),
+						 errmsg("cannot change column \"%s\" of onboarding.%s", guarded[i],
+								RelationGetRelationName(trigdata->tg_relation)),
+						 errdetail("The provider, the key and the delivery ids of a state row are written by the extension alone."),
+						 errhint("Use onboarding.force_status() to override a state.")));
+		}
+	}
+	provider = onboarding_provider_from_oid(DatumGetObjectId(
 													 heap_getattr(trigdata->tg_trigtuple,
 																  SPI_fnumber(desc, "provider"),
 																  desc, &isnull)));
@@ -119,17 +150,17 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 		if (oldnull)
 			continue;			/* a first status: any state may be the first one seen */
 
-		entity = ob_entity_from_name(i == 2 ? args[0] : args[i]);
+		entity = onboarding_entity_from_name(i == 2 ? args[0] : args[i]);
 		from = state_enum_label(oldv);
 		to = newnull ? "NULL" : state_enum_label(newv);
 		key = SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, args[1]));
-		if (newnull || !ob_transition_legal(entity, provider, from, to))
+		if (newnull || !onboarding_transition_legal(entity, provider, from, to))
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECK_VIOLATION),
 					 errmsg("illegal transition of %s \"%s\" (%s): %s -> %s",
-							ob_entity_names[entity], key, ob_provider_names[provider], from, to),
+							onboarding_entity_names[entity], key, onboarding_provider_names[provider], from, to),
 					 errdetail("onboarding.transition has no move from %s to %s for %s %s.",
-							   from, to, ob_provider_names[provider], ob_graph_names[ob_entity_graph(entity)]),
+							   from, to, onboarding_provider_names[provider], onboarding_graph_names[onboarding_entity_graph(entity)]),
 					 errhint("Use onboarding.force_status() to override a state, with a reason.")));
 	}
 	return PointerGetDatum(trigdata->tg_newtuple);
@@ -170,18 +201,18 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	status = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	reason = text_to_cstring(PG_GETARG_TEXT_PP(4));
 
-	kind = ob_entity_from_name(entity);
+	kind = onboarding_entity_from_name(entity);
 	if (kind == OB_NENTITIES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown entity \"%s\"", entity),
 				 errhint("Use account, proposal, document, closure, background_check or documentscopy.")));
-	if (ob_status_label(ob_entity_graph(kind), status) == NULL)
+	if (onboarding_status_label(onboarding_entity_graph(kind), status) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a status of %s", status, entity),
 				 errhint("The statuses are the labels of onboarding.%s_status.",
-						 ob_graph_names[ob_entity_graph(kind)])));
+						 onboarding_graph_names[onboarding_entity_graph(kind)])));
 	if (reason[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -201,7 +232,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	appendStringInfoString(&body, ", \"by\": ");
 	escape_json(&body, by);
 	appendStringInfoString(&body, ", \"at\": ");
-	escape_json(&body, ob_time_text(GetCurrentTimestamp()));
+	escape_json(&body, onboarding_time_text(GetCurrentTimestamp()));
 	appendStringInfoChar(&body, '}');
 
 	args[0] = DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1));
@@ -209,8 +240,8 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
-	ob_spi_connect(&spi, true);
-	ob_set_forcing(true);
+	onboarding_spi_connect(&spi, true);
+	onboarding_set_forcing(true);
 	PG_TRY();
 	{
 		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
@@ -220,11 +251,11 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		ob_set_forcing(false);
+		onboarding_set_forcing(false);
 	}
 	PG_END_TRY();
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	ob_spi_finish(&spi);
+	onboarding_spi_finish(&spi);
 	PG_RETURN_INT64(id);
 }
 
@@ -269,7 +300,7 @@ rebuild_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDeli
 		rebuild_value_equal(tup, desc, atts->event_at, !d->has_event_at,
 							TimestampTzGetDatum(d->event_at)) &&
 		rebuild_value_equal(tup, desc, atts->outcome, false,
-							ObjectIdGetDatum(ob_outcome_oid(d->outcome))) &&
+							ObjectIdGetDatum(onboarding_outcome_oid(d->outcome))) &&
 		rebuild_value_equal(tup, desc, atts->body_hash, d->payload == NULL,
 							Int64GetDatum((int64) d->body_hash)) &&
 		rebuild_value_equal(tup, desc, atts->duplicate_of, d->duplicate_of == 0,
@@ -293,22 +324,22 @@ rebuild_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDesc rd
 	Datum		args[9];
 	char		nulls[9];
 
-	ob_delivery_init(&d, tup, rdesc, ratts);
+	onboarding_delivery_init(&d, tup, rdesc, ratts);
 	raw = heap_getattr(tup, ratts->raw, rdesc, &raw_null);
 	first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
 	if (d.payload != NULL)
-		d.body_hash = ob_dedupe_hash(d.payload);
+		d.body_hash = onboarding_dedupe_hash(d.payload);
 	if (!isnull && DatumGetInt64(first) != d.id)
 	{
 		d.duplicate_of = DatumGetInt64(first);
-		ob_detect(&d);
+		onboarding_detect(&d);
 		d.decided = true;
 		d.outcome = OB_DUPLICATE;
 		resetStringInfo(&d.detail);
 		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
 	}
 	else
-		ob_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), false);
+		onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), false);
 
 	if (rebuild_unchanged(tup, rdesc, ratts, &d))
 		return;
@@ -322,7 +353,7 @@ rebuild_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDesc rd
 	args[4] = TimestampTzGetDatum(d.event_at);
 	if (!d.has_event_at)
 		nulls[4] = 'n';
-	ARG_TEXT(5, ob_outcome_names[d.outcome]);
+	ARG_TEXT(5, onboarding_outcome_names[d.outcome]);
 	ARG_TEXT(6, d.detail.len > 0 ? d.detail.data : NULL);
 #undef ARG_TEXT
 	args[7] = Int64GetDatum((int64) d.body_hash);
@@ -357,7 +388,7 @@ rebuild_replay(Relation inbox, const ObInboxAtts *atts, Portal portal, SPIPlanPt
 		nrows = SPI_processed;
 		if (nrows == 0)
 			break;
-		ob_inbox_atts(batch->tupdesc, &ratts);
+		onboarding_inbox_atts(batch->tupdesc, &ratts);
 		for (uint64 i = 0; i < nrows; i++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
@@ -395,15 +426,15 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	ObSpiFrame	spi;
 
 	/* no delivery may arrive while we replay */
-	inbox = table_open(ob_relation_oid("inbox"), ExclusiveLock);
-	ob_inbox_atts(RelationGetDescr(inbox), &atts);
+	inbox = table_open(onboarding_relation_oid("inbox"), ExclusiveLock);
+	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
-	ob_spi_connect(&spi, true);
+	onboarding_spi_connect(&spi, true);
 	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty the state tables");
 
-	update = ob_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
+	update = onboarding_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
 							" status_raw = $4, event_at = $5, outcome = $6::onboarding.outcome,"
 							" detail = $7, body_hash = $8, duplicate_of = $9 WHERE id = $1",
 							9, types);
@@ -428,7 +459,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	SPI_cursor_close(portal);
 	SPI_freeplan(update);
-	ob_spi_finish(&spi);
+	onboarding_spi_finish(&spi);
 	table_close(inbox, NoLock);
 	PG_RETURN_INT64(replayed);
 }

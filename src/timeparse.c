@@ -43,7 +43,7 @@ time_digits(const char **p, int n, int *out)
  * OB_TIME_SENTINEL for the .NET "no time" value, or OB_TIME_BAD.
  */
 ObTimeResult
-ob_parse_time(const char *s, TimestampTz *result)
+onboarding_parse_time(const char *s, TimestampTz *result)
 {
 	const char *p = s;
 	struct pg_tm tm;
@@ -133,7 +133,7 @@ ob_parse_time(const char *s, TimestampTz *result)
 	if (has_offset)
 		tz = -offset;
 	else
-		tz = DetermineTimeZoneOffset(&tm, ob_timezone());
+		tz = DetermineTimeZoneOffset(&tm, onboarding_timezone());
 
 	if (tm2timestamp(&tm, 0, &tz, &ts) != 0 || !IS_VALID_TIMESTAMP(ts + usec))
 		return OB_TIME_BAD;
@@ -150,7 +150,7 @@ ob_parse_time(const char *s, TimestampTz *result)
  * depend on who ran the pipeline, or rebuild() would not reproduce it.
  */
 char *
-ob_time_text(TimestampTz t)
+onboarding_time_text(TimestampTz t)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
