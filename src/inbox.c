@@ -113,7 +113,7 @@ inbox_check_keys(ObDelivery *d)
  */
 void
 onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
-					text *raw, bool dedupe)
+							text *raw, bool dedupe)
 {
 	if (raw != NULL)
 	{
@@ -197,7 +197,7 @@ onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const O
 /* Build the derived columns of the row from a processed delivery. */
 HeapTuple
 onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
-				  ObDelivery *d, bool set_payload)
+						  ObDelivery *d, bool set_payload)
 {
 	int			cols[12];
 	Datum		values[12];

@@ -281,7 +281,7 @@ struct RelationData;
 extern void onboarding_dedupe_release(void);
 extern uint64 onboarding_dedupe_hash(Jsonb *payload);
 extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-						   bool lock);
+									bool lock);
 
 /* ---------------------------------------------------------------------
  * rules.c
@@ -306,7 +306,7 @@ extern const char *const *onboarding_graph_labels(ObGraph graph);
 extern int	onboarding_status_index(ObGraph graph, const char *s);
 extern const char *onboarding_status_label(ObGraph graph, const char *s);
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
-								const char *from, const char *to);
+										const char *from, const char *to);
 extern bool onboarding_rules_classify(ObDelivery *d);
 extern void onboarding_rules_end_of_xact(void);
 
@@ -335,13 +335,13 @@ extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtyp
 extern void onboarding_set_forcing(bool on);
 extern int64 onboarding_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
 extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
-								ObDelivery *d, text *raw, bool dedupe);
+										ObDelivery *d, text *raw, bool dedupe);
 extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
-							 const ObInboxAtts *atts);
+									 const ObInboxAtts *atts);
 extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
-								   ObDelivery *d, bool set_payload);
+										   ObDelivery *d, bool set_payload);
 extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-					  bool dry_run);
+							  bool dry_run);
 extern bool onboarding_state_override(void);
 extern bool onboarding_pipeline_writing(void);
 extern bool onboarding_rebuilding(void);
