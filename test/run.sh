@@ -27,7 +27,7 @@ as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Install PostgreSQL 15, its headers and a C toolchain when any is missing.
+# Install PostgreSQL 15, its headers, a C toolchain and python3 when missing.
 install_deps() {
 	local need=()
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
@@ -35,6 +35,7 @@ install_deps() {
 		[ -f /usr/include/postgresql/15/server/postgres.h ] || need+=(postgresql-server-dev-15)
 	command -v gcc >/dev/null || need+=(gcc)
 	command -v make >/dev/null || need+=(make)
+	command -v python3 >/dev/null || need+=(python3)	# the fuzz test's generator
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]}"
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
