@@ -754,14 +754,11 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 			RowTarget  *r = (RowTarget *) lfirst(lc);
 
 			if (r->created_here)
-				;				/* written when it was created */
-			else if (r->write)
-			{
-				if (!derive_write(d, r))
-					elog(ERROR, "locked row of onboarding.%s vanished", tables[r->table].name);
-			}
-			else
+				continue;		/* written when it was created */
+			if (!r->write)
 				derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
+			else if (!derive_write(d, r))
+				elog(ERROR, "locked row of onboarding.%s vanished", tables[r->table].name);
 		}
 		foreach(lc, targets)
 			derive_history(d, (RowTarget *) lfirst(lc));
