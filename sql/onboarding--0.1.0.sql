@@ -215,7 +215,10 @@ COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this overrid
 -- first deliveries only: the candidates duplicate detection compares against
 CREATE INDEX inbox_body_hash_idx ON onboarding.inbox (body_hash)
     WHERE duplicate_of IS NULL AND body_hash IS NOT NULL;
-CREATE INDEX inbox_subject_idx ON onboarding.inbox (provider, subject);
+-- deliveries that changed nothing, by subject: what timeline() shows besides
+-- history (partial, so that most deliveries add no entry)
+CREATE INDEX inbox_subject_idx ON onboarding.inbox (provider, subject)
+    WHERE outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
 
 CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
