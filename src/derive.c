@@ -216,7 +216,15 @@ derive_nparams(const TableDef *t)
 	return 2 + t->nstatus + 1 + t->nfields + 2 + (t->has_flow ? 1 : 0);
 }
 
-/* Prepare the four plans of a table (once per backend). */
+/* Append the condition that picks one row: provider $1, key $2 (qualified operators). */
+static void
+derive_where_key(StringInfo sql, const TableDef *t)
+{
+	appendStringInfo(sql, " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
+					 " AND %s OPERATOR(pg_catalog.=) $2", t->keycol);
+}
+
+/* Prepare the plans of a table (once per backend). */
 static void
 derive_prepare_table(ObTable which)
 {
@@ -243,10 +251,8 @@ derive_prepare_table(ObTable which)
 		appendStringInfo(&sql, "%s::pg_catalog.text, ", t->statuscol[c]);
 	for (int c = 0; c < t->nstatus; c++)
 		appendStringInfo(&sql, "%s, ", t->statustime[c] ? t->statustime[c] : "last_event_at");
-	appendStringInfo(&sql, "last_seen_id FROM onboarding.%s"
-					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2",
-					 t->name, t->keycol);
+	appendStringInfo(&sql, "last_seen_id FROM onboarding.%s", t->name);
+	derive_where_key(&sql, t);
 	p->peek = onboarding_spi_prepare(sql.data, 2, types);
 	appendStringInfoString(&sql, " FOR UPDATE");
 	p->lock = onboarding_spi_prepare(sql.data, 2, types);
@@ -303,31 +309,24 @@ derive_prepare_table(ObTable which)
 	if (t->has_flow)
 		appendStringInfo(&sql, ", flow = COALESCE(flow, CASE WHEN background_check IS NULL"
 						 " AND documentscopy IS NULL THEN $%d::pg_catalog.int2 END)", param + 2);
-	appendStringInfo(&sql, " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2", t->keycol);
+	derive_where_key(&sql, t);
 	p->update = onboarding_spi_prepare(sql.data, n, types);
 
 	/* touch: remember that a delivery was processed against the row */
 	resetStringInfo(&sql);
 	types[2] = INT8OID;
-	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_seen_id = $3"
-					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2",
-					 t->name, t->keycol);
+	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_seen_id = $3", t->name);
+	derive_where_key(&sql, t);
 	p->touch = onboarding_spi_prepare(sql.data, 3, types);
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_inbox_id = $3, last_seen_id = $3"
-					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2",
-					 t->name, t->keycol);
+	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_inbox_id = $3, last_seen_id = $3", t->name);
+	derive_where_key(&sql, t);
 	p->reid = onboarding_spi_prepare(sql.data, 3, types);
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM onboarding.%s"
-					 " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2",
-					 t->name, t->keycol);
+	appendStringInfo(&sql, "DELETE FROM onboarding.%s", t->name);
+	derive_where_key(&sql, t);
 	p->remove = onboarding_spi_prepare(sql.data, 2, types);
 	pfree(sql.data);
 }
