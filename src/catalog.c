@@ -30,10 +30,20 @@ static const char *const enum_type_names[OB_NENUMS] = {
 	"document_status", "document_type", "closure_status"
 };
 
+/* The enum type of each transition graph's statuses */
+static const ObEnumType graph_enum[OB_NGRAPHS] = {
+	[OB_GRAPH_ACCOUNT] = OB_ENUM_ACCOUNT_STATUS,
+	[OB_GRAPH_PROPOSAL] = OB_ENUM_PROPOSAL_STATUS,
+	[OB_GRAPH_DOCUMENT] = OB_ENUM_DOCUMENT_STATUS,
+	[OB_GRAPH_CLOSURE] = OB_ENUM_CLOSURE_STATUS,
+	[OB_GRAPH_CHECK] = OB_ENUM_CHECK_STATUS,
+};
+
 static Oid	cached_schema = InvalidOid;
 static ObInboxOids cached_inbox;	/* valid when cached_inbox.inbox is set */
 static Oid	cached_provider[OB_NPROVIDERS];
 static Oid	cached_outcome[OB_INVALID + 1];
+static Oid	cached_status[OB_NGRAPHS][OB_MAX_STATUSES];	/* by label position */
 static bool cache_valid = false;
 static bool callback_registered = false;
 
@@ -68,6 +78,15 @@ catalog_fill(void)
 		cached_provider[i] = onboarding_enum_oid(OB_ENUM_PROVIDER, onboarding_provider_names[i]);
 	for (int i = 0; i <= OB_INVALID; i++)
 		cached_outcome[i] = onboarding_enum_oid(OB_ENUM_OUTCOME, onboarding_outcome_names[i]);
+	for (int g = 0; g < OB_NGRAPHS; g++)
+	{
+		const char *const *labels = onboarding_graph_labels((ObGraph) g);
+
+		for (int i = 0; i < OB_MAX_STATUSES; i++)
+			cached_status[g][i] = InvalidOid;
+		for (int i = 0; labels[i] != NULL; i++)
+			cached_status[g][i] = onboarding_enum_oid(graph_enum[g], labels[i]);
+	}
 	cache_valid = true;
 }
 
@@ -168,6 +187,33 @@ onboarding_outcome_oid(ObOutcome outcome)
 	if (!cache_valid)
 		catalog_fill();
 	return cached_outcome[outcome];
+}
+
+/* The enum label OID of a status of a graph (a label of onboarding_graph_labels). */
+Oid
+onboarding_status_oid(ObGraph graph, const char *label)
+{
+	int			i = onboarding_status_index(graph, label);
+
+	if (!cache_valid)
+		catalog_fill();
+	if (i < 0 || !OidIsValid(cached_status[graph][i]))
+		elog(ERROR, "\"%s\" is not a label of onboarding.%s", label, enum_type_names[graph_enum[graph]]);
+	return cached_status[graph][i];
+}
+
+/* The static label of a status enum OID of a graph; NULL when unknown. */
+const char *
+onboarding_status_from_oid(ObGraph graph, Oid label)
+{
+	const char *const *labels = onboarding_graph_labels(graph);
+
+	if (!cache_valid)
+		catalog_fill();
+	for (int i = 0; labels[i] != NULL; i++)
+		if (cached_status[graph][i] == label)
+			return labels[i];
+	return NULL;
 }
 
 /* Attribute number of a column by name; error if it is missing. */

@@ -22,13 +22,14 @@
  * Consequences on other entities (a Celcoin check moving its proposal, an
  * approved Fitbank closure closing the account) apply only when legal.
  *
- * Serialisation and order.  Rows are locked with SELECT ... FOR UPDATE
- * (row locks, not lock-table entries, so a million-row COPY is fine), in a
- * fixed order (table, then key) so that two deliveries never wait on each
- * other in a cycle.  A row that does not exist yet can only be created, so
- * its content is known at once: it is inserted right there, in that same
- * order, and the insertion is its lock (INSERT ... ON CONFLICT DO NOTHING;
- * if another session created it first, we lock that one instead).  If the
+ * Serialisation and order.  Rows are locked with FOR UPDATE strength (row
+ * locks, not lock-table entries, so a million-row COPY is fine), in a fixed
+ * order (table, then key) so that two deliveries never wait on each other
+ * in a cycle.  A row that does not exist yet can only be created, so its
+ * content is known at once: it is inserted right there, in that same order,
+ * and the insertion is its lock (a speculative insertion, as for INSERT ...
+ * ON CONFLICT DO NOTHING; if another session created it first, we lock
+ * that one instead).  store.c does the reading and writing.  If the
  * delivery then turns out stale or illegal elsewhere, the rows it created
  * are deleted again.  rebuild() replays deliveries in inbox id order, so
  * live processing must also happen in id order for each row: each row
@@ -40,8 +41,6 @@
  */
 #include "onboarding.h"
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 
 /* The state tables, in locking order */
@@ -54,48 +53,44 @@ typedef enum ObTable
 	OB_NTABLES
 } ObTable;
 
-/* SQL name and type of each field */
-static const struct
-{
-	const char *name;
-	const char *type;
-}			field_sql[OB_NFIELDS] = {
-	[OB_F_ENABLED] = {"enabled", "pg_catalog.bool"},
-	[OB_F_TAX_ID] = {"tax_id", "onboarding.taxid"},
-	[OB_F_TAX_ID_RAW] = {"tax_id_raw", "pg_catalog.text"},
-	[OB_F_HOLDER_NAME] = {"holder_name", "pg_catalog.text"},
-	[OB_F_BANK] = {"bank", "pg_catalog.text"},
-	[OB_F_BRANCH] = {"branch", "pg_catalog.text"},
-	[OB_F_NUMBER] = {"number", "pg_catalog.text"},
-	[OB_F_DIGIT] = {"digit", "pg_catalog.text"},
-	[OB_F_REASON] = {"reason", "pg_catalog.text"},
-	[OB_F_CLIENT_CODE] = {"client_code", "pg_catalog.text"},
-	[OB_F_PERSON_TYPE] = {"person_type", "pg_catalog.text"},
-	[OB_F_ACCOUNT_KEY] = {"account_key", "pg_catalog.text"},
-	[OB_F_MESSAGE] = {"message", "pg_catalog.text"},
-	[OB_F_DOCUMENT_TYPE] = {"document_type", "onboarding.document_type"},
-	[OB_F_DOCUMENT_TYPE_RAW] = {"document_type_raw", "pg_catalog.text"},
-	[OB_F_SIGNER] = {"signer", "pg_catalog.bool"},
-	[OB_F_FILE_NAME] = {"file_name", "pg_catalog.text"},
-	[OB_F_URL] = {"url", "pg_catalog.text"},
-	[OB_F_EXPIRES_AT] = {"expires_at", "pg_catalog.timestamptz"},
-	[OB_F_PARTNER_ID] = {"partner_id", "pg_catalog.text"},
-	[OB_F_BUSINESS_UNIT_ID] = {"business_unit_id", "pg_catalog.text"},
-	[OB_F_ACCOUNTS_KEY] = {"accounts_key", "pg_catalog.jsonb"},
+/* Column name of each field */
+static const char *const field_names[OB_NFIELDS] = {
+	[OB_F_ENABLED] = "enabled",
+	[OB_F_TAX_ID] = "tax_id",
+	[OB_F_TAX_ID_RAW] = "tax_id_raw",
+	[OB_F_HOLDER_NAME] = "holder_name",
+	[OB_F_BANK] = "bank",
+	[OB_F_BRANCH] = "branch",
+	[OB_F_NUMBER] = "number",
+	[OB_F_DIGIT] = "digit",
+	[OB_F_REASON] = "reason",
+	[OB_F_CLIENT_CODE] = "client_code",
+	[OB_F_PERSON_TYPE] = "person_type",
+	[OB_F_ACCOUNT_KEY] = "account_key",
+	[OB_F_MESSAGE] = "message",
+	[OB_F_DOCUMENT_TYPE] = "document_type",
+	[OB_F_DOCUMENT_TYPE_RAW] = "document_type_raw",
+	[OB_F_SIGNER] = "signer",
+	[OB_F_FILE_NAME] = "file_name",
+	[OB_F_URL] = "url",
+	[OB_F_EXPIRES_AT] = "expires_at",
+	[OB_F_PARTNER_ID] = "partner_id",
+	[OB_F_BUSINESS_UNIT_ID] = "business_unit_id",
+	[OB_F_ACCOUNTS_KEY] = "accounts_key",
 };
 
 #define OB_MAX_STATUS_COLS 3
 #define OB_MAX_ATTEMPTS 8		/* rounds of lock-or-create before giving up */
 #define OB_MAX_TABLE_FIELDS 16
 
+static const char *const table_names[OB_NTABLES] = {"account", "proposal", "document", "closure"};
+
 /* What the pipeline knows of each state table */
 typedef struct TableDef
 {
-	const char *name;
 	const char *keycol;
 	int			nstatus;
 	const char *statuscol[OB_MAX_STATUS_COLS];
-	const char *statustype[OB_MAX_STATUS_COLS];
 	const char *statustime[OB_MAX_STATUS_COLS];	/* NULL: last_event_at */
 	int			nfields;
 	ObField		fields[OB_MAX_TABLE_FIELDS];
@@ -103,43 +98,60 @@ typedef struct TableDef
 } TableDef;
 
 static const TableDef tables[OB_NTABLES] = {
-	{"account", "account_key", 1, {"status"}, {"onboarding.account_status"}, {NULL},
+	{"account_key", 1, {"status"}, {NULL},
 		11, {OB_F_ENABLED, OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_HOLDER_NAME, OB_F_BANK,
 			OB_F_BRANCH, OB_F_NUMBER, OB_F_DIGIT, OB_F_REASON, OB_F_PARTNER_ID,
 		OB_F_BUSINESS_UNIT_ID}, false},
-	{"proposal", "proposal_key", 3, {"status", "background_check", "documentscopy"},
-		{"onboarding.proposal_status", "onboarding.check_status", "onboarding.check_status"},
+	{"proposal_key", 3, {"status", "background_check", "documentscopy"},
 		{"status_at", "background_check_at", "documentscopy_at"},
 		9, {OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_PERSON_TYPE, OB_F_CLIENT_CODE, OB_F_ACCOUNT_KEY,
 		OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID, OB_F_ACCOUNTS_KEY}, true},
-	{"document", "document_key", 1, {"status"}, {"onboarding.document_status"}, {NULL},
+	{"document_key", 1, {"status"}, {NULL},
 		13, {OB_F_DOCUMENT_TYPE, OB_F_DOCUMENT_TYPE_RAW, OB_F_SIGNER, OB_F_ACCOUNT_KEY,
 			OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_FILE_NAME, OB_F_URL, OB_F_EXPIRES_AT,
 		OB_F_REASON, OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
-	{"closure", "account_key", 1, {"status"}, {"onboarding.closure_status"}, {NULL},
+	{"account_key", 1, {"status"}, {NULL},
 		3, {OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
 };
 
-/* Prepared plans per table, kept for the life of the backend */
-typedef struct TablePlans
+/*
+ * Column positions (0-based) of a state table, resolved for the table as
+ * opened in the current transaction.
+ */
+typedef struct TableCols
 {
-	SPIPlanPtr	peek;			/* lock without FOR UPDATE, for explain() */
-	SPIPlanPtr	lock;
-	SPIPlanPtr	insert;
-	SPIPlanPtr	update;
-	SPIPlanPtr	touch;			/* last_seen_id only */
-	SPIPlanPtr	reid;			/* last_inbox_id and last_seen_id: after a renumbering */
-	SPIPlanPtr	remove;			/* a row this delivery created after all */
-} TablePlans;
+	uint64		serial;			/* of the open table they were resolved for */
+	int			natts;
+	int			provider;
+	int			key;
+	int			status[OB_MAX_STATUS_COLS];
+	int			statustime[OB_MAX_STATUS_COLS];	/* -1: last_event_at */
+	int			provider_status;
+	int			fields[OB_MAX_TABLE_FIELDS];
+	int			first_event_at;
+	int			last_event_at;
+	int			last_inbox_id;
+	int			last_seen_id;
+	int			flow;			/* -1: none */
+} TableCols;
 
-static TablePlans plans[OB_NTABLES];
-static SPIPlanPtr history_plan = NULL;
+/* The same for onboarding.history */
+typedef struct HistoryCols
+{
+	uint64		serial;
+	int			natts;
+	int			provider;
+	int			entity;
+	int			entity_key;
+	int			from_status;
+	int			to_status;
+	int			event_at;
+	int			inbox_id;
+	int			reason;
+} HistoryCols;
 
-/* Set while a force_status() delivery writes state; see the state trigger. */
-static bool override_active = false;
-
-/* Set while a derivation writes state; see the state trigger. */
-static bool pipeline_writing = false;
+static TableCols table_cols[OB_NTABLES];
+static HistoryCols history_cols;
 
 /* One row a delivery touches, and what it does to each status column */
 typedef struct RowTarget
@@ -148,6 +160,9 @@ typedef struct RowTarget
 	char	   *key;
 	bool		exists;
 	bool		created_here;	/* inserted by this delivery (before a restart) */
+	ObStoreRow	row;			/* where it is */
+	Datum	   *values;			/* its columns, as found or last written */
+	bool	   *nulls;
 	const char *cur[OB_MAX_STATUS_COLS];	/* current statuses; NULL when unset */
 	bool		has_t0[OB_MAX_STATUS_COLS];
 	TimestampTz t0[OB_MAX_STATUS_COLS]; /* time of each current status */
@@ -157,20 +172,6 @@ typedef struct RowTarget
 	bool		changed[OB_MAX_STATUS_COLS];	/* created or moved: a history row */
 	bool		write;			/* anything to write besides last_seen_id */
 } RowTarget;
-
-/* Is a force_status() delivery writing state right now? */
-bool
-onboarding_state_override(void)
-{
-	return override_active;
-}
-
-/* Is a derivation writing state right now? */
-bool
-onboarding_pipeline_writing(void)
-{
-	return pipeline_writing;
-}
 
 /* The table and status column an entity's status lives in. */
 static ObTable
@@ -208,145 +209,110 @@ derive_entity(ObTable table, int col)
 	return map[table][col];
 }
 
-/* Number of parameters of the insert and update plans of a table. */
+/* The graph of a table's status column. */
+static ObGraph
+derive_graph(ObTable table, int col)
+{
+	return onboarding_entity_graph(derive_entity(table, col));
+}
+
+/* 0-based position of a column of an open table. */
 static int
-derive_nparams(const TableDef *t)
+derive_col(ObStore *s, const char *name)
 {
-	/* provider, key, statuses, provider_status, fields, event_at, inbox id, flow */
-	return 2 + t->nstatus + 1 + t->nfields + 2 + (t->has_flow ? 1 : 0);
+	return onboarding_store_attnum(s, name) - 1;
 }
 
-/* Append the condition that picks one row: provider $1, key $2 (qualified operators). */
-static void
-derive_where_key(StringInfo sql, const TableDef *t)
+/* The open state table of a row target, its column positions resolved. */
+static ObStore *
+derive_open(ObTable which, TableCols **colsp)
 {
-	appendStringInfo(sql, " WHERE provider OPERATOR(pg_catalog.=) $1::onboarding.provider"
-					 " AND %s OPERATOR(pg_catalog.=) $2", t->keycol);
-}
-
-/* Prepare the plans of a table (once per backend). */
-static void
-derive_prepare_table(ObTable which)
-{
+	ObStore    *s = onboarding_store((ObStoreId) which);
+	TableCols  *cols = &table_cols[which];
 	const TableDef *t = &tables[which];
-	TablePlans *p = &plans[which];
-	StringInfoData sql;
-	Oid			types[2 + OB_MAX_STATUS_COLS + 1 + OB_MAX_TABLE_FIELDS + 3];
-	int			n = derive_nparams(t);
-	int			param;
-	int			tparam = 2 + t->nstatus + 1 + t->nfields + 1;	/* event_at */
 
-	for (int i = 0; i < n; i++)
-		types[i] = TEXTOID;
-	types[tparam - 1] = TIMESTAMPTZOID;
-	types[tparam] = INT8OID;
-	if (t->has_flow)
-		types[tparam + 1] = INT4OID;
-
-	initStringInfo(&sql);
-
-	/* lock */
-	appendStringInfoString(&sql, "SELECT ");
+	*colsp = cols;
+	if (cols->serial == onboarding_store_serial(s))
+		return s;
+	cols->natts = onboarding_store_desc(s)->natts;
+	cols->provider = derive_col(s, "provider");
+	cols->key = derive_col(s, t->keycol);
 	for (int c = 0; c < t->nstatus; c++)
-		appendStringInfo(&sql, "%s::pg_catalog.text, ", t->statuscol[c]);
-	for (int c = 0; c < t->nstatus; c++)
-		appendStringInfo(&sql, "%s, ", t->statustime[c] ? t->statustime[c] : "last_event_at");
-	appendStringInfo(&sql, "last_seen_id FROM onboarding.%s", t->name);
-	derive_where_key(&sql, t);
-	p->peek = onboarding_spi_prepare(sql.data, 2, types);
-	appendStringInfoString(&sql, " FOR UPDATE");
-	p->lock = onboarding_spi_prepare(sql.data, 2, types);
-
-	/* insert */
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO onboarding.%s (provider, %s", t->name, t->keycol);
-	for (int c = 0; c < t->nstatus; c++)
-		appendStringInfo(&sql, ", %s", t->statuscol[c]);
-	appendStringInfoString(&sql, ", provider_status");
+	{
+		cols->status[c] = derive_col(s, t->statuscol[c]);
+		cols->statustime[c] = t->statustime[c] ? derive_col(s, t->statustime[c]) : -1;
+	}
+	cols->provider_status = derive_col(s, "provider_status");
 	for (int f = 0; f < t->nfields; f++)
-		appendStringInfo(&sql, ", %s", field_sql[t->fields[f]].name);
-	appendStringInfoString(&sql, ", first_event_at, last_event_at, last_inbox_id, last_seen_id");
-	for (int c = 0; c < t->nstatus; c++)
-		if (t->statustime[c])
-			appendStringInfo(&sql, ", %s", t->statustime[c]);
-	if (t->has_flow)
-		appendStringInfoString(&sql, ", flow");
-	appendStringInfoString(&sql, ") VALUES ($1::onboarding.provider, $2");
-	param = 3;
-	for (int c = 0; c < t->nstatus; c++)
-		appendStringInfo(&sql, ", $%d::%s", param++, t->statustype[c]);
-	appendStringInfo(&sql, ", $%d", param++);
-	for (int f = 0; f < t->nfields; f++)
-		appendStringInfo(&sql, ", $%d::%s", param++, field_sql[t->fields[f]].type);
-	appendStringInfo(&sql, ", $%d, $%d, $%d, $%d", param, param, param + 1, param + 1);
-	for (int c = 0; c < t->nstatus; c++)
-		if (t->statustime[c])
-			appendStringInfo(&sql, ", CASE WHEN $%d IS NOT NULL THEN $%d END", 3 + c, param);
-	if (t->has_flow)
-		appendStringInfo(&sql, ", $%d::pg_catalog.int2", param + 2);
-	appendStringInfo(&sql, ") ON CONFLICT (provider, %s) DO NOTHING", t->keycol);
-	p->insert = onboarding_spi_prepare(sql.data, n, types);
-
-	/* update */
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "UPDATE onboarding.%s SET ", t->name);
-	param = 3;
-	for (int c = 0; c < t->nstatus; c++)
-		appendStringInfo(&sql, "%s = COALESCE($%d::%s, %s), ",
-						 t->statuscol[c], param++, t->statustype[c], t->statuscol[c]);
-	appendStringInfo(&sql, "provider_status = COALESCE($%d, provider_status)", param++);
-	for (int f = 0; f < t->nfields; f++)
-		appendStringInfo(&sql, ", %s = COALESCE($%d::%s, %s)", field_sql[t->fields[f]].name,
-						 param++, field_sql[t->fields[f]].type, field_sql[t->fields[f]].name);
-	appendStringInfo(&sql, ", first_event_at = LEAST(first_event_at, $%d)"
-					 ", last_event_at = GREATEST(last_event_at, $%d)"
-					 ", last_inbox_id = $%d, last_seen_id = $%d",
-					 param, param, param + 1, param + 1);
-	for (int c = 0; c < t->nstatus; c++)
-		if (t->statustime[c])
-			appendStringInfo(&sql, ", %s = CASE WHEN $%d IS NOT NULL THEN GREATEST(%s, $%d) ELSE %s END",
-							 t->statustime[c], 3 + c, t->statustime[c], param, t->statustime[c]);
-	if (t->has_flow)
-		appendStringInfo(&sql, ", flow = COALESCE(flow, CASE WHEN background_check IS NULL"
-						 " AND documentscopy IS NULL THEN $%d::pg_catalog.int2 END)", param + 2);
-	derive_where_key(&sql, t);
-	p->update = onboarding_spi_prepare(sql.data, n, types);
-
-	/* touch: remember that a delivery was processed against the row */
-	resetStringInfo(&sql);
-	types[2] = INT8OID;
-	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_seen_id = $3", t->name);
-	derive_where_key(&sql, t);
-	p->touch = onboarding_spi_prepare(sql.data, 3, types);
-
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "UPDATE onboarding.%s SET last_inbox_id = $3, last_seen_id = $3", t->name);
-	derive_where_key(&sql, t);
-	p->reid = onboarding_spi_prepare(sql.data, 3, types);
-
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM onboarding.%s", t->name);
-	derive_where_key(&sql, t);
-	p->remove = onboarding_spi_prepare(sql.data, 2, types);
-	pfree(sql.data);
+		cols->fields[f] = derive_col(s, field_names[t->fields[f]]);
+	cols->first_event_at = derive_col(s, "first_event_at");
+	cols->last_event_at = derive_col(s, "last_event_at");
+	cols->last_inbox_id = derive_col(s, "last_inbox_id");
+	cols->last_seen_id = derive_col(s, "last_seen_id");
+	cols->flow = t->has_flow ? derive_col(s, "flow") : -1;
+	cols->serial = onboarding_store_serial(s);
+	return s;
 }
 
-/* Prepare every plan the derivation uses, once per backend. */
-static void
-derive_prepare(void)
+/* onboarding.history, open, its column positions resolved. */
+static ObStore *
+derive_open_history(void)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TIMESTAMPTZOID, INT8OID, TEXTOID};
+	ObStore    *s = onboarding_store(OB_S_HISTORY);
+	HistoryCols *cols = &history_cols;
 
-	if (history_plan != NULL)
-		return;
-	for (int t = 0; t < OB_NTABLES; t++)
-		derive_prepare_table((ObTable) t);
-	history_plan = onboarding_spi_prepare("INSERT INTO onboarding.history"
-								  " (provider, entity, entity_key, from_status, to_status,"
-								  "  event_at, inbox_id, reason)"
-								  " VALUES ($1::onboarding.provider, $2, $3, $4, $5, $6, $7, $8)",
-								  8, types);
+	if (cols->serial == onboarding_store_serial(s))
+		return s;
+	cols->natts = onboarding_store_desc(s)->natts;
+	cols->provider = derive_col(s, "provider");
+	cols->entity = derive_col(s, "entity");
+	cols->entity_key = derive_col(s, "entity_key");
+	cols->from_status = derive_col(s, "from_status");
+	cols->to_status = derive_col(s, "to_status");
+	cols->event_at = derive_col(s, "event_at");
+	cols->inbox_id = derive_col(s, "inbox_id");
+	cols->reason = derive_col(s, "reason");
+	cols->serial = onboarding_store_serial(s);
+	return s;
+}
+
+/*
+ * The value of a field, as its column's type reads the text detect.c made
+ * of it (a canonical tax id, an ISO time, a document type label...).
+ */
+static Datum
+derive_field_datum(ObField field, const char *v)
+{
+	switch (field)
+	{
+		case OB_F_ENABLED:
+		case OB_F_SIGNER:
+			return DirectFunctionCall1(boolin, CStringGetDatum(v));
+		case OB_F_TAX_ID:
+			{
+				int64		taxid;
+				const char *problem = onboarding_taxid_parse(v, strlen(v), &taxid);
+
+				if (problem != NULL)
+					elog(ERROR, "tax id \"%s\" passed as valid is not: %s", v, problem);
+				return Int64GetDatum(taxid);
+			}
+		case OB_F_DOCUMENT_TYPE:
+			{
+				Oid			label = onboarding_enum_oid(OB_ENUM_DOCUMENT_TYPE, v);
+
+				if (!OidIsValid(label))
+					elog(ERROR, "\"%s\" is not a label of onboarding.document_type", v);
+				return ObjectIdGetDatum(label);
+			}
+		case OB_F_EXPIRES_AT:
+			return DirectFunctionCall3(timestamptz_in, CStringGetDatum(v),
+									   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		case OB_F_ACCOUNTS_KEY:
+			return DirectFunctionCall1(jsonb_in, CStringGetDatum(v));
+		default:
+			return CStringGetTextDatum(v);
+	}
 }
 
 /* Find or add the row target of an effect. */
@@ -390,22 +356,20 @@ derive_target_cmp(const ListCell *a, const ListCell *b)
 }
 
 /*
- * Lock a row (SELECT ... FOR UPDATE; a plain SELECT for a dry run) and read
- * its statuses and ordering columns.
+ * Lock a row (read it as the snapshot sees it, for a dry run) and read its
+ * statuses and ordering columns.
  */
 static void
 derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 {
 	const TableDef *t = &tables[r->table];
-	Datum		args[2];
-	bool		isnull;
+	TableCols  *cols;
+	ObStore    *s = derive_open(r->table, &cols);
 
-	args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
-	args[1] = CStringGetTextDatum(r->key);
-	if (SPI_execute_plan(dry_run ? plans[r->table].peek : plans[r->table].lock,
-						 args, NULL, dry_run, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock onboarding.%s row", t->name);
-	r->exists = SPI_processed > 0;
+	r->values = palloc(cols->natts * sizeof(Datum));
+	r->nulls = palloc(cols->natts * sizeof(bool));
+	r->exists = onboarding_store_find(s, d->provider, r->key, !dry_run,
+									  r->values, r->nulls, &r->row);
 	for (int c = 0; c < OB_MAX_STATUS_COLS; c++)
 	{
 		r->cur[c] = NULL;
@@ -416,18 +380,18 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 		return;
 	for (int c = 0; c < t->nstatus; c++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *s = SPI_getvalue(tup, desc, c + 1);
+		int			st = cols->status[c];
+		int			tt = cols->statustime[c] >= 0 ? cols->statustime[c] : cols->last_event_at;
 
-		r->cur[c] = s ? onboarding_status_label(onboarding_entity_graph(derive_entity(r->table, c)), s) : NULL;
-		r->t0[c] = DatumGetTimestampTz(SPI_getbinval(tup, desc, t->nstatus + c + 1, &isnull));
-		r->has_t0[c] = !isnull;
+		if (!r->nulls[st])
+			r->cur[c] = onboarding_status_from_oid(derive_graph(r->table, c),
+												   DatumGetObjectId(r->values[st]));
+		r->has_t0[c] = !r->nulls[tt];
+		if (r->has_t0[c])
+			r->t0[c] = DatumGetTimestampTz(r->values[tt]);
 	}
-	r->seen_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											 2 * t->nstatus + 1, &isnull));
-	if (isnull)
-		r->seen_id = 0;
+	if (!r->nulls[cols->last_seen_id])
+		r->seen_id = DatumGetInt64(r->values[cols->last_seen_id]);
 }
 
 /* The verdict of §6 for one status column */
@@ -529,19 +493,30 @@ derive_judge(ObDelivery *d, List *targets)
 }
 
 /*
- * Run one of a table's row plans (touch, reid, remove) for a row; with_id
- * passes the delivery's id as $3.
+ * Rewrite a row with only its delivery ids changed: last_seen_id, and with
+ * both, last_inbox_id too (after a renumbering).
  */
 static void
-derive_row_plan(ObDelivery *d, RowTarget *r, SPIPlanPtr plan, bool with_id, int expected)
+derive_touch(ObDelivery *d, RowTarget *r, bool both)
 {
-	Datum		args[3];
+	TableCols  *cols;
+	ObStore    *s = derive_open(r->table, &cols);
 
-	args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
-	args[1] = CStringGetTextDatum(r->key);
-	args[2] = Int64GetDatum(d->id);
-	if (SPI_execute_plan(plan, args, NULL, false, 0) != expected)
-		elog(ERROR, "could not update onboarding.%s", tables[r->table].name);
+	r->values[cols->last_seen_id] = Int64GetDatum(d->id);
+	if (both)
+		r->values[cols->last_inbox_id] = Int64GetDatum(d->id);
+	onboarding_store_update(s, &r->row, r->values, r->nulls);
+}
+
+/* SQL's LEAST/GREATEST of two nullable times (NULLs ignored). */
+static void
+derive_bound(Datum *value, bool *isnull, bool has_t, TimestampTz t, bool greatest)
+{
+	if (!has_t)
+		return;
+	if (*isnull || (greatest ? t > DatumGetTimestampTz(*value) : t < DatumGetTimestampTz(*value)))
+		*value = TimestampTzGetDatum(t);
+	*isnull = false;
 }
 
 /*
@@ -552,85 +527,93 @@ static bool
 derive_write(ObDelivery *d, RowTarget *r)
 {
 	const TableDef *t = &tables[r->table];
-	int			n PG_USED_FOR_ASSERTS_ONLY = derive_nparams(t);
-	Datum		args[2 + OB_MAX_STATUS_COLS + 1 + OB_MAX_TABLE_FIELDS + 3];
-	char		nulls[2 + OB_MAX_STATUS_COLS + 1 + OB_MAX_TABLE_FIELDS + 3];
+	TableCols  *cols;
+	ObStore    *s = derive_open(r->table, &cols);
+	Datum	   *values = palloc(cols->natts * sizeof(Datum));
+	bool	   *nulls = palloc(cols->natts * sizeof(bool));
 	const char *provider_status = NULL;
 	int			flow = 0;
-	int			i = 0;
-	int			rc;
 	bool		inserting = !r->exists;
 
-	memset(nulls, ' ', sizeof(nulls));
-	args[i++] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
-	args[i++] = CStringGetTextDatum(r->key);
-	for (int c = 0; c < t->nstatus; c++, i++)
+	if (inserting)
+	{
+		for (int i = 0; i < cols->natts; i++)
+			nulls[i] = true;
+		values[cols->provider] = ObjectIdGetDatum(onboarding_provider_oid(d->provider));
+		nulls[cols->provider] = false;
+		values[cols->key] = CStringGetTextDatum(r->key);
+		nulls[cols->key] = false;
+	}
+	else
+	{
+		memcpy(values, r->values, cols->natts * sizeof(Datum));
+		memcpy(nulls, r->nulls, cols->natts * sizeof(bool));
+	}
+
+	/* statuses (each with its own time, where it has one) */
+	for (int c = 0; c < t->nstatus; c++)
 	{
 		ObEffect   *e = r->effect[c];
 
-		if (r->next[c] != NULL)
-			args[i] = CStringGetTextDatum(r->next[c]);
-		else
-			nulls[i] = 'n';
 		if (e != NULL && e->primary && !d->forced && c == 0)
 			provider_status = e->label ? e->label : e->status_raw;
 		if (e != NULL && r->changed[c] && c > 0)
 			flow = c;			/* 1: background check first, 2: documentscopy first */
+		if (r->next[c] == NULL)
+			continue;
+		values[cols->status[c]] = ObjectIdGetDatum(onboarding_status_oid(derive_graph(r->table, c),
+																		 r->next[c]));
+		nulls[cols->status[c]] = false;
+		if (cols->statustime[c] >= 0)
+			derive_bound(&values[cols->statustime[c]], &nulls[cols->statustime[c]],
+						 d->has_event_at, d->event_at, true);
 	}
 	if (provider_status != NULL)
-		args[i] = CStringGetTextDatum(provider_status);
-	else
-		nulls[i] = 'n';
-	i++;
-	for (int f = 0; f < t->nfields; f++, i++)
+	{
+		values[cols->provider_status] = CStringGetTextDatum(provider_status);
+		nulls[cols->provider_status] = false;
+	}
+
+	/* other fields: the first effect on this row that carries one provides it */
+	for (int f = 0; f < t->nfields; f++)
 	{
 		const char *v = NULL;
 
-		/* the first effect on this row that carries the field provides it */
 		for (int c = 0; c < t->nstatus && v == NULL; c++)
 			if (r->effect[c] != NULL)
 				v = r->effect[c]->fields[t->fields[f]];
-		if (v != NULL)
-			args[i] = CStringGetTextDatum(v);
-		else
-			nulls[i] = 'n';
+		if (v == NULL)
+			continue;
+		values[cols->fields[f]] = derive_field_datum(t->fields[f], v);
+		nulls[cols->fields[f]] = false;
 	}
-	if (d->has_event_at)
-		args[i] = TimestampTzGetDatum(d->event_at);
-	else
-		nulls[i] = 'n';
-	i++;
-	args[i++] = Int64GetDatum(d->id);
-	if (t->has_flow)
-	{
-		if (flow > 0)
-			args[i] = Int32GetDatum(flow);
-		else
-			nulls[i] = 'n';
-		i++;
-	}
-	Assert(i == n);
 
-	override_active = d->forced;
-	PG_TRY();
+	derive_bound(&values[cols->first_event_at], &nulls[cols->first_event_at],
+				 d->has_event_at, d->event_at, false);
+	derive_bound(&values[cols->last_event_at], &nulls[cols->last_event_at],
+				 d->has_event_at, d->event_at, true);
+	values[cols->last_inbox_id] = values[cols->last_seen_id] = Int64GetDatum(d->id);
+	nulls[cols->last_inbox_id] = nulls[cols->last_seen_id] = false;
+
+	/* proposal.flow: set once, by the first check to arrive before any other */
+	if (cols->flow >= 0 && flow > 0 && nulls[cols->flow] &&
+		(inserting || (r->nulls[cols->status[1]] && r->nulls[cols->status[2]])))
 	{
-		rc = SPI_execute_plan(inserting ? plans[r->table].insert : plans[r->table].update,
-							  args, nulls, false, 0);
+		values[cols->flow] = Int16GetDatum((int16) flow);
+		nulls[cols->flow] = false;
 	}
-	PG_FINALLY();
-	{
-		override_active = false;
-	}
-	PG_END_TRY();
-	if (rc != (inserting ? SPI_OK_INSERT : SPI_OK_UPDATE))
-		elog(ERROR, "could not write onboarding.%s", t->name);
-	if (inserting && SPI_processed == 0)
-		return false;
+
 	if (inserting)
 	{
+		if (!onboarding_store_create(s, values, nulls, &r->row))
+			return false;
 		r->exists = true;
 		r->created_here = true;
 	}
+	else
+		onboarding_store_update(s, &r->row, values, nulls);
+	r->values = values;
+	r->nulls = nulls;
 	return true;
 }
 
@@ -640,34 +623,35 @@ derive_history(ObDelivery *d, RowTarget *r)
 {
 	for (int c = 0; c < tables[r->table].nstatus; c++)
 	{
-		Datum		args[8];
-		char		nulls[8];
+		ObStore    *s;
+		HistoryCols *cols = &history_cols;
+		Datum	   *values;
+		bool	   *nulls;
 		ObEffect   *e = r->effect[c];
 		const char *from = r->created_here ? NULL : r->cur[c];
 		const char *reason = d->forced && e ? e->fields[OB_F_REASON] : NULL;
 
 		if (!r->changed[c])
 			continue;
-		memset(nulls, ' ', sizeof(nulls));
-		args[0] = CStringGetTextDatum(onboarding_provider_names[d->provider]);
-		args[1] = CStringGetTextDatum(onboarding_entity_names[derive_entity(r->table, c)]);
-		args[2] = CStringGetTextDatum(r->key);
+		s = derive_open_history();
+		values = palloc(cols->natts * sizeof(Datum));
+		nulls = palloc(cols->natts * sizeof(bool));
+		for (int i = 0; i < cols->natts; i++)
+			nulls[i] = true;
+#define SET(col, datum) (values[cols->col] = (datum), nulls[cols->col] = false)
+		SET(provider, ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
+		SET(entity, CStringGetTextDatum(onboarding_entity_names[derive_entity(r->table, c)]));
+		SET(entity_key, CStringGetTextDatum(r->key));
 		if (from)
-			args[3] = CStringGetTextDatum(from);
-		else
-			nulls[3] = 'n';
-		args[4] = CStringGetTextDatum(r->next[c]);
+			SET(from_status, CStringGetTextDatum(from));
+		SET(to_status, CStringGetTextDatum(r->next[c]));
 		if (d->has_event_at)
-			args[5] = TimestampTzGetDatum(d->event_at);
-		else
-			nulls[5] = 'n';
-		args[6] = Int64GetDatum(d->id);
+			SET(event_at, TimestampTzGetDatum(d->event_at));
+		SET(inbox_id, Int64GetDatum(d->id));
 		if (reason)
-			args[7] = CStringGetTextDatum(reason);
-		else
-			nulls[7] = 'n';
-		if (SPI_execute_plan(history_plan, args, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write onboarding.history");
+			SET(reason, CStringGetTextDatum(reason));
+#undef SET
+		onboarding_store_append(s, values, nulls);
 	}
 }
 
@@ -695,13 +679,13 @@ derive_lock_or_create(ObDelivery *d, RowTarget *r, bool dry_run)
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("could not lock or create onboarding.%s row \"%s\"",
-					tables[r->table].name, r->key),
+					table_names[r->table], r->key),
 			 errdetail("The row was created and removed again by others %d times.",
 					   OB_MAX_ATTEMPTS)));
 }
 
 /*
- * The part of a derivation that runs connected: lock (creating what is
+ * The part of a derivation that touches tables: lock (creating what is
  * new), renumber, judge, write, and write history.
  */
 static void
@@ -727,7 +711,7 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 			RowTarget  *r = (RowTarget *) lfirst(lc);
 
 			if (r->created_here)
-				derive_row_plan(d, r, plans[r->table].reid, true, SPI_OK_UPDATE);
+				derive_touch(d, r, true);
 		}
 	}
 
@@ -740,9 +724,9 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 				RowTarget  *r = (RowTarget *) lfirst(lc);
 
 				if (r->created_here)
-					derive_row_plan(d, r, plans[r->table].remove, false, SPI_OK_DELETE);
+					onboarding_store_delete(onboarding_store((ObStoreId) r->table), &r->row);
 				else if (r->exists)
-					derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
+					derive_touch(d, r, false);
 			}
 		return;
 	}
@@ -755,30 +739,13 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 			if (r->created_here)
 				continue;		/* written when it was created */
 			if (!r->write)
-				derive_row_plan(d, r, plans[r->table].touch, true, SPI_OK_UPDATE);
+				derive_touch(d, r, false);
 			else if (!derive_write(d, r))
-				elog(ERROR, "locked row of onboarding.%s vanished", tables[r->table].name);
+				elog(ERROR, "locked row of onboarding.%s vanished", table_names[r->table]);
 		}
 		foreach(lc, targets)
 			derive_history(d, (RowTarget *) lfirst(lc));
 	}
-}
-
-/* derive_locked() with pipeline_writing set, whatever happens. */
-static void
-derive_flagged(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targets,
-			   bool dry_run)
-{
-	pipeline_writing = !dry_run;
-	PG_TRY();
-	{
-		derive_locked(inbox, atts, d, targets, dry_run);
-	}
-	PG_FINALLY();
-	{
-		pipeline_writing = false;
-	}
-	PG_END_TRY();
 }
 
 /*
@@ -792,7 +759,6 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 {
 	List	   *targets = NIL;
 	ListCell   *lc;
-	ObSpiFrame	spi;
 
 	if (d->effects == NIL)
 	{
@@ -801,15 +767,12 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	}
 	Assert(d->provider >= 0 && d->provider < OB_NPROVIDERS);
 
-	/* before connecting: the effects list must outlive the SPI connection */
 	if (!onboarding_rules_classify(d))
 		return;
 	foreach(lc, d->effects)
 		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
 	list_sort(targets, derive_target_cmp);
 
-	onboarding_spi_connect(&spi, false);	/* every name and operator below is qualified */
-	derive_prepare();
-	derive_flagged(inbox, atts, d, targets, dry_run);
-	onboarding_spi_finish(&spi);
+	onboarding_store_begin();
+	derive_locked(inbox, atts, d, targets, dry_run);
 }

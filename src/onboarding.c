@@ -63,16 +63,23 @@ onboarding_timezone(void)
 }
 
 /*
- * At transaction end: release the per-row lock of dedupe.c, free replaced
- * rule caches, and after an error forget the pipeline's flags.
+ * At transaction end: close the tables store.c opened, release the per-row
+ * lock of dedupe.c, free replaced rule caches, and after an error forget
+ * the pipeline's flags.
  */
 static void
 onboarding_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			onboarding_store_end_of_xact(true);
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			onboarding_store_end_of_xact(false);
 			onboarding_state_reset();
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:

@@ -308,6 +308,10 @@ extern const char *onboarding_status_label(ObGraph graph, const char *s);
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 										const char *from, const char *to);
 extern bool onboarding_rules_classify(ObDelivery *d);
+
+/* catalog.c, by graph */
+extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
+extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
 extern void onboarding_rules_end_of_xact(void);
 
 /* ---------------------------------------------------------------------
@@ -342,9 +346,41 @@ extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, cons
 										   ObDelivery *d, bool set_payload);
 extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
 							  bool dry_run);
-extern bool onboarding_state_override(void);
-extern bool onboarding_pipeline_writing(void);
 extern bool onboarding_rebuilding(void);
 extern void onboarding_state_reset(void);
+
+/* store.c */
+typedef enum ObStoreId
+{
+	OB_S_ACCOUNT = 0,
+	OB_S_PROPOSAL,
+	OB_S_DOCUMENT,
+	OB_S_CLOSURE,
+	OB_S_HISTORY,
+	OB_NSTORES
+} ObStoreId;
+
+typedef struct ObStore ObStore;
+
+/* Where a state row is, and whether this transaction wrote it (and when) */
+typedef struct ObStoreRow
+{
+	ItemPointerData tid;
+	bool		ours;
+	CommandId	cmin;
+} ObStoreRow;
+
+extern ObStore *onboarding_store(ObStoreId which);
+extern void onboarding_store_begin(void);
+extern void onboarding_store_end_of_xact(bool commit);
+extern TupleDesc onboarding_store_desc(ObStore *s);
+extern uint64 onboarding_store_serial(ObStore *s);
+extern AttrNumber onboarding_store_attnum(ObStore *s, const char *name);
+extern bool onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool lock,
+								  Datum *values, bool *nulls, ObStoreRow *row);
+extern bool onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row);
+extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
+extern void onboarding_store_delete(ObStore *s, ObStoreRow *row);
+extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
 
 #endif							/* ONBOARDING_H */

@@ -84,14 +84,10 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_state_before_update\" must be fired BEFORE UPDATE FOR EACH ROW"),
 				 errhint("Its arguments are the entity, the key column and the status columns.")));
-	if (onboarding_state_override())
-		return PointerGetDatum(trigdata->tg_newtuple);
-
 	args = trigger->tgargs;
 	desc = RelationGetDescr(trigdata->tg_relation);
 
 	/* what identifies and orders a row is the pipeline's alone */
-	if (!onboarding_pipeline_writing())
 	{
 		const char *guarded[] = {"provider", args[1], "last_inbox_id", "last_seen_id"};
 
