@@ -224,11 +224,16 @@ CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
 CREATE FUNCTION onboarding.inbox_before_update() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_update' LANGUAGE C;
+CREATE FUNCTION onboarding.inbox_after_insert() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_after_insert' LANGUAGE C;
 CREATE FUNCTION onboarding.inbox_refuse_delete() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_refuse_delete' LANGUAGE C;
 
 CREATE TRIGGER inbox_pipeline BEFORE INSERT ON onboarding.inbox
     FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_insert();
+-- the statement's state rows reach their tables (see store.c)
+CREATE TRIGGER inbox_settle AFTER INSERT ON onboarding.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_after_insert();
 CREATE TRIGGER inbox_immutable BEFORE UPDATE ON onboarding.inbox
     FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_update();
 CREATE TRIGGER inbox_no_delete BEFORE DELETE ON onboarding.inbox

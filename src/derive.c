@@ -724,7 +724,7 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 				RowTarget  *r = (RowTarget *) lfirst(lc);
 
 				if (r->created_here)
-					onboarding_store_delete(onboarding_store((ObStoreId) r->table), &r->row);
+					onboarding_store_delete(onboarding_store((ObStoreId) r->table), &r->row, r->values);
 				else if (r->exists)
 					derive_touch(d, r, false);
 			}

@@ -404,6 +404,23 @@ onboarding_inbox_before_update(PG_FUNCTION_ARGS)
 }
 
 /*
+ * AFTER INSERT FOR EACH STATEMENT on onboarding.inbox: the state rows the
+ * statement's deliveries changed reach their tables (store.c keeps the
+ * latest version of a row in memory while a statement runs).
+ */
+PG_FUNCTION_INFO_V1(onboarding_inbox_after_insert);
+Datum
+onboarding_inbox_after_insert(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"onboarding_inbox_after_insert\" was not called by trigger manager")));
+	onboarding_store_flush(true);
+	return PointerGetDatum(NULL);
+}
+
+/*
  * BEFORE DELETE FOR EACH ROW and BEFORE TRUNCATE on onboarding.inbox:
  * deliveries are kept forever.
  */

@@ -380,7 +380,8 @@ extern bool onboarding_store_find(ObStore *s, ObProvider provider, const char *k
 								  Datum *values, bool *nulls, ObStoreRow *row);
 extern bool onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row);
 extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
-extern void onboarding_store_delete(ObStore *s, ObStoreRow *row);
+extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
+extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
 
 #endif							/* ONBOARDING_H */

@@ -425,6 +425,8 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	inbox = table_open(onboarding_relation_oid("inbox"), ExclusiveLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
+	/* write what this transaction's window holds, and let go of the tables */
+	onboarding_store_flush(true);
 	onboarding_spi_connect(&spi, true);
 	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
@@ -456,6 +458,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 	SPI_freeplan(update);
 	onboarding_spi_finish(&spi);
+	onboarding_store_flush(true);
 	table_close(inbox, NoLock);
 	PG_RETURN_INT64(replayed);
 }

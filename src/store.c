@@ -46,6 +46,7 @@
 #include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "commands/sequence.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "parser/parse_relation.h"
 #include "storage/lmgr.h"
@@ -62,10 +63,12 @@
 /* An open table */
 struct ObStore
 {
+	ObStoreId	which;
 	Oid			relid;
 	Relation	rel;
 	ResultRelInfo *rri;			/* with its indexes open */
 	Relation	pkey;			/* (provider, key) or (id) */
+	AttrNumber	keyatt[2];		/* its columns */
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
@@ -74,19 +77,62 @@ struct ObStore
 
 static uint64 store_openings = 0;
 
+/* Rows the window holds before it is flushed */
+#define OB_WINDOW_ROWS 4096
+
+static void store_subxact(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg);
+static void store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
+static long window_size(void);
+
 static const char *const store_names[OB_NSTORES] = {
 	"account", "proposal", "document", "closure", "history"
 };
 
-/* What is open in this transaction */
+/* A state row in the window: what identifies it */
+typedef struct WindowKey
+{
+	ObStoreId	which;
+	Oid			provider;
+	const char *key;
+} WindowKey;
+
+/* A state row in the window: where it is, and its latest values */
+typedef struct WindowRow
+{
+	WindowKey	k;
+	ObStoreRow	row;			/* its version in the table */
+	Datum	   *values;			/* its latest values */
+	bool	   *nulls;
+	bool		dirty;			/* newer than the version in the table */
+} WindowRow;
+
+/* Rows to put back in the window if a subtransaction rolls back */
+typedef struct WindowSave
+{
+	SubTransactionId subid;
+	List	   *rows;			/* WindowRow *, as they were before it began */
+} WindowSave;
+
+/* What is open in this statement */
 static struct
 {
 	MemoryContext cxt;			/* NULL: nothing open */
 	EState	   *estate;
 	ObStore    *tables[OB_NSTORES];
 	bool		stale;			/* a relation changed: reopen before the next use */
-	bool		callback;		/* relcache callback registered */
+	bool		callback;		/* callbacks registered */
+	MemoryContext window_cxt;	/* the window, emptied by every flush */
+	HTAB	   *window;			/* WindowRow by WindowKey; NULL when empty */
 } store;
+
+/*
+ * Outside the statement's memory (TopTransactionContext), since they must
+ * outlive a close: what to put back in the window if a subtransaction
+ * rolls back, and rows put back but not yet in the window.
+ */
+static List *window_saves = NIL;	/* WindowSave *, innermost first */
+static List *window_restored = NIL; /* WindowRow *, dirty */
 
 /* Relcache callback: one of our relations changed (or all were flushed). */
 static void
@@ -129,13 +175,22 @@ store_close(bool forget)
 	store.estate = NULL;
 	store.stale = false;
 	memset(store.tables, 0, sizeof(store.tables));
+	store.window_cxt = NULL;
+	store.window = NULL;
 }
 
-/* At transaction end: close before commit; after an abort just forget. */
+/* At transaction end: flush and close before commit; after an abort just forget. */
 void
 onboarding_store_end_of_xact(bool commit)
 {
-	store_close(!commit);
+	if (commit)
+		onboarding_store_flush(true);
+	else
+	{
+		store_close(true);
+		window_saves = NIL;		/* in TopTransactionContext: gone with it */
+		window_restored = NIL;
+	}
 }
 
 /* Open one of the pipeline's tables with its indexes. */
@@ -145,6 +200,7 @@ store_open_one(ObStoreId which)
 	ObStore    *s = MemoryContextAllocZero(store.cxt, sizeof(ObStore));
 	Oid			pkey;
 
+	s->which = which;
 	s->serial = ++store_openings;
 	s->relid = onboarding_relation_oid(store_names[which]);
 	s->rel = table_open(s->relid, RowExclusiveLock);
@@ -163,6 +219,8 @@ store_open_one(ObStoreId which)
 	if (s->pkey == NULL)
 		elog(ERROR, "primary key of onboarding.%s is not open", store_names[which]);
 	s->arbiter = list_make1_oid(pkey);
+	s->keyatt[0] = s->pkey->rd_index->indkey.values[0];
+	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
 	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_HISTORY)
 		s->sequence = getIdentitySequence(s->relid, 1, false);
@@ -187,6 +245,7 @@ onboarding_store(ObStoreId which)
 	if (!store.callback)
 	{
 		CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
+		RegisterSubXactCallback(store_subxact, NULL);
 		store.callback = true;
 	}
 	saved = CurrentResourceOwner;
@@ -215,7 +274,9 @@ void
 onboarding_store_begin(void)
 {
 	if (store.stale)
-		store_close(false);
+		onboarding_store_flush(true);
+	else if (window_size() >= OB_WINDOW_ROWS || window_restored != NIL)
+		onboarding_store_flush(false);
 }
 
 /* A number no other opening of a table has had in this backend. */
@@ -232,6 +293,240 @@ onboarding_store_desc(ObStore *s)
 	return RelationGetDescr(s->rel);
 }
 
+/* ---------------------------------------------------------------------
+ * The window: state rows written since the last flush
+ * ---------------------------------------------------------------------
+ */
+
+/* Hash of a window key. */
+static uint32
+window_hash(const void *key, Size keysize)
+{
+	const WindowKey *k = (const WindowKey *) key;
+
+	return hash_combine(hash_combine((uint32) k->which, (uint32) k->provider),
+						hash_bytes((const unsigned char *) k->key, strlen(k->key)));
+}
+
+/* Do two window keys name the same row? (0 when they do) */
+static int
+window_match(const void *a, const void *b, Size keysize)
+{
+	const WindowKey *x = (const WindowKey *) a;
+	const WindowKey *y = (const WindowKey *) b;
+
+	if (x->which != y->which || x->provider != y->provider)
+		return 1;
+	return strcmp(x->key, y->key);
+}
+
+/* The window's row of a key; with create, a new empty one if missing. */
+static WindowRow *
+window_row(ObStore *s, Oid provider, const char *key, bool create)
+{
+	WindowKey	k = {s->which, provider, key};
+	WindowRow  *w;
+	bool		found;
+
+	if (store.window == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		store.window_cxt = AllocSetContextCreate(store.cxt, "onboarding window",
+												 ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(WindowKey);
+		ctl.entrysize = sizeof(WindowRow);
+		ctl.hash = window_hash;
+		ctl.match = window_match;
+		ctl.hcxt = store.window_cxt;
+		store.window = hash_create("onboarding window", 1024, &ctl,
+								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	w = hash_search(store.window, &k, create ? HASH_ENTER : HASH_FIND, &found);
+	if (create && !found)
+	{
+		int			natts = RelationGetDescr(s->rel)->natts;
+
+		w->k.key = MemoryContextStrdup(store.window_cxt, key);
+		w->values = MemoryContextAlloc(store.window_cxt, natts * sizeof(Datum));
+		w->nulls = MemoryContextAlloc(store.window_cxt, natts * sizeof(bool));
+		memset(w->nulls, true, natts * sizeof(bool));	/* nothing to free yet */
+		w->dirty = false;
+		ItemPointerSetInvalid(&w->row.tid);
+	}
+	return w;
+}
+
+/* The provider and key of a row of values (a state table's primary key). */
+static WindowRow *
+window_row_of(ObStore *s, Datum *values, bool create)
+{
+	char	   *key = TextDatumGetCString(values[s->keyatt[1] - 1]);
+
+	return window_row(s, DatumGetObjectId(values[s->keyatt[0] - 1]), key, create);
+}
+
+/* Copy a row's values into the window (its own memory). */
+static void
+window_set(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(s->rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!w->nulls[i] && !att->attbyval)
+			pfree(DatumGetPointer(w->values[i]));
+		w->nulls[i] = nulls[i];
+		if (nulls[i] || att->attbyval)
+			w->values[i] = values[i];
+		else
+		{
+			MemoryContext old = MemoryContextSwitchTo(store.window_cxt);
+
+			w->values[i] = datumCopy(values[i], false, att->attlen);
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
+/* Copy a row's values out of the window (into the current context). */
+static void
+window_get(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(s->rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		nulls[i] = w->nulls[i];
+		values[i] = nulls[i] || att->attbyval ? w->values[i] :
+			datumCopy(w->values[i], false, att->attlen);
+	}
+}
+
+/* Number of rows in the window. */
+static long
+window_size(void)
+{
+	return store.window ? hash_get_num_entries(store.window) : 0;
+}
+
+/*
+ * Write every row of the window whose last version is not in its table
+ * yet, and empty the window.  Called at the end of every statement that
+ * inserted into the inbox (close: and close the tables), before commit,
+ * when the window is full, and by rebuild().
+ */
+void
+onboarding_store_flush(bool close)
+{
+	ListCell   *lc;
+
+	/* rows a rolled-back subtransaction had written for us: write them again */
+	foreach(lc, window_restored)
+	{
+		WindowRow  *r = (WindowRow *) lfirst(lc);
+		ObStore    *s = onboarding_store(r->k.which);
+		WindowRow  *w = window_row(s, r->k.provider, r->k.key, true);
+
+		w->row = r->row;
+		window_set(s, w, r->values, r->nulls);
+		w->dirty = true;
+	}
+	list_free_deep(window_restored);
+	window_restored = NIL;
+
+	if (store.window != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		WindowRow  *w;
+
+		hash_seq_init(&seq, store.window);
+		while ((w = (WindowRow *) hash_seq_search(&seq)) != NULL)
+			if (w->dirty)
+				store_write(store.tables[w->k.which], &w->row, w->values, w->nulls);
+		MemoryContextDelete(store.window_cxt);
+		store.window_cxt = NULL;
+		store.window = NULL;
+	}
+	if (close && window_saves == NIL)
+		store_close(false);
+}
+
+/*
+ * Subtransactions.  Rows a subtransaction writes are undone when it rolls
+ * back, so the window must not hold the newer version of a row across its
+ * start: the window is flushed when one begins (the writes then belong to
+ * it), and what the window held is kept, to be written again if it rolls
+ * back.  Whatever the window got inside a rolled-back subtransaction is
+ * forgotten.
+ */
+static void
+store_subxact(SubXactEvent event, SubTransactionId mySubid,
+			  SubTransactionId parentSubid, void *arg)
+{
+	WindowSave *save = window_saves ? (WindowSave *) linitial(window_saves) : NULL;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (store.window != NULL)
+			{
+				HASH_SEQ_STATUS seq;
+				WindowRow  *w;
+				MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+				save = palloc0(sizeof(WindowSave));
+				save->subid = mySubid;
+				hash_seq_init(&seq, store.window);
+				while ((w = (WindowRow *) hash_seq_search(&seq)) != NULL)
+				{
+					WindowRow  *copy;
+					int			natts;
+
+					if (!w->dirty)
+						continue;
+					natts = RelationGetDescr(store.tables[w->k.which]->rel)->natts;
+					copy = palloc(sizeof(WindowRow));
+					*copy = *w;
+					copy->k.key = pstrdup(w->k.key);
+					copy->values = palloc(natts * sizeof(Datum));
+					copy->nulls = palloc(natts * sizeof(bool));
+					window_get(store.tables[w->k.which], w, copy->values, copy->nulls);
+					save->rows = lappend(save->rows, copy);
+				}
+				window_saves = lcons(save, window_saves);
+				MemoryContextSwitchTo(old);
+				onboarding_store_flush(false);
+			}
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			if (save != NULL && save->subid == mySubid)
+				window_saves = list_delete_first(window_saves);
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (store.window != NULL)
+			{
+				MemoryContextDelete(store.window_cxt);
+				store.window_cxt = NULL;
+				store.window = NULL;
+			}
+			if (save != NULL && save->subid == mySubid)
+			{
+				window_restored = list_concat(window_restored, save->rows);
+				window_saves = list_delete_first(window_saves);
+			}
+			break;
+		default:
+			break;
+	}
+}
+
 /* Remember where a row is and whether this transaction wrote it. */
 static void
 store_remember(ObStoreRow *row, HeapTuple tuple)
@@ -243,9 +538,12 @@ store_remember(ObStoreRow *row, HeapTuple tuple)
 
 /*
  * Find the row of (provider, key) and copy it into values/nulls (allocated
- * by the caller, natts long).  With lock, under a dirty snapshot, waiting
- * for whoever inserts or deletes it, and lock it; without, as the active
+ * by the caller, natts long).  With lock: from the window if it is there
+ * (then it is ours already); else under a dirty snapshot, waiting for
+ * whoever inserts or deletes it, and lock it.  Without lock: as the active
  * snapshot sees it (explain()).  Returns false when there is no such row.
+ * The scratch slot holds a buffer pin only between two lines below, never
+ * across a wait.
  */
 bool
 onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool lock,
@@ -254,13 +552,23 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 	SnapshotData dirty;
 	Snapshot	snapshot;
 	ScanKeyData skey[2];
-	text	   *keytext = cstring_to_text(key);
+	Oid			provider_oid = onboarding_provider_oid(provider);
+	text	   *keytext;
+	WindowRow  *w;
 
+	if (lock && (w = window_row(s, provider_oid, key, false)) != NULL)
+	{
+		window_get(s, w, values, nulls);
+		*row = w->row;
+		return true;
+	}
+
+	keytext = cstring_to_text(key);
 	InitDirtySnapshot(dirty);
 	snapshot = lock ? &dirty : GetActiveSnapshot();
 	ScanKeyEntryInitialize(&skey[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   s->pkey->rd_indcollation[0], F_ENUM_EQ,
-						   ObjectIdGetDatum(onboarding_provider_oid(provider)));
+						   ObjectIdGetDatum(provider_oid));
 	ScanKeyEntryInitialize(&skey[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   s->pkey->rd_indcollation[1], F_TEXTEQ, PointerGetDatum(keytext));
 
@@ -268,53 +576,59 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 	{
 		IndexScanDesc scan;
 		TransactionId xwait = InvalidTransactionId;
-		bool		found;
+		HeapTuple	tuple = NULL;
 		TM_FailureData tmfd;
 		TM_Result	res;
-		bool		should_free;
-		HeapTuple	tuple;
 
 		scan = index_beginscan(s->rel, s->pkey, snapshot, 2, 0);
 		index_rescan(scan, skey, 2, NULL, 0);
-		found = index_getnext_slot(scan, ForwardScanDirection, s->slot);
-		if (found && lock)
-			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		if (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+		{
+			tuple = ExecCopySlotHeapTuple(s->slot);
+			ExecClearTuple(s->slot);
+			if (lock)
+				xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		}
 		index_endscan(scan);
 
-		if (!found)
+		if (tuple == NULL)
 		{
-			ExecClearTuple(s->slot);
 			pfree(keytext);
 			return false;
 		}
 		if (TransactionIdIsValid(xwait))
 		{
 			/* being inserted or deleted by another transaction: wait, look again */
-			ExecClearTuple(s->slot);
+			heap_freetuple(tuple);
 			XactLockTableWait(xwait, NULL, NULL, XLTW_None);
 			continue;
 		}
 
-		tuple = ExecFetchSlotHeapTuple(s->slot, false, &should_free);
 		store_remember(row, tuple);
 		if (lock && !row->ours)
 		{
 			res = table_tuple_lock(s->rel, &row->tid, InvalidSnapshot, s->slot,
 								   GetCurrentCommandId(false), LockTupleExclusive,
 								   LockWaitBlock, 0, &tmfd);
+			heap_freetuple(tuple);
+			tuple = NULL;
+			if (res == TM_Ok)
+				tuple = ExecCopySlotHeapTuple(s->slot);
+			ExecClearTuple(s->slot);
 			if (res == TM_Updated || res == TM_Deleted)
-			{
-				/* changed by a transaction that committed meanwhile: look again */
-				ExecClearTuple(s->slot);
-				continue;
-			}
+				continue;		/* changed by a transaction that committed meanwhile */
 			if (res != TM_Ok)
 				elog(ERROR, "could not lock a row of onboarding.%s (%d)",
 					 RelationGetRelationName(s->rel), (int) res);
-			tuple = ExecFetchSlotHeapTuple(s->slot, false, &should_free);
 		}
 		heap_deform_tuple(tuple, RelationGetDescr(s->rel), values, nulls);
-		/* by-reference values point into the buffer: copy them out */
+		if (lock)
+		{
+			w = window_row(s, provider_oid, key, true);
+			w->row = *row;
+			window_set(s, w, values, nulls);
+		}
+		/* by-reference values point into the tuple: copy them out */
 		for (int i = 0; i < RelationGetDescr(s->rel)->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(s->rel), i);
@@ -322,9 +636,7 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 			if (!nulls[i] && !att->attbyval)
 				values[i] = datumCopy(values[i], false, att->attlen);
 		}
-		if (should_free)
-			heap_freetuple(tuple);
-		ExecClearTuple(s->slot);
+		heap_freetuple(tuple);
 		pfree(keytext);
 		return true;
 	}
@@ -355,6 +667,7 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	EState	   *estate = store.estate;
 	TupleTableSlot *slot = store_fill(s, values, nulls);
 	CommandId	cid = GetCurrentCommandId(true);
+	WindowRow  *w;
 
 	for (;;)
 	{
@@ -385,6 +698,9 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	row->ours = true;
 	row->cmin = cid;
 	ExecClearTuple(slot);
+	w = window_row_of(s, values, true);
+	w->row = *row;
+	window_set(s, w, values, nulls);
 	return true;
 }
 
@@ -400,9 +716,9 @@ store_command_for(ObStoreRow *row)
 	return GetCurrentCommandId(true);
 }
 
-/* Replace a row found (and locked) or created before. */
-void
-onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
+/* Write a row's new version to its table. */
+static void
+store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 {
 	TupleTableSlot *slot = store_fill(s, values, nulls);
 	CommandId	cid = store_command_for(row);
@@ -425,14 +741,39 @@ onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 	ExecClearTuple(slot);
 }
 
-/* Delete a row found (and locked) or created before. */
+/*
+ * Replace a row found (and locked) or created before: in the window only;
+ * the table gets the row's last version at the next flush.
+ */
 void
-onboarding_store_delete(ObStore *s, ObStoreRow *row)
+onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 {
-	CommandId	cid = store_command_for(row);
+	WindowRow  *w = window_row_of(s, values, true);
+
+	if (!ItemPointerIsValid(&w->row.tid))
+		w->row = *row;
+	window_set(s, w, values, nulls);
+	w->dirty = true;
+	*row = w->row;
+}
+
+/* Delete a row found (and locked) or created before (values: its key). */
+void
+onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
+{
+	WindowRow  *w = window_row_of(s, values, false);
+	CommandId	cid;
 	TM_FailureData tmfd;
 	TM_Result	res;
 
+	if (w != NULL)
+	{
+		WindowKey	k = w->k;
+
+		*row = w->row;
+		hash_search(store.window, &k, HASH_REMOVE, NULL);
+	}
+	cid = store_command_for(row);
 	res = table_tuple_delete(s->rel, &row->tid, cid, InvalidSnapshot, InvalidSnapshot,
 							 true, &tmfd, false);
 	if (res != TM_Ok)
