@@ -341,7 +341,7 @@ window_row(ObStore *s, Oid provider, const char *key, bool create)
 		ctl.hash = window_hash;
 		ctl.match = window_match;
 		ctl.hcxt = store.window_cxt;
-		store.window = hash_create("onboarding window", 1024, &ctl,
+		store.window = hash_create("onboarding window", 256, &ctl,
 								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	}
 	w = hash_search(store.window, &k, create ? HASH_ENTER : HASH_FIND, &found);
