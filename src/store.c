@@ -659,7 +659,9 @@ store_fill(ObStore *s, Datum *values, bool *nulls)
 /*
  * Create a row, unless its key exists (then false: find and lock that one
  * instead).  The insertion is speculative, as for ON CONFLICT DO NOTHING,
- * so that two sessions creating the same key never fail.
+ * so that two sessions creating the same key never fail.  The caller has
+ * just looked for the key, so unlike ON CONFLICT there is no look before
+ * the insertion: a conflict is found by the primary key's own insertion.
  */
 bool
 onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
@@ -667,32 +669,24 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	EState	   *estate = store.estate;
 	TupleTableSlot *slot = store_fill(s, values, nulls);
 	CommandId	cid = GetCurrentCommandId(true);
+	uint32		token;
+	bool		spec_conflict = false;
+	List	   *recheck;
 	WindowRow  *w;
 
-	for (;;)
+	token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+	table_tuple_insert_speculative(s->rel, slot, cid, 0, NULL, token);
+	recheck = ExecInsertIndexTuples(s->rri, slot, estate, false, true,
+									&spec_conflict, s->arbiter);
+	table_tuple_complete_speculative(s->rel, slot, token, !spec_conflict);
+	SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+	list_free(recheck);
+	ResetPerTupleExprContext(estate);
+	if (spec_conflict)
 	{
-		ItemPointerData conflict;
-		uint32		token;
-		bool		spec_conflict = false;
-		List	   *recheck;
-
-		if (!ExecCheckIndexConstraints(s->rri, slot, estate, &conflict, s->arbiter))
-		{
-			ExecClearTuple(slot);
-			ResetPerTupleExprContext(estate);
-			return false;
-		}
-		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
-		table_tuple_insert_speculative(s->rel, slot, cid, 0, NULL, token);
-		recheck = ExecInsertIndexTuples(s->rri, slot, estate, false, true,
-										&spec_conflict, s->arbiter);
-		table_tuple_complete_speculative(s->rel, slot, token, !spec_conflict);
-		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
-		list_free(recheck);
-		ResetPerTupleExprContext(estate);
-		if (!spec_conflict)
-			break;
-		/* lost a race for the key: check again (and wait for the winner) */
+		/* lost a race for the key: the caller finds (and waits for) the winner */
+		ExecClearTuple(slot);
+		return false;
 	}
 	row->tid = slot->tts_tid;
 	row->ours = true;
