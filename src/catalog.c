@@ -116,6 +116,7 @@ onboarding_inbox_oids(void)
 		fresh.hash_index = onboarding_relation_oid("inbox_body_hash_idx");
 		fresh.pkey_index = onboarding_relation_oid("inbox_pkey");
 		fresh.id_sequence = onboarding_relation_oid("inbox_id_seq");
+		fresh.history_sequence = onboarding_relation_oid("history_id_seq");
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(fresh.inbox));
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for relation %u", fresh.inbox);

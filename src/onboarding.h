@@ -261,6 +261,7 @@ typedef struct ObInboxOids
 	Oid			hash_index;		/* onboarding.inbox_body_hash_idx */
 	Oid			pkey_index;		/* onboarding.inbox_pkey */
 	Oid			id_sequence;	/* the identity sequence of inbox.id */
+	Oid			history_sequence;	/* the identity sequence of history.id */
 	Oid			owner;			/* the role derivations run as */
 } ObInboxOids;
 

@@ -43,7 +43,6 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -223,7 +222,7 @@ store_open_one(ObStoreId which)
 	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
 	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_HISTORY)
-		s->sequence = getIdentitySequence(s->relid, 1, false);
+		s->sequence = onboarding_inbox_oids()->history_sequence;
 	return s;
 }
 
@@ -778,7 +777,8 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 
 /*
  * Append a row to a table that is only ever appended to (history): its
- * first column takes the next value of its identity sequence.
+ * first column takes the next value of its identity sequence
+ * (onboarding.history_id_seq).
  */
 void
 onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
