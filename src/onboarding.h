@@ -324,10 +324,10 @@ typedef struct ObSpiFrame
 {
 	Oid			saved_userid;
 	int			saved_sec;
-	int			guc_nestlevel;	/* undoes the pinned search_path; 0: not pinned */
+	int			guc_nestlevel;	/* undoes the pinned search_path */
 } ObSpiFrame;
 
-extern void onboarding_spi_connect(ObSpiFrame *frame, bool pin_search_path);
+extern void onboarding_spi_connect(ObSpiFrame *frame);
 extern void onboarding_spi_finish(ObSpiFrame *frame);
 extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtypes);
 

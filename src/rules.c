@@ -175,7 +175,7 @@ rules_load(void)
 	cache = MemoryContextAllocZero(cxt, sizeof(RuleCache));
 	cache->context = cxt;
 
-	onboarding_spi_connect(&spi, true);
+	onboarding_spi_connect(&spi);
 	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label"
 					"  FROM onboarding.status_map", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read onboarding.status_map");

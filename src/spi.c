@@ -5,19 +5,13 @@
  *		fixed search_path.
  *
  * Deliveries arrive from roles that may only INSERT into the inbox, yet
- * deriving state writes tables those roles must not touch.  As core's
- * ri_triggers.c does, the pipeline runs its queries as the owner of the
- * inbox, so nothing the caller's search_path names may end up in them: a
- * cached plan is analysed again whenever the search_path differs from the
- * one it was made under.  Two defences, by path:
- *
- *	- the per-delivery queries of derive.c name every table, type and
- *	  operator with its schema (OPERATOR(pg_catalog.=)), as ri_triggers.c
- *	  does, so that their analysis does not depend on the search_path;
- *	- everything else (loading the rules, rebuild(), force_status())
- *	  connects with the search_path pinned to pg_catalog, pg_temp, undone
- *	  by onboarding_spi_finish() or by the transaction's abort.  Pinning costs a
- *	  GUC change, which the hot path avoids.
+ * deriving state writes tables those roles must not touch.  The hot path
+ * (store.c) uses no SQL at all.  What SQL the pipeline runs (loading the
+ * rules, rebuild(), force_status()) runs, as core's ri_triggers.c does, as
+ * the owner of the inbox, with search_path pinned to pg_catalog, pg_temp
+ * (undone by onboarding_spi_finish() or by the transaction's abort), and
+ * names every table, type and operator with its schema: nothing the
+ * caller's search_path names can end up in a query.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,25 +21,21 @@
 #include "utils/guc.h"
 
 /*
- * Connect to SPI and become the extension's owner until onboarding_spi_finish();
- * with pin_search_path, also set search_path to pg_catalog, pg_temp.  The
- * caller keeps the frame (on its stack): after an error, the (sub)
- * transaction's abort restores the user and the GUC nesting by itself, so
- * nothing here is left behind.
+ * Connect to SPI, become the extension's owner and set search_path to
+ * pg_catalog, pg_temp until onboarding_spi_finish().  The caller keeps the
+ * frame (on its stack): after an error, the (sub)transaction's abort
+ * restores the user and the GUC nesting by itself, so nothing here is left
+ * behind.
  */
 void
-onboarding_spi_connect(ObSpiFrame *frame, bool pin_search_path)
+onboarding_spi_connect(ObSpiFrame *frame)
 {
 	GetUserIdAndSecContext(&frame->saved_userid, &frame->saved_sec);
 	SetUserIdAndSecContext(onboarding_inbox_oids()->owner,
 						   frame->saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
-	frame->guc_nestlevel = 0;
-	if (pin_search_path)
-	{
-		frame->guc_nestlevel = NewGUCNestLevel();
-		(void) set_config_option("search_path", "pg_catalog, pg_temp",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	}
+	frame->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -56,8 +46,7 @@ onboarding_spi_finish(ObSpiFrame *frame)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
-	if (frame->guc_nestlevel > 0)
-		AtEOXact_GUC(true, frame->guc_nestlevel);
+	AtEOXact_GUC(true, frame->guc_nestlevel);
 	SetUserIdAndSecContext(frame->saved_userid, frame->saved_sec);
 }
 

@@ -236,7 +236,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
-	onboarding_spi_connect(&spi, true);
+	onboarding_spi_connect(&spi);
 	onboarding_set_forcing(true);
 	PG_TRY();
 	{
@@ -427,7 +427,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 
 	/* write what this transaction's window holds, and let go of the tables */
 	onboarding_store_flush(true);
-	onboarding_spi_connect(&spi, true);
+	onboarding_spi_connect(&spi);
 	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty the state tables");
