@@ -217,9 +217,12 @@ onboarding_status_from_oid(ObGraph graph, Oid label)
 	return NULL;
 }
 
-/* Attribute number of a column by name; error if it is missing. */
-static AttrNumber
-catalog_attnum(TupleDesc desc, const char *name)
+/*
+ * Attribute number of a column of one of the extension's tables (named for
+ * the message); error if it is missing.
+ */
+AttrNumber
+onboarding_attnum(TupleDesc desc, const char *table, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -230,7 +233,7 @@ catalog_attnum(TupleDesc desc, const char *name)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("column \"%s\" of onboarding.inbox does not exist", name),
+			 errmsg("column \"%s\" of onboarding.%s does not exist", name, table),
 			 errhint("The extension's objects are damaged; reinstall the extension.")));
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
@@ -239,19 +242,19 @@ catalog_attnum(TupleDesc desc, const char *name)
 void
 onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
 {
-	atts->id = catalog_attnum(desc, "id");
-	atts->received_at = catalog_attnum(desc, "received_at");
-	atts->provider = catalog_attnum(desc, "provider");
-	atts->payload = catalog_attnum(desc, "payload");
-	atts->raw = catalog_attnum(desc, "raw");
-	atts->headers = catalog_attnum(desc, "headers");
-	atts->event_type = catalog_attnum(desc, "event_type");
-	atts->subject = catalog_attnum(desc, "subject");
-	atts->status_raw = catalog_attnum(desc, "status_raw");
-	atts->event_at = catalog_attnum(desc, "event_at");
-	atts->outcome = catalog_attnum(desc, "outcome");
-	atts->detail = catalog_attnum(desc, "detail");
-	atts->body_hash = catalog_attnum(desc, "body_hash");
-	atts->duplicate_of = catalog_attnum(desc, "duplicate_of");
-	atts->forced_by = catalog_attnum(desc, "forced_by");
+	atts->id = onboarding_attnum(desc, "inbox", "id");
+	atts->received_at = onboarding_attnum(desc, "inbox", "received_at");
+	atts->provider = onboarding_attnum(desc, "inbox", "provider");
+	atts->payload = onboarding_attnum(desc, "inbox", "payload");
+	atts->raw = onboarding_attnum(desc, "inbox", "raw");
+	atts->headers = onboarding_attnum(desc, "inbox", "headers");
+	atts->event_type = onboarding_attnum(desc, "inbox", "event_type");
+	atts->subject = onboarding_attnum(desc, "inbox", "subject");
+	atts->status_raw = onboarding_attnum(desc, "inbox", "status_raw");
+	atts->event_at = onboarding_attnum(desc, "inbox", "event_at");
+	atts->outcome = onboarding_attnum(desc, "inbox", "outcome");
+	atts->detail = onboarding_attnum(desc, "inbox", "detail");
+	atts->body_hash = onboarding_attnum(desc, "inbox", "body_hash");
+	atts->duplicate_of = onboarding_attnum(desc, "inbox", "duplicate_of");
+	atts->forced_by = onboarding_attnum(desc, "inbox", "forced_by");
 }

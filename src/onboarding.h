@@ -271,6 +271,7 @@ extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
 extern Oid	onboarding_provider_oid(ObProvider provider);
 extern ObProvider onboarding_provider_from_oid(Oid label);
 extern Oid	onboarding_outcome_oid(ObOutcome outcome);
+extern AttrNumber onboarding_attnum(TupleDesc desc, const char *table, const char *name);
 extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
 extern Oid	onboarding_relation_oid(const char *name);
 

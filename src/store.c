@@ -8,7 +8,7 @@
  * A delivery writes a row or two and a history row.  Through SPI each of
  * those writes is a whole statement (executor start-up, a plan check, a
  * projection, a command-counter increment), which cost five times the
- * write itself.  Here a state table is opened once per transaction, with
+ * write itself.  Here a state table is opened once per statement, with
  * its indexes, and a row is reached through its primary key:
  *
  *	- find: an index scan of (provider, key) under a dirty snapshot, waiting
@@ -18,17 +18,22 @@
  *	- create: a speculative insertion, as INSERT ... ON CONFLICT DO NOTHING
  *	  does it; when another session created the key first, the caller finds
  *	  and locks that row instead.
- *	- update, delete: of a row found or created, with its index entries.
+ *	- update: into the window (below); delete: of a row found or created.
  *	- append: a history row, with its identity taken from its sequence.
  *
- * Visibility inside the transaction.  A row written by the current command
- * cannot be written again by it; the command counter is advanced only when
- * that is about to happen, not after every write, so a long COPY uses few
- * command ids and keeps few combo command ids in memory.
+ * The window.  Rows found, created or updated by a statement stay in memory
+ * (at most OB_WINDOW_ROWS), and an update changes only the window's copy;
+ * onboarding_store_flush() writes each changed row once, at the end of the
+ * statement (the inbox's statement trigger), when the window is full,
+ * before commit and in rebuild().  A row written by the current command
+ * cannot be written again by it, so the command counter is advanced only
+ * when that is about to happen: a long COPY uses few command ids and keeps
+ * few combo command ids in memory.  Subtransactions: see store_subxact().
  *
  * Triggers, rules and constraints a user adds to these tables do not run
  * for the pipeline's writes (README, "Writing to state tables").  Relations
- * are opened under the top transaction's resource owner and closed before
+ * are opened under the top transaction's resource owner, so that they
+ * outlive subtransactions, and closed at the end of the statement or before
  * commit; a change to one of them (DDL in the same transaction) makes the
  * next delivery open them again.
  *
@@ -47,7 +52,6 @@
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "parser/parse_relation.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -227,9 +231,9 @@ store_open_one(ObStoreId which)
 }
 
 /*
- * One of the pipeline's tables, opened on first use in the transaction (in
- * a context of its own, under the top transaction's resource owner, so that
- * it outlives statements and subtransactions).
+ * One of the pipeline's tables, opened on first use in the statement (in a
+ * context of its own, under the top transaction's resource owner, so that
+ * it outlives subtransactions).
  */
 ObStore *
 onboarding_store(ObStoreId which)
@@ -799,13 +803,5 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 AttrNumber
 onboarding_store_attnum(ObStore *s, const char *name)
 {
-	AttrNumber	attnum = attnameAttNum(s->rel, name, false);
-
-	if (attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of onboarding.%s does not exist", name,
-						RelationGetRelationName(s->rel)),
-				 errhint("The extension's objects are damaged; reinstall the extension.")));
-	return attnum;
+	return onboarding_attnum(RelationGetDescr(s->rel), RelationGetRelationName(s->rel), name);
 }
