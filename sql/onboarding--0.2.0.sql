@@ -1,0 +1,1017 @@
+/*
+ * onboarding 0.2.0 — install script.
+ *
+ * Every delivery is INSERTed into onboarding.inbox; a C trigger parses it,
+ * detects the provider and event, and derives the state tables.  Provider
+ * knowledge (status vocabularies, transition graphs) lives in the rule
+ * tables at the end of this file.
+ */
+
+\echo Use "CREATE EXTENSION onboarding" to load this file. \quit
+
+-- Providers send UTF-8 JSON, \u escapes included; jsonb can hold them only
+-- in a UTF8 database.
+DO $$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() <> 'UTF8' THEN
+        RAISE EXCEPTION 'onboarding needs a database with encoding UTF8, not %',
+                        pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8''.';
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Enums (labels and order are contract)
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE onboarding.provider AS ENUM ('celcoin', 'qitech', 'fitbank');
+
+CREATE TYPE onboarding.outcome AS ENUM
+    ('applied', 'duplicate', 'stale', 'illegal_transition', 'unrecognized', 'invalid');
+
+CREATE TYPE onboarding.account_status AS ENUM
+    ('requested', 'in_analysis', 'pending_data', 'created', 'limited', 'active',
+     'blocked', 'closing', 'closed', 'rejected', 'failed');
+
+CREATE TYPE onboarding.proposal_status AS ENUM
+    ('created', 'pending', 'in_analysis', 'pending_data', 'approved', 'rejected',
+     'expired', 'account_created', 'account_error');
+
+CREATE TYPE onboarding.check_status AS ENUM
+    ('created', 'pending', 'processing', 'approved', 'rejected');
+
+CREATE TYPE onboarding.document_status AS ENUM
+    ('sent', 'awaiting_validation', 'resubmitted', 'typified', 'validated', 'invalid',
+     'disapproved', 'expired', 'error', 'inexistent', 'suspended');
+
+CREATE TYPE onboarding.document_type AS ENUM
+    ('identity_front', 'cpf', 'proof_of_address', 'cnh', 'cnpj', 'contract',
+     'power_of_attorney', 'identity_back', 'identity', 'kyc_report', 'selfie',
+     'election_minutes', 'cnh_back', 'other');
+
+CREATE TYPE onboarding.closure_status AS ENUM
+    ('created', 'processing', 'pending', 'error', 'disapproved', 'approved', 'automatic');
+
+-- ---------------------------------------------------------------------------
+-- onboarding.taxid: CPF or CNPJ (alphanumeric CNPJ included), stored as int8
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE onboarding.taxid;
+
+CREATE FUNCTION onboarding.taxid_in(cstring) RETURNS onboarding.taxid
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_in'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION onboarding.taxid_out(onboarding.taxid) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_out'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION onboarding.taxid_recv(internal) RETURNS onboarding.taxid
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_recv'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION onboarding.taxid_send(onboarding.taxid) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_send'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE onboarding.taxid (
+    INPUT = onboarding.taxid_in,
+    OUTPUT = onboarding.taxid_out,
+    RECEIVE = onboarding.taxid_recv,
+    SEND = onboarding.taxid_send,
+    LIKE = pg_catalog.int8
+);
+
+COMMENT ON TYPE onboarding.taxid IS
+    'Brazilian taxpayer number: CPF (11 digits) or CNPJ (14 characters, alphanumeric allowed)';
+
+CREATE FUNCTION onboarding.taxid_eq(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_ne(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_lt(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_le(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_gt(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_ge(onboarding.taxid, onboarding.taxid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_cmp(onboarding.taxid, onboarding.taxid) RETURNS integer
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_hash(onboarding.taxid) RETURNS integer
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION onboarding.taxid_hash_extended(onboarding.taxid, bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+
+CREATE OPERATOR onboarding.= (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_eq,
+    COMMUTATOR = OPERATOR(onboarding.=), NEGATOR = OPERATOR(onboarding.<>),
+    RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES
+);
+CREATE OPERATOR onboarding.<> (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_ne,
+    COMMUTATOR = OPERATOR(onboarding.<>), NEGATOR = OPERATOR(onboarding.=),
+    RESTRICT = neqsel, JOIN = neqjoinsel
+);
+CREATE OPERATOR onboarding.< (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_lt,
+    COMMUTATOR = OPERATOR(onboarding.>), NEGATOR = OPERATOR(onboarding.>=),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+CREATE OPERATOR onboarding.<= (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_le,
+    COMMUTATOR = OPERATOR(onboarding.>=), NEGATOR = OPERATOR(onboarding.>),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+CREATE OPERATOR onboarding.> (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_gt,
+    COMMUTATOR = OPERATOR(onboarding.<), NEGATOR = OPERATOR(onboarding.<=),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+CREATE OPERATOR onboarding.>= (
+    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_ge,
+    COMMUTATOR = OPERATOR(onboarding.<=), NEGATOR = OPERATOR(onboarding.<),
+    RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+
+CREATE OPERATOR CLASS onboarding.taxid_ops
+    DEFAULT FOR TYPE onboarding.taxid USING btree AS
+        OPERATOR 1 onboarding.<,
+        OPERATOR 2 onboarding.<=,
+        OPERATOR 3 onboarding.=,
+        OPERATOR 4 onboarding.>=,
+        OPERATOR 5 onboarding.>,
+        FUNCTION 1 onboarding.taxid_cmp(onboarding.taxid, onboarding.taxid);
+
+CREATE OPERATOR CLASS onboarding.taxid_hash_ops
+    DEFAULT FOR TYPE onboarding.taxid USING hash AS
+        OPERATOR 1 onboarding.=,
+        FUNCTION 1 onboarding.taxid_hash(onboarding.taxid),
+        FUNCTION 2 onboarding.taxid_hash_extended(onboarding.taxid, bigint);
+
+CREATE CAST (text AS onboarding.taxid) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (onboarding.taxid AS text) WITH INOUT AS ASSIGNMENT;
+
+CREATE FUNCTION onboarding.taxid_format(onboarding.taxid) RETURNS text
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_format'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_format(onboarding.taxid) IS
+    'masked form: 000.000.000-00 or XX.XXX.XXX/XXXX-DD';
+
+CREATE FUNCTION onboarding.taxid_kind(onboarding.taxid) RETURNS text
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_kind'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_kind(onboarding.taxid) IS 'cpf or cnpj';
+
+CREATE FUNCTION onboarding.taxid_is_valid(text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_is_valid'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_is_valid(text) IS
+    'true when the text is a valid CPF or CNPJ; never raises';
+
+CREATE FUNCTION onboarding.taxid_normalize(text) RETURNS onboarding.taxid
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_normalize'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_normalize(text) IS
+    'the taxid, or NULL when the text is not a valid CPF or CNPJ';
+
+CREATE FUNCTION onboarding.taxid_problem(text) RETURNS text
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_problem'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_problem(text) IS
+    'why the text is not a valid CPF or CNPJ, or NULL when it is';
+
+-- ---------------------------------------------------------------------------
+-- The inbox: every delivery, append-only
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE onboarding.inbox (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    provider     onboarding.provider,
+    payload      jsonb,
+    raw          text,
+    headers      jsonb,
+    event_type   text,
+    subject      text,
+    status_raw   text,
+    event_at     timestamptz,
+    outcome      onboarding.outcome NOT NULL,
+    detail       text,
+    body_hash    bigint,
+    duplicate_of bigint,
+    forced_by    text,
+    CONSTRAINT inbox_has_body CHECK (payload IS NOT NULL OR raw IS NOT NULL)
+);
+
+COMMENT ON TABLE onboarding.inbox IS 'every delivery, stored forever with what ingestion made of it';
+COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for duplicate detection';
+COMMENT ON COLUMN onboarding.inbox.duplicate_of IS 'id of the first delivery with the same provider and body';
+COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this override through force_status()';
+
+-- first deliveries only: the candidates duplicate detection compares against
+CREATE INDEX inbox_body_hash_idx ON onboarding.inbox (body_hash)
+    WHERE duplicate_of IS NULL AND body_hash IS NOT NULL;
+-- deliveries that changed nothing, by subject: what timeline() shows besides
+-- history (partial, so that most deliveries add no entry)
+CREATE INDEX inbox_subject_idx ON onboarding.inbox (provider, subject)
+    WHERE outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
+
+CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
+CREATE FUNCTION onboarding.inbox_before_update() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_before_update' LANGUAGE C;
+CREATE FUNCTION onboarding.inbox_after_insert() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_after_insert' LANGUAGE C;
+CREATE FUNCTION onboarding.inbox_refuse_delete() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_refuse_delete' LANGUAGE C;
+
+CREATE TRIGGER inbox_pipeline BEFORE INSERT ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_insert();
+-- the statement's state rows reach their tables (see store.c)
+CREATE TRIGGER inbox_settle AFTER INSERT ON onboarding.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_after_insert();
+CREATE TRIGGER inbox_immutable BEFORE UPDATE ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_update();
+CREATE TRIGGER inbox_no_delete BEFORE DELETE ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_refuse_delete();
+CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete();
+
+SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- State tables (derived; applications read them, the extension writes them)
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE onboarding.account (
+    provider          onboarding.provider NOT NULL,
+    account_key       text NOT NULL,
+    status            onboarding.account_status NOT NULL,
+    provider_status   text,
+    enabled           boolean,
+    tax_id            onboarding.taxid,
+    tax_id_raw        text,
+    holder_name       text,
+    bank              text,
+    branch            text,
+    number            text,
+    digit             text,
+    reason            text,
+    partner_id        text,
+    business_unit_id  text,
+    first_event_at    timestamptz,
+    last_event_at     timestamptz,
+    last_inbox_id     bigint NOT NULL,
+    last_seen_id      bigint NOT NULL,
+    PRIMARY KEY (provider, account_key)
+) WITH (fillfactor = 85);
+
+CREATE TABLE onboarding.proposal (
+    provider          onboarding.provider NOT NULL,
+    proposal_key      text NOT NULL,
+    status            onboarding.proposal_status,
+    provider_status   text,
+    background_check  onboarding.check_status,
+    documentscopy     onboarding.check_status,
+    status_at         timestamptz,
+    background_check_at timestamptz,
+    documentscopy_at  timestamptz,
+    flow              smallint,
+    client_code       text,
+    tax_id            onboarding.taxid,
+    tax_id_raw        text,
+    person_type       text,
+    account_key       text,
+    message           text,
+    accounts_key      jsonb,
+    partner_id        text,
+    business_unit_id  text,
+    first_event_at    timestamptz,
+    last_event_at     timestamptz,
+    last_inbox_id     bigint NOT NULL,
+    last_seen_id      bigint NOT NULL,
+    PRIMARY KEY (provider, proposal_key)
+) WITH (fillfactor = 85);
+COMMENT ON COLUMN onboarding.proposal.status_at IS
+    'provider time of the event that set status (each check has its own: Celcoin runs them in parallel)';
+COMMENT ON COLUMN onboarding.proposal.flow IS
+    'Celcoin: 1 when the background check came first, 2 when documentscopy did';
+COMMENT ON COLUMN onboarding.proposal.status IS
+    'NULL while the proposal is known only through checks that do not move it';
+
+CREATE TABLE onboarding.document (
+    provider          onboarding.provider NOT NULL,
+    document_key      text NOT NULL,
+    status            onboarding.document_status NOT NULL,
+    provider_status   text,
+    document_type     onboarding.document_type,
+    document_type_raw text,
+    signer            boolean,
+    account_key       text,
+    tax_id            onboarding.taxid,
+    tax_id_raw        text,
+    file_name         text,
+    url               text,
+    expires_at        timestamptz,
+    reason            text,
+    message           text,
+    partner_id        text,
+    business_unit_id  text,
+    first_event_at    timestamptz,
+    last_event_at     timestamptz,
+    last_inbox_id     bigint NOT NULL,
+    last_seen_id      bigint NOT NULL,
+    PRIMARY KEY (provider, document_key)
+) WITH (fillfactor = 85);
+
+CREATE TABLE onboarding.closure (
+    provider          onboarding.provider NOT NULL,
+    account_key       text NOT NULL,
+    status            onboarding.closure_status NOT NULL,
+    provider_status   text,
+    message           text,
+    partner_id        text,
+    business_unit_id  text,
+    first_event_at    timestamptz,
+    last_event_at     timestamptz,
+    last_inbox_id     bigint NOT NULL,
+    last_seen_id      bigint NOT NULL,
+    PRIMARY KEY (provider, account_key)
+) WITH (fillfactor = 85);
+
+CREATE TABLE onboarding.history (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    provider     onboarding.provider NOT NULL,
+    entity       text NOT NULL,
+    entity_key   text NOT NULL,
+    from_status  text,
+    to_status    text NOT NULL,
+    event_at     timestamptz,
+    inbox_id     bigint NOT NULL,
+    reason       text
+);
+COMMENT ON COLUMN onboarding.history.reason IS 'the operator''s reason, for force_status() overrides';
+COMMENT ON COLUMN onboarding.history.entity IS
+    'account, proposal, document, closure, background_check or documentscopy';
+
+-- State is dumped with the inbox, so that a restore is exact and needs no
+-- replay: restored inbox rows keep their derived columns (see inbox.c).
+SELECT pg_catalog.pg_extension_config_dump('onboarding.account', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.proposal', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.document', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.closure', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
+
+CREATE INDEX account_tax_id_idx ON onboarding.account (tax_id);
+CREATE INDEX proposal_tax_id_idx ON onboarding.proposal (tax_id);
+CREATE INDEX document_tax_id_idx ON onboarding.document (tax_id);
+CREATE INDEX history_entity_idx ON onboarding.history (provider, entity, entity_key);
+
+CREATE FUNCTION onboarding.state_before_update() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_state_before_update' LANGUAGE C;
+
+CREATE TRIGGER account_transitions BEFORE UPDATE ON onboarding.account
+    FOR EACH ROW EXECUTE FUNCTION onboarding.state_before_update('account', 'account_key', 'status');
+CREATE TRIGGER proposal_transitions BEFORE UPDATE ON onboarding.proposal
+    FOR EACH ROW EXECUTE FUNCTION onboarding.state_before_update('proposal', 'proposal_key',
+        'status', 'background_check', 'documentscopy');
+CREATE TRIGGER document_transitions BEFORE UPDATE ON onboarding.document
+    FOR EACH ROW EXECUTE FUNCTION onboarding.state_before_update('document', 'document_key', 'status');
+CREATE TRIGGER closure_transitions BEFORE UPDATE ON onboarding.closure
+    FOR EACH ROW EXECUTE FUNCTION onboarding.state_before_update('closure', 'account_key', 'status');
+
+-- ---------------------------------------------------------------------------
+-- Rule tables: provider knowledge as data
+-- ---------------------------------------------------------------------------
+
+-- Is status a label of the enum of entity ('check' = background_check and documentscopy)?
+CREATE FUNCTION onboarding.is_status(entity text, status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE entity
+        WHEN 'account' THEN status = ANY (enum_range(NULL::onboarding.account_status)::text[])
+        WHEN 'proposal' THEN status = ANY (enum_range(NULL::onboarding.proposal_status)::text[])
+        WHEN 'document' THEN status = ANY (enum_range(NULL::onboarding.document_status)::text[])
+        WHEN 'closure' THEN status = ANY (enum_range(NULL::onboarding.closure_status)::text[])
+        WHEN 'check' THEN status = ANY (enum_range(NULL::onboarding.check_status)::text[])
+        WHEN 'background_check' THEN status = ANY (enum_range(NULL::onboarding.check_status)::text[])
+        WHEN 'documentscopy' THEN status = ANY (enum_range(NULL::onboarding.check_status)::text[])
+        ELSE false END
+    $$;
+
+CREATE TABLE onboarding.status_map (
+    provider    onboarding.provider NOT NULL,
+    event_type  text NOT NULL,
+    status_raw  text NOT NULL,
+    entity      text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
+                                                'background_check', 'documentscopy')),
+    status      text NOT NULL,
+    label       text,
+    shipped     boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (provider, event_type, status_raw, entity),
+    CONSTRAINT status_map_status_is_label CHECK (onboarding.is_status(entity, status))
+);
+COMMENT ON TABLE onboarding.status_map IS
+    'what each provider status means; Celcoin statuses upper case; status_raw * matches any';
+COMMENT ON COLUMN onboarding.status_map.label IS 'the provider''s own name for the status (provider_status)';
+
+CREATE TABLE onboarding.transition (
+    entity       text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure', 'check')),
+    provider     onboarding.provider,
+    from_status  text NOT NULL,
+    to_status    text NOT NULL,
+    shipped      boolean NOT NULL DEFAULT false,
+    CONSTRAINT transition_unique UNIQUE NULLS NOT DISTINCT (entity, provider, from_status, to_status),
+    CONSTRAINT transition_statuses_are_labels
+        CHECK (onboarding.is_status(entity, from_status) AND onboarding.is_status(entity, to_status)),
+    CONSTRAINT transition_moves CHECK (from_status <> to_status)
+);
+COMMENT ON TABLE onboarding.transition IS
+    'legal moves; provider NULL = every provider; entity check = background_check and documentscopy';
+
+CREATE FUNCTION onboarding.rules_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_rules_changed' LANGUAGE C;
+CREATE TRIGGER status_map_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.status_map FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER transition_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.transition FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+
+SELECT pg_catalog.pg_extension_config_dump('onboarding.status_map', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.transition', 'WHERE NOT shipped');
+
+-- What each provider status means (SPEC §5) -------------------------------
+
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status, label, shipped)
+SELECT 'qitech', e.event_type, m.status_raw, 'account', m.status, NULL, true
+  FROM (VALUES ('account_request.status_change'), ('account')) AS e (event_type)
+ CROSS JOIN (VALUES
+    ('pending_bacen_validation', 'requested'),
+    ('pending_kyc_analysis',     'in_analysis'),
+    ('pending_additional_data',  'pending_data'),
+    ('rejected',                 'rejected'),
+    ('account_rejected',         'rejected'),
+    ('account_opened',           'active')) AS m (status_raw, status);
+
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status, label, shipped) VALUES
+    ('fitbank', 'UpdateAccount', '0', 'account', 'created', 'Created', true),
+    ('fitbank', 'UpdateAccount', '1', 'account', 'limited', 'Limited', true),
+    ('fitbank', 'UpdateAccount', '2', 'account', 'active',  'Verified', true),
+    ('fitbank', 'UpdateAccount', '3', 'account', 'blocked', 'Blocked', true),
+    ('fitbank', 'UpdateAccount', '4', 'account', 'closed',  'Terminated', true),
+    ('fitbank', 'UpdatePersonDocument', '0',  'document', 'awaiting_validation', 'AwaitingValidation', true),
+    ('fitbank', 'UpdatePersonDocument', '1',  'document', 'validated',   'Validated', true),
+    ('fitbank', 'UpdatePersonDocument', '2',  'document', 'invalid',     'Invalid', true),
+    ('fitbank', 'UpdatePersonDocument', '3',  'document', 'expired',     'Expired', true),
+    ('fitbank', 'UpdatePersonDocument', '4',  'document', 'sent',        'Sent', true),
+    ('fitbank', 'UpdatePersonDocument', '5',  'document', 'resubmitted', 'Resubmitted', true),
+    ('fitbank', 'UpdatePersonDocument', '6',  'document', 'disapproved', 'Disapproved', true),
+    ('fitbank', 'UpdatePersonDocument', '7',  'document', 'error',       'Error', true),
+    ('fitbank', 'UpdatePersonDocument', '8',  'document', 'inexistent',  'Inexistent', true),
+    ('fitbank', 'UpdatePersonDocument', '9',  'document', 'suspended',   'Suspended', true),
+    ('fitbank', 'UpdatePersonDocument', '10', 'document', 'typified',    'TypificationResult', true),
+    ('fitbank', 'UpdatePersonCondition', '0', 'proposal', 'pending_data', 'DivergentInformation', true),
+    ('fitbank', 'UpdatePersonCondition', '1', 'proposal', 'rejected',     'Rejected', true),
+    ('fitbank', 'UpdatePersonCondition', '2', 'proposal', 'rejected',     'InternalDisapproved', true),
+    ('fitbank', 'UpdatePersonCondition', '3', 'proposal', 'expired',      'ExpiredDocumentation', true),
+    ('fitbank', 'UpdatePersonCondition', '4', 'proposal', 'approved',     'ApprovedCustomer', true),
+    ('fitbank', 'UpdateCloseAccount', '0', 'closure', 'created',     'Created', true),
+    ('fitbank', 'UpdateCloseAccount', '1', 'closure', 'processing',  'Processing', true),
+    ('fitbank', 'UpdateCloseAccount', '2', 'closure', 'error',       'Error', true),
+    ('fitbank', 'UpdateCloseAccount', '3', 'closure', 'pending',     'Pending', true),
+    ('fitbank', 'UpdateCloseAccount', '4', 'closure', 'disapproved', 'Disapproved', true),
+    ('fitbank', 'UpdateCloseAccount', '5', 'closure', 'approved',    'Approved', true),
+    ('fitbank', 'UpdateCloseAccount', '6', 'closure', 'automatic',   'AutomaticClosureRequest', true),
+    ('fitbank', 'UpdateCloseAccount', '5', 'account', 'closed',      NULL, true);
+
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status, label, shipped)
+SELECT 'celcoin', e.event_type, m.status_raw, e.entity, m.status, NULL, true
+  FROM (VALUES ('onboarding-backgroundcheck', 'background_check'),
+               ('onboarding-documentscopy', 'documentscopy')) AS e (event_type, entity)
+ CROSS JOIN (VALUES ('CREATED', 'created'), ('PENDING', 'pending'), ('PROCESSING', 'processing'),
+                    ('APPROVED', 'approved'), ('REPROVED', 'rejected')) AS m (status_raw, status);
+
+-- a check moves its proposal: REPROVED rejects it, any other starts the analysis
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status, label, shipped)
+SELECT 'celcoin', e.event_type, m.status_raw, 'proposal', m.status, NULL, true
+  FROM (VALUES ('onboarding-backgroundcheck'), ('onboarding-documentscopy')) AS e (event_type)
+ CROSS JOIN (VALUES ('CREATED', 'in_analysis'), ('PENDING', 'in_analysis'),
+                    ('PROCESSING', 'in_analysis'), ('APPROVED', 'in_analysis'),
+                    ('REPROVED', 'rejected')) AS m (status_raw, status);
+
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status, label, shipped) VALUES
+    ('celcoin', 'onboarding-file', '*', 'document', 'sent', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'CREATED',                  'proposal', 'created', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'PENDING',                  'proposal', 'pending', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'PENDING_DOCUMENTSCOPY',    'proposal', 'in_analysis', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'PROCESSING_DOCUMENTSCOPY', 'proposal', 'in_analysis', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'APPROVED',                 'proposal', 'approved', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'REPROVED',                 'proposal', 'rejected', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'RESOURCE_CREATED',         'proposal', 'account_created', NULL, true),
+    ('celcoin', 'onboarding-proposal', 'RESOURCE_ERROR',           'proposal', 'account_error', NULL, true),
+    ('celcoin', 'onboarding-create', 'CONFIRMED', 'account',  'active', NULL, true),
+    ('celcoin', 'onboarding-create', 'ERROR',     'account',  'failed', NULL, true),
+    ('celcoin', 'onboarding-create', 'CONFIRMED', 'proposal', 'account_created', NULL, true),
+    ('celcoin', 'onboarding-create', 'ERROR',     'proposal', 'account_error', NULL, true),
+    ('celcoin', 'account-status', 'ATIVO',                'account', 'active', NULL, true),
+    ('celcoin', 'account-status', 'BLOQUEADO',            'account', 'blocked', NULL, true),
+    ('celcoin', 'account-status', 'BLOQUEIO-JUDICIAL',    'account', 'blocked', NULL, true),
+    ('celcoin', 'account-status', 'BLOQUEIO-RFB',         'account', 'blocked', NULL, true),
+    ('celcoin', 'account-status', 'BLOQUEADO-RFB',        'account', 'blocked', NULL, true),
+    ('celcoin', 'account-status', 'DESBLOQUEIO-JUDICIAL', 'account', 'active', NULL, true),
+    ('celcoin', 'account-status', 'EM CANCELAMENTO',      'account', 'closing', NULL, true),
+    ('celcoin', 'account-status', 'ENCERRADO',            'account', 'closed', NULL, true);
+
+-- The legal moves (SPEC §6) -----------------------------------------------
+
+INSERT INTO onboarding.transition (entity, provider, from_status, to_status, shipped)
+SELECT g.entity, NULL, g.from_status, t.to_status, true
+  FROM (VALUES
+    ('account', 'requested',    'in_analysis,pending_data,created,limited,active,rejected,failed'),
+    ('account', 'in_analysis',  'pending_data,created,limited,active,rejected,failed'),
+    ('account', 'pending_data', 'in_analysis,created,limited,active,rejected,failed'),
+    ('account', 'created',      'limited,active,blocked,closing,closed'),
+    ('account', 'limited',      'active,blocked,closing,closed'),
+    ('account', 'active',       'limited,blocked,closing,closed'),
+    ('account', 'blocked',      'limited,active,closing,closed'),
+    ('account', 'closing',      'active,blocked,closed'),
+    ('proposal', 'created',      'pending,in_analysis,pending_data,approved,rejected,expired'),
+    ('proposal', 'pending',      'in_analysis,pending_data,approved,rejected,expired'),
+    ('proposal', 'in_analysis',  'pending_data,approved,rejected,expired'),
+    ('proposal', 'pending_data', 'pending,in_analysis,approved,rejected,expired'),
+    ('proposal', 'approved',     'account_created,account_error'),
+    ('check', 'created',    'pending,processing,approved,rejected'),
+    ('check', 'pending',    'processing,approved,rejected'),
+    ('check', 'processing', 'pending,approved,rejected'),
+    ('document', 'sent',                'awaiting_validation,typified,validated,invalid,disapproved,error,inexistent'),
+    ('document', 'awaiting_validation', 'typified,validated,invalid,disapproved,error,inexistent,expired,suspended'),
+    ('document', 'resubmitted',         'awaiting_validation,typified,validated,invalid,disapproved,error'),
+    ('document', 'typified',            'awaiting_validation,validated,invalid,disapproved'),
+    ('document', 'validated',           'expired,suspended,invalid,disapproved,resubmitted'),
+    ('document', 'invalid',             'resubmitted,sent,awaiting_validation'),
+    ('document', 'disapproved',         'resubmitted,sent,awaiting_validation'),
+    ('document', 'error',               'resubmitted,sent,awaiting_validation'),
+    ('document', 'inexistent',          'resubmitted,sent,awaiting_validation'),
+    ('document', 'expired',             'resubmitted,sent,awaiting_validation'),
+    ('document', 'suspended',           'validated,resubmitted,awaiting_validation,invalid'),
+    ('closure', 'created',     'processing,pending,error,disapproved,approved,automatic'),
+    ('closure', 'processing',  'pending,error,disapproved,approved'),
+    ('closure', 'pending',     'processing,error,disapproved,approved'),
+    ('closure', 'error',       'created,processing,pending'),
+    ('closure', 'automatic',   'processing,pending,error,approved'),
+    ('closure', 'disapproved', 'created')
+  ) AS g (entity, from_status, to_list)
+ CROSS JOIN LATERAL pg_catalog.unnest(pg_catalog.string_to_array(g.to_list, ',')) AS t (to_status);
+
+-- Fitbank: a person may apply again after a rejection or an expiry
+INSERT INTO onboarding.transition (entity, provider, from_status, to_status, shipped) VALUES
+    ('proposal', 'fitbank', 'rejected', 'pending_data', true),
+    ('proposal', 'fitbank', 'rejected', 'approved', true),
+    ('proposal', 'fitbank', 'expired',  'pending_data', true),
+    ('proposal', 'fitbank', 'expired',  'approved', true);
+
+-- ---------------------------------------------------------------------------
+-- Functions
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION onboarding.ingest(payload jsonb,
+                                  provider onboarding.provider DEFAULT NULL,
+                                  headers jsonb DEFAULT NULL)
+    RETURNS onboarding.inbox
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO onboarding.inbox (payload, provider, headers)
+    VALUES (ingest.payload, ingest.provider, ingest.headers)
+    RETURNING *
+    $$;
+COMMENT ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) IS
+    'store a delivery whose body is valid JSON and return it, outcome included';
+
+CREATE FUNCTION onboarding.ingest_text(body text,
+                                       provider onboarding.provider DEFAULT NULL,
+                                       headers jsonb DEFAULT NULL)
+    RETURNS onboarding.inbox
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO onboarding.inbox (raw, provider, headers)
+    VALUES (ingest_text.body, ingest_text.provider, ingest_text.headers)
+    RETURNING *
+    $$;
+COMMENT ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) IS
+    'store a delivery exactly as received (it may not be valid JSON) and return it';
+REVOKE ALL ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION onboarding.explain(payload jsonb, provider onboarding.provider DEFAULT NULL)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'onboarding_explain'
+    LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION onboarding.explain(jsonb, onboarding.provider) IS
+    'dry run: what the delivery is and what it would do to state now; writes nothing';
+REVOKE ALL ON FUNCTION onboarding.explain(jsonb, onboarding.provider) FROM PUBLIC;
+
+CREATE FUNCTION onboarding.force_status_record(entity text, provider onboarding.provider,
+                                               key text, status text, reason text)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_force_status'
+    LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION onboarding.force_status_record(text, onboarding.provider, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION onboarding.force_status(entity text, provider onboarding.provider,
+                                        key text, status text, reason text)
+    RETURNS onboarding.inbox
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    recorded bigint;
+    result onboarding.inbox;
+BEGIN
+    recorded := onboarding.force_status_record(entity, provider, key, status, reason);
+    SELECT * INTO result FROM onboarding.inbox i WHERE i.id = recorded;
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) IS
+    'audited override of a state: recorded in the inbox, applied past the transition graph';
+
+CREATE FUNCTION onboarding.rebuild() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_rebuild'
+    LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION onboarding.rebuild() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.rebuild() IS
+    'empty state and history, replay every delivery in arrival order; returns how many';
+
+-- Every derived row, keyed, as jsonb: what verify() compares.
+CREATE FUNCTION onboarding.derived_rows()
+    RETURNS TABLE (kind text, key text, row_data jsonb)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT 'account', a.provider || '/' || a.account_key, to_jsonb(a) FROM onboarding.account a
+    UNION ALL
+    SELECT 'proposal', p.provider || '/' || p.proposal_key, to_jsonb(p) FROM onboarding.proposal p
+    UNION ALL
+    SELECT 'document', d.provider || '/' || d.document_key, to_jsonb(d) FROM onboarding.document d
+    UNION ALL
+    SELECT 'closure', c.provider || '/' || c.account_key, to_jsonb(c) FROM onboarding.closure c
+    UNION ALL
+    SELECT 'history', h.provider || '/' || h.entity || '/' || h.entity_key || '/' || h.inbox_id
+                      || '/' || h.to_status,
+           to_jsonb(h) - 'id'
+      FROM onboarding.history h
+    UNION ALL
+    SELECT 'inbox', i.id::text,
+           jsonb_build_object('event_type', i.event_type, 'subject', i.subject,
+                              'status_raw', i.status_raw, 'event_at', i.event_at,
+                              'outcome', i.outcome, 'detail', i.detail,
+                              'duplicate_of', i.duplicate_of, 'body_hash', i.body_hash)
+      FROM onboarding.inbox i
+    $$;
+REVOKE ALL ON FUNCTION onboarding.derived_rows() FROM PUBLIC;
+
+CREATE FUNCTION onboarding.verify()
+    RETURNS TABLE (kind text, key text, live jsonb, rebuilt jsonb)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning
+    AS $$
+DECLARE
+    differences jsonb;
+BEGIN
+    -- no delivery may arrive between the two snapshots
+    LOCK TABLE onboarding.inbox IN EXCLUSIVE MODE;
+    DROP TABLE IF EXISTS pg_temp.onboarding_verify_live;
+    CREATE TEMP TABLE onboarding_verify_live AS SELECT * FROM onboarding.derived_rows();
+    -- rebuild inside a block whose changes are rolled back; plpgsql
+    -- variables survive the rollback, so the differences come out
+    BEGIN
+        PERFORM onboarding.rebuild();
+        SELECT jsonb_agg(jsonb_build_array(coalesce(l.kind, r.kind), coalesce(l.key, r.key),
+                                           l.row_data, r.row_data)) INTO differences
+          FROM pg_temp.onboarding_verify_live l
+          FULL JOIN onboarding.derived_rows() r ON l.kind = r.kind AND l.key = r.key
+         WHERE l.row_data IS DISTINCT FROM r.row_data;
+        RAISE EXCEPTION USING ERRCODE = 'OB000', MESSAGE = 'roll back the verification rebuild';
+    EXCEPTION WHEN SQLSTATE 'OB000' THEN
+        NULL;
+    END;
+    DROP TABLE pg_temp.onboarding_verify_live;
+    RETURN QUERY
+    SELECT e ->> 0, e ->> 1, e -> 2, e -> 3
+      FROM jsonb_array_elements(coalesce(differences, '[]')) e
+     ORDER BY 1, 2;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.verify() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.verify() IS
+    'rows where live state differs from a rebuild (rolled back); no rows means consistent';
+
+CREATE FUNCTION onboarding.transition_graph(entity text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    graphs constant text[] := ARRAY['account', 'proposal', 'check', 'document', 'closure'];
+    g text;
+    dot text := '';
+    lines text;
+BEGIN
+    IF entity IS NOT NULL AND NOT entity = ANY (graphs) THEN
+        RAISE EXCEPTION 'unknown entity "%"', entity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use account, proposal, check, document or closure.';
+    END IF;
+    FOREACH g IN ARRAY graphs LOOP
+        CONTINUE WHEN entity IS NOT NULL AND g <> entity;
+        WITH labels AS (
+            SELECT l.label, l.ord
+              FROM unnest(CASE g
+                    WHEN 'account' THEN enum_range(NULL::onboarding.account_status)::text[]
+                    WHEN 'proposal' THEN enum_range(NULL::onboarding.proposal_status)::text[]
+                    WHEN 'check' THEN enum_range(NULL::onboarding.check_status)::text[]
+                    WHEN 'document' THEN enum_range(NULL::onboarding.document_status)::text[]
+                    WHEN 'closure' THEN enum_range(NULL::onboarding.closure_status)::text[]
+                   END) WITH ORDINALITY AS l (label, ord)
+        ), edges AS (
+            SELECT t.from_status, t.to_status, fl.ord AS from_ord, tl.ord AS to_ord,
+                   string_agg(t.provider::text, ', ' ORDER BY t.provider) AS providers,
+                   bool_or(t.provider IS NULL) AS everyone
+              FROM onboarding.transition t
+              JOIN labels fl ON fl.label = t.from_status
+              JOIN labels tl ON tl.label = t.to_status
+             WHERE t.entity = g
+             GROUP BY 1, 2, 3, 4
+        )
+        SELECT string_agg(line, E'\n' ORDER BY sort1, sort2, sort3) INTO lines
+          FROM (
+            SELECT 0 AS sort1, l.ord AS sort2, 0 AS sort3,
+                   format('        %I [label=%I%s];', g || '.' || l.label, l.label,
+                          CASE WHEN NOT EXISTS (SELECT 1 FROM edges e WHERE e.from_status = l.label)
+                               THEN ', peripheries=2' ELSE '' END) AS line
+              FROM labels l
+            UNION ALL
+            SELECT 1, e.from_ord, e.to_ord,
+                   format('        %I -> %I%s;', g || '.' || e.from_status, g || '.' || e.to_status,
+                          CASE WHEN e.everyone THEN ''
+                               ELSE format(' [label=%I, style=dashed]', e.providers) END)
+              FROM edges e
+          ) x;
+        dot := dot || format(E'    subgraph %I {\n        label=%I;\n%s\n    }\n',
+                             'cluster_' || g, g, lines);
+    END LOOP;
+    RETURN format(E'digraph %I {\n    rankdir=LR;\n    node [shape=box, style=rounded];\n%s}\n',
+                  coalesce(entity, 'onboarding'), dot);
+END
+$$;
+COMMENT ON FUNCTION onboarding.transition_graph(text) IS
+    'the transition graphs as Graphviz DOT (one entity, or all); final states drawn doubled';
+
+-- ---------------------------------------------------------------------------
+-- Reporting (SPEC §8).  Every name is schema-qualified and every operator
+-- on an extension type is written OPERATOR(onboarding.=), so the views and
+-- the inlinable SQL functions mean the same whatever the caller's
+-- search_path.
+-- ---------------------------------------------------------------------------
+
+-- Every status column of every entity, one row per entity (checks included)
+CREATE VIEW onboarding.entity_status AS
+SELECT provider, 'account'::text AS entity, account_key AS entity_key, status::text AS status,
+       tax_id, last_event_at, last_inbox_id
+  FROM onboarding.account
+UNION ALL
+SELECT provider, 'proposal', proposal_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE status IS NOT NULL
+UNION ALL
+SELECT provider, 'background_check', proposal_key, background_check::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE background_check IS NOT NULL
+UNION ALL
+SELECT provider, 'documentscopy', proposal_key, documentscopy::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE documentscopy IS NOT NULL
+UNION ALL
+SELECT provider, 'document', document_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.document
+UNION ALL
+SELECT provider, 'closure', account_key, status::text, NULL::onboarding.taxid, last_event_at, last_inbox_id
+  FROM onboarding.closure;
+COMMENT ON VIEW onboarding.entity_status IS
+    'every entity (checks as entities of their own) with its current status';
+
+CREATE VIEW onboarding.funnel AS
+SELECT provider, entity, status, count(*) AS how_many,
+       round(count(*) * 100.0 / sum(count(*)) OVER (PARTITION BY provider, entity), 1) AS share
+  FROM onboarding.entity_status
+ GROUP BY provider, entity, status;
+COMMENT ON VIEW onboarding.funnel IS
+    'how many entities are in each status, and their share (percent) of the provider''s entities';
+
+CREATE VIEW onboarding.daily AS
+SELECT (received_at AT TIME ZONE 'UTC')::date AS day, provider,
+       count(*) AS deliveries,
+       count(*) FILTER (WHERE outcome = 'applied') AS applied,
+       count(*) FILTER (WHERE outcome = 'duplicate') AS duplicate,
+       count(*) FILTER (WHERE outcome = 'stale') AS stale,
+       count(*) FILTER (WHERE outcome = 'illegal_transition') AS illegal_transition,
+       count(*) FILTER (WHERE outcome = 'unrecognized') AS unrecognized,
+       count(*) FILTER (WHERE outcome = 'invalid') AS invalid
+  FROM onboarding.inbox
+ GROUP BY 1, 2;
+COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provider, by outcome';
+
+CREATE VIEW onboarding.stage_durations AS
+WITH spans AS (
+    SELECT provider, entity, to_status AS status,
+           lead(event_at) OVER w - event_at AS spent
+      FROM onboarding.history
+    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY id)
+)
+SELECT provider, entity, status, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY spent) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY spent) AS p90,
+       max(spent) AS max
+  FROM spans
+ WHERE spent IS NOT NULL
+ GROUP BY provider, entity, status;
+COMMENT ON VIEW onboarding.stage_durations IS
+    'time spent in each status before the next change (provider times), from history';
+
+CREATE VIEW onboarding.rejection_reasons AS
+SELECT provider, entity, reason, count(*) AS how_many, max(last_event_at) AS last_seen
+  FROM (SELECT provider, 'account' AS entity, coalesce(reason, '(no reason given)') AS reason, last_event_at
+          FROM onboarding.account WHERE status IN ('rejected', 'failed', 'blocked')
+        UNION ALL
+        SELECT provider, 'proposal', coalesce(provider_status || ': ' || message,
+                                              provider_status, '(no reason given)'), last_event_at
+          FROM onboarding.proposal WHERE status IN ('rejected', 'expired', 'account_error')
+        UNION ALL
+        SELECT provider, 'document', coalesce(reason, provider_status, '(no reason given)'), last_event_at
+          FROM onboarding.document WHERE status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')
+       ) r
+ GROUP BY provider, entity, reason;
+COMMENT ON VIEW onboarding.rejection_reasons IS
+    'why accounts, proposals and documents were refused or blocked, how often, last seen';
+
+CREATE VIEW onboarding.pending_documents AS
+SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw, signer,
+       status,
+       CASE WHEN status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
+            THEN 'provider' ELSE 'customer' END AS waiting_on,
+       reason, last_event_at AS since
+  FROM onboarding.document
+ WHERE status <> 'validated';
+COMMENT ON VIEW onboarding.pending_documents IS
+    'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
+
+CREATE VIEW onboarding.anomalies AS
+SELECT id, received_at, provider, event_type, subject, status_raw, event_at, outcome, detail
+  FROM onboarding.inbox
+ WHERE outcome IN ('stale', 'illegal_transition', 'unrecognized', 'invalid');
+COMMENT ON VIEW onboarding.anomalies IS
+    'deliveries that changed nothing for a reason worth a look, with the reason';
+
+-- Statuses in which an entity is still on its way (used by stuck()): not
+-- final in the graph, and not a settled state (an account that exists, a
+-- validated document, a disapproved closure request, an approved Fitbank
+-- person: Fitbank reports the account itself through UpdateAccount).
+CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider, status text)
+    RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT NOT (entity = 'account' AND status IN ('created', 'limited', 'active', 'blocked', 'closing'))
+       AND NOT (entity = 'document' AND status = 'validated')
+       AND NOT (entity = 'proposal' AND provider = 'fitbank' AND status = 'approved')
+       AND NOT (entity = 'closure' AND status = 'disapproved')
+       AND EXISTS (SELECT 1 FROM onboarding.transition t
+                    WHERE t.entity = CASE WHEN in_progress.entity IN ('background_check', 'documentscopy')
+                                          THEN 'check' ELSE in_progress.entity END
+                      AND t.from_status = in_progress.status
+                      AND (t.provider IS NULL OR t.provider = in_progress.provider))
+    $$;
+
+-- the candidates, each through a small partial index (on provider only, so
+-- that an update of last_event_at or last_seen_id stays a HOT update)
+CREATE INDEX account_in_progress_idx ON onboarding.account (provider)
+    WHERE status IN ('requested', 'in_analysis', 'pending_data');
+CREATE INDEX proposal_in_progress_idx ON onboarding.proposal (provider)
+    WHERE status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved');
+CREATE INDEX proposal_check_in_progress_idx ON onboarding.proposal (provider)
+    WHERE background_check IN ('created', 'pending', 'processing')
+       OR documentscopy IN ('created', 'pending', 'processing');
+CREATE INDEX document_in_progress_idx ON onboarding.document (provider)
+    WHERE status <> 'validated';
+CREATE INDEX closure_in_progress_idx ON onboarding.closure (provider)
+    WHERE status IN ('created', 'processing', 'pending', 'error', 'automatic');
+
+CREATE VIEW onboarding.in_progress_entities AS
+SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at
+  FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
+               a.status::text AS status, a.last_event_at
+          FROM onboarding.account a
+         WHERE a.status IN ('requested', 'in_analysis', 'pending_data')
+        UNION ALL
+        SELECT p.provider, 'proposal', p.proposal_key, p.status::text, p.last_event_at
+          FROM onboarding.proposal p
+         WHERE p.status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved')
+        UNION ALL
+        SELECT p.provider, c.entity, p.proposal_key, c.status, p.last_event_at
+          FROM onboarding.proposal p
+         CROSS JOIN LATERAL (VALUES ('background_check', p.background_check::text),
+                                    ('documentscopy', p.documentscopy::text)) c (entity, status)
+         WHERE (p.background_check IN ('created', 'pending', 'processing')
+                OR p.documentscopy IN ('created', 'pending', 'processing'))
+           AND c.status IN ('created', 'pending', 'processing')
+        UNION ALL
+        SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at
+          FROM onboarding.document d
+         WHERE d.status <> 'validated'
+        UNION ALL
+        SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at
+          FROM onboarding.closure c
+         WHERE c.status IN ('created', 'processing', 'pending', 'error', 'automatic')
+       ) s
+ WHERE onboarding.in_progress(s.entity, s.provider, s.status);
+COMMENT ON VIEW onboarding.in_progress_entities IS
+    'entities still on their way: not in a final state of the graph, and not settled';
+
+-- A thin SQL function over the view, so that it is inlined and the
+-- caller's filters reach the indexes; its only operators are qualified.
+CREATE FUNCTION onboarding.stuck(older_than interval)
+    RETURNS TABLE (provider onboarding.provider, entity text, entity_key text, status text,
+                   last_event_at timestamptz, idle interval)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT e.provider, e.entity, e.entity_key, e.status, e.last_event_at,
+           pg_catalog.now() OPERATOR(pg_catalog.-) e.last_event_at
+      FROM onboarding.in_progress_entities e
+     WHERE e.last_event_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
+    $$;
+COMMENT ON FUNCTION onboarding.stuck(interval) IS
+    'entities still on their way (not final, not settled) with no provider event for older_than';
+
+-- Everything about one taxpayer: each status change of their entities, and
+-- each delivery about them that changed nothing, with why.
+CREATE VIEW onboarding.person_timeline AS
+WITH entities AS (
+    SELECT a.tax_id, a.provider, 'account'::text AS entity, a.account_key AS entity_key
+      FROM onboarding.account a
+    UNION ALL
+    SELECT a.tax_id, c.provider, 'closure', c.account_key
+      FROM onboarding.account a
+      JOIN onboarding.closure c ON c.provider = a.provider AND c.account_key = a.account_key
+    UNION ALL
+    SELECT p.tax_id, p.provider, e.entity, p.proposal_key
+      FROM onboarding.proposal p
+     CROSS JOIN (VALUES ('proposal'), ('background_check'), ('documentscopy')) e (entity)
+    UNION ALL
+    SELECT d.tax_id, d.provider, 'document', d.document_key
+      FROM onboarding.document d
+), subjects AS (
+    SELECT a.tax_id, a.provider, a.account_key AS subject FROM onboarding.account a
+    UNION
+    SELECT p.tax_id, p.provider, p.proposal_key FROM onboarding.proposal p
+    UNION
+    SELECT d.tax_id, d.provider, d.document_key FROM onboarding.document d
+)
+SELECT k.tax_id, coalesce(h.event_at, i.received_at) AS at, h.provider, h.entity, h.entity_key,
+       h.from_status, h.to_status, i.outcome, h.reason AS detail, h.inbox_id
+  FROM entities k
+  JOIN onboarding.history h ON h.provider = k.provider AND h.entity = k.entity
+                           AND h.entity_key = k.entity_key
+  JOIN onboarding.inbox i ON i.id = h.inbox_id
+UNION ALL
+SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subject,
+       NULL, NULL, i.outcome, i.detail, i.id
+  FROM subjects s
+  JOIN onboarding.inbox i ON i.provider = s.provider AND i.subject = s.subject
+ WHERE i.outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
+COMMENT ON VIEW onboarding.person_timeline IS
+    'per taxpayer: every status change and every delivery that changed nothing; see timeline()';
+
+CREATE FUNCTION onboarding.timeline(tax_id onboarding.taxid)
+    RETURNS TABLE (at timestamptz, provider onboarding.provider, entity text, entity_key text,
+                   from_status text, to_status text, outcome onboarding.outcome, detail text,
+                   inbox_id bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT t.at, t.provider, t.entity, t.entity_key, t.from_status, t.to_status, t.outcome,
+           t.detail, t.inbox_id
+      FROM onboarding.person_timeline t
+     WHERE t.tax_id OPERATOR(onboarding.=) timeline.tax_id
+     ORDER BY t.at, t.inbox_id, t.entity
+    $$;
+COMMENT ON FUNCTION onboarding.timeline(onboarding.taxid) IS
+    'everything known about one person or company across providers, in time order';
