@@ -10,7 +10,7 @@ DATA         = $(wildcard sql/onboarding--*.sql)
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus reports window
+REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus reports window hardening
 REGRESS_OPTS = --inputdir=. --load-extension=onboarding
 ISOLATION    = dedupe entity update_race window
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=onboarding
