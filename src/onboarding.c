@@ -12,6 +12,8 @@
 #include "pgtime.h"
 #include "utils/guc.h"
 
+#include "compat.h"
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
@@ -41,7 +43,7 @@ onboarding_timezone_check(char **newval, void **extra, GucSource source)
 		GUC_check_errhint("Use a name from pg_timezone_names, such as America/Sao_Paulo.");
 		return false;
 	}
-	*extra = malloc(sizeof(pg_tz *));
+	*extra = ob_guc_malloc(sizeof(pg_tz *));
 	if (*extra == NULL)
 		return false;
 	*((pg_tz **) *extra) = tz;
