@@ -16,6 +16,7 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
