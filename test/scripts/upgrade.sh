@@ -133,10 +133,10 @@ schema() {
 schema $old >"$out/schema_upgraded.sql"
 schema $new >"$out/schema_fresh.sql"
 schema_lines=$(wc -l <"$out/schema_fresh.sql")
-members=$(grep -c '^ALTER EXTENSION .* ADD ' "$out/schema_fresh.sql" || true)
+members=$(grep '^ALTER EXTENSION .* ADD ' "$out/schema_fresh.sql" | awk '{n[$3]++} END {for (e in n) { printf "%s%d of %s", sep, n[e], e; sep = ", " }}' || true)
 schema_diff=$(diff "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | grep -c '^[<>]' || true)
 echo "upgrade: schema of the updated database against a fresh 0.2.0: $schema_lines lines," \
-	"$members extension members, $schema_diff lines differing"
+	"extension members $members; $schema_diff lines differing"
 [ "$schema_diff" -eq 0 ] || { diff -u "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | head -60 >&2; fail "the updated schema differs from a fresh install"; }
 
 # tax ids in a session with the default search_path, on both
