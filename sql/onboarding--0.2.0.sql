@@ -107,6 +107,8 @@ CREATE FUNCTION onboarding.taxid_problem(text) RETURNS text
 COMMENT ON FUNCTION onboarding.taxid_problem(text) IS
     'why the text is not a valid CPF or CNPJ, or NULL when it is';
 
+-- (end of onboarding.taxid; timeline() below has its own 0.2.0 note)
+
 -- ---------------------------------------------------------------------------
 -- The inbox: every delivery, append-only
 -- ---------------------------------------------------------------------------
