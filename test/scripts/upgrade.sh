@@ -65,10 +65,12 @@ evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_
                   FROM onboarding.inbox ORDER BY id) TO STDOUT"
 snapshot() {	# database, file: every table's rows in key order, as text
 	{
-		q -d "$1" -c "COPY (SELECT * FROM onboarding.account ORDER BY provider, account_key) TO STDOUT"
-		q -d "$1" -c "COPY (SELECT * FROM onboarding.proposal ORDER BY provider, proposal_key) TO STDOUT"
-		q -d "$1" -c "COPY (SELECT * FROM onboarding.document ORDER BY provider, document_key) TO STDOUT"
-		q -d "$1" -c "COPY (SELECT * FROM onboarding.closure ORDER BY provider, account_key) TO STDOUT"
+		# (last_received_at, new in 0.2.0, is when each database received a
+		# delivery: not compared)
+		q -d "$1" -c "COPY (SELECT to_jsonb(t) - 'last_received_at' FROM onboarding.account t ORDER BY provider, account_key) TO STDOUT"
+		q -d "$1" -c "COPY (SELECT to_jsonb(t) - 'last_received_at' FROM onboarding.proposal t ORDER BY provider, proposal_key) TO STDOUT"
+		q -d "$1" -c "COPY (SELECT to_jsonb(t) - 'last_received_at' FROM onboarding.document t ORDER BY provider, document_key) TO STDOUT"
+		q -d "$1" -c "COPY (SELECT to_jsonb(t) - 'last_received_at' FROM onboarding.closure t ORDER BY provider, account_key) TO STDOUT"
 		q -d "$1" -c "COPY (SELECT * FROM onboarding.history ORDER BY id) TO STDOUT"
 		# (an override's body says when it was made, so its hash is not
 		# compared: the two databases made theirs at different times)
@@ -128,7 +130,7 @@ echo "upgrade: evidence md5 before $md5_before, after $md5_after ($inbox rows);"
 schema() {
 	"$ONBOARDING_BINDIR/pg_dump" --schema-only --binary-upgrade --exclude-table=public.corpus -d "$1" \
 		| grep -v '^\\restrict \|^\\unrestrict ' \
-		| sed -E '/binary_upgrade_|relfrozenxid|relminmxid|^WHERE oid = / s/[0-9]+/N/g'
+		| sed -E -e '/binary_upgrade_set_next_attribute_versions/d' -e '/binary_upgrade_|relfrozenxid|relminmxid|^WHERE oid = / s/[0-9]+/N/g'
 }
 schema $old >"$out/schema_upgraded.sql"
 schema $new >"$out/schema_fresh.sql"
