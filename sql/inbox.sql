@@ -95,7 +95,7 @@ INSERT INTO onboarding.inbox (payload) VALUES
 -- ... cannot choose a delivery's id (only the owner restores rows) ...
 INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE VALUES (1000000, '{}');
 -- ... and cannot change the time zone naive times are read in.
-SET onboarding.timezone = 'UTC';
+SELECT onboarding.set_timezone('UTC');
 RESET ROLE;
 SELECT account_key, status FROM onboarding.account WHERE account_key = 'acc-2';
 -- The owner may: a row with a chosen id beyond the sequence is a restore,
@@ -111,11 +111,12 @@ ROLLBACK;
 DROP OWNED BY onboarding_inbox_app;
 DROP ROLE onboarding_inbox_app;
 
--- Times: naive times are read in onboarding.timezone (America/Sao_Paulo by
--- default, UTC-03 since 2019, UTC-02 in the summer before); offsets and Z are
--- honoured; 7-digit fractions are rounded half up to microseconds; the .NET
--- sentinel means "no time"; a time that is no time is noted and ignored.
-SHOW onboarding.timezone;
+-- Times: naive times are read in the zone of onboarding.settings
+-- (America/Sao_Paulo when it has no row: UTC-03 since 2019, UTC-02 in the
+-- summer before); offsets and Z are honoured; 7-digit fractions are rounded
+-- half up to microseconds; the .NET sentinel means "no time"; a time that is
+-- no time is noted and ignored.
+SELECT count(*) AS settings_rows FROM onboarding.settings;
 CREATE TEMP TABLE times (sent text);
 INSERT INTO times VALUES
   ('2022-09-02 22:39:39'), ('2022-09-02T22:39:39'), ('2022-09-02T22:39:39Z'),
@@ -134,13 +135,16 @@ SELECT t.sent, i.event_at, i.detail
 SELECT event_at, detail
   FROM onboarding.ingest('{"Method": "UpdateCloseAccount", "AccountKey": "time-number",
                            "CloseAccountInformationStatus": 0, "SendDate": 20240501}');
--- The setting is checked, and only superusers change it.
-SET onboarding.timezone = 'Mars/Olympus_Mons';
-SET onboarding.timezone = 'UTC';
+-- The zone is one value for the whole database, changed only by
+-- set_timezone(), which checks it as PostgreSQL checks TimeZone and
+-- re-derives every delivery with it.
+SELECT onboarding.set_timezone('Mars/Olympus_Mons');
+SELECT onboarding.set_timezone('UTC') > 0 AS rederived;
 SELECT event_at FROM onboarding.ingest('{"Method": "UpdateCloseAccount", "AccountKey": "time-utc",
                                          "CloseAccountInformationStatus": 0,
                                          "SendDate": "2022-09-02 22:39:39"}');
-RESET onboarding.timezone;
+SELECT onboarding.set_timezone('America/Sao_Paulo') > 0 AS rederived;
+SELECT event_at FROM onboarding.inbox WHERE subject = 'time-utc';
 
 -- explain(): a dry run that writes nothing.
 SELECT count(*) AS deliveries_before FROM onboarding.inbox \gset

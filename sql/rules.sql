@@ -81,6 +81,12 @@ SELECT onboarding.force_status('account', 'qitech', 'ord-1', 'sleeping', 'x');
 SELECT onboarding.force_status('wallet', 'qitech', 'ord-1', 'active', 'x');
 SELECT onboarding.force_status('account', 'qitech', 'ord-1', 'active', '');
 SELECT onboarding.force_status('account', 'qitech', 'ord-1', 'active', NULL);
+-- force_status() overrides what a delivery created; it creates nothing.
+SELECT outcome FROM onboarding.force_status('background_check', 'celcoin', 'forced-p', 'approved',
+                                            'manual KYC');
+SELECT outcome FROM onboarding.ingest('{"entity": "onboarding-backgroundcheck",
+    "createTimestamp": "2026-06-01T13:00:02Z", "status": "CREATED",
+    "body": {"proposalId": "forced-p"}}');
 -- A forced check status works on the proposal row it belongs to.
 SELECT outcome FROM onboarding.force_status('background_check', 'celcoin', 'forced-p', 'approved',
                                             'manual KYC');

@@ -41,7 +41,10 @@
  */
 #include "onboarding.h"
 
+#include "access/xact.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/resowner.h"
 
 /* The state tables, in locking order */
 typedef enum ObTable
@@ -132,6 +135,7 @@ typedef struct TableCols
 	int			last_event_at;
 	int			last_inbox_id;
 	int			last_seen_id;
+	int			last_received_at;	/* -1: none (a 0.1.0 schema) */
 	int			flow;			/* -1: none */
 } TableCols;
 
@@ -223,6 +227,26 @@ derive_col(ObStore *s, const char *name)
 	return onboarding_store_attnum(s, name) - 1;
 }
 
+/*
+ * 0-based position of a column added after 0.1.0, or -1 while the schema
+ * is still 0.1.0's (between installing the new library and ALTER
+ * EXTENSION ... UPDATE).
+ */
+static int
+derive_col_optional(ObStore *s, const char *name)
+{
+	TupleDesc	desc = onboarding_store_desc(s);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	return -1;
+}
+
 /* The open state table of a row target, its column positions resolved. */
 static ObStore *
 derive_open(ObTable which, TableCols **colsp)
@@ -249,6 +273,7 @@ derive_open(ObTable which, TableCols **colsp)
 	cols->last_event_at = derive_col(s, "last_event_at");
 	cols->last_inbox_id = derive_col(s, "last_inbox_id");
 	cols->last_seen_id = derive_col(s, "last_seen_id");
+	cols->last_received_at = derive_col_optional(s, "last_received_at");
 	cols->flow = t->has_flow ? derive_col(s, "flow") : -1;
 	cols->serial = onboarding_store_serial(s);
 	return s;
@@ -359,17 +384,21 @@ derive_target_cmp(const ListCell *a, const ListCell *b)
  * Lock a row (read it as the snapshot sees it, for a dry run) and read its
  * statuses and ordering columns.
  */
-static void
-derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
+static bool
+derive_lock(ObDelivery *d, RowTarget *r, ObLockMode mode)
 {
 	const TableDef *t = &tables[r->table];
 	TableCols  *cols;
 	ObStore    *s = derive_open(r->table, &cols);
+	ObFound		found;
 
 	r->values = palloc(cols->natts * sizeof(Datum));
 	r->nulls = palloc(cols->natts * sizeof(bool));
-	r->exists = onboarding_store_find(s, d->provider, r->key, !dry_run,
-									  r->values, r->nulls, &r->row);
+	found = onboarding_store_find(s, d->provider, r->key, mode, r->values, r->nulls, &r->row);
+	if (found == OB_WOULD_BLOCK)
+		return false;
+	r->exists = (found == OB_FOUND);
+	r->created_here = false;
 	for (int c = 0; c < OB_MAX_STATUS_COLS; c++)
 	{
 		r->cur[c] = NULL;
@@ -377,7 +406,7 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 	}
 	r->seen_id = 0;
 	if (!r->exists)
-		return;
+		return true;
 	for (int c = 0; c < t->nstatus; c++)
 	{
 		int			st = cols->status[c];
@@ -392,6 +421,7 @@ derive_lock(ObDelivery *d, RowTarget *r, bool dry_run)
 	}
 	if (!r->nulls[cols->last_seen_id])
 		r->seen_id = DatumGetInt64(r->values[cols->last_seen_id]);
+	return true;
 }
 
 /* The verdict of §6 for one status column */
@@ -592,6 +622,9 @@ derive_write(ObDelivery *d, RowTarget *r)
 				 d->has_event_at, d->event_at, false);
 	derive_bound(&values[cols->last_event_at], &nulls[cols->last_event_at],
 				 d->has_event_at, d->event_at, true);
+	if (cols->last_received_at >= 0)
+		derive_bound(&values[cols->last_received_at], &nulls[cols->last_received_at],
+					 d->has_received_at, d->received_at, true);
 	values[cols->last_inbox_id] = values[cols->last_seen_id] = Int64GetDatum(d->id);
 	nulls[cols->last_inbox_id] = nulls[cols->last_seen_id] = false;
 
@@ -658,30 +691,112 @@ derive_history(ObDelivery *d, RowTarget *r)
 /*
  * Lock a row, or create it when it does not exist yet (see the header):
  * its statuses are those of the effects on it.  Another session creating
- * it first makes us lock that one.
+ * it first makes us lock that one.  Returns false when mode is
+ * OB_LOCK_NOWAIT and the row is held by another transaction.
  */
-static void
-derive_lock_or_create(ObDelivery *d, RowTarget *r, bool dry_run)
+static bool
+derive_lock_or_create(ObDelivery *d, RowTarget *r, ObLockMode mode)
 {
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
-		derive_lock(d, r, dry_run);
-		if (r->exists || dry_run)
-			return;
+		if (!derive_lock(d, r, mode))
+			return false;
+		if (r->exists || mode == OB_LOCK_NONE)
+			return true;
 		for (int c = 0; c < tables[r->table].nstatus; c++)
 		{
 			r->next[c] = r->effect[c] ? r->effect[c]->status : NULL;
 			r->changed[c] = (r->next[c] != NULL);
 		}
 		if (derive_write(d, r))
-			return;				/* inserted: r->created_here */
+			return true;		/* inserted: r->created_here */
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("could not lock or create onboarding.%s row \"%s\"",
-					table_names[r->table], r->key),
+					table_names[r->table], onboarding_clip(r->key, 64)),
 			 errdetail("The row was created and removed again by others %d times.",
 					   OB_MAX_ATTEMPTS)));
+	return false;				/* keep compiler quiet */
+}
+
+/*
+ * Run a lock attempt in a subtransaction of its own; with keep, its locks
+ * stay with the transaction when every row was had, otherwise (and always
+ * without keep) the subtransaction rolls back and the locks are let go.
+ * Returns the row that would have blocked, or NULL.
+ */
+static RowTarget *
+derive_lock_attempt(ObDelivery *d, List *targets, ObLockMode mode, bool keep)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	RowTarget  *volatile blocked = NULL;
+	ListCell   *lc;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		foreach(lc, targets)
+		{
+			RowTarget  *r = (RowTarget *) lfirst(lc);
+
+			if (!derive_lock_or_create(d, r, mode))
+			{
+				blocked = r;
+				break;
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (keep && blocked == NULL)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return blocked;
+}
+
+/*
+ * Lock every row of a delivery that touches several (a consequence on
+ * another entity, several files), or none: a transaction that waits for
+ * one row while it holds another can close a cycle with a transaction
+ * that takes the same rows in another order (several deliveries in one
+ * transaction).  So the rows are taken without waiting, in a
+ * subtransaction; if one is held, the subtransaction lets go of the
+ * others, we wait for that one holding nothing, and start again.  A
+ * transaction of one delivery therefore never waits while it holds a row,
+ * and can never be the one a deadlock is broken on.  Only the first such
+ * delivery of a transaction needs this: once it holds rows, a transaction
+ * is one of several deliveries anyway.
+ */
+static void
+derive_lock_all_or_none(ObDelivery *d, List *targets)
+{
+	for (;;)
+	{
+		RowTarget  *blocked = derive_lock_attempt(d, targets, OB_LOCK_NOWAIT, true);
+
+		if (blocked == NULL)
+			return;
+		CHECK_FOR_INTERRUPTS();
+		/* wait until whoever holds it is done, then let go of it again */
+		(void) derive_lock_attempt(d, list_make1(blocked), OB_LOCK_WAIT, false);
+	}
 }
 
 /*
@@ -695,11 +810,18 @@ derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targ
 	ListCell   *lc;
 	bool		renumber = false;
 
+	if (dry_run)
+		foreach(lc, targets)
+			(void) derive_lock_or_create(d, (RowTarget *) lfirst(lc), OB_LOCK_NONE);
+	else if (list_length(targets) > 1 && !onboarding_store_holds_rows())
+		derive_lock_all_or_none(d, targets);
+	else
+		foreach(lc, targets)
+			(void) derive_lock_or_create(d, (RowTarget *) lfirst(lc), OB_LOCK_WAIT);
 	foreach(lc, targets)
 	{
 		RowTarget  *r = (RowTarget *) lfirst(lc);
 
-		derive_lock_or_create(d, r, dry_run);
 		if (r->exists && !r->created_here && r->seen_id > d->id)
 			renumber = true;
 	}

@@ -148,7 +148,7 @@ detect_time(ObDelivery *d, JsonbContainer *c, const char *name)
 		return;
 	if (v->type != jbvString)
 	{
-		onboarding_note(d, "%s is a %s, not a time; treated as absent", name, onboarding_json_type_name(v));
+		onboarding_note(d, "%s is %s, not a time; treated as absent", name, onboarding_json_type_name(v));
 		return;
 	}
 	s = pnstrdup(v->val.string.val, v->val.string.len);
@@ -200,7 +200,7 @@ detect_status(ObDelivery *d, JsonbContainer *c, const char *name)
 		return NULL;
 	if (v->type != jbvString && v->type != jbvNumeric)
 	{
-		onboarding_note(d, "%s is a %s", name, onboarding_json_type_name(v));
+		onboarding_note(d, "%s is %s", name, onboarding_json_type_name(v));
 		return NULL;
 	}
 	return onboarding_json_scalar_text(v);

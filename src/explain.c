@@ -58,20 +58,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	inbox = table_open(onboarding_relation_oid("inbox"), AccessShareLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
-	onboarding_detect(&d);
-	d.body_hash = onboarding_dedupe_hash(d.payload);
-	d.duplicate_of = onboarding_dedupe_find(inbox, &atts, &d, false);
-	if (d.duplicate_of != 0)
-	{
-		d.decided = true;
-		d.outcome = OB_DUPLICATE;
-		resetStringInfo(&d.detail);
-		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
-	}
-	else if (!d.decided)
-		onboarding_derive(inbox, &atts, &d, true);
-	if (!d.decided)
-		d.outcome = OB_APPLIED;
+	onboarding_process_delivery(inbox, &atts, &d, NULL, OB_RUN_DRY, 0);
 	table_close(inbox, AccessShareLock);
 
 	if (d.effects != NIL)

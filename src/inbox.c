@@ -25,8 +25,10 @@
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -88,32 +90,56 @@ onboarding_next_inbox_id(Relation inbox, const ObInboxAtts *atts)
  * Keys are indexed (the state tables' primary keys, history, the inbox's
  * subject), and a btree entry has a size limit: a key longer than
  * OB_MAX_KEY_BYTES makes the delivery invalid instead of failing its
- * INSERT, and is not stored as the subject.
+ * INSERT, and is not stored as the subject.  The detail quotes its start,
+ * cut on a character boundary.
  */
 static void
 inbox_check_keys(ObDelivery *d)
 {
 	ListCell   *lc;
-	size_t		longest = d->subject ? strlen(d->subject) : 0;
+	const char *longest = d->subject;
 
 	foreach(lc, d->effects)
-		longest = Max(longest, strlen(((ObEffect *) lfirst(lc))->key));
-	if (longest <= OB_MAX_KEY_BYTES)
+	{
+		const char *key = ((ObEffect *) lfirst(lc))->key;
+
+		if (longest == NULL || strlen(key) > strlen(longest))
+			longest = key;
+	}
+	if (longest == NULL || strlen(longest) <= OB_MAX_KEY_BYTES)
 		return;
-	onboarding_decide(d, OB_INVALID, "key of %zu bytes is longer than the %d bytes a key may have (it begins \"%.40s\")",
-			  longest, OB_MAX_KEY_BYTES, d->subject ? d->subject : "");
+	onboarding_decide(d, OB_INVALID, "key of %zu bytes is longer than the %d bytes a key may have (it begins \"%s\")",
+					  strlen(longest), OB_MAX_KEY_BYTES, onboarding_clip(longest, 40));
 	d->subject = NULL;
 	d->effects = NIL;
 }
 
+/* Settle a delivery as a duplicate of an earlier one. */
+static void
+inbox_duplicate(ObDelivery *d, int64 original)
+{
+	d->duplicate_of = original;
+	d->decided = true;
+	d->outcome = OB_DUPLICATE;
+	resetStringInfo(&d->detail);
+	appendStringInfo(&d->detail, "same body as delivery %lld", (long long) original);
+}
+
 /*
- * Run the pipeline on one delivery.  On return d->outcome, d->detail and
- * the detected columns are set, state has been derived, and d->id may have
- * been renumbered.  Shared by the trigger and by rebuild().
+ * Run the pipeline on one delivery: parse, detect, check keys, dedupe,
+ * derive.  On return d->outcome, d->detail and the detected columns are
+ * set, state has been derived, and d->id may have been renumbered.
+ *
+ * Live processing (the trigger), replay (rebuild()) and the dry run
+ * (explain()) all come through here, so that every check runs alike for
+ * the three; they differ only in how a duplicate is found (live: the
+ * inbox's hash index, under the hash lock; replay: original, the first
+ * delivery with the same body, which the caller knows; dry run: the index,
+ * without a lock) and in whether derivation writes.
  */
 void
 onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
-							text *raw, bool dedupe)
+							text *raw, ObRunMode mode, int64 original)
 {
 	if (raw != NULL)
 	{
@@ -147,26 +173,32 @@ onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery 
 	onboarding_detect(d);
 	inbox_check_keys(d);
 
-	if (dedupe)
+	if (d->payload != NULL)
 	{
 		d->body_hash = onboarding_dedupe_hash(d->payload);
-		d->duplicate_of = onboarding_dedupe_find(inbox, atts, d, true);
-		if (d->duplicate_of != 0)
+		if (mode == OB_RUN_REPLAY)
 		{
-			d->decided = true;
-			d->outcome = OB_DUPLICATE;
-			resetStringInfo(&d->detail);
-			appendStringInfo(&d->detail, "same body as delivery %lld",
-							 (long long) d->duplicate_of);
-			/* a duplicate must sort after its original (rebuild replays by id) */
-			if (d->duplicate_of > d->id)
-				d->id = onboarding_next_inbox_id(inbox, atts);
-			return;
+			if (original != 0 && original != d->id)
+				inbox_duplicate(d, original);
 		}
+		else
+		{
+			int64		found = onboarding_dedupe_find(inbox, atts, d, mode == OB_RUN_LIVE);
+
+			if (found != 0)
+			{
+				inbox_duplicate(d, found);
+				/* a duplicate must sort after its original (rebuild replays by id) */
+				if (mode == OB_RUN_LIVE && found > d->id)
+					d->id = onboarding_next_inbox_id(inbox, atts);
+			}
+		}
+		if (d->duplicate_of != 0)
+			return;
 	}
 
 	if (!d->decided)
-		onboarding_derive(inbox, atts, d, false);
+		onboarding_derive(inbox, atts, d, mode == OB_RUN_DRY);
 	if (!d->decided)
 		d->outcome = OB_APPLIED;
 }
@@ -190,6 +222,10 @@ onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc, const O
 	v = heap_getattr(tuple, atts->payload, desc, &isnull);
 	if (!isnull)
 		d->payload = DatumGetJsonbP(v);
+	v = heap_getattr(tuple, atts->received_at, desc, &isnull);
+	d->has_received_at = !isnull;
+	if (!isnull)
+		d->received_at = DatumGetTimestampTz(v);
 	(void) heap_getattr(tuple, atts->forced_by, desc, &isnull);
 	d->forced = !isnull;
 }
@@ -271,14 +307,51 @@ inbox_id_taken(Relation rel, int64 id)
 	ScanKeyData key;
 	SysScanDesc scan;
 	bool		taken;
+	TransactionId xwait;
 
-	InitDirtySnapshot(dirty);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
-	scan = systable_beginscan_ordered(rel, index, &dirty, 1, &key);
-	taken = HeapTupleIsValid(systable_getnext_ordered(scan, ForwardScanDirection));
-	systable_endscan_ordered(scan);
+	for (;;)
+	{
+		InitDirtySnapshot(dirty);
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+		scan = systable_beginscan_ordered(rel, index, &dirty, 1, &key);
+		taken = HeapTupleIsValid(systable_getnext_ordered(scan, ForwardScanDirection));
+		xwait = taken ? dirty.xmin : InvalidTransactionId;
+		systable_endscan_ordered(scan);
+		if (!TransactionIdIsValid(xwait))
+			break;
+		/* another transaction is inserting that id: its fate decides */
+		XactLockTableWait(xwait, rel, NULL, XLTW_InsertIndex);
+	}
 	index_close(index, AccessShareLock);
 	return taken;
+}
+
+/*
+ * A BEFORE INSERT row trigger that fires after ours (triggers fire in name
+ * order) could change the delivery, or drop it, after its state was
+ * derived: refuse to run with one.
+ */
+static void
+inbox_check_later_triggers(TriggerData *trigdata)
+{
+	TriggerDesc *trigdesc = trigdata->tg_relation->trigdesc;
+	const char *ours = trigdata->tg_trigger->tgname;
+
+	for (int i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &trigdesc->triggers[i];
+
+		if (t->tgenabled == TRIGGER_DISABLED || !TRIGGER_FOR_ROW(t->tgtype) ||
+			!TRIGGER_FOR_BEFORE(t->tgtype) || !TRIGGER_FOR_INSERT(t->tgtype) ||
+			strcmp(t->tgname, ours) <= 0)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" on onboarding.inbox fires after the pipeline", t->tgname),
+				 errdetail("A BEFORE INSERT trigger that fires after \"%s\" could change or drop a delivery whose state is already derived.",
+						   ours),
+				 errhint("Make it an AFTER INSERT trigger, or rename it to sort before \"%s\".", ours)));
+	}
 }
 
 /*
@@ -336,12 +409,24 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(caller);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
 	}
-	if (!owner && inbox_id_taken(rel, d.id))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
-				 errdetail("Id %lld belongs to another delivery.", (long long) d.id),
-				 errhint("Leave id to its default.")));
+	if (inbox_id_taken(rel, d.id))
+	{
+		if (!owner)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
+					 errdetail("Id %lld belongs to another delivery.", (long long) d.id),
+					 errhint("Leave id to its default.")));
+
+		/*
+		 * The owner chose an id that is taken: this row will not be stored
+		 * (a unique violation, or skipped by ON CONFLICT DO NOTHING), so
+		 * nothing may be derived from it.
+		 */
+		MemoryContextSwitchTo(caller);
+		return PointerGetDatum(tuple);
+	}
+	inbox_check_later_triggers(trigdata);
 	if (d.payload == NULL && raw_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -354,7 +439,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("only onboarding.force_status() may set forced_by"),
 				 errhint("Call onboarding.force_status() to override a state.")));
 
-	onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), true);
+	onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), OB_RUN_LIVE, 0);
 
 	MemoryContextSwitchTo(caller);
 	result = onboarding_delivery_store(tuple, desc, atts, &d, true);

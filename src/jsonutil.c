@@ -97,7 +97,10 @@ onboarding_json_string(JsonbContainer *c, const char *key)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-/* A JSON type name for messages: "string", "number", "object", ... */
+/*
+ * A JSON type with its article, for "X is ..." in messages: "a string",
+ * "a number", "an object", "an array", "a boolean", "null".
+ */
 const char *
 onboarding_json_type_name(JsonbValue *v)
 {
@@ -108,14 +111,14 @@ onboarding_json_type_name(JsonbValue *v)
 		case jbvNull:
 			return "null";
 		case jbvString:
-			return "string";
+			return "a string";
 		case jbvNumeric:
-			return "number";
+			return "a number";
 		case jbvBool:
-			return "boolean";
+			return "a boolean";
 		case jbvBinary:
-			return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
+			return JsonContainerIsObject(v->val.binary.data) ? "an object" : "an array";
 		default:
-			return "value";
+			return "a value";
 	}
 }

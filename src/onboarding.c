@@ -8,8 +8,12 @@
  */
 #include "onboarding.h"
 
+#include <math.h>
+
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "pgtime.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -25,41 +29,51 @@ const char *const onboarding_entity_names[OB_NENTITIES] = {
 	"account", "proposal", "document", "closure", "background_check", "documentscopy"
 };
 
-/* onboarding.timezone: the zone naive provider times are read in */
-static char *onboarding_timezone_name = NULL;
-static pg_tz *onboarding_timezone_value = NULL;
-
-/* Accept only zones PostgreSQL itself would accept for TimeZone. */
-static bool
-onboarding_timezone_check(char **newval, void **extra, GucSource source)
-{
-	pg_tz	   *tz = pg_tzset(*newval);
-
-	if (tz == NULL || !pg_tz_acceptable(tz))
-	{
-		GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
-		GUC_check_errhint("Use a name from pg_timezone_names, such as America/Sao_Paulo.");
-		return false;
-	}
-	*extra = malloc(sizeof(pg_tz *));
-	if (*extra == NULL)
-		return false;
-	*((pg_tz **) *extra) = tz;
-	return true;
-}
-
-/* Keep the zone the check hook resolved. */
-static void
-onboarding_timezone_assign(const char *newval, void *extra)
-{
-	onboarding_timezone_value = *((pg_tz **) extra);
-}
-
-/* The zone naive provider times are read in. */
+/*
+ * Resolve a time zone the way PostgreSQL's own TimeZone setting does: a
+ * number is hours EAST of Greenwich (ISO 8601 sign: '-03' is three hours
+ * behind UTC, as in SET TIME ZONE -3), anything else a zone name or a
+ * POSIX zone string.  NULL when PostgreSQL would refuse it.
+ */
 pg_tz *
-onboarding_timezone(void)
+onboarding_resolve_timezone(const char *name)
 {
-	return onboarding_timezone_value;
+	char	   *endptr;
+	double		hours;
+	pg_tz	   *tz;
+
+	if (name == NULL || name[0] == '\0')
+		return NULL;
+	hours = strtod(name, &endptr);
+	if (endptr != name && *endptr == '\0')
+	{
+		if (hours < -15.59 || hours > 15.59)
+			return NULL;
+		/* PostgreSQL's pg_tzset_offset wants seconds WEST of Greenwich */
+		return pg_tzset_offset((long) rint(-hours * SECS_PER_HOUR));
+	}
+	tz = pg_tzset(name);
+	if (tz == NULL || !pg_tz_acceptable(tz))
+		return NULL;
+	return tz;
+}
+
+/*
+ * A copy of s cut to at most maxbytes bytes on a character boundary, with
+ * "..." after it when something was cut: derived text quotes what a
+ * provider sent, and half a multibyte character would be an invalid byte
+ * sequence stored in a text column (pg_restore refuses those).
+ */
+char *
+onboarding_clip(const char *s, int maxbytes)
+{
+	int			len = strlen(s);
+	int			keep;
+
+	if (len <= maxbytes)
+		return pstrdup(s);
+	keep = pg_mbcliplen(s, len, maxbytes);
+	return psprintf("%.*s...", keep, s);
 }
 
 /*
@@ -93,23 +107,18 @@ onboarding_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Module load: define the setting, register the transaction callback. */
+/*
+ * Module load: register the transaction callback and the executor hook
+ * that writes the window before a nested statement reads state (store.c).
+ * The extension has no GUC: the zone naive times are read in is a row of
+ * onboarding.settings, one value for the whole database (rules.c).
+ */
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("onboarding.timezone",
-							   "Time zone in which provider times without an offset are read.",
-							   "Changing it changes how later deliveries are read; "
-							   "onboarding.rebuild() rereads every delivery with the new value.",
-							   &onboarding_timezone_name,
-							   "America/Sao_Paulo",
-							   PGC_SUSET,
-							   0,
-							   onboarding_timezone_check,
-							   onboarding_timezone_assign,
-							   NULL);
 	MarkGUCPrefixReserved("onboarding");
 	RegisterXactCallback(onboarding_xact_callback, NULL);
+	onboarding_store_install_hooks();
 }
 
 /* Append a sentence to the delivery's detail ("; " between sentences). */

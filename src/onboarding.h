@@ -150,6 +150,8 @@ typedef struct ObDelivery
 	char	   *status_raw;
 	bool		has_event_at;
 	TimestampTz event_at;
+	bool		has_received_at;	/* inbox.received_at (NULL in explain()) */
+	TimestampTz received_at;
 	List	   *effects;		/* ObEffect *, primary ones first */
 	/* result */
 	bool		decided;		/* outcome is final, derivation skipped */
@@ -167,7 +169,10 @@ extern const char *const onboarding_outcome_names[];
  * onboarding.c
  * ---------------------------------------------------------------------
  */
-extern struct pg_tz *onboarding_timezone(void);
+#define OB_DEFAULT_TIMEZONE "America/Sao_Paulo"
+
+extern struct pg_tz *onboarding_resolve_timezone(const char *name);
+extern char *onboarding_clip(const char *s, int maxbytes);
 extern void onboarding_note(ObDelivery *d, const char *fmt,...) pg_attribute_printf(2, 3);
 extern bool onboarding_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...) pg_attribute_printf(3, 4);
 extern ObEntity onboarding_entity_from_name(const char *name);
@@ -310,6 +315,7 @@ extern const char *onboarding_status_label(ObGraph graph, const char *s);
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 										const char *from, const char *to);
 extern bool onboarding_rules_classify(ObDelivery *d);
+extern struct pg_tz *onboarding_timezone(void);
 
 /* catalog.c, by graph */
 extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
@@ -340,8 +346,16 @@ extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtyp
 
 extern void onboarding_set_forcing(bool on);
 extern int64 onboarding_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
+/* Who runs the pipeline: the inbox trigger, rebuild(), or explain() */
+typedef enum ObRunMode
+{
+	OB_RUN_LIVE,
+	OB_RUN_REPLAY,
+	OB_RUN_DRY
+} ObRunMode;
+
 extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
-										ObDelivery *d, text *raw, bool dedupe);
+										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
 extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
 									 const ObInboxAtts *atts);
 extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
@@ -349,6 +363,7 @@ extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, cons
 extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
 							  bool dry_run);
 extern bool onboarding_rebuilding(void);
+extern void onboarding_lock_for_replay(void);
 extern void onboarding_state_reset(void);
 
 /* store.c */
@@ -372,14 +387,31 @@ typedef struct ObStoreRow
 	CommandId	cmin;
 } ObStoreRow;
 
+/* How onboarding_store_find() treats a row someone else holds */
+typedef enum ObLockMode
+{
+	OB_LOCK_NONE,				/* read as the active snapshot sees it (explain) */
+	OB_LOCK_WAIT,				/* lock it, waiting as long as it takes */
+	OB_LOCK_NOWAIT				/* lock it, or say it would block */
+} ObLockMode;
+
+typedef enum ObFound
+{
+	OB_ABSENT,
+	OB_FOUND,
+	OB_WOULD_BLOCK
+} ObFound;
+
+extern void onboarding_store_install_hooks(void);
 extern ObStore *onboarding_store(ObStoreId which);
 extern void onboarding_store_begin(void);
+extern bool onboarding_store_holds_rows(void);
 extern void onboarding_store_end_of_xact(bool commit);
 extern TupleDesc onboarding_store_desc(ObStore *s);
 extern uint64 onboarding_store_serial(ObStore *s);
 extern AttrNumber onboarding_store_attnum(ObStore *s, const char *name);
-extern bool onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool lock,
-								  Datum *values, bool *nulls, ObStoreRow *row);
+extern ObFound onboarding_store_find(ObStore *s, ObProvider provider, const char *key, ObLockMode mode,
+									 Datum *values, bool *nulls, ObStoreRow *row);
 extern bool onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row);
 extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
 extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);

@@ -257,7 +257,7 @@ ObParseResult
 onboarding_parse_raw(text *raw, Jsonb **result, char **why)
 {
 	char	   *s = text_to_cstring(raw);
-	int			len = strlen(s);
+	int			len;
 	char	   *problem;
 	char	   *repaired;
 	char	   *first;
@@ -265,6 +265,14 @@ onboarding_parse_raw(text *raw, Jsonb **result, char **why)
 
 	*result = NULL;
 	*why = NULL;
+
+	/*
+	 * A UTF-8 byte-order mark some senders put first is not JSON: read what
+	 * follows it (raw itself is stored verbatim, mark included).
+	 */
+	if ((unsigned char) s[0] == 0xEF && (unsigned char) s[1] == 0xBB && (unsigned char) s[2] == 0xBF)
+		s += 3;
+	len = strlen(s);
 
 	problem = parse_validate(s, len);
 	if (problem == NULL)

@@ -23,8 +23,10 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 /* Labels of each graph's status enum, in SQL order */
@@ -74,6 +76,7 @@ typedef struct RuleCache
 	int			nmappings;
 	RuleMapping *mappings;
 	bool		legal[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES][OB_MAX_STATUSES];
+	pg_tz	   *timezone;		/* onboarding.settings.timezone, resolved */
 } RuleCache;
 
 static RuleCache *rules = NULL;
@@ -81,6 +84,7 @@ static bool rules_valid = false;
 static uint64 rules_generation = 0;	/* bumped by every invalidation */
 static Oid	status_map_relid = InvalidOid;
 static Oid	transition_relid = InvalidOid;
+static Oid	settings_relid = InvalidOid;
 static bool callback_registered = false;
 static List *retired_contexts = NIL;	/* replaced caches, freed at transaction end */
 
@@ -133,7 +137,8 @@ onboarding_status_index(ObGraph graph, const char *s)
 static void
 rules_invalidate(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == status_map_relid || relid == transition_relid)
+	if (relid == InvalidOid || relid == status_map_relid || relid == transition_relid ||
+		relid == settings_relid)
 	{
 		rules_valid = false;
 		rules_generation++;
@@ -228,6 +233,28 @@ rules_load(void)
 			if (provider == NULL || strcmp(provider, onboarding_provider_names[p]) == 0)
 				cache->legal[g][p][from][to] = true;
 	}
+
+	/*
+	 * The zone naive provider times are read in: one value for the whole
+	 * database, so that every session and rebuild() read a body alike.  A
+	 * 0.1.0 schema (before ALTER EXTENSION ... UPDATE) has no settings
+	 * table: the default then.
+	 */
+	cache->timezone = onboarding_resolve_timezone(OB_DEFAULT_TIMEZONE);
+	if (OidIsValid(settings_relid))
+	{
+		if (SPI_execute("SELECT timezone FROM onboarding.settings", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read onboarding.settings");
+		if (SPI_processed > 0)
+		{
+			char	   *zone = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			pg_tz	   *tz = onboarding_resolve_timezone(zone);
+
+			if (tz == NULL)		/* the table's CHECK makes this unreachable */
+				elog(ERROR, "onboarding.settings.timezone \"%s\" is not a time zone", zone);
+			cache->timezone = tz;
+		}
+	}
 	onboarding_spi_finish(&spi);
 	return cache;
 }
@@ -248,6 +275,7 @@ rules_get(void)
 
 		status_map_relid = onboarding_relation_oid("status_map");
 		transition_relid = onboarding_relation_oid("transition");
+		settings_relid = get_relname_relid("settings", onboarding_schema_oid());
 		fresh = rules_load();
 		/* valid unless a rule table changed while we were reading it */
 		rules_valid = (generation == rules_generation);
@@ -261,6 +289,26 @@ rules_get(void)
 		rules = fresh;
 	}
 	return rules;
+}
+
+/* The zone naive provider times are read in (onboarding.settings). */
+pg_tz *
+onboarding_timezone(void)
+{
+	return rules_get()->timezone;
+}
+
+/*
+ * is_timezone(text) → boolean: would onboarding.settings.timezone accept
+ * this zone?  PostgreSQL's own TimeZone syntax and sign; never raises.
+ */
+PG_FUNCTION_INFO_V1(onboarding_is_timezone);
+Datum
+onboarding_is_timezone(PG_FUNCTION_ARGS)
+{
+	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(onboarding_resolve_timezone(zone) != NULL);
 }
 
 /* Is from -> to a legal move of entity for provider? */

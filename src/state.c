@@ -163,6 +163,36 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 }
 
 /*
+ * force_status() overrides the state of an entity the inbox already knows;
+ * it does not create one (a typo in a key would otherwise make a new
+ * entity out of nothing).  Run inside the caller's SPI connection.
+ */
+static void
+state_check_exists(ObEntity kind, Datum provider, Datum provider_text, const char *key)
+{
+	static const char *const queries[] = {
+		[OB_ACCOUNT] = "SELECT 1 FROM onboarding.account WHERE provider = $1::onboarding.provider AND account_key = $2",
+		[OB_PROPOSAL] = "SELECT 1 FROM onboarding.proposal WHERE provider = $1::onboarding.provider AND proposal_key = $2",
+		[OB_DOCUMENT] = "SELECT 1 FROM onboarding.document WHERE provider = $1::onboarding.provider AND document_key = $2",
+		[OB_CLOSURE] = "SELECT 1 FROM onboarding.closure WHERE provider = $1::onboarding.provider AND account_key = $2",
+		[OB_BACKGROUND_CHECK] = "SELECT 1 FROM onboarding.proposal WHERE provider = $1::onboarding.provider AND proposal_key = $2",
+		[OB_DOCUMENTSCOPY] = "SELECT 1 FROM onboarding.proposal WHERE provider = $1::onboarding.provider AND proposal_key = $2",
+	};
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {provider_text, CStringGetTextDatum(key)};
+
+	if (SPI_execute_with_args(queries[kind], 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the entity to override");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("%s \"%s\" of %s does not exist", onboarding_entity_names[kind],
+						onboarding_clip(key, 64), DatumGetCString(DirectFunctionCall1(enum_out, provider))),
+				 errdetail("force_status() overrides the state of an entity a delivery created; it creates none."),
+				 errhint("Check the key and provider, or deliver the provider's body first.")));
+}
+
+/*
  * force_status_record(entity, provider, key, status, reason) → bigint
  *
  * Record an operator's override as a delivery (event type force_status)
@@ -214,6 +244,13 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("force_status() needs a reason"),
 				 errhint("Say why the state is overridden: it is kept as evidence.")));
+	if (strlen(key) > OB_MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("key of %zu bytes is longer than the %d bytes a key may have",
+						strlen(key), OB_MAX_KEY_BYTES),
+				 errdetail("The key begins \"%s\".", onboarding_clip(key, 40)),
+				 errhint("No entity can have such a key: keys are indexed.")));
 
 	by = GetUserNameFromId(GetOuterUserId(), false);
 	initStringInfo(&body);
@@ -237,6 +274,7 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[2] = CStringGetTextDatum(by);
 
 	onboarding_spi_connect(&spi);
+	state_check_exists(kind, PG_GETARG_DATUM(1), args[0], key);
 	onboarding_set_forcing(true);
 	PG_TRY();
 	{
@@ -253,6 +291,57 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	onboarding_spi_finish(&spi);
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * Lock what a replay needs: the inbox in EXCLUSIVE mode (no delivery may
+ * arrive meanwhile; reading it stays possible) and the state tables and
+ * history in ACCESS EXCLUSIVE mode.  All or none: a delivering transaction
+ * takes the inbox first and then the state tables, a reporting transaction
+ * that later delivers takes them the other way round, so a replay that
+ * waited for one of them while holding another could close a cycle with
+ * either.  It waits only holding nothing, then tries again.
+ */
+void
+onboarding_lock_for_replay(void)
+{
+	const char *const names[] = {"inbox", "account", "proposal", "document", "closure", "history"};
+	Oid			rels[lengthof(names)];
+	int			waited = -1;
+
+	for (int i = 0; i < lengthof(names); i++)
+		rels[i] = onboarding_relation_oid(names[i]);
+	for (;;)
+	{
+		int			blocked = -1;
+
+		for (int i = 0; i < lengthof(names) && blocked < 0; i++)
+			if (i != waited &&
+				!ConditionalLockRelationOid(rels[i], i == 0 ? ExclusiveLock : AccessExclusiveLock))
+				blocked = i;
+		if (blocked < 0)
+			return;
+		for (int i = 0; i < blocked; i++)
+			UnlockRelationOid(rels[i], i == 0 ? ExclusiveLock : AccessExclusiveLock);
+		if (waited >= 0 && waited > blocked)
+			UnlockRelationOid(rels[waited], waited == 0 ? ExclusiveLock : AccessExclusiveLock);
+		CHECK_FOR_INTERRUPTS();
+		/* wait for the one that was held, holding nothing else; keep it */
+		LockRelationOid(rels[blocked], blocked == 0 ? ExclusiveLock : AccessExclusiveLock);
+		waited = blocked;
+	}
+}
+
+/*
+ * replay_lock() → void: the locks of onboarding_lock_for_replay(), for
+ * verify(), which must hold them across the rebuild it rolls back.
+ */
+PG_FUNCTION_INFO_V1(onboarding_replay_lock);
+Datum
+onboarding_replay_lock(PG_FUNCTION_ARGS)
+{
+	onboarding_lock_for_replay();
+	PG_RETURN_VOID();
 }
 
 /* Does a text column hold exactly s (both NULL counts as equal)? */
@@ -323,19 +412,8 @@ rebuild_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDesc rd
 	onboarding_delivery_init(&d, tup, rdesc, ratts);
 	raw = heap_getattr(tup, ratts->raw, rdesc, &raw_null);
 	first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
-	if (d.payload != NULL)
-		d.body_hash = onboarding_dedupe_hash(d.payload);
-	if (!isnull && DatumGetInt64(first) != d.id)
-	{
-		d.duplicate_of = DatumGetInt64(first);
-		onboarding_detect(&d);
-		d.decided = true;
-		d.outcome = OB_DUPLICATE;
-		resetStringInfo(&d.detail);
-		appendStringInfo(&d.detail, "same body as delivery %lld", (long long) d.duplicate_of);
-	}
-	else
-		onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), false);
+	onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
+								OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
 
 	if (rebuild_unchanged(tup, rdesc, ratts, &d))
 		return;
@@ -422,7 +500,8 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	ObSpiFrame	spi;
 
 	/* no delivery may arrive while we replay */
-	inbox = table_open(onboarding_relation_oid("inbox"), ExclusiveLock);
+	onboarding_lock_for_replay();
+	inbox = table_open(onboarding_relation_oid("inbox"), NoLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
 	/* write what this transaction's window holds, and let go of the tables */

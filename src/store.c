@@ -49,6 +49,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "parser/parsetree.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -134,6 +136,7 @@ static struct
  * outlive a close: what to put back in the window if a subtransaction
  * rolls back, and rows put back but not yet in the window.
  */
+static bool holds_rows = false;	/* this transaction has locked or created a row */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
 static List *window_restored = NIL; /* WindowRow *, dirty */
 
@@ -186,6 +189,7 @@ store_close(bool forget)
 void
 onboarding_store_end_of_xact(bool commit)
 {
+	holds_rows = false;
 	if (commit)
 		onboarding_store_flush(true);
 	else
@@ -540,6 +544,51 @@ store_remember(ObStoreRow *row, HeapTuple tuple)
 }
 
 /*
+ * Under REPEATABLE READ and SERIALIZABLE a transaction must not build on a
+ * row version its snapshot cannot see: like PostgreSQL's own UPDATE, raise
+ * a serialization failure (the client retries the whole transaction).
+ * xmin: the creator of the version we locked; changed: a newer version was
+ * committed while we waited.
+ */
+static void
+store_check_serializable(ObStore *s, const char *key, TransactionId xmin, bool changed)
+{
+	if (!IsolationUsesXactSnapshot())
+		return;
+	if (!changed)
+	{
+		if (!TransactionIdIsNormal(xmin) || TransactionIdIsCurrentTransactionId(xmin) ||
+			!ActiveSnapshotSet() || !XidInMVCCSnapshot(xmin, GetActiveSnapshot()))
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to concurrent update"),
+			 errdetail("onboarding.%s row \"%s\" was changed by a transaction that committed after this one's snapshot.",
+					   RelationGetRelationName(s->rel), onboarding_clip(key, 64)),
+			 errhint("Retry the transaction, or deliver under READ COMMITTED.")));
+}
+
+/*
+ * A state row this statement cannot write: the same statement (a CTE, or
+ * the statement a trigger runs in) changed it behind the pipeline's back.
+ */
+static void
+store_refuse(ObStore *s, const char *key, TM_Result res)
+{
+	if (res == TM_SelfModified || res == TM_Invisible)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("onboarding.%s row \"%s\" was changed by the statement that delivers to it",
+						RelationGetRelationName(s->rel), onboarding_clip(key, 64)),
+				 errdetail("A statement may not both insert into onboarding.inbox and write the state its deliveries derive."),
+				 errhint("Write state tables in a statement of their own after the delivery, "
+						 "for instance from an AFTER INSERT trigger on onboarding.inbox, or use onboarding.force_status().")));
+	elog(ERROR, "could not lock or write a row of onboarding.%s (result %d)",
+		 RelationGetRelationName(s->rel), (int) res);
+}
+
+/*
  * Find the row of (provider, key) and copy it into values/nulls (allocated
  * by the caller, natts long).  With lock: from the window if it is there
  * (then it is ours already); else under a dirty snapshot, waiting for
@@ -548,10 +597,11 @@ store_remember(ObStoreRow *row, HeapTuple tuple)
  * The scratch slot holds a buffer pin only between two lines below, never
  * across a wait.
  */
-bool
-onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool lock,
+ObFound
+onboarding_store_find(ObStore *s, ObProvider provider, const char *key, ObLockMode mode,
 					  Datum *values, bool *nulls, ObStoreRow *row)
 {
+	bool		lock = (mode != OB_LOCK_NONE);
 	SnapshotData dirty;
 	Snapshot	snapshot;
 	ScanKeyData skey[2];
@@ -563,7 +613,7 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 	{
 		window_get(s, w, values, nulls);
 		*row = w->row;
-		return true;
+		return OB_FOUND;
 	}
 
 	keytext = cstring_to_text(key);
@@ -597,12 +647,17 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 		if (tuple == NULL)
 		{
 			pfree(keytext);
-			return false;
+			return OB_ABSENT;
 		}
 		if (TransactionIdIsValid(xwait))
 		{
 			/* being inserted or deleted by another transaction: wait, look again */
 			heap_freetuple(tuple);
+			if (mode == OB_LOCK_NOWAIT)
+			{
+				pfree(keytext);
+				return OB_WOULD_BLOCK;
+			}
 			XactLockTableWait(xwait, NULL, NULL, XLTW_None);
 			continue;
 		}
@@ -612,17 +667,27 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 		{
 			res = table_tuple_lock(s->rel, &row->tid, InvalidSnapshot, s->slot,
 								   GetCurrentCommandId(false), LockTupleExclusive,
-								   LockWaitBlock, 0, &tmfd);
+								   mode == OB_LOCK_NOWAIT ? LockWaitSkip : LockWaitBlock,
+								   0, &tmfd);
 			heap_freetuple(tuple);
 			tuple = NULL;
 			if (res == TM_Ok)
 				tuple = ExecCopySlotHeapTuple(s->slot);
 			ExecClearTuple(s->slot);
+			if (res == TM_WouldBlock)
+			{
+				pfree(keytext);
+				return OB_WOULD_BLOCK;
+			}
 			if (res == TM_Updated || res == TM_Deleted)
-				continue;		/* changed by a transaction that committed meanwhile */
+			{
+				/* changed by a transaction that committed meanwhile */
+				store_check_serializable(s, key, InvalidTransactionId, true);
+				continue;
+			}
 			if (res != TM_Ok)
-				elog(ERROR, "could not lock a row of onboarding.%s (%d)",
-					 RelationGetRelationName(s->rel), (int) res);
+				store_refuse(s, key, res);
+			store_check_serializable(s, key, HeapTupleHeaderGetXmin(tuple->t_data), false);
 		}
 		heap_deform_tuple(tuple, RelationGetDescr(s->rel), values, nulls);
 		if (lock)
@@ -641,8 +706,17 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, bool loc
 		}
 		heap_freetuple(tuple);
 		pfree(keytext);
-		return true;
+		if (lock)
+			holds_rows = true;
+		return OB_FOUND;
 	}
+}
+
+/* Has this transaction locked or created a state row yet? */
+bool
+onboarding_store_holds_rows(void)
+{
+	return holds_rows;
 }
 
 /* Put values into the scratch slot. */
@@ -694,6 +768,7 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	row->tid = slot->tts_tid;
 	row->ours = true;
 	row->cmin = cid;
+	holds_rows = true;
 	ExecClearTuple(slot);
 	w = window_row_of(s, values, true);
 	w->row = *row;
@@ -727,8 +802,7 @@ store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 	res = table_tuple_update(s->rel, &row->tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
 							 true, &tmfd, &lockmode, &update_indexes);
 	if (res != TM_Ok)
-		elog(ERROR, "could not update a locked row of onboarding.%s (%d)",
-			 RelationGetRelationName(s->rel), (int) res);
+		store_refuse(s, TextDatumGetCString(values[s->keyatt[1] - 1]), res);
 	if (update_indexes)
 		list_free(ExecInsertIndexTuples(s->rri, slot, store.estate, false, false, NULL, NIL));
 	ResetPerTupleExprContext(store.estate);
@@ -774,8 +848,7 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 	res = table_tuple_delete(s->rel, &row->tid, cid, InvalidSnapshot, InvalidSnapshot,
 							 true, &tmfd, false);
 	if (res != TM_Ok)
-		elog(ERROR, "could not delete a locked row of onboarding.%s (%d)",
-			 RelationGetRelationName(s->rel), (int) res);
+		store_refuse(s, TextDatumGetCString(values[s->keyatt[1] - 1]), res);
 	ItemPointerSetInvalid(&row->tid);
 }
 
@@ -797,6 +870,100 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	list_free(ExecInsertIndexTuples(s->rri, slot, store.estate, false, false, NULL, NIL));
 	ResetPerTupleExprContext(store.estate);
 	ExecClearTuple(slot);
+}
+
+/* ---------------------------------------------------------------------
+ * Statements that run inside a delivering statement
+ * ---------------------------------------------------------------------
+ */
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+/*
+ * A statement with several result relations (data-modifying CTEs) that
+ * inserts into onboarding.inbox and writes a state table or history would
+ * write rows the pipeline is writing in the same command: refuse it before
+ * it runs, with the supported way in the hint.
+ */
+static void
+store_refuse_mixed_statement(PlannedStmt *stmt)
+{
+	Oid			nsp = get_namespace_oid("onboarding", true);
+	bool		inbox = false;
+	const char *state = NULL;
+	ListCell   *lc;
+
+	if (!OidIsValid(nsp))
+		return;
+	foreach(lc, stmt->resultRelations)
+	{
+		Oid			relid = rt_fetch(lfirst_int(lc), stmt->rtable)->relid;
+		char	   *name;
+
+		if (get_rel_namespace(relid) != nsp)
+			continue;
+		name = get_rel_name(relid);
+		if (strcmp(name, "inbox") == 0)
+			inbox = true;
+		for (int i = 0; i < OB_NSTORES; i++)
+			if (strcmp(name, store_names[i]) == 0)
+				state = store_names[i];
+	}
+	if (inbox && state != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a statement cannot both insert into onboarding.inbox and write onboarding.%s", state),
+				 errdetail("The deliveries of a statement derive state while it runs; another write of the same rows in that statement would be lost or fail."),
+				 errhint("Write the state table in a statement of its own after the delivery, "
+						 "for instance from an AFTER INSERT trigger on onboarding.inbox, or use onboarding.force_status().")));
+}
+
+/* Does a plan read or write one of the tables the window holds rows of? */
+static bool
+store_plan_touches_window(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->relationOids)
+		for (int i = 0; i < OB_NSTORES; i++)
+			if (store.tables[i] != NULL && store.tables[i]->relid == lfirst_oid(lc))
+				return true;
+	return false;
+}
+
+/*
+ * ExecutorStart hook.  A statement that runs while a delivering statement
+ * is still going (a user's trigger on the inbox, a function it calls) must
+ * see the state the deliveries so far derived, and may write it: the
+ * window is written first, and the statement's snapshot moved past those
+ * writes.
+ */
+static void
+store_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *stmt = queryDesc->plannedstmt;
+
+	if (list_length(stmt->resultRelations) > 1)
+		store_refuse_mixed_statement(stmt);
+	if ((store.window != NULL || window_restored != NIL) && store_plan_touches_window(stmt))
+	{
+		onboarding_store_flush(false);
+		CommandCounterIncrement();
+		if (queryDesc->snapshot != NULL && IsMVCCSnapshot(queryDesc->snapshot))
+			queryDesc->snapshot->curcid = GetCurrentCommandId(false);
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* Install the executor hook (module load). */
+void
+onboarding_store_install_hooks(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = store_executor_start;
 }
 
 /* Attribute number of a column of an open table; error if it is missing. */
