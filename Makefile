@@ -12,7 +12,7 @@ PG_CFLAGS    = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-in
 
 REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus reports window
 REGRESS_OPTS = --inputdir=. --load-extension=onboarding
-ISOLATION    = dedupe entity update_race window
+ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=onboarding
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso
