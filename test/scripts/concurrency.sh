@@ -35,6 +35,9 @@ trap 'drop_db $db >/dev/null 2>&1 || true' EXIT
 command -v "$ONBOARDING_BINDIR/pgbench" >/dev/null || fail "pgbench is needed"
 
 fresh_db $db
+# deadlocks (between two multi-delivery transactions) are resolved sooner,
+# so the clients spend the time delivering rather than waiting
+q -d postgres -c "ALTER DATABASE $db SET deadlock_timeout = '100ms'"
 q -d $db >/dev/null <<SQL
 CREATE TABLE public.cc_verify (at timestamptz DEFAULT clock_timestamp(), differences bigint);
 -- every entity the clients touch exists before they start (force_status()
