@@ -19,7 +19,9 @@
 # 0 failed transactions, 0 aborted clients), no "deadlock detected" in the
 # server log for a statement of theirs, rebuild(), verify() and
 # force_status() never fail either, every verify() during the run and the
-# one at the end are empty, and every committed single delivery is stored.
+# one at the end are empty, rebuild() and verify() are not starved (each
+# completes at least 3 times), and every committed single delivery is
+# stored.
 # Multi-delivery transactions may be rolled back by a deadlock between two
 # of them (README, Limits): counted and reported, not a failure.
 #
@@ -124,6 +126,11 @@ for kind in single reader rebuild verify force; do
 	[ "${aborted[$kind]}" -eq 0 ] && [ "${rcs[$kind]}" -eq 0 ] \
 		|| { grep -m3 'aborted in command\|ERROR' "$out.$kind" >&2; fail "$kind: ${aborted[$kind]} clients aborted by an error (pgbench exit ${rcs[$kind]})"; }
 	[ "${failed[$kind]:-0}" -eq 0 ] || fail "$kind: ${failed[$kind]} failed transactions (deadlock ${deadlocks[$kind]}, serialization ${serial[$kind]})"
+done
+# rebuild() and verify() wait for the deliveries under way, and the
+# deliveries that come after wait for them: neither may starve the other
+for kind in rebuild verify; do
+	[ "${txns[$kind]}" -ge 3 ] || fail "$kind: only ${txns[$kind]} calls completed in ${seconds}s (starved)"
 done
 [ "${aborted[multi]}" -eq 0 ] || { grep -m3 'aborted in command\|ERROR' "$out.multi" >&2; fail "multi: ${aborted[multi]} clients aborted by an error other than a deadlock"; }
 [ "$single_victims" -eq 0 ] || fail "$single_victims single-delivery statements rolled back by a deadlock"
