@@ -9,6 +9,225 @@
 
 \echo Use "ALTER EXTENSION onboarding UPDATE TO '0.2.0'" to load this file. \quit
 
+-- ===========================================================================
+-- taxid: the base type moves to the extension taxid; onboarding.taxid
+-- becomes a domain over it (see onboarding--0.2.0.sql)
+--
+-- Before this script runs, ALTER EXTENSION checks the requires of 0.2.0:
+-- the extension taxid must exist already (CREATE EXTENSION taxid;
+-- ALTER EXTENSION onboarding UPDATE), and search_path is then
+-- "onboarding, <schema of taxid>".  The state tables keep their rows: the
+-- tax_id columns are converted through their canonical text, which both
+-- types read and write alike.  The inbox is not touched.
+-- ===========================================================================
+
+-- Objects outside the extension that use the 0.1.0 type (a column of a
+-- table of yours, a function, a view) would have to go with it: refuse, and
+-- name them, before anything is changed.
+DO $$
+DECLARE
+    outside text;
+BEGIN
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), '; ')
+      INTO outside
+      FROM pg_catalog.pg_depend d
+      LEFT JOIN pg_catalog.pg_rewrite r
+             ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid
+     WHERE d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+       AND d.refobjid IN ('onboarding.taxid'::pg_catalog.regtype, 'onboarding.taxid[]'::pg_catalog.regtype)
+       AND d.deptype = 'n'
+       AND NOT EXISTS (
+            SELECT FROM pg_catalog.pg_depend e
+             WHERE e.deptype = 'e'
+               AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND e.refobjid = (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname = 'onboarding')
+               AND e.classid = CASE WHEN r.oid IS NULL THEN d.classid
+                                    ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END
+               AND e.objid = coalesce(r.ev_class, d.objid));
+    IF outside IS NOT NULL THEN
+        RAISE EXCEPTION 'objects outside the extension use the type onboarding.taxid of 0.1.0: %', outside
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'In 0.2.0 onboarding.taxid is a domain over the type taxid of the extension taxid; the 0.1.0 type is dropped.',
+                  HINT = 'Change them to text first (ALTER TABLE ... ALTER COLUMN ... TYPE text), update, then change them to onboarding.taxid.';
+    END IF;
+END
+$$;
+
+-- What reads the tax_id columns or names the 0.1.0 type goes; recreated
+-- below exactly as onboarding--0.2.0.sql creates it.
+DROP FUNCTION onboarding.timeline(onboarding.taxid);
+DROP VIEW onboarding.person_timeline;
+DROP VIEW onboarding.funnel;
+DROP VIEW onboarding.entity_status;
+DROP VIEW onboarding.pending_documents;
+DROP FUNCTION onboarding.taxid_format(onboarding.taxid);
+DROP FUNCTION onboarding.taxid_kind(onboarding.taxid);
+DROP FUNCTION onboarding.taxid_normalize(text);
+
+-- The 0.1.0 type steps aside for the domain that takes its name.
+ALTER TYPE onboarding.taxid RENAME TO taxid_0_1_0;
+
+-- The wrappers take the companion's type, named unqualified before the
+-- domain exists (as in onboarding--0.2.0.sql).  taxid_is_valid(text) and
+-- taxid_problem(text) stay as they are.
+CREATE FUNCTION onboarding.taxid_format(taxid) RETURNS text
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_format'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_format(taxid) IS
+    'masked form: 000.000.000-00 or XX.XXX.XXX/XXXX-DD';
+
+CREATE FUNCTION onboarding.taxid_kind(taxid) RETURNS text
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_kind'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_kind(taxid) IS 'cpf or cnpj';
+
+CREATE DOMAIN onboarding.taxid AS taxid;
+COMMENT ON DOMAIN onboarding.taxid IS
+    'Brazilian taxpayer number: CPF (11 digits) or CNPJ (14 characters, alphanumeric allowed)';
+
+CREATE FUNCTION onboarding.taxid_normalize(text) RETURNS onboarding.taxid
+    AS 'MODULE_PATHNAME', 'onboarding_taxid_normalize'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION onboarding.taxid_normalize(text) IS
+    'the taxid, or NULL when the text is not a valid CPF or CNPJ';
+
+-- The state tables' columns, through the canonical text (the rows are
+-- rewritten and their tax_id indexes rebuilt with the companion's operator
+-- class).
+ALTER TABLE onboarding.account
+    ALTER COLUMN tax_id TYPE onboarding.taxid USING tax_id::text::onboarding.taxid;
+ALTER TABLE onboarding.proposal
+    ALTER COLUMN tax_id TYPE onboarding.taxid USING tax_id::text::onboarding.taxid;
+ALTER TABLE onboarding.document
+    ALTER COLUMN tax_id TYPE onboarding.taxid USING tax_id::text::onboarding.taxid;
+
+-- Nothing uses the 0.1.0 type any more: it goes, with its operator
+-- classes, operators, casts and functions (its I/O functions go with the
+-- type itself).
+DROP OPERATOR FAMILY onboarding.taxid_ops USING btree;
+DROP OPERATOR FAMILY onboarding.taxid_hash_ops USING hash;
+DROP OPERATOR onboarding.= (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP OPERATOR onboarding.<> (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP OPERATOR onboarding.< (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP OPERATOR onboarding.<= (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP OPERATOR onboarding.> (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP OPERATOR onboarding.>= (onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP CAST (text AS onboarding.taxid_0_1_0);
+DROP CAST (onboarding.taxid_0_1_0 AS text);
+DROP FUNCTION onboarding.taxid_eq(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_ne(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_lt(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_le(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_gt(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_ge(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_cmp(onboarding.taxid_0_1_0, onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_hash(onboarding.taxid_0_1_0);
+DROP FUNCTION onboarding.taxid_hash_extended(onboarding.taxid_0_1_0, bigint);
+DROP TYPE onboarding.taxid_0_1_0 CASCADE;
+
+-- The views and timeline(), as onboarding--0.2.0.sql creates them.
+CREATE VIEW onboarding.entity_status AS
+SELECT provider, 'account'::text AS entity, account_key AS entity_key, status::text AS status,
+       tax_id, last_event_at, last_inbox_id
+  FROM onboarding.account
+UNION ALL
+SELECT provider, 'proposal', proposal_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE status IS NOT NULL
+UNION ALL
+SELECT provider, 'background_check', proposal_key, background_check::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE background_check IS NOT NULL
+UNION ALL
+SELECT provider, 'documentscopy', proposal_key, documentscopy::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.proposal WHERE documentscopy IS NOT NULL
+UNION ALL
+SELECT provider, 'document', document_key, status::text, tax_id, last_event_at, last_inbox_id
+  FROM onboarding.document
+UNION ALL
+SELECT provider, 'closure', account_key, status::text, NULL::onboarding.taxid, last_event_at, last_inbox_id
+  FROM onboarding.closure;
+COMMENT ON VIEW onboarding.entity_status IS
+    'every entity (checks as entities of their own) with its current status';
+
+CREATE VIEW onboarding.funnel AS
+SELECT provider, entity, status, count(*) AS how_many,
+       round(count(*) * 100.0 / sum(count(*)) OVER (PARTITION BY provider, entity), 1) AS share
+  FROM onboarding.entity_status
+ GROUP BY provider, entity, status;
+COMMENT ON VIEW onboarding.funnel IS
+    'how many entities are in each status, and their share (percent) of the provider''s entities';
+
+CREATE VIEW onboarding.pending_documents AS
+SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw, signer,
+       status,
+       CASE WHEN status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
+            THEN 'provider' ELSE 'customer' END AS waiting_on,
+       reason, last_event_at AS since
+  FROM onboarding.document
+ WHERE status <> 'validated';
+COMMENT ON VIEW onboarding.pending_documents IS
+    'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
+
+-- Everything about one taxpayer: each status change of their entities, and
+-- each delivery about them that changed nothing, with why.
+CREATE VIEW onboarding.person_timeline AS
+WITH entities AS (
+    SELECT a.tax_id, a.provider, 'account'::text AS entity, a.account_key AS entity_key
+      FROM onboarding.account a
+    UNION ALL
+    SELECT a.tax_id, c.provider, 'closure', c.account_key
+      FROM onboarding.account a
+      JOIN onboarding.closure c ON c.provider = a.provider AND c.account_key = a.account_key
+    UNION ALL
+    SELECT p.tax_id, p.provider, e.entity, p.proposal_key
+      FROM onboarding.proposal p
+     CROSS JOIN (VALUES ('proposal'), ('background_check'), ('documentscopy')) e (entity)
+    UNION ALL
+    SELECT d.tax_id, d.provider, 'document', d.document_key
+      FROM onboarding.document d
+), subjects AS (
+    SELECT a.tax_id, a.provider, a.account_key AS subject FROM onboarding.account a
+    UNION
+    SELECT p.tax_id, p.provider, p.proposal_key FROM onboarding.proposal p
+    UNION
+    SELECT d.tax_id, d.provider, d.document_key FROM onboarding.document d
+)
+SELECT k.tax_id, coalesce(h.event_at, i.received_at) AS at, h.provider, h.entity, h.entity_key,
+       h.from_status, h.to_status, i.outcome, h.reason AS detail, h.inbox_id
+  FROM entities k
+  JOIN onboarding.history h ON h.provider = k.provider AND h.entity = k.entity
+                           AND h.entity_key = k.entity_key
+  JOIN onboarding.inbox i ON i.id = h.inbox_id
+UNION ALL
+SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subject,
+       NULL, NULL, i.outcome, i.detail, i.id
+  FROM subjects s
+  JOIN onboarding.inbox i ON i.provider = s.provider AND i.subject = s.subject
+ WHERE i.outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
+COMMENT ON VIEW onboarding.person_timeline IS
+    'per taxpayer: every status change and every delivery that changed nothing; see timeline()';
+
+-- (0.2.0: a SQL-standard body, parsed here, so that = is the taxid
+-- extension's operator whatever the caller's search_path; still inlined.)
+
+CREATE FUNCTION onboarding.timeline(tax_id onboarding.taxid)
+    RETURNS TABLE (at timestamptz, provider onboarding.provider, entity text, entity_key text,
+                   from_status text, to_status text, outcome onboarding.outcome, detail text,
+                   inbox_id bigint)
+    LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT t.at, t.provider, t.entity, t.entity_key, t.from_status, t.to_status, t.outcome,
+           t.detail, t.inbox_id
+      FROM onboarding.person_timeline t
+     WHERE t.tax_id = timeline.tax_id
+     ORDER BY t.at, t.inbox_id, t.entity;
+END;
+COMMENT ON FUNCTION onboarding.timeline(onboarding.taxid) IS
+    'everything known about one person or company across providers, in time order';
+
+-- ===========================================================================
+-- end of taxid
+-- ===========================================================================
+
 -- Time received, kept apart from the provider's time (stuck() and
 -- pending_documents use it for deliveries that carry no time)
 ALTER TABLE onboarding.account ADD COLUMN last_received_at timestamptz;

@@ -55,116 +55,39 @@ CREATE TYPE onboarding.closure_status AS ENUM
     ('created', 'processing', 'pending', 'error', 'disapproved', 'approved', 'automatic');
 
 -- ---------------------------------------------------------------------------
--- onboarding.taxid: CPF or CNPJ (alphanumeric CNPJ included), stored as int8
+-- onboarding.taxid: a domain over the type of the extension taxid (0.2.0)
+--
+-- The base type, its operators, btree and hash operator classes, casts and
+-- functions belong to the extension taxid (required, see onboarding.control),
+-- installed in a schema of the default search_path (normally public), so a
+-- session that never heard of the schema onboarding can still compare,
+-- index and join tax ids.  onboarding.taxid stays the name the state tables,
+-- timeline() and applications use; a domain has the operators of its base
+-- type, and an index on a domain column uses the base type's operator class.
+--
+-- During this script search_path is "onboarding, <schema of taxid>": an
+-- unqualified taxid names the companion's type only until the domain below
+-- exists, so the wrappers that take the base type are created first.
 -- ---------------------------------------------------------------------------
 
-CREATE TYPE onboarding.taxid;
-
-CREATE FUNCTION onboarding.taxid_in(cstring) RETURNS onboarding.taxid
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_in'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION onboarding.taxid_out(onboarding.taxid) RETURNS cstring
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_out'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION onboarding.taxid_recv(internal) RETURNS onboarding.taxid
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_recv'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION onboarding.taxid_send(onboarding.taxid) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_send'
-    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE onboarding.taxid (
-    INPUT = onboarding.taxid_in,
-    OUTPUT = onboarding.taxid_out,
-    RECEIVE = onboarding.taxid_recv,
-    SEND = onboarding.taxid_send,
-    LIKE = pg_catalog.int8
-);
-
-COMMENT ON TYPE onboarding.taxid IS
-    'Brazilian taxpayer number: CPF (11 digits) or CNPJ (14 characters, alphanumeric allowed)';
-
-CREATE FUNCTION onboarding.taxid_eq(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_ne(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_lt(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_le(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_gt(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_ge(onboarding.taxid, onboarding.taxid) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_cmp(onboarding.taxid, onboarding.taxid) RETURNS integer
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_hash(onboarding.taxid) RETURNS integer
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION onboarding.taxid_hash_extended(onboarding.taxid, bigint) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'onboarding_taxid_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-
-CREATE OPERATOR onboarding.= (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_eq,
-    COMMUTATOR = OPERATOR(onboarding.=), NEGATOR = OPERATOR(onboarding.<>),
-    RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES
-);
-CREATE OPERATOR onboarding.<> (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_ne,
-    COMMUTATOR = OPERATOR(onboarding.<>), NEGATOR = OPERATOR(onboarding.=),
-    RESTRICT = neqsel, JOIN = neqjoinsel
-);
-CREATE OPERATOR onboarding.< (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_lt,
-    COMMUTATOR = OPERATOR(onboarding.>), NEGATOR = OPERATOR(onboarding.>=),
-    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
-);
-CREATE OPERATOR onboarding.<= (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_le,
-    COMMUTATOR = OPERATOR(onboarding.>=), NEGATOR = OPERATOR(onboarding.>),
-    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
-);
-CREATE OPERATOR onboarding.> (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_gt,
-    COMMUTATOR = OPERATOR(onboarding.<), NEGATOR = OPERATOR(onboarding.<=),
-    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
-);
-CREATE OPERATOR onboarding.>= (
-    LEFTARG = onboarding.taxid, RIGHTARG = onboarding.taxid, PROCEDURE = onboarding.taxid_ge,
-    COMMUTATOR = OPERATOR(onboarding.<=), NEGATOR = OPERATOR(onboarding.<),
-    RESTRICT = scalargesel, JOIN = scalargejoinsel
-);
-
-CREATE OPERATOR CLASS onboarding.taxid_ops
-    DEFAULT FOR TYPE onboarding.taxid USING btree AS
-        OPERATOR 1 onboarding.<,
-        OPERATOR 2 onboarding.<=,
-        OPERATOR 3 onboarding.=,
-        OPERATOR 4 onboarding.>=,
-        OPERATOR 5 onboarding.>,
-        FUNCTION 1 onboarding.taxid_cmp(onboarding.taxid, onboarding.taxid);
-
-CREATE OPERATOR CLASS onboarding.taxid_hash_ops
-    DEFAULT FOR TYPE onboarding.taxid USING hash AS
-        OPERATOR 1 onboarding.=,
-        FUNCTION 1 onboarding.taxid_hash(onboarding.taxid),
-        FUNCTION 2 onboarding.taxid_hash_extended(onboarding.taxid, bigint);
-
-CREATE CAST (text AS onboarding.taxid) WITH INOUT AS ASSIGNMENT;
-CREATE CAST (onboarding.taxid AS text) WITH INOUT AS ASSIGNMENT;
-
-CREATE FUNCTION onboarding.taxid_format(onboarding.taxid) RETURNS text
+-- Thin wrappers, the names of SPEC 3.2.  They take the base type, so that
+-- in a session whose search_path has both schemas the wrapper and the
+-- companion's function have one signature and never make a call ambiguous;
+-- they are the same C functions as the companion's.
+CREATE FUNCTION onboarding.taxid_format(taxid) RETURNS text
     AS 'MODULE_PATHNAME', 'onboarding_taxid_format'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION onboarding.taxid_format(onboarding.taxid) IS
+COMMENT ON FUNCTION onboarding.taxid_format(taxid) IS
     'masked form: 000.000.000-00 or XX.XXX.XXX/XXXX-DD';
 
-CREATE FUNCTION onboarding.taxid_kind(onboarding.taxid) RETURNS text
+CREATE FUNCTION onboarding.taxid_kind(taxid) RETURNS text
     AS 'MODULE_PATHNAME', 'onboarding_taxid_kind'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION onboarding.taxid_kind(onboarding.taxid) IS 'cpf or cnpj';
+COMMENT ON FUNCTION onboarding.taxid_kind(taxid) IS 'cpf or cnpj';
+
+CREATE DOMAIN onboarding.taxid AS taxid;
+COMMENT ON DOMAIN onboarding.taxid IS
+    'Brazilian taxpayer number: CPF (11 digits) or CNPJ (14 characters, alphanumeric allowed)';
 
 CREATE FUNCTION onboarding.taxid_is_valid(text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'onboarding_taxid_is_valid'
@@ -183,6 +106,8 @@ CREATE FUNCTION onboarding.taxid_problem(text) RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION onboarding.taxid_problem(text) IS
     'why the text is not a valid CPF or CNPJ, or NULL when it is';
+
+-- (end of onboarding.taxid; timeline() below has its own 0.2.0 note)
 
 -- ---------------------------------------------------------------------------
 -- The inbox: every delivery, append-only
@@ -835,9 +760,11 @@ COMMENT ON FUNCTION onboarding.transition_graph(text) IS
 
 -- ---------------------------------------------------------------------------
 -- Reporting (SPEC §8).  Every name is schema-qualified and every operator
--- on an extension type is written OPERATOR(onboarding.=), so the views and
--- the inlinable SQL functions mean the same whatever the caller's
--- search_path.
+-- in the text body of an inlinable SQL function is written
+-- OPERATOR(pg_catalog.…), so the views and those functions mean the same
+-- whatever the caller's search_path.  timeline() compares tax ids with the
+-- operator of the extension taxid, whose schema this script cannot name: its
+-- body is SQL-standard (BEGIN ATOMIC), resolved once, here.
 -- ---------------------------------------------------------------------------
 
 -- Every status column of every entity, one row per entity (checks included)
@@ -1079,17 +1006,19 @@ SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subjec
 COMMENT ON VIEW onboarding.person_timeline IS
     'per taxpayer: every status change and every delivery that changed nothing; see timeline()';
 
+-- (0.2.0: a SQL-standard body, parsed here, so that = is the taxid
+-- extension's operator whatever the caller's search_path; still inlined.)
 CREATE FUNCTION onboarding.timeline(tax_id onboarding.taxid)
     RETURNS TABLE (at timestamptz, provider onboarding.provider, entity text, entity_key text,
                    from_status text, to_status text, outcome onboarding.outcome, detail text,
                    inbox_id bigint)
     LANGUAGE sql STABLE
-    AS $$
+BEGIN ATOMIC
     SELECT t.at, t.provider, t.entity, t.entity_key, t.from_status, t.to_status, t.outcome,
            t.detail, t.inbox_id
       FROM onboarding.person_timeline t
-     WHERE t.tax_id OPERATOR(onboarding.=) timeline.tax_id
-     ORDER BY t.at, t.inbox_id, t.entity
-    $$;
+     WHERE t.tax_id = timeline.tax_id
+     ORDER BY t.at, t.inbox_id, t.entity;
+END;
 COMMENT ON FUNCTION onboarding.timeline(onboarding.taxid) IS
     'everything known about one person or company across providers, in time order';

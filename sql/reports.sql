@@ -153,6 +153,6 @@ $$;
 SELECT tax_id AS someone FROM people WHERE i = 100 \gset
 SELECT pg_temp.seq_scans(format($$SELECT * FROM onboarding.timeline(%L)$$, :'someone')) AS timeline;
 SELECT pg_temp.seq_scans(format($$SELECT * FROM onboarding.pending_documents
-                                  WHERE tax_id OPERATOR(onboarding.=) %L$$, :'someone')) AS pending_documents;
+                                  WHERE tax_id = %L$$, :'someone')) AS pending_documents;
 SELECT pg_temp.seq_scans($$SELECT * FROM onboarding.stuck('30 days')
                            WHERE provider = 'qitech'$$) AS stuck_one_provider;

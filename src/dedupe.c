@@ -38,6 +38,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
+
 /* Lock class of our advisory locks (pg_locks.objsubid), apart from the user's 1 and 2 */
 #define OB_LOCK_CLASS_DEDUPE	0x4F42
 
@@ -102,11 +104,7 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		TransactionId xwait = InvalidTransactionId;
 
 		InitDirtySnapshot(dirty);
-#if PG_VERSION_NUM >= 180000
-		scan = index_beginscan(inbox, index, &dirty, NULL, 1, 0);
-#else
-		scan = index_beginscan(inbox, index, &dirty, 1, 0);
-#endif
+		scan = ob_index_beginscan(inbox, index, &dirty, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{

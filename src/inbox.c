@@ -421,10 +421,14 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		/*
 		 * The owner chose an id that is taken: this row will not be stored
 		 * (a unique violation, or skipped by ON CONFLICT DO NOTHING), so
-		 * nothing may be derived from it.
+		 * nothing may be derived from it.  Its derived columns are what a
+		 * dry run says, so that the row reaches the unique check whole.
 		 */
+		if (d.payload != NULL || !raw_null)
+			onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
+										OB_RUN_DRY, 0);
 		MemoryContextSwitchTo(caller);
-		return PointerGetDatum(tuple);
+		return PointerGetDatum(onboarding_delivery_store(tuple, desc, atts, &d, true));
 	}
 	inbox_check_later_triggers(trigdata);
 	if (d.payload == NULL && raw_null)

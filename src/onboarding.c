@@ -16,7 +16,10 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 
-PG_MODULE_MAGIC;
+/*
+ * PG_MODULE_MAGIC is in taxid.c, the one object that both onboarding.so and
+ * taxid.so are linked from (a library carries exactly one magic block).
+ */
 
 void		_PG_init(void);
 

@@ -22,6 +22,8 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
+#include "compat.h"
+
 /* Nesting deeper than this is refused before the recursive parser sees it. */
 #define OB_MAX_DEPTH			1000
 /*
@@ -83,27 +85,29 @@ parse_number_fits(const char *tok)
 }
 
 /* Scalar callback: flag numbers and strings jsonb cannot store. */
-static void
+static ob_json_action_result
 parse_check_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	ParseCheck *check = (ParseCheck *) state;
 
 	if (check->problem != NULL)
-		return;
+		return OB_JSON_ACTION_OK;
 	if (tokentype == JSON_TOKEN_NUMBER && !parse_number_fits(token))
 		check->problem = "a number is out of the range jsonb can store";
 	else if (tokentype == JSON_TOKEN_STRING && strlen(token) > JENTRY_OFFLENMASK)
 		check->problem = "a string is longer than jsonb can store";
+	return OB_JSON_ACTION_OK;
 }
 
 /* Field callback: flag keys jsonb cannot store. */
-static void
+static ob_json_action_result
 parse_check_field(void *state, char *fname, bool isnull)
 {
 	ParseCheck *check = (ParseCheck *) state;
 
 	if (check->problem == NULL && strlen(fname) > JENTRY_OFFLENMASK)
 		check->problem = "a key is longer than jsonb can store";
+	return OB_JSON_ACTION_OK;
 }
 
 /* Deepest nesting of objects and arrays, counting only outside strings. */
@@ -160,11 +164,7 @@ parse_validate(char *s, int len)
 	sem.scalar = parse_check_scalar;
 	sem.object_field_start = parse_check_field;
 
-#if PG_VERSION_NUM >= 170000
-	lex = makeJsonLexContextCstringLen(NULL, s, len, GetDatabaseEncoding(), true);
-#else
-	lex = makeJsonLexContextCstringLen(s, len, GetDatabaseEncoding(), true);
-#endif
+	lex = ob_make_json_lex_context_cstring_len(s, len, GetDatabaseEncoding(), true);
 	err = pg_parse_json(lex, &sem);
 	if (err != JSON_SUCCESS)
 		return json_errdetail(err, lex);

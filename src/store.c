@@ -65,6 +65,8 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
+
 /* An open table */
 struct ObStore
 {
@@ -214,7 +216,7 @@ store_open_one(ObStoreId which)
 	s->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
 	ExecOpenIndices(s->rri, true);
-	pkey = RelationGetPrimaryKeyIndex(s->rel);
+	pkey = ob_relation_get_primary_key_index(s->rel);
 	if (!OidIsValid(pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -633,7 +635,7 @@ onboarding_store_find(ObStore *s, ObProvider provider, const char *key, ObLockMo
 		TM_FailureData tmfd;
 		TM_Result	res;
 
-		scan = index_beginscan(s->rel, s->pkey, snapshot, 2, 0);
+		scan = ob_index_beginscan(s->rel, s->pkey, snapshot, 2, 0);
 		index_rescan(scan, skey, 2, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, s->slot))
 		{
@@ -753,8 +755,8 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 
 	token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 	table_tuple_insert_speculative(s->rel, slot, cid, 0, NULL, token);
-	recheck = ExecInsertIndexTuples(s->rri, slot, estate, false, true,
-									&spec_conflict, s->arbiter);
+	recheck = ob_exec_insert_index_tuples(s->rri, slot, estate, false, true,
+										  &spec_conflict, s->arbiter, false);
 	table_tuple_complete_speculative(s->rel, slot, token, !spec_conflict);
 	SpeculativeInsertionLockRelease(GetCurrentTransactionId());
 	list_free(recheck);
@@ -797,14 +799,16 @@ store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	bool		update_indexes;
+	bool		only_summarizing;
 	TM_Result	res;
 
-	res = table_tuple_update(s->rel, &row->tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
-							 true, &tmfd, &lockmode, &update_indexes);
+	res = ob_table_tuple_update(s->rel, &row->tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
+								true, &tmfd, &lockmode, &update_indexes, &only_summarizing);
 	if (res != TM_Ok)
 		store_refuse(s, TextDatumGetCString(values[s->keyatt[1] - 1]), res);
 	if (update_indexes)
-		list_free(ExecInsertIndexTuples(s->rri, slot, store.estate, false, false, NULL, NIL));
+		list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
+											  only_summarizing));
 	ResetPerTupleExprContext(store.estate);
 	row->tid = slot->tts_tid;
 	row->ours = true;
@@ -867,7 +871,8 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	nulls[0] = false;
 	slot = store_fill(s, values, nulls);
 	table_tuple_insert(s->rel, slot, GetCurrentCommandId(true), 0, NULL);
-	list_free(ExecInsertIndexTuples(s->rri, slot, store.estate, false, false, NULL, NIL));
+	list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
+										  false));
 	ResetPerTupleExprContext(store.estate);
 	ExecClearTuple(slot);
 }

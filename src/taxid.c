@@ -1,9 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * taxid.c
- *		The onboarding.taxid base type: a Brazilian taxpayer number, either
- *		a CPF (11 digits) or a CNPJ (14 characters, the alphanumeric CNPJ of
- *		IN RFB 2.229/2024 included).
+ *		The taxid base type: a Brazilian taxpayer number, either a CPF (11
+ *		digits) or a CNPJ (14 characters, the alphanumeric CNPJ of IN RFB
+ *		2.229/2024 included).
+ *
+ * This one file is the library of the extension taxid (taxid.so), which
+ * owns the type, and is linked into onboarding.so as well: the pipeline
+ * parses tax ids with it, onboarding's taxid_* functions are its entry
+ * points, and the 0.1.0 install script names them in onboarding's library.
+ * onboarding.taxid is a domain over the type since 0.2.0.  The two copies
+ * are built from the same object, so whichever one a backend binds a
+ * symbol to behaves alike.
  *
  * A taxid is stored as an int8 (see onboarding.h): a CPF as its 9 base
  * digits, a CNPJ as TAXID_CNPJ_OFFSET plus its 12 base characters read as a
@@ -26,6 +34,9 @@
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+
+/* The magic block of both libraries; see the banner. */
+PG_MODULE_MAGIC;
 
 #define TAXID_CPF_LEN		11
 #define TAXID_CNPJ_LEN		14
@@ -391,7 +402,7 @@ taxid_report(const char *str, const char *problem, const char *hint)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 			 errmsg("invalid input syntax for type %s: \"%s\"",
-					"onboarding.taxid", str),
+					"taxid", str),
 			 errdetail("%s", detail),
 			 hint ? errhint("%s", hint) : 0));
 }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS onboarding_demo" -c "CREATE DATABASE onboarding_demo"
 export PGDATABASE=onboarding_demo
-psql -X -q -c "CREATE EXTENSION onboarding"
+psql -X -q -c "CREATE EXTENSION onboarding CASCADE"
 
 {
 	echo '\set QUIET on'

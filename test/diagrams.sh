@@ -14,7 +14,7 @@ fi
 
 export PGDATABASE=onboarding_diagrams PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PGDATABASE" -c "CREATE DATABASE $PGDATABASE"
-psql -X -q -c "CREATE EXTENSION onboarding"
+psql -X -q -c "CREATE EXTENSION onboarding CASCADE"
 for g in account proposal check document closure; do
 	psql -X -At -c "SELECT onboarding.transition_graph('$g')" > "docs/diagrams/$g.dot"
 	sum=$(sha256sum "docs/diagrams/$g.dot" | cut -d' ' -f1)

@@ -2,10 +2,11 @@
 # test/run.sh — the machinery behind `make test` and `make demo`.
 #
 # On a fresh Debian 12 machine (as root, or as a user with sudo) it installs
-# what is missing (PostgreSQL 15 server and headers), builds and installs the
-# extension, starts a throwaway cluster as an unprivileged OS user on a
-# private socket directory, runs the suites or the demo, and stops the
-# cluster again, whatever happened.
+# what is missing (PostgreSQL 15 server and headers), builds the extension
+# with warnings as errors, installs it, starts a throwaway cluster as an
+# unprivileged OS user on a private socket directory, runs the suites or the
+# demo, and stops the cluster again, whatever happened.  Other majors run
+# the same script inside a Debian chroot: see test/chroot.sh (make test PG=17).
 #
 #   bash test/run.sh test    every suite; last line "N passed, N failed"
 #   bash test/run.sh demo    ingest the fixture corpus and show what it became
@@ -27,12 +28,25 @@ as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Install PostgreSQL 15, its headers, a C toolchain and python3 when missing.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+
+# Install what is missing: the server and headers of the PostgreSQL that
+# PG_CONFIG names when it is a Debian one (/usr/lib/postgresql/NN), a C
+# toolchain and python3.
 install_deps() {
-	local need=()
-	[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
-	[ -x /usr/lib/postgresql/15/bin/pg_config ] && \
-		[ -f /usr/include/postgresql/15/server/postgres.h ] || need+=(postgresql-server-dev-15)
+	local need=() major=
+	case "$PG_CONFIG" in
+	/usr/lib/postgresql/*/bin/pg_config)
+		major=${PG_CONFIG#/usr/lib/postgresql/}
+		major=${major%%/*}
+		;;
+	esac
+	if [ -n "$major" ]; then
+		[ -x "/usr/lib/postgresql/$major/bin/postgres" ] || need+=("postgresql-$major")
+		[ -x "$PG_CONFIG" ] && \
+			[ -f "/usr/include/postgresql/$major/server/postgres.h" ] || need+=("postgresql-server-dev-$major")
+	fi
 	command -v gcc >/dev/null || need+=(gcc)
 	command -v make >/dev/null || need+=(make)
 	command -v python3 >/dev/null || need+=(python3)	# the fuzz test's generator
@@ -43,13 +57,12 @@ install_deps() {
 	fi
 }
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-
-# Build with the strict flags and install into the PostgreSQL tree.
+# Build from scratch with warnings as errors (the tests' flag, not the
+# user's) and install into the PostgreSQL tree.
 build_install() {
-	log "building"
-	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	log "building $("$PG_CONFIG" --version)"
+	make -s PG_CONFIG="$PG_CONFIG" clean
+	make -s PG_CONFIG="$PG_CONFIG" COPT=-Werror >/dev/null
 	log "installing"
 	as_root make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 }

@@ -117,7 +117,7 @@ fresh_plain() {
 fresh_inbox() {
 	q <<-'EOF'
 		DROP EXTENSION IF EXISTS onboarding;
-		CREATE EXTENSION onboarding;
+		CREATE EXTENSION onboarding CASCADE;
 		CHECKPOINT;
 	EOF
 }

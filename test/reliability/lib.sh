@@ -33,7 +33,7 @@ server_is_up() { "$ONBOARDING_BINDIR/pg_isready" -q -d postgres >/dev/null 2>&1;
 # A fresh database with the extension; dropped again by drop_db.
 fresh_db() {
 	q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
-	q -d "$1" -c "CREATE EXTENSION onboarding"
+	q -d "$1" -c "CREATE EXTENSION onboarding CASCADE"
 }
 drop_db() { q -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 
 export PGDATABASE=onboarding_diagrams_check PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PGDATABASE" -c "CREATE DATABASE $PGDATABASE"
-psql -X -q -c "CREATE EXTENSION onboarding"
+psql -X -q -c "CREATE EXTENSION onboarding CASCADE"
 failed=0
 checked=0
 for g in account proposal check document closure; do

@@ -1,0 +1,149 @@
+-- Hardening (0.2.0): what an audit tried as a hostile user would, each fixed
+-- at its root.  Every check here failed on 0.1.0.
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+\set VERBOSITY default
+
+-- Text the extension writes is valid in the database encoding: the detail
+-- that quotes an over-long key cuts it on a character boundary.  (convert_from
+-- raises on an invalid byte sequence.)
+INSERT INTO onboarding.inbox (payload)
+SELECT jsonb_build_object('webhook_type', 'account_request.status_change',
+                          'key', 'x' || repeat('çãé€😀', 120), 'status', 'pending_kyc_analysis')
+RETURNING outcome, subject, octet_length(detail) AS detail_bytes,
+          convert_from(convert_to(detail, 'UTF8'), 'UTF8') = detail AS detail_valid,
+          left(detail, 90) AS detail_begins;
+
+-- ... and the same for derived keys (Celcoin <proposalId>:<type>, Fitbank
+-- <taxpayer>:<type>), whose duplicates replay alike: verify() stays empty.
+INSERT INTO onboarding.inbox (payload)
+SELECT jsonb_build_object('entity', 'onboarding-file', 'status', 'CREATED',
+                          'createTimestamp', '2026-06-01T13:00:00Z',
+                          'body', jsonb_build_object('proposalId', repeat('ü', 600),
+                                                     'files', jsonb_build_array(jsonb_build_object('type', 'SELFIE', 'url', 'u'))))
+  FROM generate_series(1, 2)
+RETURNING outcome, subject IS NULL AS no_subject, convert_from(convert_to(detail, 'UTF8'), 'UTF8') = detail AS detail_valid;
+INSERT INTO onboarding.inbox (payload)
+SELECT jsonb_build_object('Method', 'UpdatePersonDocument', 'TaxNumber', repeat('9', 1100),
+                          'Document', jsonb_build_object('DocumentKey', '', 'DocumentType', 14, 'DocumentStatus', 4))
+  FROM generate_series(1, 2)
+RETURNING outcome, subject IS NULL AS no_subject;
+-- unexpected JSON types in the fields the pipeline reads, delivered twice
+INSERT INTO onboarding.inbox (payload)
+SELECT b FROM (VALUES
+    ('{"webhook_type": "account_request.status_change", "key": {"a": 1}, "status": "rejected"}'::jsonb),
+    ('{"webhook_type": "account_request.status_change", "key": "h-types", "status": ["rejected"]}'),
+    ('{"Method": "UpdateAccount", "AccountKey": 42, "AccountConditionType": "2", "SendDate": true}'),
+    ('{"entity": "onboarding-proposal", "status": "CREATED", "body": {"proposalId": 7}}'),
+    ('{"entity": "onboarding-file", "status": "CREATED", "body": {"proposalId": "h-f", "files": {"type": "SELFIE"}}}')
+  ) v (b), generate_series(1, 2)
+RETURNING outcome, subject, CASE WHEN duplicate_of IS NULL THEN left(detail, 70) END AS detail;
+SELECT count(*) AS differences FROM onboarding.verify();
+
+-- explain() runs the same checks as the trigger: it says invalid for a body
+-- stored invalid.
+SELECT onboarding.explain(jsonb_build_object('webhook_type', 'account_request.status_change',
+                          'key', repeat('k', 1100), 'status', 'rejected')) ->> 'outcome' AS explained;
+
+-- A leading UTF-8 byte-order mark is not JSON: it is skipped, raw is kept.
+SELECT outcome, octet_length(raw) - octet_length(payload::text) >= 3 AS raw_kept_verbatim,
+       left(raw, 1) = U&'\FEFF' AS raw_starts_with_bom
+  FROM onboarding.ingest_text(U&'\FEFF' || '{"webhook_type": "account", "key": "h-bom", "status": "account_opened"}');
+
+-- Wording: "is an object", not "is a object".
+SELECT detail FROM onboarding.ingest('{"webhook_type": "account_request.status_change", "key": "h-word",
+    "status": "pending_kyc_analysis", "event_datetime": {"at": 1}}');
+
+-- A user's AFTER INSERT trigger on the inbox that writes state works: it sees
+-- the state the delivery derived, and the pipeline does not lose its write.
+CREATE TABLE public.hardening_seen (account_key text, status text);
+CREATE FUNCTION public.hardening_after() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.hardening_seen
+    SELECT account_key, status FROM onboarding.account WHERE account_key = NEW.subject;
+    UPDATE onboarding.account SET holder_name = 'seen by a trigger'
+     WHERE provider = NEW.provider AND account_key = NEW.subject;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hardening_after AFTER INSERT ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION public.hardening_after();
+INSERT INTO onboarding.inbox (payload) VALUES
+  ('{"webhook_type": "account_request.status_change", "key": "h-trig", "status": "pending_kyc_analysis",
+     "event_datetime": "2024-05-01 10:00:00"}'),
+  ('{"webhook_type": "account_request.status_change", "key": "h-trig", "status": "account_rejected",
+     "event_datetime": "2024-05-01 11:00:00"}');
+SELECT * FROM public.hardening_seen ORDER BY status;
+SELECT account_key, status, holder_name FROM onboarding.account WHERE account_key = 'h-trig';
+DROP TRIGGER hardening_after ON onboarding.inbox;
+
+-- A BEFORE INSERT trigger that would fire after the pipeline (it could drop
+-- or change a delivery already derived) is refused, clearly.
+CREATE FUNCTION public.hardening_before() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN NULL; END $$;
+CREATE TRIGGER zz_drop_everything BEFORE INSERT ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION public.hardening_before();
+INSERT INTO onboarding.inbox (payload) VALUES ('{"webhook_type": "account", "key": "h-zz", "status": "account_opened"}');
+DROP TRIGGER zz_drop_everything ON onboarding.inbox;
+
+-- One statement that delivers and writes the same state is refused up front,
+-- with the supported way in the hint; nothing is half-done.
+WITH d AS (INSERT INTO onboarding.inbox (payload) VALUES
+    ('{"webhook_type": "account_request.status_change", "key": "h-trig", "status": "pending_kyc_analysis",
+       "event_datetime": "2024-05-01 12:00:00"}') RETURNING subject)
+UPDATE onboarding.account SET holder_name = 'cte' WHERE account_key IN (SELECT subject FROM d);
+SELECT count(*) AS h_trig_deliveries FROM onboarding.inbox WHERE subject = 'h-trig';
+
+-- The owner's INSERT ... OVERRIDING SYSTEM VALUE ... ON CONFLICT DO NOTHING
+-- on an id that exists derives nothing from the row it discards.
+SELECT min(id) AS taken FROM onboarding.inbox \gset
+INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE
+VALUES (:taken, '{"webhook_type": "account", "key": "h-discarded", "status": "account_opened"}')
+ON CONFLICT DO NOTHING;
+SELECT count(*) AS discarded_account_rows FROM onboarding.account WHERE account_key = 'h-discarded';
+
+-- force_status(): an unknown key is refused (it would create an entity out
+-- of nothing), and so is a key no entity can have.
+SELECT onboarding.force_status('account', 'qitech', 'h-no-such-account', 'blocked', 'typo');
+SELECT onboarding.force_status('account', 'qitech', repeat('é', 600), 'blocked', 'too long');
+
+-- The zone naive times are read in: one value for the database, PostgreSQL's
+-- own syntax and sign ('-03' is three hours behind UTC, as SET TIME ZONE -3).
+SELECT z, onboarding.is_timezone(z) FROM (VALUES ('America/Sao_Paulo'), ('-03'), ('UTC'),
+    ('<-03>+3'), ('Mars/Olympus_Mons'), (''), ('99')) v (z);
+BEGIN;
+SELECT onboarding.set_timezone('-03') > 0 AS rederived;
+SELECT event_at FROM onboarding.ingest('{"Method": "UpdateCloseAccount", "AccountKey": "h-tz",
+                                         "CloseAccountInformationStatus": 0,
+                                         "SendDate": "2022-09-02 22:39:39"}');
+SELECT timezone FROM onboarding.settings;
+ROLLBACK;
+SET onboarding.timezone = 'UTC';
+
+-- Reports on time-less deliveries: a Fitbank document (no time in the body)
+-- is measured by when it was received; a Celcoin file is settled once its
+-- proposal leaves analysis.
+SELECT outcome, event_at FROM onboarding.ingest('{"Method": "UpdatePersonDocument", "TaxNumber": "61512061263",
+    "Document": {"DocumentKey": "h-doc-1", "DocumentType": 14, "DocumentStatus": 4}}');
+SELECT document_key, last_event_at, last_received_at IS NOT NULL AS has_received_at
+  FROM onboarding.document WHERE document_key = 'h-doc-1';
+SELECT entity, entity_key, status FROM onboarding.stuck('-1 hour') WHERE entity_key = 'h-doc-1';
+INSERT INTO onboarding.inbox (payload) VALUES
+  ('{"entity": "onboarding-proposal", "createTimestamp": "2026-06-01T13:00:00Z", "status": "CREATED",
+     "body": {"proposalId": "h-prop"}}'),
+  ('{"entity": "onboarding-file", "createTimestamp": "2026-06-01T13:01:00Z", "status": "CREATED",
+     "body": {"proposalId": "h-prop", "files": [{"type": "SELFIE", "url": "https://x/1"}]}}');
+SELECT document_key, status FROM onboarding.pending_documents WHERE document_key LIKE 'h-prop:%';
+INSERT INTO onboarding.inbox (payload) VALUES
+  ('{"entity": "onboarding-proposal", "createTimestamp": "2026-06-01T14:00:00Z", "status": "APPROVED",
+     "body": {"proposalId": "h-prop"}}');
+SELECT document_key, status FROM onboarding.pending_documents WHERE document_key LIKE 'h-prop:%';
+SELECT count(*) AS stuck_files FROM onboarding.stuck('-1 hour') WHERE entity_key LIKE 'h-prop:%';
+
+-- The trigger's direct UPDATE is not in the log (a delivery records no
+-- operator's write yet): it is the only difference a replay finds.
+SELECT kind, key FROM onboarding.verify();
+SELECT onboarding.rebuild() > 0 AS rebuilt;
+SELECT count(*) AS differences FROM onboarding.verify();
+DROP TABLE public.hardening_seen;
+DROP FUNCTION public.hardening_after();
+DROP FUNCTION public.hardening_before();
