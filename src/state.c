@@ -499,6 +499,19 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	int64		replayed = 0;
 	ObSpiFrame	spi;
 
+	/*
+	 * A replay throws state away and derives it from the inbox as a fresh
+	 * snapshot sees it once the locks are held (the cursor below is opened
+	 * read-write, so it takes one); under REPEATABLE READ or SERIALIZABLE
+	 * the transaction's snapshot could miss deliveries committed while we
+	 * waited, and their state would be lost.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("rebuild() must run under READ COMMITTED"),
+				 errdetail("A replay under a transaction snapshot could miss deliveries committed while it waited for its locks."),
+				 errhint("Call it in a READ COMMITTED transaction (the default).")));
 	/* no delivery may arrive while we replay */
 	onboarding_lock_for_replay();
 	inbox = table_open(onboarding_relation_oid("inbox"), NoLock);
@@ -523,7 +536,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 									   "  FROM onboarding.inbox i"
 									   " WINDOW w AS (PARTITION BY i.provider, i.payload ORDER BY i.id)"
 									   " ORDER BY i.id",
-									   0, NULL, NULL, NULL, true, 0);
+									   0, NULL, NULL, NULL, false, 0);
 	rebuilding = true;
 	PG_TRY();
 	{

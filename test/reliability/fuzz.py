@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Hostile deliveries for test/scripts/fuzz.sh, written as a psql script.
 
-    fuzz.py FIXTURES_DIR COUNT SEED OUT.sql
+    fuzz.py FIXTURES_DIR COUNT SEED OUT_PREFIX [BATCHES]
+
+writes the deliveries in BATCHES psql scripts OUT_PREFIX.1.sql, ... (one by
+default), so that the test can check the database between them.
 
 Starts from every fixture in test/fixtures (one real body per provider
 event) and breaks it in every way a provider, a proxy or an attacker could:
@@ -14,6 +17,12 @@ event) and breaks it in every way a provider, a proxy or an attacker could:
   unknown   unknown providers and events, JSON that is not an object
   huge      1 MB strings in keys, statuses, times, names, and field names
   long_keys keys, statuses, event names of a few kB that do not compress
+  mb_keys   keys (and the parts derived keys are made of: a Celcoin file's
+            proposalId and type, a Fitbank document's taxpayer and
+            DocumentType) longer than 1024 bytes, made of 2-, 3- and 4-byte
+            UTF-8 characters laid out so that byte 40 and byte 1024 of the
+            key fall inside a character; now and then a shorter one (over 40
+            bytes, within the limit) cut the same way at byte 40
   deep      nesting just under and over 1000 levels (100,000 as text)
   numbers   numbers numeric cannot hold, and ones it just can
   truncated a real body cut anywhere
@@ -21,13 +30,24 @@ event) and breaks it in every way a provider, a proxy or an attacker could:
   syntax    not JSON at all: HTML, single quotes, NaN, comments, trailing
             commas, raw control characters, a BOM, empty bodies, ...
 
+Every 7th body is followed by an exact re-send of an earlier body (kind
+"resend", often one of the long-key ones, invalid ones included), through
+the same door or another one that can carry it.
+
 Each body goes through one door: onboarding.ingest (jsonb) or INSERT
 (payload) when jsonb can hold it, onboarding.ingest_text or INSERT (raw)
 always, and now and then INSERT (payload, raw) or an explicit provider.
 Every delivery is tagged in its headers with {"fuzz": n, "kind": ...,
 "door": ...} and, when it was sent as text, the MD5 of that text, so the
-test can check that each is stored exactly once and byte for byte.  On
-stdout: the counts per kind and per door, as "name count" lines.
+test can check that each is stored exactly once and byte for byte.
+
+Every body jsonb can hold is first put to onboarding.explain(), in the
+delivery's transaction right before it, and the outcome explain() predicted
+is kept in public.fz_explain(n, predicted); the stored outcome the delivery
+returned goes to public.fz_got(n, outcome) (both created by the test), so
+the test can compare them.  (Not for nesting deeper than the raw parser
+takes, sent as text: there the door, not the body, decides.)  On stdout: the
+counts per kind and per door, as "name count" lines.
 """
 import collections
 import hashlib
@@ -322,6 +342,115 @@ class Generator:
         set_path(body, self.rng.choice(keys), self.incompressible(self.rng.choice([2000, 2700, 3000, 9000])))
         return dumps(body), True
 
+    # 2-, 3- and 4-byte UTF-8 characters; ASCII filler that no taxpayer
+    # normalisation removes (no blanks, dots, slashes or dashes)
+    MB_CHARS = {2: "éçãõñßΩжאع", 3: "€中語ศḁﬃ가ア", 4: "😀𝄞🎉𠜎𝒳🇧"}
+    FILLER = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def mb_text(self, at_least, marks, widths=(1, 2, 3, 4)):
+        """At least at_least bytes of UTF-8 such that every byte offset in
+        marks (relative to the start of the text) falls inside a multibyte
+        character, never on its first byte."""
+        marks = sorted(m for m in marks if m > 0)
+        out, pos = [], 0
+        while pos < at_least or (marks and marks[0] >= pos):
+            while marks and marks[0] < pos:
+                marks.pop(0)
+            d = marks[0] - pos if marks else None
+            choices = [w for w in widths if d is None or pos + w != marks[0]]
+            covering = [w for w in choices if w > 1 and d is not None and 0 < d < w]
+            w = self.rng.choice(covering or choices)
+            out.append(self.rng.choice(self.FILLER) if w == 1 else self.rng.choice(self.MB_CHARS[w]))
+            pos += w
+        text = "".join(out)
+        raw = text.encode("utf-8")
+        for m in marks:
+            assert m >= len(raw) or (raw[m] & 0xC0) == 0x80, (m, raw[:m + 4])
+        return text
+
+    def mb_key(self, prefix_bytes=0):
+        """A key part that follows prefix_bytes bytes of the key: over 1024
+        bytes in all, or (now and then) over 40 bytes within the limit."""
+        widths = self.rng.choice([(1, 2, 3, 4), (2, 3, 4), (1, 2), (1, 3), (1, 4), (2,), (3,), (4,)])
+        if 1 not in widths and len(widths) == 1:
+            widths = (1,) + widths   # a single width needs filler to land on the marks
+        if self.rng.random() < 0.15:
+            size = self.rng.randrange(41, 1000) - prefix_bytes
+            return self.mb_text(max(size, 41 - prefix_bytes), [40 - prefix_bytes], widths)
+        size = self.rng.choice([1025, 1030, 1100, 1500, 3000]) - prefix_bytes
+        return self.mb_text(size, [40 - prefix_bytes, 1024 - prefix_bytes], widths)
+
+    def mb_template(self, pred):
+        pool = [t for t in self.templates if pred(t) and
+                (provider_of(t) != "celcoin" or isinstance(t.get("body"), dict))]
+        return json.loads(dumps(self.rng.choice(pool)))
+
+    def k_mb_keys(self):
+        """An over-long (or just long) multibyte key, direct or derived, for
+        every provider and every way a key is made."""
+        r = self.rng.randrange(13)
+        if r == 0:      # QI Tech key
+            body = self.mb_template(lambda t: provider_of(t) == "qitech")
+            body["key"] = self.mb_key()
+        elif r == 1:    # QI Tech key only in data
+            body = self.mb_template(lambda t: provider_of(t) == "qitech")
+            body.pop("key", None)
+            set_path(body, ["data", "account_request_key"], self.mb_key())
+        elif r == 2:    # Fitbank account, closure: AccountKey
+            body = self.mb_template(lambda t: t.get("Method") in ("UpdateAccount", "UpdateCloseAccount"))
+            body["AccountKey"] = self.mb_key()
+        elif r == 3:    # Fitbank account keyed by its taxpayer
+            body = self.mb_template(lambda t: t.get("Method") == "UpdateAccount")
+            body["AccountKey"] = ""
+            body["TaxNumber"] = self.mb_key()
+        elif r == 4:    # Fitbank proposal: the taxpayer
+            body = self.mb_template(lambda t: t.get("Method") == "UpdatePersonCondition")
+            body["TaxNumber"] = self.mb_key()
+        elif r == 5:    # Fitbank document: DocumentKey
+            body = self.mb_template(lambda t: isinstance(t.get("Document"), dict))
+            body["Document"]["DocumentKey"] = self.mb_key()
+        elif r == 6:    # Fitbank document, no DocumentKey: <taxpayer>:<DocumentType>
+            body = self.mb_template(lambda t: isinstance(t.get("Document"), dict))
+            body["Document"]["DocumentKey"] = ""
+            body["Document"]["TaxNumber"] = self.mb_key()
+            body["Document"].setdefault("DocumentType", 1)
+        elif r == 7:    # ... a short taxpayer and a long DocumentType
+            body = self.mb_template(lambda t: isinstance(t.get("Document"), dict))
+            body["Document"]["DocumentKey"] = ""
+            body["Document"]["TaxNumber"] = tax = self.rng.choice(["61512061263", "123", "x"])
+            body["Document"]["DocumentType"] = self.mb_key(len(tax) + 1)
+        elif r == 8:    # Celcoin proposal and checks: proposalId
+            body = self.mb_template(lambda t: provider_of(t) == "celcoin" and
+                                    str(t.get("entity", "")).startswith("onboarding-") and
+                                    t.get("entity") != "onboarding-create")
+            body["body"]["proposalId"] = self.mb_key()
+        elif r == 9:    # Celcoin account: onboardingId
+            body = self.mb_template(lambda t: t.get("entity") in ("onboarding-create", "account-status"))
+            body["body"]["onboardingId"] = self.mb_key()
+            if "proposalId" in body["body"] and self.rng.random() < 0.5:
+                body["body"]["proposalId"] = body["body"]["onboardingId"]
+        elif r == 10:   # Celcoin file: a long proposalId, every document key long with it
+            body = self.mb_template(lambda t: t.get("entity") == "onboarding-file")
+            body["body"]["proposalId"] = self.mb_key()
+        elif r == 11:   # Celcoin file: <proposalId>:<type> over-long through the type
+            body = self.mb_template(lambda t: t.get("entity") == "onboarding-file" and
+                                    isinstance(t["body"].get("files"), list) and t["body"]["files"])
+            pid = str(body["body"].get("proposalId"))
+            body["body"]["files"][self.rng.randrange(len(body["body"]["files"]))]["type"] = \
+                self.mb_key(len(pid.encode("utf-8")) + 1)
+        else:           # Celcoin single-url file with a long type
+            body = self.mb_template(lambda t: t.get("entity") == "onboarding-file")
+            body["body"].pop("files", None)
+            body["body"].setdefault("url", "https://example.com/f.pdf")
+            pid = str(body["body"].get("proposalId"))
+            body["body"]["type"] = self.mb_key(len(pid.encode("utf-8")) + 1)
+        if self.rng.random() < 0.3:
+            # a multibyte value in a field that is not a key, too
+            for f in ("Message", "rejection_reason", "Reason"):
+                if f in body:
+                    body[f] = self.mb_text(self.rng.randrange(30, 300), [40])
+        return dumps(body), True
+
     def k_deep(self):
         depth = self.rng.choice([998, 999, 1000, 1001, 1002, 1500, 2500, 100000])
         body = self.template()
@@ -413,7 +542,7 @@ class Generator:
 
 KINDS = [  # (kind, weight)
     ("types", 30), ("every_field", 8), ("times", 6), ("taxids", 5), ("unknown", 8),
-    ("long_keys", 2), ("deep", 3), ("numbers", 4), ("truncated", 12), ("escapes", 8),
+    ("long_keys", 2), ("mb_keys", 6), ("deep", 3), ("numbers", 4), ("truncated", 12), ("escapes", 8),
     ("syntax", 12), ("fixture", 4),
 ]
 
@@ -426,65 +555,139 @@ def literal(text, rng):
     return tag + text + tag
 
 
+def nesting(text):
+    """Deepest nesting of objects and arrays outside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+JSONB_DOORS = ["ingest", "insert_payload", "ingest_text", "insert_raw", "insert_both"]
+TEXT_DOORS = ["ingest_text", "insert_raw"]
+RAW_MAX_DEPTH = 1000    # src/parse.c refuses deeper nesting in text bodies
+
+
+def pick_door(rng, jsonb_ok):
+    r = rng.random()
+    if jsonb_ok:
+        return ("ingest" if r < 0.30 else "insert_payload" if r < 0.55 else
+                "ingest_text" if r < 0.80 else "insert_raw" if r < 0.95 else "insert_both")
+    return "ingest_text" if r < 0.5 else "insert_raw"
+
+
+def delivery_sql(rng, n, kind, text, jsonb_ok, door, provider, explain):
+    """The statements of one delivery: explain() first when asked, then the
+    delivery, whose returned outcome is kept in public.fz_got."""
+    headers = {"fuzz": n, "kind": kind, "door": door}
+    if door in ("ingest_text", "insert_raw"):
+        headers["md5"] = hashlib.md5(text.encode("utf-8")).hexdigest()
+    lit = literal(text, rng)
+    if door == "insert_both":
+        # the caller's parsed body and its text, which may disagree
+        wrong = text[:rng.randrange(len(text) + 1)]
+        headers["md5"] = hashlib.md5(wrong.encode("utf-8")).hexdigest()
+    h = "'%s'" % dumps(headers)
+    if door == "ingest":
+        sql = ("INSERT INTO public.fz_got SELECT %d, outcome FROM onboarding.ingest(%s::jsonb, %s, %s);"
+               % (n, lit, provider, h))
+    elif door == "insert_payload":
+        sql = ("WITH d AS (INSERT INTO onboarding.inbox (payload, provider, headers) VALUES (%s::jsonb, %s, %s)"
+               " RETURNING outcome) INSERT INTO public.fz_got SELECT %d, outcome FROM d;"
+               % (lit, provider, h, n))
+    elif door == "ingest_text":
+        sql = ("INSERT INTO public.fz_got SELECT %d, outcome FROM onboarding.ingest_text(%s, %s, %s);"
+               % (n, lit, provider, h))
+    elif door == "insert_raw":
+        sql = ("WITH d AS (INSERT INTO onboarding.inbox (raw, provider, headers) VALUES (%s, %s, %s)"
+               " RETURNING outcome) INSERT INTO public.fz_got SELECT %d, outcome FROM d;"
+               % (lit, provider, h, n))
+    else:
+        sql = ("WITH d AS (INSERT INTO onboarding.inbox (payload, raw, headers) VALUES (%s::jsonb, %s, %s)"
+               " RETURNING outcome) INSERT INTO public.fz_got SELECT %d, outcome FROM d;"
+               % (lit, literal(wrong, rng), h, n))
+    if not explain:
+        return sql + "\n"
+    # provider: insert_both gives none, whatever was drawn
+    return ("BEGIN;\nINSERT INTO public.fz_explain SELECT %d, onboarding.explain(%s::jsonb, %s)->>'outcome';\n"
+            "%s\nCOMMIT;\n" % (n, lit, "NULL" if door == "insert_both" else provider, sql))
+
+
 def main():
-    fixtures_dir, count, seed, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    fixtures_dir, count, seed, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    batches = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     rng = random.Random(seed)
     gen = Generator(fixtures_dir, rng)
+    # every 8th delivery re-sends an earlier body (after each 7 fresh ones)
+    fresh = count - count // 8
     # huge bodies are a fixed number, not a share: 1 MB each
     plan = ["huge"] * 24
     names, weights = zip(*KINDS)
-    plan += rng.choices(names, weights, k=count - len(plan))
+    plan += rng.choices(names, weights, k=fresh - len(plan))
     rng.shuffle(plan)
+    order = []
+    for i, kind in enumerate(plan, 1):
+        order.append(kind)
+        if i % 7 == 0 and len(order) < count:
+            order.append("resend")
     kinds, doors = collections.Counter(), collections.Counter()
     explained = 0
-    with open(out_path, "w", encoding="utf-8", newline="") as out:
-        for n, kind in enumerate(plan, 1):
-            text, jsonb_ok = getattr(gen, "k_" + kind)()
-            text = text.replace("\x00", "")   # a text value cannot hold a NUL byte
-            r = rng.random()
-            if jsonb_ok:
-                door = ("ingest" if r < 0.30 else "insert_payload" if r < 0.55 else
-                        "ingest_text" if r < 0.80 else "insert_raw" if r < 0.95 else "insert_both")
+    sent = []           # (text, jsonb_ok, kind, door) of every delivery so far
+    long_ones = []      # indexes into sent of the (multibyte) long-key bodies
+    per_batch = -(-len(order) // batches)
+    outs = [open("%s.%d.sql" % (prefix, b + 1), "w", encoding="utf-8", newline="")
+            for b in range(batches)]
+    try:
+        for n, kind in enumerate(order, 1):
+            out = outs[(n - 1) // per_batch]
+            if kind == "resend":
+                if long_ones and rng.random() < 0.4:
+                    text, jsonb_ok, orig_kind, orig_door = sent[rng.choice(long_ones)]
+                else:
+                    text, jsonb_ok, orig_kind, orig_door = rng.choice(sent)
+                # the same door, or another one that can carry the body
+                door = orig_door if rng.random() < 0.5 else pick_door(rng, jsonb_ok)
             else:
-                door = "ingest_text" if r < 0.5 else "insert_raw"
+                text, jsonb_ok = getattr(gen, "k_" + kind)()
+                text = text.replace("\x00", "")   # a text value cannot hold a NUL byte
+                orig_kind = kind
+                door = pick_door(rng, jsonb_ok)
             provider = "NULL"
             if rng.random() < 0.1:
                 provider = "'%s'" % rng.choice(["qitech", "fitbank", "celcoin"])
-            headers = {"fuzz": n, "kind": kind, "door": door}
-            if door in ("ingest_text", "insert_raw", "insert_both"):
-                headers["md5"] = hashlib.md5(text.encode("utf-8")).hexdigest()
-            h = "'%s'" % dumps(headers)
-            lit = literal(text, rng)
-            if door == "ingest":
-                sql = "SELECT 1 FROM onboarding.ingest(%s::jsonb, %s, %s);" % (lit, provider, h)
-            elif door == "insert_payload":
-                sql = ("INSERT INTO onboarding.inbox (payload, provider, headers) VALUES (%s::jsonb, %s, %s);"
-                       % (lit, provider, h))
-            elif door == "ingest_text":
-                sql = "SELECT 1 FROM onboarding.ingest_text(%s, %s, %s);" % (lit, provider, h)
-            elif door == "insert_raw":
-                sql = ("INSERT INTO onboarding.inbox (raw, provider, headers) VALUES (%s, %s, %s);"
-                       % (lit, provider, h))
-            else:
-                # the caller's parsed body and its text, which may disagree
-                wrong = text[:rng.randrange(len(text) + 1)]
-                headers["md5"] = hashlib.md5(wrong.encode("utf-8")).hexdigest()
-                h = "'%s'" % dumps(headers)
-                sql = ("INSERT INTO onboarding.inbox (payload, raw, headers) VALUES (%s::jsonb, %s, %s);"
-                       % (lit, literal(wrong, rng), h))
-            out.write(sql + "\n")
-            if jsonb_ok and rng.random() < 0.1:
-                # the dry run reads the same fields: it must not fail either
-                out.write("SELECT 1 FROM onboarding.explain(%s::jsonb, %s);\n" % (lit, provider))
-                explained += 1
+            explain = jsonb_ok and not (orig_kind == "deep" and door in TEXT_DOORS
+                                        and nesting(text) > RAW_MAX_DEPTH)
+            out.write(delivery_sql(rng, n, kind, text, jsonb_ok, door, provider, explain))
+            if orig_kind in ("mb_keys", "long_keys") and kind != "resend":
+                long_ones.append(len(sent))
+            sent.append((text, jsonb_ok, orig_kind, door))
+            explained += explain
             kinds[kind] += 1
             doors[door] += 1
+    finally:
+        for out in outs:
+            out.close()
     for k, v in sorted(kinds.items()):
         print("kind_%s %d" % (k, v))
     for k, v in sorted(doors.items()):
         print("door_%s %d" % (k, v))
     print("explained %d" % explained)
-    print("total %d" % len(plan))
+    print("batches %d" % batches)
+    print("total %d" % len(order))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 # Dump/restore: a populated database — a corpus of every provider delivered
 # through INSERT (payload), INSERT (raw) and ingest(), a rebuild() in the
 # middle, user-added rows in onboarding.status_map and onboarding.transition
-# that change outcomes, and a force_status() override — is dumped with
+# that change outcomes, a force_status() override, and deliveries for every
+# provider whose keys (direct and derived) are over 1024 bytes of 2-, 3- and
+# 4-byte UTF-8 characters cut inside a character at byte 40 and at byte
+# 1024, each delivered twice, plus multibyte values that details quote — is
+# dumped with
 # pg_dump -Fc and restored with a plain pg_restore into a new database.
 # Proves: pg_restore succeeds; every count is equal (inbox, each state table,
 # history, user rule rows, overrides); the evidence (id, received_at,
 # provider, payload, raw, headers, forced_by) and every derived row
 # (onboarding.derived_rows(): state, history, the inbox's derived columns)
-# are identical; verify() is empty in the restored database; and ingestion
+# are identical, the whole inbox byte for byte; verify() is empty in both
+# databases; and ingestion
 # goes on there: new deliveries are applied, an older event is stale, the
 # user rule still applies, and a body delivered before the dump is a
 # duplicate of its original.
@@ -49,6 +54,7 @@ VALUES ('2024-12-31 23:00:00+00', '{"webhook_type": "account", "key": "backfill-
 SELECT outcome FROM onboarding.force_status('account', 'qitech', 'qi-3', 'blocked',
                                             'court order 123; "quoted" and \back\slashed');
 SQL
+q -d $src -f "$RELIABILITY/multibyte.sql" >/dev/null
 
 # what the source holds
 counts="SELECT (SELECT count(*) FROM onboarding.inbox) || ' ' || (SELECT count(*) FROM onboarding.account)
@@ -60,28 +66,35 @@ counts="SELECT (SELECT count(*) FROM onboarding.inbox) || ' ' || (SELECT count(*
                || ' ' || (SELECT last_value FROM onboarding.inbox_id_seq)"
 evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_by
                   FROM onboarding.inbox ORDER BY id) TO STDOUT"
+inbox_all="COPY (SELECT * FROM onboarding.inbox ORDER BY id) TO STDOUT"
 derived="COPY (SELECT * FROM onboarding.derived_rows() ORDER BY kind, key) TO STDOUT"
 before=$(q -d $src -c "$counts")
 q -d $src -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_src.txt"
 q -d $src -c "$derived" >"$ONBOARDING_WORK/dump_derived_src.txt"
+q -d $src -c "$inbox_all" >"$ONBOARDING_WORK/dump_inbox_src.txt"
 src_diffs=$(q -d $src -c "SELECT count(*) FROM onboarding.verify()")
-[ "$src_diffs" -eq 0 ] || fail "verify() is not empty in the source database ($src_diffs)"
+read -r mb_sent mb_invalid mb_applied <<<"$(q -F ' ' -d $src -c "SELECT count(*), count(*) FILTER (WHERE outcome = 'invalid'),
+       count(*) FILTER (WHERE outcome = 'applied') FROM onboarding.inbox WHERE headers ? 'mb'")"
 
 read -r inbox account proposal document closure history rules transitions forced seq <<<"$before"
 echo "dump_restore: source inbox $inbox, account $account, proposal $proposal, document $document," \
-	"closure $closure, history $history, user rules $rules + $transitions, overrides $forced"
+	"closure $closure, history $history, user rules $rules + $transitions, overrides $forced;" \
+	"$mb_sent multibyte deliveries ($mb_invalid invalid, $mb_applied applied); verify() $src_diffs"
 
 "$ONBOARDING_BINDIR/pg_dump" -Fc -d $src -f "$dump"
 q -d postgres -c "CREATE DATABASE $dst"
 if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -d $dst "$dump" 2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
 	echo "dump_restore: pg_restore failed:" >&2
 	cut -c1-300 "$ONBOARDING_WORK/dump_restore_err.txt" >&2
+	echo "dump_restore: restored inbox rows: $(q -d $dst -c "SELECT count(*) FROM onboarding.inbox" 2>&1) of $inbox" >&2
 	fail "pg_restore of a populated database"
 fi
 
 after=$(q -d $dst -c "$counts")
 q -d $dst -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_dst.txt"
 q -d $dst -c "$derived" >"$ONBOARDING_WORK/dump_derived_dst.txt"
+q -d $dst -c "$inbox_all" >"$ONBOARDING_WORK/dump_inbox_dst.txt"
+inbox_identical=$(cmp -s "$ONBOARDING_WORK/dump_inbox_src.txt" "$ONBOARDING_WORK/dump_inbox_dst.txt" && echo yes || echo no)
 evidence_diff=$(diff "$ONBOARDING_WORK/dump_evidence_src.txt" "$ONBOARDING_WORK/dump_evidence_dst.txt" | grep -c '^[<>]' || true)
 derived_diff=$(diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | grep -c '^[<>]' || true)
 compared=$(wc -l <"$ONBOARDING_WORK/dump_derived_src.txt")
@@ -128,10 +141,13 @@ read -r continued_ok continued_all continued_bad <<<"$continued"
 end_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
 
 echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)");" \
-	"evidence rows differing $evidence_diff; derived rows compared $compared, differing $derived_diff; verify() $dst_diffs;" \
+	"evidence rows differing $evidence_diff; whole inbox byte for byte: $inbox_identical;" \
+	"derived rows compared $compared, differing $derived_diff; verify() $dst_diffs;" \
 	"then $continued_ok/$continued_all deliveries and checks as expected, verify() $end_diffs"
 
+[ "$src_diffs" -eq 0 ] || fail "verify() found $src_diffs differences in the source database"
 [ "$before" = "$after" ] || fail "counts differ: source $before, restored $after"
+[ "$inbox_identical" = yes ] || fail "the inbox is not byte for byte the same after restore"
 [ "$evidence_diff" -eq 0 ] || fail "the evidence differs after restore"
 [ "$derived_diff" -eq 0 ] || { diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | head -5 >&2; fail "derived state differs after restore"; }
 [ "$dst_diffs" -eq 0 ] || fail "verify() found $dst_diffs differences in the restored database"
