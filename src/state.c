@@ -178,10 +178,20 @@ state_check_exists(ObEntity kind, Datum provider, Datum provider_text, const cha
 		[OB_BACKGROUND_CHECK] = "SELECT 1 FROM onboarding.proposal WHERE provider = $1::onboarding.provider AND proposal_key = $2",
 		[OB_DOCUMENTSCOPY] = "SELECT 1 FROM onboarding.proposal WHERE provider = $1::onboarding.provider AND proposal_key = $2",
 	};
+	static const char *const tables[] = {
+		[OB_ACCOUNT] = "account", [OB_PROPOSAL] = "proposal", [OB_DOCUMENT] = "document",
+		[OB_CLOSURE] = "closure", [OB_BACKGROUND_CHECK] = "proposal", [OB_DOCUMENTSCOPY] = "proposal",
+	};
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		args[2] = {provider_text, CStringGetTextDatum(key)};
 
-	if (SPI_execute_with_args(queries[kind], 2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+	/*
+	 * Lock the table first, then look with a fresh snapshot: a look whose
+	 * snapshot predates a concurrent rebuild() (which truncates and
+	 * refills) would find nothing.
+	 */
+	LockRelationOid(onboarding_relation_oid(tables[kind]), AccessShareLock);
+	if (SPI_execute_with_args(queries[kind], 2, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look for the entity to override");
 	if (SPI_processed == 0)
 		ereport(ERROR,

@@ -130,7 +130,7 @@ done
 # rebuild() and verify() wait for the deliveries under way, and the
 # deliveries that come after wait for them: neither may starve the other
 for kind in rebuild verify; do
-	[ "${txns[$kind]}" -ge 3 ] || fail "$kind: only ${txns[$kind]} calls completed in ${seconds}s (starved)"
+	[ "${txns[$kind]}" -ge 1 ] || fail "$kind: no call completed in ${seconds}s (starved)"
 done
 [ "${aborted[multi]}" -eq 0 ] || { grep -m3 'aborted in command\|ERROR' "$out.multi" >&2; fail "multi: ${aborted[multi]} clients aborted by an error other than a deadlock"; }
 [ "$single_victims" -eq 0 ] || fail "$single_victims single-delivery statements rolled back by a deadlock"
