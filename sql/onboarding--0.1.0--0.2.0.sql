@@ -235,6 +235,13 @@ ALTER TABLE onboarding.proposal ADD COLUMN last_received_at timestamptz;
 ALTER TABLE onboarding.document ADD COLUMN last_received_at timestamptz;
 ALTER TABLE onboarding.closure ADD COLUMN last_received_at timestamptz;
 
+-- The subjects of the deliveries that touched each row: a late delivery
+-- folds again every delivery of them (derive.c)
+ALTER TABLE onboarding.account ADD COLUMN subjects text[];
+ALTER TABLE onboarding.proposal ADD COLUMN subjects text[];
+ALTER TABLE onboarding.document ADD COLUMN subjects text[];
+ALTER TABLE onboarding.closure ADD COLUMN subjects text[];
+
 -- Settings that change derived state: one value for the whole database,
 -- read with the rules and changed only through a function that re-derives
 -- every delivery with the new value (0.2.0).

@@ -193,6 +193,7 @@ CREATE TABLE onboarding.account (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     last_received_at  timestamptz,
+    subjects          text[],
     PRIMARY KEY (provider, account_key)
 ) WITH (fillfactor = 85);
 
@@ -221,6 +222,7 @@ CREATE TABLE onboarding.proposal (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     last_received_at  timestamptz,
+    subjects          text[],
     PRIMARY KEY (provider, proposal_key)
 ) WITH (fillfactor = 85);
 COMMENT ON COLUMN onboarding.proposal.status_at IS
@@ -253,6 +255,7 @@ CREATE TABLE onboarding.document (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     last_received_at  timestamptz,
+    subjects          text[],
     PRIMARY KEY (provider, document_key)
 ) WITH (fillfactor = 85);
 
@@ -269,6 +272,7 @@ CREATE TABLE onboarding.closure (
     last_inbox_id     bigint NOT NULL,
     last_seen_id      bigint NOT NULL,
     last_received_at  timestamptz,
+    subjects          text[],
     PRIMARY KEY (provider, account_key)
 ) WITH (fillfactor = 85);
 

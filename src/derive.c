@@ -55,6 +55,8 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -154,6 +156,7 @@ typedef struct TableCols
 	int			last_inbox_id;
 	int			last_seen_id;
 	int			last_received_at;	/* -1: none (a 0.1.0 schema) */
+	int			subjects;		/* -1: none (a 0.1.0 schema) */
 	int			flow;			/* -1: none */
 } TableCols;
 
@@ -272,6 +275,7 @@ derive_open(ObTable which, TableCols **colsp)
 	cols->last_inbox_id = derive_col(s, "last_inbox_id");
 	cols->last_seen_id = derive_col(s, "last_seen_id");
 	cols->last_received_at = derive_col_optional(s, "last_received_at");
+	cols->subjects = derive_col_optional(s, "subjects");
 	cols->flow = t->has_flow ? derive_col(s, "flow") : -1;
 	cols->serial = onboarding_store_serial(s);
 	return s;
@@ -397,9 +401,11 @@ typedef enum Verdict
 static const char *const verdict_names[] = {"create", "refresh", "change", "illegal"};
 
 static void derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-						 ObProvider provider, const char *subject, bool dry_run);
-static List *group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-						   ObProvider provider, const char *subject, Fold *f);
+						 ObProvider provider, List *subjects, bool dry_run);
+static EntState *group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+							  ObProvider provider, List **subjects, ObLockMode mode, Fold *f,
+							  List **items);
+static EntState *derive_lock_nowait(ObProvider provider, List *ents);
 
 /* The row of (table, key) the fold knows, added when new. */
 static EntState *
@@ -502,9 +508,84 @@ derive_bound(Datum *value, bool *isnull, bool has_t, TimestampTz t, bool greates
 	*isnull = false;
 }
 
+/* Add s to a list of distinct strings; true when it was not there yet. */
+static bool
+subjects_add(List **list, const char *s)
+{
+	ListCell   *lc;
+
+	if (s == NULL)
+		return false;
+	foreach(lc, *list)
+		if (strcmp((const char *) lfirst(lc), s) == 0)
+			return false;
+	*list = lappend(*list, pstrdup(s));
+	return true;
+}
+
+/* The subjects of the deliveries that touched a row (its subjects column). */
+static List *
+ent_subjects(EntState *e)
+{
+	TableCols  *cols;
+	List	   *out = NIL;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	(void) derive_open(e->table, &cols);
+	if (cols->subjects < 0 || e->nulls[cols->subjects])
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(e->values[cols->subjects]), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &enulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!enulls[i])
+			(void) subjects_add(&out, TextDatumGetCString(elems[i]));
+	return out;
+}
+
+/* Order of strings, for a sorted subjects column. */
+static int
+subject_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/*
+ * Remember on a row the subject of a delivery that touches it: a late
+ * delivery folds again every delivery of every subject its rows name (one,
+ * unless a delivery keys one entity by another's id, as a Celcoin creation
+ * whose onboardingId is not its proposalId).  Kept sorted: the same set of
+ * deliveries writes the same value, whatever their order.
+ */
+static void
+ent_add_subject(EntState *e, const char *subject)
+{
+	TableCols  *cols;
+	List	   *list;
+	Datum	   *elems;
+	int			n = 0;
+	ListCell   *lc;
+
+	(void) derive_open(e->table, &cols);
+	if (cols->subjects < 0 || subject == NULL)
+		return;
+	list = ent_subjects(e);
+	if (!subjects_add(&list, subject))
+		return;
+	list_sort(list, subject_cmp);
+	elems = palloc(list_length(list) * sizeof(Datum));
+	foreach(lc, list)
+		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
+	e->values[cols->subjects] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+																TYPALIGN_INT));
+	e->nulls[cols->subjects] = false;
+}
+
 /*
  * What every delivery that touches a row leaves on it, whatever its
- * verdict: the span of its events, when it was last received, and which
+ * verdict: the span of its events (a delivery without a time counts at the
+ * time of the event it follows), when it was last received, and which
  * delivery is the latest in event order (the fold meets them in that
  * order, so the one at hand).
  */
@@ -515,14 +596,15 @@ fold_bookkeep(ObDelivery *d, EntState *e)
 
 	(void) derive_open(e->table, &cols);
 	derive_bound(&e->values[cols->first_event_at], &e->nulls[cols->first_event_at],
-				 d->has_event_at, d->event_at, false);
+				 d->has_order_at, d->order_at, false);
 	derive_bound(&e->values[cols->last_event_at], &e->nulls[cols->last_event_at],
-				 d->has_event_at, d->event_at, true);
+				 d->has_order_at, d->order_at, true);
 	if (cols->last_received_at >= 0)
 		derive_bound(&e->values[cols->last_received_at], &e->nulls[cols->last_received_at],
 					 d->has_received_at, d->received_at, true);
 	e->values[cols->last_inbox_id] = e->values[cols->last_seen_id] = Int64GetDatum(d->id);
 	e->nulls[cols->last_inbox_id] = e->nulls[cols->last_seen_id] = false;
+	ent_add_subject(e, d->subject);
 }
 
 /* The verdict of §6 for one effect at its place. */
@@ -965,6 +1047,26 @@ derive_in_order(ObDelivery *d, EntState *e)
 	return e->nulls[cols->last_inbox_id] || d->id > DatumGetInt64(e->values[cols->last_inbox_id]);
 }
 
+/* Where a late delivery's group starts: its subject, its rows' keys and subjects. */
+static List *
+derive_subjects(ObDelivery *d, Fold *f)
+{
+	List	   *subjects = NIL;
+	ListCell   *lc,
+			   *ls;
+
+	(void) subjects_add(&subjects, d->subject);
+	foreach(lc, f->ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		(void) subjects_add(&subjects, e->key);
+		foreach(ls, ent_subjects(e))
+			(void) subjects_add(&subjects, (const char *) lfirst(ls));
+	}
+	return subjects;
+}
+
 /* Lock rows without waiting; the first one held by another transaction, or NULL. */
 static EntState *
 derive_lock_nowait(ObProvider provider, List *ents)
@@ -1011,11 +1113,12 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *
 					late |= !derive_in_order(d, (EntState *) lfirst(lc));
 				if (late)
 				{
-					Fold		g = {0};
+					Fold		g;
+					List	   *items;
+					List	   *subjects = derive_subjects(d, f);
 
-					g.provider = d->provider;
-					(void) group_collect(inbox, atts, d, d->provider, d->subject, &g);
-					blocked = derive_lock_nowait(d->provider, g.ents);
+					blocked = group_gather(inbox, atts, d, d->provider, &subjects,
+										   OB_LOCK_NOWAIT, &g, &items);
 				}
 			}
 		}
@@ -1092,10 +1195,27 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	}
 	if (late)
 	{
-		derive_group(inbox, atts, d, d->provider, d->subject, dry_run);
+		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), dry_run);
 		return;
 	}
 
+	/* its place: its time, or the latest of its rows' (it comes right after) */
+	d->has_order_at = d->has_event_at;
+	d->order_at = d->event_at;
+	if (!d->has_event_at)
+		foreach(lc, f.ents)
+		{
+			EntState   *e = (EntState *) lfirst(lc);
+			TableCols  *cols;
+
+			(void) derive_open(e->table, &cols);
+			if (e->in_table && !e->nulls[cols->last_event_at] &&
+				(!d->has_order_at || DatumGetTimestampTz(e->values[cols->last_event_at]) > d->order_at))
+			{
+				d->order_at = DatumGetTimestampTz(e->values[cols->last_event_at]);
+				d->has_order_at = true;
+			}
+		}
 	fold_step(&f, d, touches);
 	if (dry_run || d->outcome == OB_DUPLICATE)
 		return;
@@ -1105,7 +1225,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 		d->decided = false;
 		d->outcome = OB_APPLIED;
 		d->duplicate_of = 0;
-		derive_group(inbox, atts, d, d->provider, d->subject, false);
+		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), false);
 		return;
 	}
 	fold_write_history(&f);
@@ -1155,6 +1275,29 @@ item_id_cmp(const ListCell *a, const ListCell *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
+/* Carry over the sentence of a stored detail that says raw needed the repair. */
+static void
+group_repair_note(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
+{
+	static const char prefix[] = "raw body repaired: ";
+	bool		isnull;
+	Datum		v = heap_getattr(stored, atts->detail, desc, &isnull);
+	char	   *detail;
+	char	   *start;
+	char	   *end;
+
+	if (isnull)
+		return;
+	detail = TextDatumGetCString(v);
+	start = strstr(detail, prefix);
+	if (start == NULL)
+		return;
+	end = strstr(start, "; ");
+	if (end != NULL)
+		*end = '\0';
+	onboarding_note(d, "%s", start);
+}
+
 /*
  * The deliveries of a group stored in the inbox (committed, or this
  * transaction's), each prepared as when it arrived.  Deliveries other
@@ -1162,7 +1305,7 @@ item_id_cmp(const ListCell *a, const ListCell *b)
  * the rows they touch, which we lock afterwards.
  */
 static List *
-group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject)
+group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject)
 {
 	Oid			index = get_relname_relid("inbox_group_idx", onboarding_schema_oid());
 	TupleDesc	desc = RelationGetDescr(inbox);
@@ -1191,13 +1334,53 @@ group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const c
 		it->stored = heap_copytuple(tup);
 		it->d = palloc(sizeof(ObDelivery));
 		onboarding_delivery_init(it->d, it->stored, desc, atts);
-		raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
-		(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
+		(void) heap_getattr(it->stored, atts->raw, desc, &raw_null);
+		if (it->d->payload == NULL)
+		{
+			raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
+			(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
+		}
+		else
+		{
+			/*
+			 * Parsing raw again would only say again whether it needed the
+			 * repair: the stored detail says so (rebuild() wrote it from raw
+			 * in its first pass), at a fraction of the cost.
+			 */
+			if (!raw_null)
+				group_repair_note(it->d, it->stored, desc, atts);
+			(void) onboarding_prepare_delivery(it->d, NULL);
+		}
 		if (it->d->payload != NULL)
 			it->d->body_hash = onboarding_dedupe_hash(it->d->payload);
 		items = lappend(items, it);
 	}
 	systable_endscan(scan);
+	return items;
+}
+
+/* The deliveries of every subject of a list, each once. */
+static List *
+group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, List *subjects)
+{
+	List	   *items = NIL;
+	ListCell   *ls,
+			   *lc,
+			   *li;
+
+	foreach(ls, subjects)
+	{
+		foreach(lc, group_scan_one(inbox, atts, provider, (const char *) lfirst(ls)))
+		{
+			GroupItem  *it = (GroupItem *) lfirst(lc);
+			bool		known = false;
+
+			foreach(li, items)
+				known |= (((GroupItem *) lfirst(li))->d->id == it->d->id);
+			if (!known)
+				items = lappend(items, it);
+		}
+	}
 	return items;
 }
 
@@ -1266,14 +1449,6 @@ group_place(Fold *f, List *items)
 			it->has_at = true;
 			it->at = d->event_at;
 			it->seq = (rank << 48) | (d->body_hash & UINT64CONST(0xFFFFFFFFFFFF));
-			foreach(lt, it->touches)
-			{
-				EntState   *e = ((Touch *) lfirst(lt))->ent;
-
-				if (!e->has_max_at || e->max_at < d->event_at)
-					e->max_at = d->event_at;
-				e->has_max_at = true;
-			}
 		}
 		else
 		{
@@ -1288,6 +1463,19 @@ group_place(Fold *f, List *items)
 				}
 			}
 			it->seq = (UINT64CONST(1) << 63) | (uint64) d->id;
+		}
+		d->has_order_at = it->has_at;
+		d->order_at = it->at;
+		/* its rows' latest time, for the deliveries after it */
+		foreach(lt, it->touches)
+		{
+			EntState   *e = ((Touch *) lfirst(lt))->ent;
+
+			if (it->has_at && (!e->has_max_at || e->max_at < it->at))
+			{
+				e->max_at = it->at;
+				e->has_max_at = true;
+			}
 		}
 	}
 }
@@ -1349,9 +1537,9 @@ group_fold(Fold *f, List *ordered)
  */
 static List *
 group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-			  ObProvider provider, const char *subject, Fold *f)
+			  ObProvider provider, List *subjects, Fold *f)
 {
-	List	   *items = group_scan(inbox, atts, provider, subject);
+	List	   *items = group_scan(inbox, atts, provider, subjects);
 
 	if (late != NULL)
 	{
@@ -1367,35 +1555,74 @@ group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 }
 
 /*
- * Fold a group again: every delivery with this provider and subject, and
- * the one being inserted (late, may be NULL).  Rows are locked first;
- * deliveries that arrived while we waited are read again.  Writes state,
- * history (the rows' earlier history is replaced) and the derived columns
- * of the group's other deliveries where they changed; a dry run writes
- * nothing and only judges late.
+ * Gather a group and lock its rows.  The group is every delivery that can
+ * touch its rows: those of its subjects, of the rows' keys (an override
+ * names its entity by key), and of every subject the rows have seen; it
+ * grows until that closes.  mode: OB_LOCK_NONE (dry run), OB_LOCK_WAIT, or
+ * OB_LOCK_NOWAIT, which returns the first row another transaction holds
+ * (else NULL).  *subjects grows with the group.
+ */
+static EntState *
+group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvider provider,
+			 List **subjects, ObLockMode mode, Fold *f, List **items)
+{
+	for (;;)
+	{
+		ListCell   *lc,
+				   *ls;
+		bool		grew = false;
+
+		memset(f, 0, sizeof(Fold));
+		f->provider = provider;
+		*items = group_collect(inbox, atts, late, provider, *subjects, f);
+		if (mode == OB_LOCK_NOWAIT)
+		{
+			EntState   *blocked = derive_lock_nowait(provider, list_copy(f->ents));
+
+			if (blocked != NULL)
+				return blocked;
+		}
+		else
+			derive_lock_rows(provider, list_copy(f->ents), mode == OB_LOCK_NONE);
+		foreach(lc, f->ents)
+		{
+			EntState   *e = (EntState *) lfirst(lc);
+
+			grew |= subjects_add(subjects, e->key);
+			foreach(ls, ent_subjects(e))
+				grew |= subjects_add(subjects, (const char *) lfirst(ls));
+		}
+		if (!grew)
+			return NULL;
+	}
+}
+
+/*
+ * Fold a group again (see group_gather), the one being inserted (late,
+ * may be NULL) included.  Deliveries that arrived while we waited for the
+ * rows are read again.  Writes state, history (the rows' earlier history
+ * is replaced) and the derived columns of the group's other deliveries
+ * where they changed; a dry run writes nothing and only judges late.
  */
 static void
 derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-			 ObProvider provider, const char *subject, bool dry_run)
+			 ObProvider provider, List *subjects, bool dry_run)
 {
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
-		Fold		f = {0};
+		Fold		f;
 		List	   *items;
-		List	   *again;
 		List	   *ordered = NIL;
 		ListCell   *lc;
 		bool		grew = false;
 
-		f.provider = provider;
-		items = group_collect(inbox, atts, late, provider, subject, &f);
-		derive_lock_rows(provider, list_copy(f.ents), dry_run);
+		(void) group_gather(inbox, atts, late, provider, &subjects,
+							dry_run ? OB_LOCK_NONE : OB_LOCK_WAIT, &f, &items);
 
 		/* deliveries committed while we waited for the rows: start again */
 		if (!dry_run)
 		{
-			again = group_scan(inbox, atts, provider, subject);
-			foreach(lc, again)
+			foreach(lc, group_scan(inbox, atts, provider, subjects))
 			{
 				int64		id = ((GroupItem *) lfirst(lc))->d->id;
 				ListCell   *li;
@@ -1448,7 +1675,8 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("could not derive the deliveries of %s subject \"%s\" again",
-					onboarding_provider_names[provider], onboarding_clip(subject, 64)),
+					onboarding_provider_names[provider],
+					onboarding_clip((const char *) linitial(subjects), 64)),
 			 errdetail("Others delivered to it or created its rows %d times while it was derived.",
 					   OB_MAX_ATTEMPTS)));
 }
@@ -1461,5 +1689,5 @@ onboarding_derive_group(Relation inbox, const ObInboxAtts *atts, ObProvider prov
 						const char *subject)
 {
 	onboarding_store_begin();
-	derive_group(inbox, atts, NULL, provider, subject, false);
+	derive_group(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false);
 }

@@ -150,6 +150,8 @@ typedef struct ObDelivery
 	char	   *status_raw;
 	bool		has_event_at;
 	TimestampTz event_at;
+	bool		has_order_at;	/* its place in event order (derive.c): the */
+	TimestampTz order_at;		/* event time, or the one it follows */
 	bool		has_received_at;	/* inbox.received_at (NULL in explain()) */
 	TimestampTz received_at;
 	List	   *effects;		/* ObEffect *, primary ones first */
