@@ -65,8 +65,10 @@ BEGIN
      WHERE provider = NEW.provider AND account_key = NEW.subject;
     RETURN NULL;
 END $$;
+-- (an UPDATE of a state table is itself recorded as a delivery, forced_by
+-- its role: a trigger that writes state skips those, or it would fire again)
 CREATE TRIGGER hardening_after AFTER INSERT ON onboarding.inbox
-    FOR EACH ROW EXECUTE FUNCTION public.hardening_after();
+    FOR EACH ROW WHEN (NEW.forced_by IS NULL) EXECUTE FUNCTION public.hardening_after();
 INSERT INTO onboarding.inbox (payload) VALUES
   ('{"webhook_type": "account_request.status_change", "key": "h-trig", "status": "pending_kyc_analysis",
      "event_datetime": "2024-05-01 10:00:00"}'),
@@ -139,10 +141,31 @@ INSERT INTO onboarding.inbox (payload) VALUES
 SELECT document_key, status FROM onboarding.pending_documents WHERE document_key LIKE 'h-prop:%';
 SELECT count(*) AS stuck_files FROM onboarding.stuck('-1 hour') WHERE entity_key LIKE 'h-prop:%';
 
--- The trigger's direct UPDATE is not in the log (a delivery records no
--- operator's write yet): it is the only difference a replay finds.
-SELECT kind, key FROM onboarding.verify();
+-- The trigger's direct UPDATE is in the log (an operator's delivery), so a
+-- replay writes it too.
+SELECT count(*) AS differences FROM onboarding.verify();
+
+-- Every legal direct UPDATE is recorded as an operator's delivery (event
+-- type direct_update, forced_by the role): the log stays complete and
+-- rebuild() writes what the UPDATE wrote, statuses, fields and history.
+UPDATE onboarding.account SET status = 'blocked', holder_name = 'Operator Fix', bank = NULL
+ WHERE provider = 'qitech' AND account_key = 'h-bom';
+SELECT event_type, subject, status_raw, outcome, forced_by IS NOT NULL AS by_role,
+       payload -> 'statuses' AS statuses, payload -> 'fields' AS fields
+  FROM onboarding.inbox WHERE event_type = 'direct_update' ORDER BY id DESC LIMIT 1;
+SELECT status, holder_name, bank FROM onboarding.account WHERE account_key = 'h-bom';
+SELECT from_status, to_status, event_at FROM onboarding.history
+ WHERE entity_key = 'h-bom' ORDER BY id;
+-- only a column of yours changed: nothing to record
+ALTER TABLE onboarding.account ADD COLUMN hardening_note text;
+UPDATE onboarding.account SET hardening_note = 'mine' WHERE account_key = 'h-bom';
+SELECT count(*) AS direct_updates FROM onboarding.inbox WHERE event_type = 'direct_update';
+ALTER TABLE onboarding.account DROP COLUMN hardening_note;
+-- what only the pipeline writes stays the pipeline's
+UPDATE onboarding.account SET last_event_at = now() WHERE account_key = 'h-bom';
+SELECT count(*) AS differences FROM onboarding.verify();
 SELECT onboarding.rebuild() > 0 AS rebuilt;
+SELECT status, holder_name, bank FROM onboarding.account WHERE account_key = 'h-bom';
 SELECT count(*) AS differences FROM onboarding.verify();
 DROP TABLE public.hardening_seen;
 DROP FUNCTION public.hardening_after();

@@ -76,31 +76,6 @@ typedef enum ObTable
 	OB_NTABLES
 } ObTable;
 
-/* Column name of each field */
-static const char *const field_names[OB_NFIELDS] = {
-	[OB_F_ENABLED] = "enabled",
-	[OB_F_TAX_ID] = "tax_id",
-	[OB_F_TAX_ID_RAW] = "tax_id_raw",
-	[OB_F_HOLDER_NAME] = "holder_name",
-	[OB_F_BANK] = "bank",
-	[OB_F_BRANCH] = "branch",
-	[OB_F_NUMBER] = "number",
-	[OB_F_DIGIT] = "digit",
-	[OB_F_REASON] = "reason",
-	[OB_F_CLIENT_CODE] = "client_code",
-	[OB_F_PERSON_TYPE] = "person_type",
-	[OB_F_ACCOUNT_KEY] = "account_key",
-	[OB_F_MESSAGE] = "message",
-	[OB_F_DOCUMENT_TYPE] = "document_type",
-	[OB_F_DOCUMENT_TYPE_RAW] = "document_type_raw",
-	[OB_F_SIGNER] = "signer",
-	[OB_F_FILE_NAME] = "file_name",
-	[OB_F_URL] = "url",
-	[OB_F_EXPIRES_AT] = "expires_at",
-	[OB_F_PARTNER_ID] = "partner_id",
-	[OB_F_BUSINESS_UNIT_ID] = "business_unit_id",
-	[OB_F_ACCOUNTS_KEY] = "accounts_key",
-};
 
 #define OB_MAX_STATUS_COLS 3
 #define OB_MAX_ATTEMPTS 8		/* rounds of lock-or-create before giving up */
@@ -269,7 +244,7 @@ derive_open(ObTable which, TableCols **colsp)
 	}
 	cols->provider_status = derive_col(s, "provider_status");
 	for (int f = 0; f < t->nfields; f++)
-		cols->fields[f] = derive_col(s, field_names[t->fields[f]]);
+		cols->fields[f] = derive_col(s, onboarding_field_names[t->fields[f]]);
 	cols->first_event_at = derive_col(s, "first_event_at");
 	cols->last_event_at = derive_col(s, "last_event_at");
 	cols->last_inbox_id = derive_col(s, "last_inbox_id");
@@ -676,7 +651,8 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 			h->has_at = d->has_event_at;
 			h->at = d->event_at;
 			h->inbox_id = d->id;
-			h->reason = d->forced && ef ? ef->fields[OB_F_REASON] : NULL;
+			h->reason = d->forced && ef && strcmp(d->event_type, "force_status") == 0 ?
+				ef->fields[OB_F_REASON] : NULL;
 			f->history = lappend(f->history, h);
 		}
 		e->values[cols->status[c]] = ObjectIdGetDatum(onboarding_status_oid(derive_graph(e->table, c),
@@ -702,6 +678,11 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 				v = t->effect[c]->fields[def->fields[fi]];
 		if (v == NULL)
 			continue;
+		if (v == onboarding_field_null)
+		{
+			e->nulls[cols->fields[fi]] = true;	/* an operator emptied it */
+			continue;
+		}
 		e->values[cols->fields[fi]] = derive_field_datum(def->fields[fi], v);
 		e->nulls[cols->fields[fi]] = false;
 	}

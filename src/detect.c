@@ -646,6 +646,82 @@ detect_forced(ObDelivery *d, JsonbContainer *root)
 }
 
 /*
+ * A legal direct UPDATE of a state table, recorded by its trigger (state.c)
+ * so that the log stays complete: {"entity", "key", "statuses": {entity
+ * name: status, ...}, "fields": {column: text or null, ...}, "by", "at"}.
+ * Each status is an effect on the row, past the graph like an override;
+ * the fields ride on the first.
+ */
+static bool
+detect_direct_update(ObDelivery *d, JsonbContainer *root)
+{
+	char	   *entity = onboarding_json_string(root, "entity");
+	JsonbContainer *statuses = onboarding_json_object(root, "statuses");
+	JsonbContainer *fields = onboarding_json_object(root, "fields");
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	ObEffect   *first = NULL;
+
+	d->event_type = "direct_update";
+	d->subject = onboarding_json_string(root, "key");
+	if (entity == NULL || d->subject == NULL || statuses == NULL)
+		return onboarding_decide(d, OB_INVALID, "direct_update body without entity, key or statuses");
+	if (d->provider == OB_PROVIDER_NONE)
+		return onboarding_decide(d, OB_INVALID, "direct_update delivery without a provider");
+
+	it = JsonbIteratorInit(statuses);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		JsonbValue	val;
+		ObEntity	kind;
+		ObEffect   *e;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &val, true);
+		kind = onboarding_entity_from_name(name);
+		if (kind == OB_NENTITIES || val.type != jbvString)
+			return onboarding_decide(d, OB_INVALID, "direct_update status of \"%s\" is not a status", name);
+		e = detect_effect(d, kind, d->subject, "direct_update",
+						  pnstrdup(val.val.string.val, val.val.string.len), true);
+		e->status = onboarding_status_label(onboarding_entity_graph(kind), e->status_raw);
+		if (e->status == NULL)
+			return onboarding_decide(d, OB_INVALID, "direct_update status \"%s\" is not a status of %s",
+									 e->status_raw, name);
+		if (first == NULL)
+			first = e;
+	}
+	if (first == NULL)
+		return onboarding_decide(d, OB_INVALID, "direct_update body without a status");
+	d->status_raw = first->status_raw;
+	if (fields == NULL)
+		return true;
+	it = JsonbIteratorInit(fields);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		JsonbValue	val;
+		ObField		f;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &val, true);
+		f = onboarding_field_from_name(name);
+		if (f == OB_NFIELDS)
+			continue;
+		if (val.type == jbvNull)
+			first->fields[f] = (char *) onboarding_field_null;
+		else if (val.type == jbvString)
+			first->fields[f] = pnstrdup(val.val.string.val, val.val.string.len);
+	}
+	return true;
+}
+
+/*
  * Detect the provider (unless the caller gave it), the event, subject,
  * status and time, and the effects.  Returns false, with d->decided and an
  * outcome set, when the delivery cannot go further.
@@ -667,7 +743,13 @@ onboarding_detect(ObDelivery *d)
 	}
 
 	if (d->forced)
+	{
+		char	   *kind = onboarding_json_string(root, "kind");
+
+		if (kind != NULL && strcmp(kind, "direct_update") == 0)
+			return detect_direct_update(d, root);
 		return detect_forced(d, root);
+	}
 
 	if (d->provider == OB_PROVIDER_NONE)
 	{

@@ -42,6 +42,13 @@
 /* Set while force_status() inserts its delivery; see onboarding_set_forcing(). */
 static bool onboarding_forcing = false;
 
+/*
+ * Set while a state table's update trigger records a direct UPDATE: the
+ * delivery is stored and detected, not derived (the UPDATE itself writes
+ * the row); see onboarding_set_recording().
+ */
+static bool onboarding_recording = false;
+
 /* The per-row scratch context, reset for every delivery. */
 static MemoryContext onboarding_row_context = NULL;
 
@@ -49,6 +56,14 @@ static MemoryContext onboarding_row_context = NULL;
 void
 onboarding_set_forcing(bool on)
 {
+	onboarding_forcing = on;
+}
+
+/* Let a state table's update trigger record a direct UPDATE (state.c). */
+void
+onboarding_set_recording(bool on)
+{
+	onboarding_recording = on;
 	onboarding_forcing = on;
 }
 
@@ -467,7 +482,15 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("only onboarding.force_status() may set forced_by"),
 				 errhint("Call onboarding.force_status() to override a state.")));
 
-	onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), OB_RUN_LIVE, 0);
+	if (d.forced && onboarding_recording)
+	{
+		/* a direct UPDATE already written by its statement: record it, as applied */
+		onboarding_process_delivery(rel, atts, &d, NULL, OB_RUN_REPLAY, 0);
+		if (!d.decided)
+			d.outcome = OB_APPLIED;
+	}
+	else
+		onboarding_process_delivery(rel, atts, &d, raw_null ? NULL : DatumGetTextPP(raw), OB_RUN_LIVE, 0);
 
 	MemoryContextSwitchTo(caller);
 	result = onboarding_delivery_store(tuple, desc, atts, &d, true);

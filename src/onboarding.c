@@ -32,6 +32,45 @@ const char *const onboarding_entity_names[OB_NENTITIES] = {
 	"account", "proposal", "document", "closure", "background_check", "documentscopy"
 };
 
+/* Column name of each field */
+const char *const onboarding_field_names[OB_NFIELDS] = {
+	[OB_F_ENABLED] = "enabled",
+	[OB_F_TAX_ID] = "tax_id",
+	[OB_F_TAX_ID_RAW] = "tax_id_raw",
+	[OB_F_HOLDER_NAME] = "holder_name",
+	[OB_F_BANK] = "bank",
+	[OB_F_BRANCH] = "branch",
+	[OB_F_NUMBER] = "number",
+	[OB_F_DIGIT] = "digit",
+	[OB_F_REASON] = "reason",
+	[OB_F_CLIENT_CODE] = "client_code",
+	[OB_F_PERSON_TYPE] = "person_type",
+	[OB_F_ACCOUNT_KEY] = "account_key",
+	[OB_F_MESSAGE] = "message",
+	[OB_F_DOCUMENT_TYPE] = "document_type",
+	[OB_F_DOCUMENT_TYPE_RAW] = "document_type_raw",
+	[OB_F_SIGNER] = "signer",
+	[OB_F_FILE_NAME] = "file_name",
+	[OB_F_URL] = "url",
+	[OB_F_EXPIRES_AT] = "expires_at",
+	[OB_F_PARTNER_ID] = "partner_id",
+	[OB_F_BUSINESS_UNIT_ID] = "business_unit_id",
+	[OB_F_ACCOUNTS_KEY] = "accounts_key",
+};
+
+/* A field an operator set to NULL (fields[] holds NULL for "not carried"). */
+const char	onboarding_field_null[] = "";
+
+/* The field of a column name of the state tables; OB_NFIELDS if none. */
+ObField
+onboarding_field_from_name(const char *name)
+{
+	for (int i = 0; i < OB_NFIELDS; i++)
+		if (strcmp(name, onboarding_field_names[i]) == 0)
+			return (ObField) i;
+	return OB_NFIELDS;
+}
+
 /*
  * Resolve a time zone the way PostgreSQL's own TimeZone setting does: a
  * number is hours EAST of Greenwich (ISO 8601 sign: '-03' is three hours

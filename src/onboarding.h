@@ -167,6 +167,9 @@ typedef struct ObDelivery
 extern const char *const onboarding_entity_names[OB_NENTITIES];
 extern const char *const onboarding_provider_names[OB_NPROVIDERS];
 extern const char *const onboarding_outcome_names[];
+extern const char *const onboarding_field_names[OB_NFIELDS];
+extern const char onboarding_field_null[];
+extern ObField onboarding_field_from_name(const char *name);
 
 /* ---------------------------------------------------------------------
  * onboarding.c
@@ -349,6 +352,7 @@ extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtyp
 #define OB_MAX_KEY_BYTES	1024	/* longest entity key: keys are indexed */
 
 extern void onboarding_set_forcing(bool on);
+extern void onboarding_set_recording(bool on);
 extern int64 onboarding_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
 /* Who runs the pipeline: the inbox trigger, rebuild(), or explain() */
 typedef enum ObRunMode

@@ -25,6 +25,8 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
@@ -47,7 +49,41 @@ void
 onboarding_state_reset(void)
 {
 	rebuilding = false;
-	onboarding_set_forcing(false);
+	onboarding_set_recording(false);
+}
+
+/* A sorted text[] of subjects with one more (derive.c keeps them so). */
+static Datum
+state_subjects_with(Datum current, const char *subject)
+{
+	Datum	   *elems = NULL;
+	bool	   *enulls;
+	int			n = 0;
+	Datum	   *out;
+	int			k = 0;
+	bool		placed = false;
+
+	if (current != (Datum) 0)
+		deconstruct_array(DatumGetArrayTypeP(current), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &n);
+	out = palloc((n + 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *s = TextDatumGetCString(elems[i]);
+		int			c = strcmp(s, subject);
+
+		if (c == 0)
+			return current;
+		if (c > 0 && !placed)
+		{
+			out[k++] = CStringGetTextDatum(subject);
+			placed = true;
+		}
+		out[k++] = elems[i];
+	}
+	if (!placed)
+		out[k++] = CStringGetTextDatum(subject);
+	return PointerGetDatum(construct_array(out, k, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /* The label of an enum value, for messages. */
@@ -55,6 +91,214 @@ static char *
 state_enum_label(Datum value)
 {
 	return DatumGetCString(DirectFunctionCall1(enum_out, value));
+}
+
+/* A column's value as the text a delivery carries for its field. */
+static char *
+state_field_text(Form_pg_attribute att, Datum v)
+{
+	Oid			out;
+	bool		varlena;
+
+	if (att->atttypid == TIMESTAMPTZOID)
+		return onboarding_time_text(DatumGetTimestampTz(v));
+	if (att->atttypid == BOOLOID)
+		return pstrdup(DatumGetBool(v) ? "true" : "false");
+	getTypeOutputInfo(att->atttypid, &out, &varlena);
+	return OidOutputFunctionCall(out, v);
+}
+
+/*
+ * A legal direct UPDATE of a state row is recorded as an operator's
+ * delivery (event type direct_update, forced_by the role that made it), so
+ * that the log stays complete and a replay writes what the UPDATE wrote:
+ * the statuses of the row and the fields that changed.  The delivery is
+ * stored, not derived (this UPDATE writes the row); its history row is
+ * written here, and the row's own bookkeeping points at it.  Returns the
+ * row to store.
+ */
+static HeapTuple
+state_record_update(TriggerData *trigdata, ObProvider provider)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	oldt = trigdata->tg_trigtuple;
+	HeapTuple	newt = trigdata->tg_newtuple;
+	char	  **args = trigdata->tg_trigger->tgargs;
+	int			nargs = trigdata->tg_trigger->tgnargs;
+	char	   *key = SPI_getvalue(oldt, desc, SPI_fnumber(desc, args[1]));
+	char	   *by = GetUserNameFromId(GetUserId(), false);
+	StringInfoData body;
+	StringInfoData statuses;
+	int			nfields = 0;
+	bool		changed_status = false;
+	const char *first_entity = NULL;
+	List	   *moves = NIL;	/* (entity, from, to) of each status that moved */
+	ObSpiFrame	spi;
+	Datum		a[3];
+	Oid			t[3] = {TEXTOID, TEXTOID, TEXTOID};
+	int64		id;
+	Datum		received;
+	bool		isnull;
+	ListCell   *lc;
+
+	initStringInfo(&body);
+	initStringInfo(&statuses);
+
+	/* the statuses: every one that moved, or else the row's own, for a refresh */
+	for (int i = 2; i < nargs; i++)
+	{
+		int			attnum = SPI_fnumber(desc, args[i]);
+		const char *entity = i == 2 ? args[0] : args[i];
+		bool		oldnull,
+					newnull;
+		Datum		oldv = heap_getattr(oldt, attnum, desc, &oldnull);
+		Datum		newv = heap_getattr(newt, attnum, desc, &newnull);
+
+		if (newnull)
+			continue;
+		if (oldnull || DatumGetObjectId(oldv) != DatumGetObjectId(newv))
+		{
+			if (!changed_status)
+				resetStringInfo(&statuses);
+			else
+				appendStringInfoString(&statuses, ", ");
+			escape_json(&statuses, entity);
+			appendStringInfoString(&statuses, ": ");
+			escape_json(&statuses, state_enum_label(newv));
+			moves = lappend(moves, list_make3((char *) entity,
+											  oldnull ? NULL : state_enum_label(oldv),
+											  state_enum_label(newv)));
+			changed_status = true;
+		}
+		else if (!changed_status && first_entity == NULL)
+		{
+			first_entity = entity;
+			escape_json(&statuses, entity);
+			appendStringInfoString(&statuses, ": ");
+			escape_json(&statuses, state_enum_label(newv));
+		}
+	}
+
+	/* the fields that changed */
+	appendStringInfoString(&body, "{\"kind\": \"direct_update\", \"entity\": ");
+	escape_json(&body, args[0]);
+	appendStringInfoString(&body, ", \"key\": ");
+	escape_json(&body, key);
+	appendStringInfoString(&body, ", \"fields\": {");
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		oldnull,
+					newnull;
+		Datum		oldv,
+					newv;
+
+		if (att->attisdropped || onboarding_field_from_name(NameStr(att->attname)) == OB_NFIELDS)
+			continue;
+		oldv = heap_getattr(oldt, i + 1, desc, &oldnull);
+		newv = heap_getattr(newt, i + 1, desc, &newnull);
+		if (oldnull == newnull &&
+			(oldnull || datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+			continue;
+		if (nfields++ > 0)
+			appendStringInfoString(&body, ", ");
+		escape_json(&body, NameStr(att->attname));
+		appendStringInfoString(&body, ": ");
+		if (newnull)
+			appendStringInfoString(&body, "null");
+		else
+			escape_json(&body, state_field_text(att, newv));
+	}
+	if (!changed_status && nfields == 0)
+		return newt;			/* nothing a delivery carries changed (a column of yours) */
+	if (statuses.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot update onboarding.%s row \"%s\" without a status",
+						RelationGetRelationName(rel), key),
+				 errhint("Set a status with onboarding.force_status() first.")));
+	appendStringInfo(&body, "}, \"statuses\": {%s}, \"by\": ", statuses.data);
+	escape_json(&body, by);
+	appendStringInfoString(&body, ", \"at\": ");
+	escape_json(&body, onboarding_time_text(GetCurrentTimestamp()));
+	appendStringInfoChar(&body, '}');
+
+	a[0] = CStringGetTextDatum(onboarding_provider_names[provider]);
+	a[1] = CStringGetTextDatum(body.data);
+	a[2] = CStringGetTextDatum(by);
+	onboarding_spi_connect(&spi);
+	onboarding_set_recording(true);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+								  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not record the direct update");
+	}
+	PG_FINALLY();
+	{
+		onboarding_set_recording(false);
+	}
+	PG_END_TRY();
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	received = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+	/* the history rows a replay writes for it */
+	foreach(lc, moves)
+	{
+		List	   *m = (List *) lfirst(lc);
+		Oid			ht[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		ha[5];
+		char		hn[5] = {' ', ' ', ' ', ' ', ' '};
+
+		ha[0] = a[0];
+		ha[1] = CStringGetTextDatum((char *) linitial(m));
+		ha[2] = CStringGetTextDatum(key);
+		if (lsecond(m) == NULL)
+			hn[3] = 'n';
+		else
+			ha[3] = CStringGetTextDatum((char *) lsecond(m));
+		ha[4] = CStringGetTextDatum((char *) lthird(m));
+		if (SPI_execute_with_args("INSERT INTO onboarding.history (provider, entity, entity_key,"
+								  " from_status, to_status, inbox_id)"
+								  " VALUES ($1::onboarding.provider, $2, $3, $4, $5, $6)",
+								  6, (Oid[]) {ht[0], ht[1], ht[2], ht[3], ht[4], INT8OID},
+								  (Datum[]) {ha[0], ha[1], ha[2], ha[3], ha[4], Int64GetDatum(id)},
+								  (char[]) {hn[0], hn[1], hn[2], hn[3], hn[4], ' '}, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the history of the direct update");
+	}
+	onboarding_spi_finish(&spi);
+
+	/* the row's bookkeeping: the latest delivery is this one */
+	{
+		const char *names[] = {"last_inbox_id", "last_seen_id", "last_received_at"};
+		Datum		vals[3] = {Int64GetDatum(id), Int64GetDatum(id), received};
+		int			cols[4];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		int			n = 0;
+		int			sub = SPI_fnumber(desc, "subjects");
+
+		for (int i = 0; i < 3; i++)
+		{
+			int			attnum = SPI_fnumber(desc, names[i]);
+
+			if (attnum > 0)
+			{
+				cols[n] = attnum;
+				values[n++] = vals[i];
+			}
+		}
+		if (sub > 0)
+		{
+			Datum		cur = heap_getattr(newt, sub, desc, &isnull);
+
+			cols[n] = sub;
+			values[n++] = state_subjects_with(isnull ? (Datum) 0 : cur, key);
+		}
+		return heap_modify_tuple_by_cols(newt, desc, n, cols, values, nulls);
+	}
 }
 
 /*
@@ -89,7 +333,9 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 
 	/* what identifies and orders a row is the pipeline's alone */
 	{
-		const char *guarded[] = {"provider", args[1], "last_inbox_id", "last_seen_id"};
+		const char *guarded[] = {"provider", args[1], "last_inbox_id", "last_seen_id",
+			"first_event_at", "last_event_at", "last_received_at", "subjects", "provider_status",
+		"status_at", "background_check_at", "documentscopy_at", "flow"};
 
 		for (int i = 0; i < lengthof(guarded); i++)
 		{
@@ -111,7 +357,7 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_CHECK_VIOLATION),
 						 errmsg("cannot change column \"%s\" of onboarding.%s", guarded[i],
 								RelationGetRelationName(trigdata->tg_relation)),
-						 errdetail("The provider, the key and the delivery ids of a state row are written by the extension alone."),
+						 errdetail("The provider, the key, the times, the provider's status and the delivery ids of a state row are written by the extension alone."),
 						 errhint("Use onboarding.force_status() to override a state.")));
 		}
 	}
@@ -159,7 +405,7 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 							   from, to, onboarding_provider_names[provider], onboarding_graph_names[onboarding_entity_graph(entity)]),
 					 errhint("Use onboarding.force_status() to override a state, with a reason.")));
 	}
-	return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(state_record_update(trigdata, provider));
 }
 
 /*
