@@ -654,6 +654,10 @@ def plan(fixtures, out_dir, seed, wanted):
             d["b"] = body_ids[d["text"]]
             assert "{R}" in d["text"] or "{CPF" in d["text"], (name, d["label"])
         runs, total, every = orders(flow, wanted, rng)
+        control = os.environ.get("ONBOARDING_CONVERGENCE_CONTROL") == "1"
+        if control:
+            # the harness's own check: every run in the flow's own order
+            runs = [runs[0]] * 20
         with open(os.path.join(out_dir, name + ".sql"), "w", encoding="utf-8") as f:
             for run, order in enumerate(runs):
                 tok = tokens(flow_no, run)
@@ -663,7 +667,8 @@ def plan(fixtures, out_dir, seed, wanted):
                             % (sql_literal(fill(flow[d]["text"], tok)), hdr))
         with open(os.path.join(out_dir, name + ".json"), "w", encoding="utf-8") as f:
             json.dump({"flow": name, "flow_no": flow_no, "labels": [d["label"] for d in flow],
-                       "bodies": bodies, "runs": runs, "total": total, "every": every}, f)
+                       "bodies": bodies, "runs": runs, "total": total, "every": every,
+                   "control": control}, f)
         print(name, len(runs), len(flow), "all" if every else "sampled", total)
 
 
@@ -799,8 +804,9 @@ def state_diff(a, b):
 
 def history_text(row):
     r = json.loads(row)
-    return "%s %s: %s -> %s at %s%s" % (r["entity"], r["entity_key"], r["from_status"], r["to_status"],
-                                        r["event_at"], " (%s)" % r["reason"] if r.get("reason") else "")
+    return "%s %s: %s -> %s at %s%s" % (r["entity"], r["entity_key"], r["from_status"] or "(first)",
+                                        r["to_status"], r["event_at"] or "(no time)",
+                                        " (%s)" % r["reason"] if r.get("reason") else "")
 
 
 def line_diff(a, b, fmt=lambda x: x):
@@ -879,6 +885,8 @@ def check(out_dir, name):
                 for d in diff[:10]:
                     problems.append("     " + d[:300])
     mode = "every order" if p["every"] else "random orders of %d" % p["total"]
+    if p.get("control"):
+        mode = "control: all in the flow's own order"
     def copy_text(db):
         return " ".join("%s %s" % (w, summary.get("%s_%s" % (w, db), "?")) for w in ("state", "history", "outcomes"))
     print("convergence: %s: %d runs (%s) of %d deliveries: distinct states %d, histories %d, outcome sets %d"

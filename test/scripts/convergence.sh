@@ -51,6 +51,10 @@
 #   ONBOARDING_LONG=1               1,000 random orders per large flow
 #   ONBOARDING_CONVERGENCE_SEED     the seed (orders, copy)
 #   ONBOARDING_CONVERGENCE_FLOWS    a regular expression: run only those flows
+#   ONBOARDING_CONVERGENCE_JOBS     flows run at a time, each in databases of its own (2)
+#   ONBOARDING_CONVERGENCE_CONTROL=1  the harness's own check: 20 runs of each flow, all
+#                                   in the flow's own order; must pass on any engine whose
+#                                   state does not depend on ids or times of arrival
 set -euo pipefail
 . "$(dirname "$0")/../reliability/lib.sh"
 
@@ -58,12 +62,16 @@ if [ "$LONG" = 1 ]; then orders=1000; else orders=100; fi
 seed=${ONBOARDING_CONVERGENCE_SEED:-20261128}
 only=${ONBOARDING_CONVERGENCE_FLOWS:-.}
 dir="$ONBOARDING_WORK/convergence"
+jobs=${ONBOARDING_CONVERGENCE_JOBS:-2}
 tmpl=onboarding_conv_tmpl
-db=onboarding_conv
-copydb=onboarding_conv_copy
 cleanup() {
+	local f
+	for f in "$dir"/*.dbs; do
+		[ -e "$f" ] || continue
+		for d in $(cat "$f"); do drop_db "$d" >/dev/null 2>&1 || true; done
+	done
+	drop_db $tmpl >/dev/null 2>&1 || true
 	rm -rf "$dir"
-	for d in $db $copydb $tmpl; do drop_db $d >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 command -v python3 >/dev/null || fail "python3 is needed to generate the flows"
@@ -74,9 +82,12 @@ t0=$(date +%s)
 python3 "$RELIABILITY/convergence.py" plan "$RELIABILITY/../fixtures" "$dir" "$seed" "$orders" >"$dir/plan.txt"
 fresh_db $tmpl
 
-# what a database derived, one line per row
-dump() {	# database suffix
-	q -d "$1" -c "SELECT (to_jsonb(t) - 'last_inbox_id' - 'last_seen_id' - 'last_received_at'
+# What a database derived, one line per row: the state rows without the
+# arrival columns; history without id and inbox_id (a row written for a
+# delivery without a time shows 'received_at' where its event_at is the time
+# the delivery was received: arrival, not event); the outcome of each body.
+dump() {	# flow database suffix
+	q -d "$2" -c "SELECT (to_jsonb(t) - 'last_inbox_id' - 'last_seen_id' - 'last_received_at'
 	                      || jsonb_build_object('table', 'account'))::text FROM onboarding.account t
 	              UNION ALL
 	              SELECT (to_jsonb(t) - 'last_inbox_id' - 'last_seen_id' - 'last_received_at'
@@ -87,40 +98,41 @@ dump() {	# database suffix
 	              UNION ALL
 	              SELECT (to_jsonb(t) - 'last_inbox_id' - 'last_seen_id' - 'last_received_at'
 	                      || jsonb_build_object('table', 'closure'))::text FROM onboarding.closure t" \
-		>"$dir/$flow.state.$2"
-	q -d "$1" -c "SELECT (to_jsonb(h) - 'id' - 'inbox_id')::text FROM onboarding.history h
-	               ORDER BY provider, entity, entity_key, id" >"$dir/$flow.history.$2"
-	q -d "$1" -c "SELECT headers->>'run', headers->>'b', outcome FROM onboarding.inbox ORDER BY id" \
-		>"$dir/$flow.outcomes.$2"
+		>"$dir/$1.state.$3"
+	q -d "$2" -c "SELECT (to_jsonb(h) - 'id' - 'inbox_id'
+	                      || CASE WHEN i.event_at IS NULL AND h.event_at = i.received_at
+	                              THEN '{\"event_at\": \"received_at\"}'::jsonb ELSE '{}' END)::text
+	                 FROM onboarding.history h LEFT JOIN onboarding.inbox i ON i.id = h.inbox_id
+	                ORDER BY h.provider, h.entity, h.entity_key, h.id" >"$dir/$1.history.$3"
+	q -d "$2" -c "SELECT headers->>'run', headers->>'b', outcome FROM onboarding.inbox ORDER BY id" \
+		>"$dir/$1.outcomes.$3"
 }
 
-failed=""
-flows=0
-runs_all=0
-deliveries_all=0
-while read -r flow runs ndeliv mode total; do
-	[[ "$flow" =~ $only ]] || continue
-	flows=$((flows + 1))
+# One flow: its runs in a fresh database, then the shuffled copy in
+# another.  Writes its report to $dir/<flow>.log and its verdict (ok or
+# failed) to $dir/<flow>.verdict.
+run_flow() {	# flow
+	local flow=$1 db=onboarding_conv_$1 copydb=onboarding_conv_$1_copy
+	local tf td te n nc diffs copy_diffs replayed rebuilt_diffs status=0
+	echo "$db $copydb" >"$dir/$flow.dbs"
 	tf=$(date +%s%N)
 	for d in $db $copydb; do
 		drop_db $d >/dev/null
 		q -d postgres -c "CREATE DATABASE $d TEMPLATE $tmpl"
 	done
 	if ! psql -X -q -v ON_ERROR_STOP=1 -d $db -f "$dir/$flow.sql" >/dev/null 2>"$dir/$flow.err"; then
-		echo "convergence: $flow: a delivery raised an error: $(head -c 400 "$dir/$flow.err")" >&2
-		failed="$failed $flow"
-		continue
+		echo "convergence: $flow: a delivery raised an error: $(head -c 400 "$dir/$flow.err")"
+		echo failed >"$dir/$flow.verdict"
+		return
 	fi
 	td=$(date +%s%N)
 	n=$(q -d $db -c "SELECT count(*) FROM onboarding.inbox")
-	runs_all=$((runs_all + runs))
-	deliveries_all=$((deliveries_all + n))
-	dump $db live
+	dump "$flow" $db live
 	diffs=$(q -d $db -c "SELECT count(*) FROM onboarding.verify()")
 	if [ "$diffs" != 0 ]; then
-		echo "convergence: $flow: verify() found $diffs differences after the runs, e.g.:" >&2
+		echo "convergence: $flow: verify() found $diffs differences after the runs, e.g.:"
 		q -d $db -c "SELECT kind, key, left(live::text, 300), left(rebuilt::text, 300)
-		               FROM onboarding.verify() LIMIT 3" >&2 || true
+		               FROM onboarding.verify() LIMIT 3" || true
 	fi
 	# the shuffled copy, live and after rebuild()
 	q -d $db -c "SELECT json_build_object('id', id, 'provider', provider, 'payload', payload,
@@ -128,29 +140,50 @@ while read -r flow runs ndeliv mode total; do
 	               FROM onboarding.inbox ORDER BY id" \
 		| python3 "$RELIABILITY/convergence.py" copy "$dir" "$flow" "$seed" >"$dir/$flow.copy.sql"
 	if ! psql -X -q -v ON_ERROR_STOP=1 -d $copydb -f "$dir/$flow.copy.sql" >/dev/null 2>"$dir/$flow.err"; then
-		echo "convergence: $flow: a delivery of the copy raised an error: $(head -c 400 "$dir/$flow.err")" >&2
-		failed="$failed $flow"
-		continue
+		echo "convergence: $flow: a delivery of the copy raised an error: $(head -c 400 "$dir/$flow.err")"
+		echo failed >"$dir/$flow.verdict"
+		return
 	fi
-	dump $copydb copy
+	nc=$(q -d $copydb -c "SELECT count(*) FROM onboarding.inbox")
+	dump "$flow" $copydb copy
 	copy_diffs=$(q -d $copydb -c "SELECT count(*) FROM onboarding.verify()")
 	replayed=$(q -d $copydb -c "SELECT onboarding.rebuild()")
-	dump $copydb rebuilt
+	dump "$flow" $copydb rebuilt
 	rebuilt_diffs=$(q -d $copydb -c "SELECT count(*) FROM onboarding.verify()")
 	te=$(date +%s%N)
-	status=0
 	python3 "$RELIABILITY/convergence.py" check "$dir" "$flow" || status=$?
-	echo "convergence: $flow: $n deliveries in $(((td - tf) / 1000000)) ms; verify() $diffs;" \
-		"copy: verify() $copy_diffs, rebuild() replayed $replayed, then verify() $rebuilt_diffs;" \
+	echo "convergence: $flow: $n deliveries in $(((td - tf) / 1000000)) ms, verify() $diffs;" \
+		"copy of $nc: verify() $copy_diffs, rebuild() replayed $replayed, then verify() $rebuilt_diffs;" \
 		"$(((te - tf) / 1000000)) ms in all"
 	if [ "$status" != 0 ] || [ "$diffs" != 0 ] || [ "$copy_diffs" != 0 ] || [ "$rebuilt_diffs" != 0 ] \
-		|| [ "$replayed" != "$n" ]; then
-		failed="$failed $flow"
+		|| [ "$replayed" != "$nc" ]; then
+		echo failed >"$dir/$flow.verdict"
+	else
+		echo ok >"$dir/$flow.verdict"
 	fi
+	for d in $db $copydb; do drop_db $d >/dev/null; done
+}
+
+# the flows, $jobs at a time (each in databases of its own); reports in plan order
+selected=()
+while read -r flow runs ndeliv mode total; do
+	[[ "$flow" =~ $only ]] || continue
+	selected+=("$flow")
+	run_flow "$flow" >"$dir/$flow.log" 2>&1 &
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
 done <"$dir/plan.txt"
+wait
 t1=$(date +%s)
 
-echo "convergence: $flows flows, $runs_all orders, $deliveries_all deliveries (and as many again in the copies)," \
-	"$((t1 - t0)) s; failed:${failed:- none}"
-[ "$flows" -gt 0 ] || fail "no flow matches '$only'"
+failed=""
+runs_all=0
+for flow in "${selected[@]}"; do
+	cat "$dir/$flow.log"
+	[ "$(cat "$dir/$flow.verdict" 2>/dev/null)" = ok ] || failed="$failed $flow"
+	runs_all=$((runs_all + $(awk -v f="$flow" '$1 == f { print $2 }' "$dir/plan.txt")))
+done
+deliveries_all=$(awk -v only="$only" '$1 ~ only { n += $2 * $3 } END { print n + 0 }' "$dir/plan.txt")
+echo "convergence: ${#selected[@]} flows, $runs_all orders, $deliveries_all deliveries (and up to 100 runs" \
+	"of each again in the copies), $jobs at a time, $((t1 - t0)) s; failed:${failed:- none}"
+[ "${#selected[@]}" -gt 0 ] || fail "no flow matches '$only'"
 [ -z "$failed" ] || fail "flows that do not converge (or whose verify() is not empty):$failed"
