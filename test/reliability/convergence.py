@@ -512,6 +512,36 @@ def flows(fixtures):
     return F
 
 
+# Where each flow ends, as the provider meant it (SPEC SS5, SS6): the status of
+# its main entities after the flow, by table and key (placeholders as in the
+# bodies).  Checked on every run (they all must agree anyway).
+ENDS = {
+    "qitech_samples": {("account", "dc575950-dcce-48e1-99a6-5fb0ada63d86{R}"): "rejected"},
+    # opened after the rejection is illegal (rejected is final)
+    "qitech_ties": {("account", "5e0c7d21-94ab-4f3e-8d16-b2a7c9e4f105{R}"): "rejected"},
+    "qitech_pf": {("account", "3b9f6a52-7c1e-4d2a-9f0b-6e8d1c2a4b70{R}"): "active"},
+    # limited and verified in one second: limited first (enum order)
+    "fitbank_account": {("account", "860590-254444-7100458-1{R}"): "active"},
+    "fitbank_account_sentinel": {("account", "{CPF}"): "limited"},
+    "fitbank_documents": {("document", "4f8e2a1c-7b3d-4e9f-a6c5-0d1b2e3f4a51{R}"): "resubmitted",
+                          ("document", "6e3f1a8b-2c4d-4b7e-9f05-8a1d3c6e2b49{R}"): "validated",
+                          ("document", "{CPF}:14"): "expired"},
+    "fitbank_closure": {("account", "860590-254444-7100612-7{R}"): "closed",
+                        ("closure", "860590-254444-7100612-7{R}"): "approved"},
+    "fitbank_person": {("proposal", "{CPF}"): "approved",
+                       ("account", "860590-254444-7100733-2{R}"): "limited"},
+    "celcoin_flow1": {("proposal", "7d2f4a90-3c1b-4e8a-b5f6-19e0c2d4a871{R}"): "account_created",
+                      ("account", "7d2f4a90-3c1b-4e8a-b5f6-19e0c2d4a871{R}"): "active"},
+    "celcoin_flow2": {("proposal", "a43e8c15-6b2d-4f70-9e1a-2c5b7d9f0e36{R}"): "account_created",
+                      ("account", "a43e8c15-6b2d-4f70-9e1a-2c5b7d9f0e36{R}"): "active"},
+    "celcoin_retry": {("proposal", "b58d2e71-4c9a-4f03-8e6b-7a1c3d5f9e20{R}"): "account_created",
+                      ("account", "b58d2e71-4c9a-4f03-8e6b-7a1c3d5f9e20{R}"): "active"},
+    "celcoin_pending": {("proposal", "c0e4a7b2-9d31-4e5f-a8c6-2b7d9f1e3a54{R}"): "approved"},
+    "celcoin_account_status": {("proposal", "d71f3b86-5e2a-4c90-b4d7-8e6a1c2f0b39{R}"): "account_created",
+                               ("account", "d71f3b86-5e2a-4c90-b4d7-8e6a1c2f0b39{R}"): "closed"},
+}
+
+
 # --- orders ------------------------------------------------------------------
 
 def constraints(flow):
@@ -778,10 +808,19 @@ def read_outcomes(path, p):
             for r, bs in per_run.items()}
 
 
+KEY_COLUMN = {"account": "account_key", "proposal": "proposal_key", "document": "document_key",
+              "closure": "account_key"}
+
+
+def row_key(row):
+    """A state row's key (a history row's entity key)."""
+    if "table" in row:
+        return row[KEY_COLUMN[row["table"]]]
+    return row["entity_key"]
+
+
 def row_id(row):
-    return "%s %s" % (row.get("table") or row.get("entity"),
-                      row.get("account_key") or row.get("proposal_key") or row.get("document_key")
-                      or row.get("entity_key"))
+    return "%s %s" % (row.get("table") or row.get("entity"), row_key(row))
 
 
 def state_diff(a, b):
@@ -884,15 +923,28 @@ def check(out_dir, name):
                 diff = show_diff(what, base.get(r, ()), other[r])
                 for d in diff[:10]:
                     problems.append("     " + d[:300])
+    # where the flow ends, run by run
+    wrong = collections.defaultdict(list)
+    live = read_state(os.path.join(out_dir, "%s.state.live" % name), norm) or {}
+    for r in range(len(p["runs"])):
+        got = {(x["table"], row_key(x)): x["status"] for x in map(json.loads, live.get(r, ()))}
+        for (table, key), want in ENDS.get(name, {}).items():
+            if got.get((table, key)) != want:
+                wrong[(table, key, got.get((table, key)), want)].append(r)
+    summary["ends"] = sum(len(v) for v in wrong.values())
+    for (table, key, got, want), rs in sorted(wrong.items(), key=lambda kv: -len(kv[1]))[:4]:
+        problems.append("  %s %s ends %s, not %s as the provider meant, in %d run(s), e.g. run %d: %s"
+                        % (table, key, got or "(missing)", want, len(rs), rs[0], order_text(p, rs[0])))
     mode = "every order" if p["every"] else "random orders of %d" % p["total"]
     if p.get("control"):
         mode = "control: all in the flow's own order"
     def copy_text(db):
         return " ".join("%s %s" % (w, summary.get("%s_%s" % (w, db), "?")) for w in ("state", "history", "outcomes"))
     print("convergence: %s: %d runs (%s) of %d deliveries: distinct states %d, histories %d, outcome sets %d"
-          " (must be 1); runs that differ in the shuffled copy, live: %s; after rebuild(): %s"
+          " (must be 1); runs not ending as the provider meant %d; runs that differ in the shuffled copy,"
+          " live: %s; after rebuild(): %s"
           % (name, len(p["runs"]), mode, len(p["labels"]), summary["state"], summary["history"],
-             summary["outcomes"], copy_text("copy"), copy_text("rebuilt")))
+             summary["outcomes"], summary["ends"], copy_text("copy"), copy_text("rebuilt")))
     if problems:
         print("convergence: %s FAILED:" % name)
         for line in problems:

@@ -41,7 +41,10 @@
 # each body (as a multiset; stale counted as applied, since it now means
 # "applied at its place, arrived late"), with the run's key suffix and CPF
 # put back to placeholders, are identical across all runs: ONE distinct
-# result; (4) verify() is empty after the runs; (5) a shuffled copy of the
+# result; (4) every run ends where the provider meant (the status of the
+# flow's main entities, convergence.py ENDS: e.g. the retried Celcoin
+# creation ends active / account_created, the re-sent validation ends
+# validated); verify() is empty after the runs; (5) a shuffled copy of the
 # inbox — the bodies of (at most 100 of) the runs, each run's in the
 # arrival order of another run, the runs interleaved at random, INSERTed
 # with their provider, payload, raw and headers into a second database —
@@ -53,8 +56,9 @@
 #   ONBOARDING_CONVERGENCE_FLOWS    a regular expression: run only those flows
 #   ONBOARDING_CONVERGENCE_JOBS     flows run at a time, each in databases of its own (2)
 #   ONBOARDING_CONVERGENCE_CONTROL=1  the harness's own check: 20 runs of each flow, all
-#                                   in the flow's own order; must pass on any engine whose
-#                                   state does not depend on ids or times of arrival
+#                                   in the flow's own order; one distinct result per flow
+#                                   on any engine whose state does not depend on ids or
+#                                   times of arrival (where it ends may still be wrong)
 set -euo pipefail
 . "$(dirname "$0")/../reliability/lib.sh"
 
