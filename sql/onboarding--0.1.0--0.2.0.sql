@@ -397,6 +397,21 @@ CREATE FUNCTION onboarding.stuck(older_than interval)
 COMMENT ON FUNCTION onboarding.stuck(interval) IS
     'entities still on their way (not final, not settled) with no event for older_than (provider time, else time received)';
 
+-- State is the fold of each entity's deliveries in event order (SPEC §6):
+-- a late delivery folds its group (provider, subject) again, found through
+-- this index, which also serves timeline()
+DROP INDEX onboarding.inbox_subject_idx;
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject);
+
+-- The shipped graphs gain a retried creation and a proposal that goes back
+-- to pending while it is analysed
+INSERT INTO onboarding.transition (entity, provider, from_status, to_status, shipped)
+VALUES ('account', NULL, 'failed', 'created', true),
+       ('account', NULL, 'failed', 'active', true),
+       ('proposal', NULL, 'in_analysis', 'pending', true),
+       ('proposal', NULL, 'account_error', 'account_created', true)
+    ON CONFLICT ON CONSTRAINT transition_unique DO UPDATE SET shipped = true;
+
 -- Re-derive every delivery with 0.2.0's pipeline (the evidence is not
 -- touched): fills last_received_at, and settles the outcomes the fixes of
 -- this release change (see CHANGELOG.md).

@@ -140,10 +140,9 @@ COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this overrid
 -- first deliveries only: the candidates duplicate detection compares against
 CREATE INDEX inbox_body_hash_idx ON onboarding.inbox (body_hash)
     WHERE duplicate_of IS NULL AND body_hash IS NOT NULL;
--- deliveries that changed nothing, by subject: what timeline() shows besides
--- history (partial, so that most deliveries add no entry)
-CREATE INDEX inbox_subject_idx ON onboarding.inbox (provider, subject)
-    WHERE outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized');
+-- every delivery of a group (provider, subject): what a late delivery folds
+-- again (derive.c), and what timeline() reads besides history
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject);
 
 CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
@@ -489,11 +488,13 @@ SELECT g.entity, NULL, g.from_status, t.to_status, true
     ('account', 'active',       'limited,blocked,closing,closed'),
     ('account', 'blocked',      'limited,active,closing,closed'),
     ('account', 'closing',      'active,blocked,closed'),
+    ('account', 'failed',       'created,active'),
     ('proposal', 'created',      'pending,in_analysis,pending_data,approved,rejected,expired'),
     ('proposal', 'pending',      'in_analysis,pending_data,approved,rejected,expired'),
-    ('proposal', 'in_analysis',  'pending_data,approved,rejected,expired'),
+    ('proposal', 'in_analysis',  'pending,pending_data,approved,rejected,expired'),
     ('proposal', 'pending_data', 'pending,in_analysis,approved,rejected,expired'),
     ('proposal', 'approved',     'account_created,account_error'),
+    ('proposal', 'account_error', 'account_created'),
     ('check', 'created',    'pending,processing,approved,rejected'),
     ('check', 'pending',    'processing,approved,rejected'),
     ('check', 'processing', 'pending,approved,rejected'),

@@ -19,21 +19,25 @@ CREATE FUNCTION pg_temp.state(k text) RETURNS text
 
 -- The first event creates the entity, in whatever state it reports.
 SELECT pg_temp.qi('ord-1', 'pending_additional_data', '2024-01-01 10:00:00');
--- Older than the current state: stale, nothing changes.
+-- Older than the latest event: folded in at its place (in_analysis, then
+-- pending_data), and `stale` because it arrived after the later one.
 SELECT pg_temp.qi('ord-1', 'pending_kyc_analysis', '2024-01-01 09:00:00');
 SELECT pg_temp.state('ord-1');
 -- Same status: a refresh of the other fields, no history row.
 SELECT pg_temp.qi('ord-1', 'pending_additional_data', '2024-01-01 10:30:00');
 -- A legal move.
 SELECT pg_temp.qi('ord-1', 'account_opened', '2024-01-01 11:00:00');
--- Same second, and the reverse move is legal: it precedes the current state.
+-- Same second: the one-way move orders them (in_analysis before active);
+-- folded in at its place, stale.
 SELECT pg_temp.qi('ord-1', 'pending_kyc_analysis', '2024-01-01 11:00:00');
--- Same second, no move either way: illegal.
+-- Same second, no move either way: label order puts it after active, where it
+-- is illegal.
 SELECT pg_temp.qi('ord-1', 'rejected', '2024-01-01 11:00:00');
 -- Newer but illegal (active -> rejected): recorded, state unchanged.
 SELECT pg_temp.qi('ord-1', 'rejected', '2024-01-02 00:00:00');
 SELECT pg_temp.state('ord-1');
--- A NULL time (the .NET sentinel) counts as newer than any time.
+-- No time (the .NET sentinel): placed right after the latest event that
+-- arrived before it.
 SELECT outcome, detail FROM onboarding.ingest('{"Method": "UpdateAccount", "AccountKey": "fb-1",
     "AccountConditionType": 2, "SendDate": "2024-01-01T10:00:00"}');
 SELECT outcome, detail FROM onboarding.ingest('{"Method": "UpdateAccount", "AccountKey": "fb-1",
@@ -44,8 +48,9 @@ SELECT status, last_event_at FROM onboarding.account WHERE account_key = 'fb-1';
 SELECT entity, entity_key, from_status, to_status, event_at
   FROM onboarding.history WHERE entity_key IN ('ord-1', 'fb-1') ORDER BY id;
 
--- A proposal's checks run in parallel at Celcoin: each has its own time, so a
--- background check stamped before the last documentscopy event still applies.
+-- A proposal's checks run in parallel at Celcoin: each event takes its place
+-- in event order, whatever arrived first; `flow` says which check came first
+-- in event order.
 SELECT outcome FROM onboarding.ingest('{"entity": "onboarding-documentscopy", "status": "PENDING",
     "createTimestamp": "2024-02-01T12:05:00Z", "body": {"proposalId": "par-1"}}');
 SELECT outcome FROM onboarding.ingest('{"entity": "onboarding-backgroundcheck", "status": "APPROVED",

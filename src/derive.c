@@ -1,50 +1,68 @@
 /*-------------------------------------------------------------------------
  *
  * derive.c
- *		Apply a classified delivery to the state tables: lock, order,
- *		check, write state and history.
+ *		State as the fold of each entity's deliveries in event order: lock,
+ *		place, judge, write state and history.
  *
- * For every row a delivery touches (an account, a proposal, a document, a
- * closure request) it compares the event's time t and status s with the
- * status s0 and its time t0 (SPEC §6).  A proposal carries three statuses
- * (its own and its two checks), each with its own time, since Celcoin runs
- * the checks in parallel; the other rows have one, timed by last_event_at.
+ * Event order (SPEC §6).  Deliveries are ordered by the provider's time;
+ * at equal times by the transition graph (s before s' when s -> s' is
+ * legal and s' -> s is not, else the order of the labels: rules.c ranks
+ * them), then by the body's hash; never by arrival.  A delivery without a
+ * time goes right after the latest event among the deliveries of its
+ * entities that arrived before it, in arrival order.
  *
- *		no row yet					-> created in s
- *		t < t0						-> stale, nothing changes
- *		s = s0						-> refresh of the other fields
- *		s0 -> s legal				-> applied, history row
- *		t = t0 and s -> s0 legal	-> stale (it precedes the current state)
+ * Folding, each delivery meets the state its entities have just before its
+ * place (fold_step):
+ *
+ *		no state yet				-> created in s
+ *		s = s0						-> a refresh of the other fields
+ *		s0 -> s legal				-> a transition, history row
  *		otherwise					-> illegal_transition, nothing changes
  *
- * A NULL t is newer than any time.  The primary effects of a delivery
- * decide its outcome; if one of them is stale or illegal nothing changes.
- * Consequences on other entities (a Celcoin check moving its proposal, an
- * approved Fitbank closure closing the account) apply only when legal.
+ * The primary effects of a delivery decide its outcome; if one of them is
+ * illegal nothing changes.  Consequences on other entities (a Celcoin check
+ * moving its proposal, an approved Fitbank closure closing the account)
+ * apply only when legal.  Fields take the value of the latest delivery in
+ * event order that carries them.  A body with no time that repeats an
+ * earlier one is a new occurrence when its entity has moved on since, a
+ * duplicate otherwise.
  *
- * Serialisation and order.  Rows are locked with FOR UPDATE strength (row
- * locks, not lock-table entries, so a million-row COPY is fine), in a fixed
- * order (table, then key) so that two deliveries never wait on each other
- * in a cycle.  A row that does not exist yet can only be created, so its
- * content is known at once: it is inserted right there, in that same order,
- * and the insertion is its lock (a speculative insertion, as for INSERT ...
- * ON CONFLICT DO NOTHING; if another session created it first, we lock
- * that one instead).  store.c does the reading and writing.  If the
- * delivery then turns out stale or illegal elsewhere, the rows it created
- * are deleted again.  rebuild() replays deliveries in inbox id order, so
- * live processing must also happen in id order for each row: each row
- * remembers the last id processed against it (last_seen_id, written for
- * every outcome), and a delivery whose id is lower than that takes a fresh
- * one before it goes on.
+ * Two paths, one fold.  A delivery that comes after the latest event of
+ * every row it touches (last_event_at, or for one without a time, an id
+ * beyond last_inbox_id) takes the incremental path: fold_step on the
+ * stored state, and the rows written back.  Any other delivery is late:
+ * its group, every delivery with the same provider and subject (which are
+ * all the deliveries that can touch its rows), is folded again from
+ * nothing — state, history in event order, and the outcomes of those
+ * deliveries — by derive_group(), which rebuild() runs for every group.
+ * So live, late and replay can never diverge.  `stale` marks a delivery
+ * applied at its place that arrived after a later event of its entity.
+ *
+ * Serialisation.  Rows are locked with FOR UPDATE strength (row locks, not
+ * lock-table entries, so a million-row COPY is fine) in a fixed order
+ * (table, then key); a delivery that touches several rows and is the first
+ * of its transaction takes them all or none (derive_lock_rows).  A row
+ * that does not exist yet is created with its final values by a
+ * speculative insertion; if another session created it meanwhile, the
+ * delivery is derived again through its group.  store.c does the reading
+ * and writing.
  *
  *-------------------------------------------------------------------------
  */
 #include "onboarding.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 
 /* The state tables, in locking order */
 typedef enum ObTable
@@ -156,26 +174,6 @@ typedef struct HistoryCols
 
 static TableCols table_cols[OB_NTABLES];
 static HistoryCols history_cols;
-
-/* One row a delivery touches, and what it does to each status column */
-typedef struct RowTarget
-{
-	ObTable		table;
-	char	   *key;
-	bool		exists;
-	bool		created_here;	/* inserted by this delivery (before a restart) */
-	ObStoreRow	row;			/* where it is */
-	Datum	   *values;			/* its columns, as found or last written */
-	bool	   *nulls;
-	const char *cur[OB_MAX_STATUS_COLS];	/* current statuses; NULL when unset */
-	bool		has_t0[OB_MAX_STATUS_COLS];
-	TimestampTz t0[OB_MAX_STATUS_COLS]; /* time of each current status */
-	int64		seen_id;
-	ObEffect   *effect[OB_MAX_STATUS_COLS];	/* the effect on each status column */
-	const char *next[OB_MAX_STATUS_COLS];	/* statuses to write; NULL = untouched */
-	bool		changed[OB_MAX_STATUS_COLS];	/* created or moved: a history row */
-	bool		write;			/* anything to write besides last_seen_id */
-} RowTarget;
 
 /* The table and status column an entity's status lives in. */
 static ObTable
@@ -340,89 +338,52 @@ derive_field_datum(ObField field, const char *v)
 	}
 }
 
-/* Find or add the row target of an effect. */
-static RowTarget *
-derive_target(List **targets, ObEffect *e)
+
+/* One entity row: its state as the fold has it */
+typedef struct EntState
 {
-	int			col;
-	ObTable		table = derive_table(e->entity, &col);
-	ListCell   *lc;
-	RowTarget  *r;
+	ObTable		table;
+	char	   *key;
+	bool		in_table;		/* found (and locked) in its table */
+	bool		exists;			/* has a state in the fold */
+	ObStoreRow	row;
+	Datum	   *values;			/* its columns */
+	bool	   *nulls;
+	/* group fold */
+	bool		has_max_at;		/* latest time among deliveries placed so far */
+	TimestampTz max_at;
+	int64		min_id_after;	/* smallest id among later deliveries (stale) */
+} EntState;
 
-	foreach(lc, *targets)
-	{
-		r = (RowTarget *) lfirst(lc);
-		if (r->table == table && strcmp(r->key, e->key) == 0)
-			break;
-	}
-	if (lc == NULL)
-	{
-		r = palloc0(sizeof(RowTarget));
-		r->table = table;
-		r->key = e->key;
-		*targets = lappend(*targets, r);
-	}
-	/* the first (primary) effect on a column wins */
-	if (r->effect[col] == NULL)
-		r->effect[col] = e;
-	return r;
-}
-
-/* Locking order: table, then key. */
-static int
-derive_target_cmp(const ListCell *a, const ListCell *b)
+/* What one delivery does to one entity row */
+typedef struct Touch
 {
-	RowTarget  *ra = (RowTarget *) lfirst(a);
-	RowTarget  *rb = (RowTarget *) lfirst(b);
+	EntState   *ent;
+	ObEffect   *effect[OB_MAX_STATUS_COLS];
+	const char *next[OB_MAX_STATUS_COLS];
+	bool		changed[OB_MAX_STATUS_COLS];
+} Touch;
 
-	if (ra->table != rb->table)
-		return ra->table < rb->table ? -1 : 1;
-	return strcmp(ra->key, rb->key);
-}
-
-/*
- * Lock a row (read it as the snapshot sees it, for a dry run) and read its
- * statuses and ordering columns.
- */
-static bool
-derive_lock(ObDelivery *d, RowTarget *r, ObLockMode mode)
+/* A history row the fold made */
+typedef struct HistRow
 {
-	const TableDef *t = &tables[r->table];
-	TableCols  *cols;
-	ObStore    *s = derive_open(r->table, &cols);
-	ObFound		found;
+	ObEntity	entity;
+	const char *key;
+	const char *from;
+	const char *to;
+	bool		has_at;
+	TimestampTz at;
+	int64		inbox_id;
+	const char *reason;
+} HistRow;
 
-	r->values = palloc(cols->natts * sizeof(Datum));
-	r->nulls = palloc(cols->natts * sizeof(bool));
-	found = onboarding_store_find(s, d->provider, r->key, mode, r->values, r->nulls, &r->row);
-	if (found == OB_WOULD_BLOCK)
-		return false;
-	r->exists = (found == OB_FOUND);
-	r->created_here = false;
-	for (int c = 0; c < OB_MAX_STATUS_COLS; c++)
-	{
-		r->cur[c] = NULL;
-		r->has_t0[c] = false;
-	}
-	r->seen_id = 0;
-	if (!r->exists)
-		return true;
-	for (int c = 0; c < t->nstatus; c++)
-	{
-		int			st = cols->status[c];
-		int			tt = cols->statustime[c] >= 0 ? cols->statustime[c] : cols->last_event_at;
-
-		if (!r->nulls[st])
-			r->cur[c] = onboarding_status_from_oid(derive_graph(r->table, c),
-												   DatumGetObjectId(r->values[st]));
-		r->has_t0[c] = !r->nulls[tt];
-		if (r->has_t0[c])
-			r->t0[c] = DatumGetTimestampTz(r->values[tt]);
-	}
-	if (!r->nulls[cols->last_seen_id])
-		r->seen_id = DatumGetInt64(r->values[cols->last_seen_id]);
-	return true;
-}
+/* A fold: the rows it knows, and the history it makes */
+typedef struct Fold
+{
+	ObProvider	provider;
+	List	   *ents;			/* EntState * */
+	List	   *history;		/* HistRow *, in the order made */
+} Fold;
 
 /* The verdict of §6 for one status column */
 typedef enum Verdict
@@ -430,112 +391,102 @@ typedef enum Verdict
 	V_CREATE,					/* first status of the row or column */
 	V_REFRESH,					/* same status: other fields only */
 	V_CHANGE,					/* legal transition */
-	V_STALE,
 	V_ILLEGAL
 } Verdict;
 
-static const char *const verdict_names[] = {"create", "refresh", "change", "stale", "illegal"};
+static const char *const verdict_names[] = {"create", "refresh", "change", "illegal"};
 
-/* Apply the rules of SPEC §6 to one effect on its row. */
-static Verdict
-derive_verdict(ObDelivery *d, RowTarget *r, int col, ObEffect *e)
-{
-	const char *s0 = r->cur[col];
-	bool		timed = d->has_event_at && r->has_t0[col];
+static void derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+						 ObProvider provider, const char *subject, bool dry_run);
 
-	if (!r->exists || r->created_here || s0 == NULL)
-		return V_CREATE;
-	if (d->forced)
-		return strcmp(s0, e->status) == 0 ? V_REFRESH : V_CHANGE;
-	if (timed && d->event_at < r->t0[col])
-		return V_STALE;
-	if (strcmp(s0, e->status) == 0)
-		return V_REFRESH;
-	if (onboarding_transition_legal(e->entity, d->provider, s0, e->status))
-		return V_CHANGE;
-	if (timed && d->event_at == r->t0[col] &&
-		onboarding_transition_legal(e->entity, d->provider, e->status, s0))
-		return V_STALE;
-	return V_ILLEGAL;
-}
-
-/*
- * Judge every effect.  Returns false (with the outcome decided) when a
- * primary effect is stale or illegal; secondary effects that do not apply
- * are dropped.
- */
-static bool
-derive_judge(ObDelivery *d, List *targets)
+/* The row of (table, key) the fold knows, added when new. */
+static EntState *
+fold_ent(Fold *f, ObTable table, const char *key)
 {
 	ListCell   *lc;
+	EntState   *e;
+	TableCols  *cols;
 
-	foreach(lc, targets)
+	foreach(lc, f->ents)
 	{
-		RowTarget  *r = (RowTarget *) lfirst(lc);
-
-		r->write = false;
-		for (int c = 0; c < tables[r->table].nstatus; c++)
-		{
-			ObEffect   *e = r->effect[c];
-			Verdict		v;
-
-			r->next[c] = NULL;
-			r->changed[c] = false;
-			if (e == NULL)
-				continue;
-			v = derive_verdict(d, r, c, e);
-
-			/*
-			 * A Celcoin check moves its proposal to in_analysis only from
-			 * created or pending (SPEC §5); later stages stay where they are.
-			 */
-			if (!e->primary && e->entity == OB_PROPOSAL && v == V_CHANGE &&
-				strcmp(e->status, "in_analysis") == 0 &&
-				strcmp(r->cur[c], "created") != 0 && strcmp(r->cur[c], "pending") != 0)
-				v = V_ILLEGAL;
-
-			e->from = r->exists ? r->cur[c] : NULL;
-			e->verdict = verdict_names[v];
-			if (v == V_STALE || v == V_ILLEGAL)
-			{
-				if (!e->primary)
-				{
-					e->verdict = "skipped";
-					r->effect[c] = NULL;
-					continue;
-				}
-				if (v == V_STALE)
-					return onboarding_decide(d, OB_STALE,
-									 "%s %s is %s since %s; this %s event of %s precedes it",
-									 onboarding_entity_names[e->entity], r->key, r->cur[c],
-									 onboarding_time_text(r->t0[c]), e->status,
-									 onboarding_time_text(d->event_at));
-				return onboarding_decide(d, OB_ILLEGAL,
-								 "%s %s: %s -> %s is not a legal transition",
-								 onboarding_entity_names[e->entity], r->key, r->cur[c], e->status);
-			}
-			r->next[c] = e->status;	/* a refresh rewrites it, and its time */
-			r->changed[c] = (v != V_REFRESH);
-			r->write = true;
-		}
+		e = (EntState *) lfirst(lc);
+		if (e->table == table && strcmp(e->key, key) == 0)
+			return e;
 	}
-	return true;
+	(void) derive_open(table, &cols);
+	e = palloc0(sizeof(EntState));
+	e->table = table;
+	e->key = pstrdup(key);
+	e->values = palloc0(cols->natts * sizeof(Datum));
+	e->nulls = palloc(cols->natts * sizeof(bool));
+	memset(e->nulls, true, cols->natts * sizeof(bool));
+	e->min_id_after = PG_INT64_MAX;
+	ItemPointerSetInvalid(&e->row.tid);
+	f->ents = lappend(f->ents, e);
+	return e;
 }
 
-/*
- * Rewrite a row with only its delivery ids changed: last_seen_id, and with
- * both, last_inbox_id too (after a renumbering).
- */
-static void
-derive_touch(ObDelivery *d, RowTarget *r, bool both)
+/* The rows a delivery touches, each with the effects on its columns. */
+static List *
+fold_touches(Fold *f, ObDelivery *d)
+{
+	List	   *touches = NIL;
+	ListCell   *lc,
+			   *lt;
+
+	foreach(lc, d->effects)
+	{
+		ObEffect   *e = (ObEffect *) lfirst(lc);
+		int			col;
+		ObTable		table = derive_table(e->entity, &col);
+		Touch	   *t = NULL;
+
+		foreach(lt, touches)
+		{
+			Touch	   *x = (Touch *) lfirst(lt);
+
+			if (x->ent->table == table && strcmp(x->ent->key, e->key) == 0)
+				t = x;
+		}
+		if (t == NULL)
+		{
+			t = palloc0(sizeof(Touch));
+			t->ent = fold_ent(f, table, e->key);
+			touches = lappend(touches, t);
+		}
+		/* the first (primary) effect on a column wins */
+		if (t->effect[col] == NULL)
+			t->effect[col] = e;
+	}
+	return touches;
+}
+
+/* Locking order: table, then key. */
+static int
+ent_cmp(const ListCell *a, const ListCell *b)
+{
+	EntState   *x = (EntState *) lfirst(a);
+	EntState   *y = (EntState *) lfirst(b);
+
+	if (x->table != y->table)
+		return x->table < y->table ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* The current status of a column of a row, or NULL. */
+static const char *
+ent_status(EntState *e, int col)
 {
 	TableCols  *cols;
-	ObStore    *s = derive_open(r->table, &cols);
+	int			st;
 
-	r->values[cols->last_seen_id] = Int64GetDatum(d->id);
-	if (both)
-		r->values[cols->last_inbox_id] = Int64GetDatum(d->id);
-	onboarding_store_update(s, &r->row, r->values, r->nulls);
+	if (!e->exists)
+		return NULL;
+	(void) derive_open(e->table, &cols);
+	st = cols->status[col];
+	if (e->nulls[st])
+		return NULL;
+	return onboarding_status_from_oid(derive_graph(e->table, col), DatumGetObjectId(e->values[st]));
 }
 
 /* SQL's LEAST/GREATEST of two nullable times (NULLs ignored). */
@@ -550,201 +501,287 @@ derive_bound(Datum *value, bool *isnull, bool has_t, TimestampTz t, bool greates
 }
 
 /*
- * Insert or update one row.  Returns false when an insert lost a race with
- * another session creating the same row.
+ * What every delivery that touches a row leaves on it, whatever its
+ * verdict: the span of its events, when it was last received, and which
+ * delivery is the latest in event order (the fold meets them in that
+ * order, so the one at hand).
  */
-static bool
-derive_write(ObDelivery *d, RowTarget *r)
+static void
+fold_bookkeep(ObDelivery *d, EntState *e)
 {
-	const TableDef *t = &tables[r->table];
 	TableCols  *cols;
-	ObStore    *s = derive_open(r->table, &cols);
-	Datum	   *values = palloc(cols->natts * sizeof(Datum));
-	bool	   *nulls = palloc(cols->natts * sizeof(bool));
+
+	(void) derive_open(e->table, &cols);
+	derive_bound(&e->values[cols->first_event_at], &e->nulls[cols->first_event_at],
+				 d->has_event_at, d->event_at, false);
+	derive_bound(&e->values[cols->last_event_at], &e->nulls[cols->last_event_at],
+				 d->has_event_at, d->event_at, true);
+	if (cols->last_received_at >= 0)
+		derive_bound(&e->values[cols->last_received_at], &e->nulls[cols->last_received_at],
+					 d->has_received_at, d->received_at, true);
+	e->values[cols->last_inbox_id] = e->values[cols->last_seen_id] = Int64GetDatum(d->id);
+	e->nulls[cols->last_inbox_id] = e->nulls[cols->last_seen_id] = false;
+}
+
+/* The verdict of §6 for one effect at its place. */
+static Verdict
+fold_verdict(ObDelivery *d, Touch *t, int col, ObEffect *e)
+{
+	const char *s0 = ent_status(t->ent, col);
+
+	if (s0 == NULL)
+		return V_CREATE;
+	if (strcmp(s0, e->status) == 0)
+		return V_REFRESH;
+	if (d->forced)
+		return V_CHANGE;
+	if (!onboarding_transition_legal(e->entity, d->provider, s0, e->status))
+		return V_ILLEGAL;
+
+	/*
+	 * A Celcoin check moves its proposal to in_analysis only from created
+	 * or pending (SPEC §5); later stages stay where they are.
+	 */
+	if (!e->primary && e->entity == OB_PROPOSAL && strcmp(e->status, "in_analysis") == 0 &&
+		strcmp(s0, "created") != 0 && strcmp(s0, "pending") != 0)
+		return V_ILLEGAL;
+	return V_CHANGE;
+}
+
+/* Write the statuses, times and fields an applied delivery brings to a row. */
+static void
+fold_apply(Fold *f, ObDelivery *d, Touch *t)
+{
+	EntState   *e = t->ent;
+	const TableDef *def = &tables[e->table];
+	TableCols  *cols;
 	const char *provider_status = NULL;
 	int			flow = 0;
-	bool		inserting = !r->exists;
+	bool		checks_unset;
 
-	if (inserting)
+	(void) derive_open(e->table, &cols);
+	if (!e->exists)
 	{
 		for (int i = 0; i < cols->natts; i++)
-			nulls[i] = true;
-		values[cols->provider] = ObjectIdGetDatum(onboarding_provider_oid(d->provider));
-		nulls[cols->provider] = false;
-		values[cols->key] = CStringGetTextDatum(r->key);
-		nulls[cols->key] = false;
+			e->nulls[i] = true;
+		e->values[cols->provider] = ObjectIdGetDatum(onboarding_provider_oid(d->provider));
+		e->nulls[cols->provider] = false;
+		e->values[cols->key] = CStringGetTextDatum(e->key);
+		e->nulls[cols->key] = false;
 	}
-	else
-	{
-		memcpy(values, r->values, cols->natts * sizeof(Datum));
-		memcpy(nulls, r->nulls, cols->natts * sizeof(bool));
-	}
+	checks_unset = def->nstatus > 1 && e->nulls[cols->status[1]] && e->nulls[cols->status[2]];
 
-	/* statuses (each with its own time, where it has one) */
-	for (int c = 0; c < t->nstatus; c++)
+	for (int c = 0; c < def->nstatus; c++)
 	{
-		ObEffect   *e = r->effect[c];
+		ObEffect   *ef = t->effect[c];
 
-		if (e != NULL && e->primary && !d->forced && c == 0)
-			provider_status = e->label ? e->label : e->status_raw;
-		if (e != NULL && r->changed[c] && c > 0)
-			flow = c;			/* 1: background check first, 2: documentscopy first */
-		if (r->next[c] == NULL)
+		if (ef != NULL && ef->primary && !d->forced && c == 0)
+			provider_status = ef->label ? ef->label : ef->status_raw;
+		if (t->next[c] == NULL)
 			continue;
-		values[cols->status[c]] = ObjectIdGetDatum(onboarding_status_oid(derive_graph(r->table, c),
-																		 r->next[c]));
-		nulls[cols->status[c]] = false;
+		if (t->changed[c])
+		{
+			HistRow    *h = palloc0(sizeof(HistRow));
+
+			if (c > 0)
+				flow = c;		/* 1: background check first, 2: documentscopy first */
+			h->entity = derive_entity(e->table, c);
+			h->key = e->key;
+			h->from = ent_status(e, c);
+			h->to = t->next[c];
+			h->has_at = d->has_event_at;
+			h->at = d->event_at;
+			h->inbox_id = d->id;
+			h->reason = d->forced && ef ? ef->fields[OB_F_REASON] : NULL;
+			f->history = lappend(f->history, h);
+		}
+		e->values[cols->status[c]] = ObjectIdGetDatum(onboarding_status_oid(derive_graph(e->table, c),
+																			t->next[c]));
+		e->nulls[cols->status[c]] = false;
 		if (cols->statustime[c] >= 0)
-			derive_bound(&values[cols->statustime[c]], &nulls[cols->statustime[c]],
+			derive_bound(&e->values[cols->statustime[c]], &e->nulls[cols->statustime[c]],
 						 d->has_event_at, d->event_at, true);
 	}
 	if (provider_status != NULL)
 	{
-		values[cols->provider_status] = CStringGetTextDatum(provider_status);
-		nulls[cols->provider_status] = false;
+		e->values[cols->provider_status] = CStringGetTextDatum(provider_status);
+		e->nulls[cols->provider_status] = false;
 	}
 
 	/* other fields: the first effect on this row that carries one provides it */
-	for (int f = 0; f < t->nfields; f++)
+	for (int fi = 0; fi < def->nfields; fi++)
 	{
 		const char *v = NULL;
 
-		for (int c = 0; c < t->nstatus && v == NULL; c++)
-			if (r->effect[c] != NULL)
-				v = r->effect[c]->fields[t->fields[f]];
+		for (int c = 0; c < def->nstatus && v == NULL; c++)
+			if (t->effect[c] != NULL)
+				v = t->effect[c]->fields[def->fields[fi]];
 		if (v == NULL)
 			continue;
-		values[cols->fields[f]] = derive_field_datum(t->fields[f], v);
-		nulls[cols->fields[f]] = false;
+		e->values[cols->fields[fi]] = derive_field_datum(def->fields[fi], v);
+		e->nulls[cols->fields[fi]] = false;
 	}
 
-	derive_bound(&values[cols->first_event_at], &nulls[cols->first_event_at],
-				 d->has_event_at, d->event_at, false);
-	derive_bound(&values[cols->last_event_at], &nulls[cols->last_event_at],
-				 d->has_event_at, d->event_at, true);
-	if (cols->last_received_at >= 0)
-		derive_bound(&values[cols->last_received_at], &nulls[cols->last_received_at],
-					 d->has_received_at, d->received_at, true);
-	values[cols->last_inbox_id] = values[cols->last_seen_id] = Int64GetDatum(d->id);
-	nulls[cols->last_inbox_id] = nulls[cols->last_seen_id] = false;
-
-	/* proposal.flow: set once, by the first check to arrive before any other */
-	if (cols->flow >= 0 && flow > 0 && nulls[cols->flow] &&
-		(inserting || (r->nulls[cols->status[1]] && r->nulls[cols->status[2]])))
+	/* proposal.flow: set once, by the first check in event order */
+	if (cols->flow >= 0 && flow > 0 && e->nulls[cols->flow] && checks_unset)
 	{
-		values[cols->flow] = Int16GetDatum((int16) flow);
-		nulls[cols->flow] = false;
+		e->values[cols->flow] = Int16GetDatum((int16) flow);
+		e->nulls[cols->flow] = false;
+	}
+	e->exists = true;
+}
+
+/*
+ * One step of the fold: the delivery meets the state its rows have just
+ * before its place.  Decides it as a duplicate (a time-less repeat whose
+ * entity has not moved on) or an illegal transition, or applies it (the
+ * outcome then stays undecided: applied, or stale for the caller to say);
+ * records each effect's verdict for explain().
+ */
+static void
+fold_step(Fold *f, ObDelivery *d, List *touches)
+{
+	ListCell   *lc;
+	Touch	   *bad = NULL;
+	int			badcol = 0;
+
+	if (d->duplicate_candidate != 0)
+	{
+		ObEffect   *first = (ObEffect *) linitial(d->effects);
+		int			col;
+		ObTable		table = derive_table(first->entity, &col);
+
+		foreach(lc, touches)
+		{
+			Touch	   *t = (Touch *) lfirst(lc);
+			const char *s0;
+
+			if (t->ent->table != table || strcmp(t->ent->key, first->key) != 0)
+				continue;
+			s0 = ent_status(t->ent, col);
+			if (s0 != NULL && strcmp(s0, first->status) == 0)
+			{
+				onboarding_mark_duplicate(d, d->duplicate_candidate);
+				return;
+			}
+		}
 	}
 
-	if (inserting)
+	foreach(lc, touches)
 	{
-		if (!onboarding_store_create(s, values, nulls, &r->row))
-			return false;
-		r->exists = true;
-		r->created_here = true;
+		Touch	   *t = (Touch *) lfirst(lc);
+
+		for (int c = 0; c < tables[t->ent->table].nstatus; c++)
+		{
+			ObEffect   *e = t->effect[c];
+			Verdict		v;
+
+			t->next[c] = NULL;
+			t->changed[c] = false;
+			if (e == NULL)
+				continue;
+			v = fold_verdict(d, t, c, e);
+			e->from = ent_status(t->ent, c);
+			e->verdict = verdict_names[v];
+			if (v == V_ILLEGAL)
+			{
+				if (!e->primary)
+					e->verdict = "skipped";
+				else if (bad == NULL)
+				{
+					bad = t;
+					badcol = c;
+				}
+				continue;
+			}
+			t->next[c] = e->status; /* a refresh rewrites it, and its time */
+			t->changed[c] = (v != V_REFRESH);
+		}
 	}
-	else
-		onboarding_store_update(s, &r->row, values, nulls);
-	r->values = values;
-	r->nulls = nulls;
+
+	if (bad != NULL)
+	{
+		ObEffect   *e = bad->effect[badcol];
+
+		onboarding_decide(d, OB_ILLEGAL, "%s %s: %s -> %s is not a legal transition",
+						  onboarding_entity_names[e->entity], onboarding_clip(bad->ent->key, 200),
+						  ent_status(bad->ent, badcol), e->status);
+		foreach(lc, touches)
+		{
+			Touch	   *t = (Touch *) lfirst(lc);
+
+			if (t->ent->exists)
+				fold_bookkeep(d, t->ent);
+		}
+		return;
+	}
+	foreach(lc, touches)
+	{
+		Touch	   *t = (Touch *) lfirst(lc);
+		bool		any = false;
+
+		for (int c = 0; c < tables[t->ent->table].nstatus; c++)
+			any |= (t->next[c] != NULL);
+		if (any)
+			fold_apply(f, d, t);
+		if (t->ent->exists)
+			fold_bookkeep(d, t->ent);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Reading and writing rows
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Lock a row (read it as the snapshot sees it, for a dry run).  Returns
+ * false when mode is OB_LOCK_NOWAIT and another transaction holds it.
+ */
+static bool
+ent_lock(ObProvider provider, EntState *e, ObLockMode mode)
+{
+	TableCols  *cols;
+	ObStore    *s = derive_open(e->table, &cols);
+	ObFound		found;
+
+	found = onboarding_store_find(s, provider, e->key, mode, e->values, e->nulls, &e->row);
+	if (found == OB_WOULD_BLOCK)
+		return false;
+	e->in_table = e->exists = (found == OB_FOUND);
+	if (!e->exists)
+	{
+		memset(e->nulls, true, cols->natts * sizeof(bool));
+		ItemPointerSetInvalid(&e->row.tid);
+	}
 	return true;
 }
 
-/* One history row per status column that changed. */
-static void
-derive_history(ObDelivery *d, RowTarget *r)
-{
-	for (int c = 0; c < tables[r->table].nstatus; c++)
-	{
-		ObStore    *s;
-		HistoryCols *cols = &history_cols;
-		Datum	   *values;
-		bool	   *nulls;
-		ObEffect   *e = r->effect[c];
-		const char *from = r->created_here ? NULL : r->cur[c];
-		const char *reason = d->forced && e ? e->fields[OB_F_REASON] : NULL;
-
-		if (!r->changed[c])
-			continue;
-		s = derive_open_history();
-		values = palloc(cols->natts * sizeof(Datum));
-		nulls = palloc(cols->natts * sizeof(bool));
-		for (int i = 0; i < cols->natts; i++)
-			nulls[i] = true;
-#define SET(col, datum) (values[cols->col] = (datum), nulls[cols->col] = false)
-		SET(provider, ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
-		SET(entity, CStringGetTextDatum(onboarding_entity_names[derive_entity(r->table, c)]));
-		SET(entity_key, CStringGetTextDatum(r->key));
-		if (from)
-			SET(from_status, CStringGetTextDatum(from));
-		SET(to_status, CStringGetTextDatum(r->next[c]));
-		if (d->has_event_at)
-			SET(event_at, TimestampTzGetDatum(d->event_at));
-		SET(inbox_id, Int64GetDatum(d->id));
-		if (reason)
-			SET(reason, CStringGetTextDatum(reason));
-#undef SET
-		onboarding_store_append(s, values, nulls);
-	}
-}
-
 /*
- * Lock a row, or create it when it does not exist yet (see the header):
- * its statuses are those of the effects on it.  Another session creating
- * it first makes us lock that one.  Returns false when mode is
- * OB_LOCK_NOWAIT and the row is held by another transaction.
+ * Run a lock attempt over rows in a subtransaction of its own; with keep,
+ * its locks stay with the transaction when every row was had, otherwise
+ * (and always without keep) the subtransaction rolls back and the locks
+ * are let go.  Returns the row that would have blocked, or NULL.
  */
-static bool
-derive_lock_or_create(ObDelivery *d, RowTarget *r, ObLockMode mode)
-{
-	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
-	{
-		if (!derive_lock(d, r, mode))
-			return false;
-		if (r->exists || mode == OB_LOCK_NONE)
-			return true;
-		for (int c = 0; c < tables[r->table].nstatus; c++)
-		{
-			r->next[c] = r->effect[c] ? r->effect[c]->status : NULL;
-			r->changed[c] = (r->next[c] != NULL);
-		}
-		if (derive_write(d, r))
-			return true;		/* inserted: r->created_here */
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("could not lock or create onboarding.%s row \"%s\"",
-					table_names[r->table], onboarding_clip(r->key, 64)),
-			 errdetail("The row was created and removed again by others %d times.",
-					   OB_MAX_ATTEMPTS)));
-	return false;				/* keep compiler quiet */
-}
-
-/*
- * Run a lock attempt in a subtransaction of its own; with keep, its locks
- * stay with the transaction when every row was had, otherwise (and always
- * without keep) the subtransaction rolls back and the locks are let go.
- * Returns the row that would have blocked, or NULL.
- */
-static RowTarget *
-derive_lock_attempt(ObDelivery *d, List *targets, ObLockMode mode, bool keep)
+static EntState *
+derive_lock_attempt(ObProvider provider, List *ents, ObLockMode mode, bool keep)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	RowTarget  *volatile blocked = NULL;
+	EntState   *volatile blocked = NULL;
 	ListCell   *lc;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		foreach(lc, targets)
+		foreach(lc, ents)
 		{
-			RowTarget  *r = (RowTarget *) lfirst(lc);
+			EntState   *e = (EntState *) lfirst(lc);
 
-			if (!derive_lock_or_create(d, r, mode))
+			if (!ent_lock(provider, e, mode))
 			{
-				blocked = r;
+				blocked = e;
 				break;
 			}
 		}
@@ -772,129 +809,536 @@ derive_lock_attempt(ObDelivery *d, List *targets, ObLockMode mode, bool keep)
 }
 
 /*
- * Lock every row of a delivery that touches several (a consequence on
- * another entity, several files), or none: a transaction that waits for
- * one row while it holds another can close a cycle with a transaction
- * that takes the same rows in another order (several deliveries in one
- * transaction).  So the rows are taken without waiting, in a
- * subtransaction; if one is held, the subtransaction lets go of the
+ * Lock the rows a delivery (or a group) touches, in key order.  Several
+ * rows, taken by a transaction that holds none yet, are taken all or none:
+ * a transaction that waits for one row while it holds another can close a
+ * cycle with one that takes the same rows in another order (several
+ * deliveries in one transaction).  So they are taken without waiting, in
+ * a subtransaction; if one is held, the subtransaction lets go of the
  * others, we wait for that one holding nothing, and start again.  A
  * transaction of one delivery therefore never waits while it holds a row,
- * and can never be the one a deadlock is broken on.  Only the first such
- * delivery of a transaction needs this: once it holds rows, a transaction
- * is one of several deliveries anyway.
+ * and is never the one a deadlock is broken on.  A dry run only reads.
  */
 static void
-derive_lock_all_or_none(ObDelivery *d, List *targets)
-{
-	for (;;)
-	{
-		RowTarget  *blocked = derive_lock_attempt(d, targets, OB_LOCK_NOWAIT, true);
-
-		if (blocked == NULL)
-			return;
-		CHECK_FOR_INTERRUPTS();
-		/* wait until whoever holds it is done, then let go of it again */
-		(void) derive_lock_attempt(d, list_make1(blocked), OB_LOCK_WAIT, false);
-	}
-}
-
-/*
- * The part of a derivation that touches tables: lock (creating what is
- * new), renumber, judge, write, and write history.
- */
-static void
-derive_locked(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, List *targets,
-			  bool dry_run)
+derive_lock_rows(ObProvider provider, List *ents, bool dry_run)
 {
 	ListCell   *lc;
-	bool		renumber = false;
 
+	list_sort(ents, ent_cmp);
 	if (dry_run)
-		foreach(lc, targets)
-			(void) derive_lock_or_create(d, (RowTarget *) lfirst(lc), OB_LOCK_NONE);
-	else if (list_length(targets) > 1 && !onboarding_store_holds_rows())
-		derive_lock_all_or_none(d, targets);
-	else
-		foreach(lc, targets)
-			(void) derive_lock_or_create(d, (RowTarget *) lfirst(lc), OB_LOCK_WAIT);
-	foreach(lc, targets)
 	{
-		RowTarget  *r = (RowTarget *) lfirst(lc);
-
-		if (r->exists && !r->created_here && r->seen_id > d->id)
-			renumber = true;
-	}
-	if (renumber && !dry_run)
-	{
-		d->id = onboarding_next_inbox_id(inbox, atts);
-		foreach(lc, targets)
-		{
-			RowTarget  *r = (RowTarget *) lfirst(lc);
-
-			if (r->created_here)
-				derive_touch(d, r, true);
-		}
-	}
-
-	if (!derive_judge(d, targets))
-	{
-		/* stale or illegal: undo what was created, remember the rest saw it */
-		if (!dry_run)
-			foreach(lc, targets)
-			{
-				RowTarget  *r = (RowTarget *) lfirst(lc);
-
-				if (r->created_here)
-					onboarding_store_delete(onboarding_store((ObStoreId) r->table), &r->row, r->values);
-				else if (r->exists)
-					derive_touch(d, r, false);
-			}
+		foreach(lc, ents)
+			(void) ent_lock(provider, (EntState *) lfirst(lc), OB_LOCK_NONE);
 		return;
 	}
-	if (!dry_run)
+	if (list_length(ents) > 1 && !onboarding_store_holds_rows())
 	{
-		foreach(lc, targets)
+		for (;;)
 		{
-			RowTarget  *r = (RowTarget *) lfirst(lc);
+			EntState   *blocked = derive_lock_attempt(provider, ents, OB_LOCK_NOWAIT, true);
 
-			if (r->created_here)
-				continue;		/* written when it was created */
-			if (!r->write)
-				derive_touch(d, r, false);
-			else if (!derive_write(d, r))
-				elog(ERROR, "locked row of onboarding.%s vanished", table_names[r->table]);
+			if (blocked == NULL)
+				return;
+			CHECK_FOR_INTERRUPTS();
+			/* wait until whoever holds it is done, then let go of it again */
+			(void) derive_lock_attempt(provider, list_make1(blocked), OB_LOCK_WAIT, false);
 		}
-		foreach(lc, targets)
-			derive_history(d, (RowTarget *) lfirst(lc));
 	}
+	foreach(lc, ents)
+		(void) ent_lock(provider, (EntState *) lfirst(lc), OB_LOCK_WAIT);
 }
 
 /*
- * Derive state from a detected delivery: classify, lock (creating what is
- * new), order, judge, write.  Sets d->outcome (and d->decided when not
- * applied) and may renumber d->id.  A dry run (explain) reads without
- * locking and writes nothing.
+ * Write a row back: an update of the one found (or its deletion, when the
+ * fold left it without a state), or a new row.  Returns false when a new
+ * row lost a race with another session creating it.
+ */
+static bool
+ent_write(EntState *e)
+{
+	TableCols  *cols;
+	ObStore    *s = derive_open(e->table, &cols);
+
+	if (e->in_table)
+	{
+		if (e->exists)
+			onboarding_store_update(s, &e->row, e->values, e->nulls);
+		else
+		{
+			onboarding_store_delete(s, &e->row, e->values);
+			e->in_table = false;
+		}
+		return true;
+	}
+	if (!e->exists)
+		return true;
+	if (!onboarding_store_create(s, e->values, e->nulls, &e->row))
+		return false;
+	e->in_table = true;
+	return true;
+}
+
+/*
+ * Write every row of a fold: new ones first, so that one another session
+ * created meanwhile is found before anything else is written.  Returns
+ * false (nothing written) in that case.
+ */
+static bool
+fold_write_rows(Fold *f)
+{
+	ListCell   *lc;
+
+	foreach(lc, f->ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		if (!e->in_table && !ent_write(e))
+			return false;
+	}
+	foreach(lc, f->ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		if (e->in_table)
+			(void) ent_write(e);
+	}
+	return true;
+}
+
+/* Append the history rows a fold made, in the order it made them. */
+static void
+fold_write_history(Fold *f)
+{
+	ListCell   *lc;
+	ObStore    *s;
+	HistoryCols *cols = &history_cols;
+	Oid			provider = onboarding_provider_oid(f->provider);
+
+	if (f->history == NIL)
+		return;
+	s = derive_open_history();
+	foreach(lc, f->history)
+	{
+		HistRow    *h = (HistRow *) lfirst(lc);
+		Datum	   *values = palloc(cols->natts * sizeof(Datum));
+		bool	   *nulls = palloc(cols->natts * sizeof(bool));
+
+		for (int i = 0; i < cols->natts; i++)
+			nulls[i] = true;
+#define SET(col, datum) (values[cols->col] = (datum), nulls[cols->col] = false)
+		SET(provider, ObjectIdGetDatum(provider));
+		SET(entity, CStringGetTextDatum(onboarding_entity_names[h->entity]));
+		SET(entity_key, CStringGetTextDatum(h->key));
+		if (h->from)
+			SET(from_status, CStringGetTextDatum(h->from));
+		SET(to_status, CStringGetTextDatum(h->to));
+		if (h->has_at)
+			SET(event_at, TimestampTzGetDatum(h->at));
+		SET(inbox_id, Int64GetDatum(h->inbox_id));
+		if (h->reason)
+			SET(reason, CStringGetTextDatum(h->reason));
+#undef SET
+		onboarding_store_append(s, values, nulls);
+	}
+	f->history = NIL;
+}
+
+/* ---------------------------------------------------------------------
+ * The incremental path
+ * ---------------------------------------------------------------------
+ */
+
+/* Does the delivery come after the latest event of a row it touches? */
+static bool
+derive_in_order(ObDelivery *d, EntState *e)
+{
+	TableCols  *cols;
+
+	if (!e->in_table)
+		return true;
+	(void) derive_open(e->table, &cols);
+	if (d->has_event_at)
+		return e->nulls[cols->last_event_at] ||
+			d->event_at > DatumGetTimestampTz(e->values[cols->last_event_at]);
+	return e->nulls[cols->last_inbox_id] || d->id > DatumGetInt64(e->values[cols->last_inbox_id]);
+}
+
+/*
+ * Derive state from a classified delivery.  Sets d->outcome (and
+ * d->decided when not applied).  A dry run (explain) reads without locking
+ * and writes nothing.
  */
 void
 onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool dry_run)
 {
-	List	   *targets = NIL;
+	Fold		f = {0};
+	List	   *touches;
 	ListCell   *lc;
+	bool		late = false;
 
-	if (d->effects == NIL)
+	Assert(d->effects != NIL);
+	f.provider = d->provider;
+	onboarding_store_begin();
+	touches = fold_touches(&f, d);
+	derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
+	foreach(lc, f.ents)
+		late |= !derive_in_order(d, (EntState *) lfirst(lc));
+	if (late)
 	{
-		onboarding_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
+		derive_group(inbox, atts, d, d->provider, d->subject, dry_run);
 		return;
 	}
-	Assert(d->provider >= 0 && d->provider < OB_NPROVIDERS);
 
-	if (!onboarding_rules_classify(d))
+	fold_step(&f, d, touches);
+	if (dry_run || d->outcome == OB_DUPLICATE)
 		return;
-	foreach(lc, d->effects)
-		(void) derive_target(&targets, (ObEffect *) lfirst(lc));
-	list_sort(targets, derive_target_cmp);
+	if (!fold_write_rows(&f))
+	{
+		/* a new row another session created meanwhile: the long way */
+		d->decided = false;
+		d->outcome = OB_APPLIED;
+		d->duplicate_of = 0;
+		derive_group(inbox, atts, d, d->provider, d->subject, false);
+		return;
+	}
+	fold_write_history(&f);
+}
 
+/* ---------------------------------------------------------------------
+ * The group fold: late deliveries and rebuild()
+ * ---------------------------------------------------------------------
+ */
+
+/* A delivery of a group, as the fold sees it */
+typedef struct GroupItem
+{
+	ObDelivery *d;
+	HeapTuple	stored;			/* its inbox row; NULL for the one being inserted */
+	List	   *touches;		/* Touch *, when it takes part in the fold */
+	bool		has_at;			/* its place: time ... */
+	TimestampTz at;
+	uint64		seq;			/* ... and tie-break */
+} GroupItem;
+
+/* Event order of two items (see the header). */
+static int
+item_cmp(const ListCell *a, const ListCell *b)
+{
+	GroupItem  *x = (GroupItem *) lfirst(a);
+	GroupItem  *y = (GroupItem *) lfirst(b);
+
+	if (x->has_at != y->has_at)
+		return x->has_at ? 1 : -1;	/* no time at all: before every time */
+	if (x->has_at && x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	if (x->d->id != y->d->id)
+		return x->d->id < y->d->id ? -1 : 1;
+	return 0;
+}
+
+/* Arrival order. */
+static int
+item_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((GroupItem *) lfirst(a))->d->id;
+	int64		y = ((GroupItem *) lfirst(b))->d->id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * The deliveries of a group stored in the inbox (committed, or this
+ * transaction's), each prepared as when it arrived.  Deliveries other
+ * transactions are still inserting are not theirs to fold yet: they hold
+ * the rows they touch, which we lock afterwards.
+ */
+static List *
+group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject)
+{
+	Oid			index = get_relname_relid("inbox_group_idx", onboarding_schema_oid());
+	TupleDesc	desc = RelationGetDescr(inbox);
+	SnapshotData dirty;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *items = NIL;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
+	ScanKeyEntryInitialize(&keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+	/* (a 0.1.0 schema has no group index: then the heap is scanned) */
+	scan = systable_beginscan(inbox, index, OidIsValid(index), &dirty, 2, keys);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		GroupItem  *it;
+		bool		raw_null;
+		Datum		raw;
+
+		if (TransactionIdIsValid(dirty.xmin))
+			continue;			/* another transaction is inserting it */
+		it = palloc0(sizeof(GroupItem));
+		it->stored = heap_copytuple(tup);
+		it->d = palloc(sizeof(ObDelivery));
+		onboarding_delivery_init(it->d, it->stored, desc, atts);
+		raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
+		(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
+		if (it->d->payload != NULL)
+			it->d->body_hash = onboarding_dedupe_hash(it->d->payload);
+		items = lappend(items, it);
+	}
+	systable_endscan(scan);
+	return items;
+}
+
+/*
+ * Duplicates within the group (the same body as an earlier delivery): a
+ * body with a time is a duplicate; one without may be a new occurrence,
+ * which the fold decides.
+ */
+static void
+group_dedupe(List *items)
+{
+	ListCell   *lc,
+			   *lo;
+
+	foreach(lc, items)
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+		ObDelivery *d = it->d;
+
+		d->duplicate_candidate = 0;
+		if (d->payload == NULL || d->outcome == OB_DUPLICATE)
+			continue;
+		foreach(lo, items)
+		{
+			ObDelivery *o = ((GroupItem *) lfirst(lo))->d;
+
+			if (o == d)
+				break;
+			if (o->payload == NULL || o->body_hash != d->body_hash ||
+				!DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(o->payload),
+												  JsonbPGetDatum(d->payload))))
+				continue;
+			if (!d->decided && !d->has_event_at)
+				d->duplicate_candidate = o->id;
+			else
+				onboarding_mark_duplicate(d, o->id);
+			break;
+		}
+	}
+}
+
+/*
+ * Place every delivery that takes part in the fold, in arrival order: one
+ * without a time goes right after the latest event among the deliveries
+ * of its rows that arrived before it.
+ */
+static void
+group_place(Fold *f, List *items)
+{
+	ListCell   *lc,
+			   *lt;
+
+	foreach(lc, items)
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+		ObDelivery *d = it->d;
+
+		if (d->decided)
+			continue;
+		it->touches = fold_touches(f, d);
+		if (d->has_event_at)
+		{
+			ObEffect   *first = (ObEffect *) linitial(d->effects);
+			uint64		rank = (uint64) onboarding_status_rank(first->entity, d->provider, first->status);
+
+			it->has_at = true;
+			it->at = d->event_at;
+			it->seq = (rank << 48) | (d->body_hash & UINT64CONST(0xFFFFFFFFFFFF));
+			foreach(lt, it->touches)
+			{
+				EntState   *e = ((Touch *) lfirst(lt))->ent;
+
+				if (!e->has_max_at || e->max_at < d->event_at)
+					e->max_at = d->event_at;
+				e->has_max_at = true;
+			}
+		}
+		else
+		{
+			foreach(lt, it->touches)
+			{
+				EntState   *e = ((Touch *) lfirst(lt))->ent;
+
+				if (e->has_max_at && (!it->has_at || e->max_at > it->at))
+				{
+					it->at = e->max_at;
+					it->has_at = true;
+				}
+			}
+			it->seq = (UINT64CONST(1) << 63) | (uint64) d->id;
+		}
+	}
+}
+
+/*
+ * Fold the group in event order from nothing, then say which applied
+ * deliveries are stale: they arrived after a later event of a row they
+ * touch.
+ */
+static void
+group_fold(Fold *f, List *ordered)
+{
+	ListCell   *lc,
+			   *lt;
+
+	foreach(lc, f->ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		e->exists = false;
+		e->min_id_after = PG_INT64_MAX;
+	}
+	foreach(lc, ordered)
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+
+		fold_step(f, it->d, it->touches);
+		if (!it->d->decided)
+			it->d->outcome = OB_APPLIED;
+	}
+	for (int i = list_length(ordered) - 1; i >= 0; i--)
+	{
+		GroupItem  *it = (GroupItem *) list_nth(ordered, i);
+		ObDelivery *d = it->d;
+		EntState   *later = NULL;
+
+		if (d->outcome == OB_DUPLICATE)
+			continue;
+		foreach(lt, it->touches)
+		{
+			EntState   *e = ((Touch *) lfirst(lt))->ent;
+
+			if (e->min_id_after < d->id && later == NULL)
+				later = e;
+			e->min_id_after = Min(e->min_id_after, d->id);
+		}
+		if (later != NULL && d->outcome == OB_APPLIED)
+			onboarding_decide(d, OB_STALE,
+							  "arrived after a later event of %s %s (delivery %lld); applied at its place in event order",
+							  table_names[later->table], onboarding_clip(later->key, 200),
+							  (long long) later->min_id_after);
+	}
+}
+
+/*
+ * Fold a group again: every delivery with this provider and subject, and
+ * the one being inserted (late, may be NULL).  Rows are locked first;
+ * deliveries that arrived while we waited are read again.  Writes state,
+ * history (the rows' earlier history is replaced) and the derived columns
+ * of the group's other deliveries where they changed; a dry run writes
+ * nothing and only judges late.
+ */
+static void
+derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+			 ObProvider provider, const char *subject, bool dry_run)
+{
+	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
+	{
+		Fold		f = {0};
+		List	   *items;
+		List	   *again;
+		List	   *ordered = NIL;
+		ListCell   *lc;
+		bool		grew = false;
+
+		f.provider = provider;
+		items = group_scan(inbox, atts, provider, subject);
+		if (late != NULL)
+		{
+			GroupItem  *it = palloc0(sizeof(GroupItem));
+
+			it->d = late;
+			items = lappend(items, it);
+		}
+		list_sort(items, item_id_cmp);
+		group_dedupe(items);
+		group_place(&f, items);
+		derive_lock_rows(provider, list_copy(f.ents), dry_run);
+
+		/* deliveries committed while we waited for the rows: start again */
+		if (!dry_run)
+		{
+			again = group_scan(inbox, atts, provider, subject);
+			foreach(lc, again)
+			{
+				int64		id = ((GroupItem *) lfirst(lc))->d->id;
+				ListCell   *li;
+				bool		known = false;
+
+				foreach(li, items)
+					known |= (((GroupItem *) lfirst(li))->d->id == id);
+				grew |= !known;
+			}
+			if (grew)
+				continue;
+		}
+
+		foreach(lc, items)
+		{
+			GroupItem  *it = (GroupItem *) lfirst(lc);
+
+			if (it->touches != NIL)
+				ordered = lappend(ordered, it);
+		}
+		list_sort(ordered, item_cmp);
+		group_fold(&f, ordered);
+		if (dry_run)
+			return;
+		if (!fold_write_rows(&f))
+			continue;			/* a row another session created meanwhile */
+
+		/* history: the rows' own, replaced by the fold's, in event order */
+		foreach(lc, f.ents)
+		{
+			EntState   *e = (EntState *) lfirst(lc);
+
+			for (int c = 0; c < tables[e->table].nstatus; c++)
+				onboarding_store_history_forget(onboarding_provider_oid(provider),
+												onboarding_entity_names[derive_entity(e->table, c)],
+												e->key);
+		}
+		fold_write_history(&f);
+
+		/* the other deliveries' outcomes, where the fold changed them */
+		foreach(lc, items)
+		{
+			GroupItem  *it = (GroupItem *) lfirst(lc);
+
+			if (it->stored != NULL)
+				onboarding_inbox_rewrite(it->stored, RelationGetDescr(inbox), atts, it->d);
+		}
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not derive the deliveries of %s subject \"%s\" again",
+					onboarding_provider_names[provider], onboarding_clip(subject, 64)),
+			 errdetail("Others delivered to it or created its rows %d times while it was derived.",
+					   OB_MAX_ATTEMPTS)));
+}
+
+/*
+ * rebuild(): fold one group from nothing (the state tables are empty).
+ */
+void
+onboarding_derive_group(Relation inbox, const ObInboxAtts *atts, ObProvider provider,
+						const char *subject)
+{
 	onboarding_store_begin();
-	derive_locked(inbox, atts, d, targets, dry_run);
+	derive_group(inbox, atts, NULL, provider, subject, false);
 }

@@ -50,6 +50,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	memset(&d, 0, sizeof(d));
+	d.id = PG_INT64_MAX;		/* it would arrive after every stored delivery */
 	initStringInfo(&d.detail);
 	d.payload = PG_GETARG_JSONB_P(0);
 	d.provider = PG_ARGISNULL(1) ? OB_PROVIDER_NONE :

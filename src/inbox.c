@@ -126,20 +126,14 @@ inbox_duplicate(ObDelivery *d, int64 original)
 }
 
 /*
- * Run the pipeline on one delivery: parse, detect, check keys, dedupe,
- * derive.  On return d->outcome, d->detail and the detected columns are
- * set, state has been derived, and d->id may have been renumbered.
- *
- * Live processing (the trigger), replay (rebuild()) and the dry run
- * (explain()) all come through here, so that every check runs alike for
- * the three; they differ only in how a duplicate is found (live: the
- * inbox's hash index, under the hash lock; replay: original, the first
- * delivery with the same body, which the caller knows; dry run: the index,
- * without a lock) and in whether derivation writes.
+ * The steps before derivation: parse (raw -> jsonb; a repair is noted),
+ * detect, check keys, classify.  Returns false when the delivery is decided
+ * (invalid, unrecognized) and asks for no state change.  The group fold of
+ * derive.c prepares every delivery of a group through here too, so that a
+ * re-derivation judges each body as it was judged when it arrived.
  */
-void
-onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
-							text *raw, ObRunMode mode, int64 original)
+bool
+onboarding_prepare_delivery(ObDelivery *d, text *raw)
 {
 	if (raw != NULL)
 	{
@@ -160,10 +154,7 @@ onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery 
 				break;
 			case OB_PARSE_FAILED:
 				if (d->payload == NULL)
-				{
-					onboarding_decide(d, OB_INVALID, "%s", why);
-					return;
-				}
+					return onboarding_decide(d, OB_INVALID, "%s", why);
 				break;
 		}
 		if (d->payload == NULL)
@@ -172,35 +163,68 @@ onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery 
 
 	onboarding_detect(d);
 	inbox_check_keys(d);
+	if (d->decided)
+		return false;
+	if (d->effects == NIL)
+		return onboarding_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
+	return onboarding_rules_classify(d);
+}
 
-	if (d->payload != NULL)
+/*
+ * Run the pipeline on one delivery: prepare, dedupe, derive.  On return
+ * d->outcome, d->detail and the detected columns are set and state has
+ * been derived.
+ *
+ * Live processing (the trigger), replay (rebuild()) and the dry run
+ * (explain()) all come through here, so that every check runs alike for
+ * the three; they differ only in how a duplicate is found (live: the
+ * inbox's hash index, under the hash lock; replay: original, the first
+ * delivery with the same body, which the caller knows; dry run: the index,
+ * without a lock) and in what derivation does: live and dry run derive
+ * (the dry run writes nothing); replay stops before, since rebuild()
+ * folds each group of deliveries afterwards (derive.c).
+ *
+ * A body that repeats an earlier one is a duplicate, except when it has no
+ * event time of its own: then it may be a new occurrence of a status that
+ * recurs (providers that send no time send the same body again), which
+ * only derivation can tell (d->duplicate_candidate).
+ */
+void
+onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+							text *raw, ObRunMode mode, int64 original)
+{
+	bool		going = onboarding_prepare_delivery(d, raw);
+
+	if (d->payload == NULL)
+		return;
+	d->body_hash = onboarding_dedupe_hash(d->payload);
+	if (mode != OB_RUN_REPLAY)
+		original = onboarding_dedupe_find(inbox, atts, d, mode == OB_RUN_LIVE);
+	if (original != 0 && original != d->id)
 	{
-		d->body_hash = onboarding_dedupe_hash(d->payload);
-		if (mode == OB_RUN_REPLAY)
-		{
-			if (original != 0 && original != d->id)
-				inbox_duplicate(d, original);
-		}
+		if (going && !d->has_event_at)
+			d->duplicate_candidate = original;
 		else
 		{
-			int64		found = onboarding_dedupe_find(inbox, atts, d, mode == OB_RUN_LIVE);
-
-			if (found != 0)
-			{
-				inbox_duplicate(d, found);
-				/* a duplicate must sort after its original (rebuild replays by id) */
-				if (mode == OB_RUN_LIVE && found > d->id)
-					d->id = onboarding_next_inbox_id(inbox, atts);
-			}
-		}
-		if (d->duplicate_of != 0)
+			inbox_duplicate(d, original);
+			/* a duplicate sorts after its original (rebuild() takes the first id) */
+			if (mode == OB_RUN_LIVE && original > d->id)
+				d->id = onboarding_next_inbox_id(inbox, atts);
 			return;
+		}
 	}
-
-	if (!d->decided)
-		onboarding_derive(inbox, atts, d, mode == OB_RUN_DRY);
+	if (!going || mode == OB_RUN_REPLAY)
+		return;
+	onboarding_derive(inbox, atts, d, mode == OB_RUN_DRY);
 	if (!d->decided)
 		d->outcome = OB_APPLIED;
+}
+
+/* Settle a delivery as a duplicate of an earlier one (derive.c too). */
+void
+onboarding_mark_duplicate(ObDelivery *d, int64 original)
+{
+	inbox_duplicate(d, original);
 }
 
 /* Set up a delivery from the columns of an inbox row. */

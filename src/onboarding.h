@@ -158,6 +158,7 @@ typedef struct ObDelivery
 	ObOutcome	outcome;
 	StringInfoData detail;		/* sentences joined by "; " */
 	int64		duplicate_of;	/* 0 when not a duplicate */
+	int64		duplicate_candidate;	/* a time-less repeat: derivation decides */
 	uint64		body_hash;
 } ObDelivery;
 
@@ -314,6 +315,7 @@ extern int	onboarding_status_index(ObGraph graph, const char *s);
 extern const char *onboarding_status_label(ObGraph graph, const char *s);
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 										const char *from, const char *to);
+extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
 extern bool onboarding_rules_classify(ObDelivery *d);
 extern struct pg_tz *onboarding_timezone(void);
 
@@ -356,6 +358,10 @@ typedef enum ObRunMode
 
 extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
 										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
+extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
+extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
+extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
+									ObProvider provider, const char *subject);
 extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
 									 const ObInboxAtts *atts);
 extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
@@ -364,6 +370,8 @@ extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *att
 							  bool dry_run);
 extern bool onboarding_rebuilding(void);
 extern void onboarding_lock_for_replay(void);
+extern void onboarding_inbox_rewrite(HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts,
+									 ObDelivery *d);
 extern void onboarding_state_reset(void);
 
 /* store.c */
@@ -417,5 +425,6 @@ extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, 
 extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
 extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
+extern void onboarding_store_history_forget(Oid provider, const char *entity, const char *key);
 
 #endif							/* ONBOARDING_H */

@@ -76,6 +76,7 @@ typedef struct RuleCache
 	int			nmappings;
 	RuleMapping *mappings;
 	bool		legal[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES][OB_MAX_STATUSES];
+	uint8		rank[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES];	/* tie order */
 	pg_tz	   *timezone;		/* onboarding.settings.timezone, resolved */
 } RuleCache;
 
@@ -167,6 +168,57 @@ rules_graph_from_name(const char *name)
 	return -1;
 }
 
+/*
+ * The order of statuses at equal times (SPEC §6): s before s' when s -> s'
+ * is legal and s' -> s is not; otherwise the order of the labels in their
+ * enum.  That rule compares two statuses; a sort needs one total order, so
+ * the statuses are taken in label order and each is inserted right before
+ * the first one it must precede (or last), but never before one that must
+ * precede it: label order wherever the one-way moves leave it alone.
+ */
+static void
+rules_rank(RuleCache *cache)
+{
+	for (int g = 0; g < OB_NGRAPHS; g++)
+	{
+		int			n = 0;
+
+		while (graph_labels[g][n] != NULL)
+			n++;
+		for (int p = 0; p < OB_NPROVIDERS; p++)
+		{
+			bool		(*legal)[OB_MAX_STATUSES] = cache->legal[g][p];
+			int			order[OB_MAX_STATUSES];
+			int			len = 0;
+
+			for (int s = 0; s < n; s++)
+			{
+				int			after = 0;	/* past every status that must precede s */
+				int			pos = -1;	/* before the first one s must precede */
+
+				for (int i = 0; i < len; i++)
+				{
+					int			t = order[i];
+
+					if (legal[t][s] && !legal[s][t])
+						after = i + 1;
+					if (pos < 0 && legal[s][t] && !legal[t][s])
+						pos = i;
+				}
+				if (pos < 0)
+					pos = len;
+				if (pos < after)
+					pos = after;
+				memmove(&order[pos + 1], &order[pos], (len - pos) * sizeof(int));
+				order[pos] = s;
+				len++;
+			}
+			for (int i = 0; i < len; i++)
+				cache->rank[g][p][order[i]] = (uint8) i;
+		}
+	}
+}
+
 /* Read both rule tables through SPI into a new cache. */
 static RuleCache *
 rules_load(void)
@@ -233,6 +285,8 @@ rules_load(void)
 			if (provider == NULL || strcmp(provider, onboarding_provider_names[p]) == 0)
 				cache->legal[g][p][from][to] = true;
 	}
+
+	rules_rank(cache);
 
 	/*
 	 * The zone naive provider times are read in: one value for the whole
@@ -309,6 +363,18 @@ onboarding_is_timezone(PG_FUNCTION_ARGS)
 	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_BOOL(onboarding_resolve_timezone(zone) != NULL);
+}
+
+/* Where a status of entity sorts among events of equal time (see rules_rank). */
+int
+onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status)
+{
+	ObGraph		g = onboarding_entity_graph(entity);
+	int			i = status ? onboarding_status_index(g, status) : -1;
+
+	if (i < 0 || provider < 0)
+		return OB_MAX_STATUSES;
+	return rules_get()->rank[g][provider][i];
 }
 
 /* Is from -> to a legal move of entity for provider? */

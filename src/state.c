@@ -402,60 +402,76 @@ rebuild_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDeli
 							Int64GetDatum(d->duplicate_of));
 }
 
+/* The kept plan that rewrites a delivery's derived columns */
+static SPIPlanPtr rewrite_plan = NULL;
+
 /*
- * Replay one delivery of the cursor (a row of the inbox with first_id, the
- * first delivery of the same provider and body, last) and rewrite its
- * derived columns when they changed.
+ * Rewrite the derived columns of a stored delivery when a derivation
+ * (rebuild(), or the re-derivation of its group) judged it otherwise than
+ * the row says.  Evidence is never touched (the inbox's update trigger
+ * checks that, and lets derived columns through only while this runs).
  */
-static void
-rebuild_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDesc rdesc,
-			const ObInboxAtts *ratts, SPIPlanPtr update)
+void
+onboarding_inbox_rewrite(HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts, ObDelivery *d)
 {
-	ObDelivery	d;
-	bool		isnull;
-	bool		raw_null;
-	Datum		raw;
-	Datum		first;
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+	INT8OID, INT8OID};
 	Datum		args[9];
 	char		nulls[9];
+	bool		was = rebuilding;
+	ObSpiFrame	spi;
 
-	onboarding_delivery_init(&d, tup, rdesc, ratts);
-	raw = heap_getattr(tup, ratts->raw, rdesc, &raw_null);
-	first = SPI_getbinval(tup, rdesc, rdesc->natts, &isnull);
-	onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
-								OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
-
-	if (rebuild_unchanged(tup, rdesc, ratts, &d))
+	if (rebuild_unchanged(stored, desc, atts, d))
 		return;
-
 	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int64GetDatum(d.id);
+	args[0] = Int64GetDatum(d->id);
 #define ARG_TEXT(n, s) do { if (s) args[n] = CStringGetTextDatum(s); else nulls[n] = 'n'; } while (0)
-	ARG_TEXT(1, d.event_type);
-	ARG_TEXT(2, d.subject);
-	ARG_TEXT(3, d.status_raw);
-	args[4] = TimestampTzGetDatum(d.event_at);
-	if (!d.has_event_at)
+	ARG_TEXT(1, d->event_type);
+	ARG_TEXT(2, d->subject);
+	ARG_TEXT(3, d->status_raw);
+	args[4] = TimestampTzGetDatum(d->event_at);
+	if (!d->has_event_at)
 		nulls[4] = 'n';
-	ARG_TEXT(5, onboarding_outcome_names[d.outcome]);
-	ARG_TEXT(6, d.detail.len > 0 ? d.detail.data : NULL);
+	ARG_TEXT(5, onboarding_outcome_names[d->outcome]);
+	ARG_TEXT(6, d->detail.len > 0 ? d->detail.data : NULL);
 #undef ARG_TEXT
-	args[7] = Int64GetDatum((int64) d.body_hash);
-	if (d.payload == NULL)
+	args[7] = Int64GetDatum((int64) d->body_hash);
+	if (d->payload == NULL)
 		nulls[7] = 'n';
-	args[8] = Int64GetDatum(d.duplicate_of);
-	if (d.duplicate_of == 0)
+	args[8] = Int64GetDatum(d->duplicate_of);
+	if (d->duplicate_of == 0)
 		nulls[8] = 'n';
-	if (SPI_execute_plan(update, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not rewrite delivery %lld", (long long) d.id);
+
+	onboarding_spi_connect(&spi);
+	if (rewrite_plan == NULL)
+		rewrite_plan = onboarding_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
+											  " status_raw = $4, event_at = $5, outcome = $6::onboarding.outcome,"
+											  " detail = $7, body_hash = $8, duplicate_of = $9 WHERE id = $1",
+											  9, types);
+	rebuilding = true;
+	PG_TRY();
+	{
+		if (SPI_execute_plan(rewrite_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not rewrite delivery %lld", (long long) d->id);
+	}
+	PG_FINALLY();
+	{
+		rebuilding = was;
+	}
+	PG_END_TRY();
+	onboarding_spi_finish(&spi);
 }
 
 /*
- * Replay every delivery of the cursor, in batches, each in a scratch
- * context reset per row.  Returns how many were replayed.
+ * Replay, first pass: every delivery of the cursor (a row of the inbox with
+ * first_id, the first delivery of the same provider and body, last) is
+ * read again, in arrival order: what it is (provider, event, subject,
+ * status, time) and, when it asks for no state change or is a duplicate,
+ * its outcome.  The others are folded by group in the second pass.
+ * Returns how many were read.
  */
 static int64
-rebuild_replay(Relation inbox, const ObInboxAtts *atts, Portal portal, SPIPlanPtr update)
+rebuild_read(Relation inbox, const ObInboxAtts *atts, Portal portal)
 {
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rebuild row",
 												 ALLOCSET_DEFAULT_SIZES);
@@ -476,8 +492,21 @@ rebuild_replay(Relation inbox, const ObInboxAtts *atts, Portal portal, SPIPlanPt
 		for (uint64 i = 0; i < nrows; i++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
+			HeapTuple	tup = batch->vals[i];
+			ObDelivery	d;
+			bool		isnull;
+			bool		raw_null;
+			Datum		raw;
+			Datum		first;
 
-			rebuild_one(inbox, atts, batch->vals[i], batch->tupdesc, &ratts, update);
+			onboarding_delivery_init(&d, tup, batch->tupdesc, &ratts);
+			raw = heap_getattr(tup, ratts.raw, batch->tupdesc, &raw_null);
+			first = SPI_getbinval(tup, batch->tupdesc, batch->tupdesc->natts, &isnull);
+			onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
+										OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
+			if (!d.decided)
+				d.outcome = OB_APPLIED; /* for now: its group's fold decides */
+			onboarding_inbox_rewrite(tup, batch->tupdesc, &ratts, &d);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 			replayed++;
@@ -486,6 +515,49 @@ rebuild_replay(Relation inbox, const ObInboxAtts *atts, Portal portal, SPIPlanPt
 	}
 	MemoryContextDelete(rowcxt);
 	return replayed;
+}
+
+/* Replay, second pass: fold every group (provider, subject) from nothing. */
+static void
+rebuild_fold(Relation inbox, const ObInboxAtts *atts)
+{
+	MemoryContext groupcxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rebuild group",
+												   ALLOCSET_DEFAULT_SIZES);
+	Portal		portal;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT DISTINCT provider::pg_catalog.text, subject"
+									   "  FROM onboarding.inbox"
+									   " WHERE provider IS NOT NULL AND subject IS NOT NULL",
+									   0, NULL, NULL, NULL, false, 0);
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		nrows;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(groupcxt);
+			char	   *provider = SPI_getvalue(batch->vals[i], batch->tupdesc, 1);
+			char	   *subject = SPI_getvalue(batch->vals[i], batch->tupdesc, 2);
+			ObProvider	p = OB_PROVIDER_NONE;
+
+			for (int k = 0; k < OB_NPROVIDERS; k++)
+				if (strcmp(provider, onboarding_provider_names[k]) == 0)
+					p = (ObProvider) k;
+			onboarding_derive_group(inbox, atts, p, subject);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(groupcxt);
+		}
+		SPI_freetuptable(batch);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(groupcxt);
 }
 
 /*
@@ -503,16 +575,13 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	Relation	inbox;
 	ObInboxAtts atts;
 	Portal		portal;
-	SPIPlanPtr	update;
-	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-	INT8OID, INT8OID};
 	int64		replayed = 0;
 	ObSpiFrame	spi;
 
 	/*
 	 * A replay throws state away and derives it from the inbox as a fresh
-	 * snapshot sees it once the locks are held (the cursor below is opened
-	 * read-write, so it takes one); under REPEATABLE READ or SERIALIZABLE
+	 * snapshot sees it once the locks are held (the cursors below are opened
+	 * read-write, so they take one); under REPEATABLE READ or SERIALIZABLE
 	 * the transaction's snapshot could miss deliveries committed while we
 	 * waited, and their state would be lost.
 	 */
@@ -534,12 +603,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty the state tables");
 
-	update = onboarding_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
-							" status_raw = $4, event_at = $5, outcome = $6::onboarding.outcome,"
-							" detail = $7, body_hash = $8, duplicate_of = $9 WHERE id = $1",
-							9, types);
-
-	/* duplicates first: the first delivery of each (provider, body) is the original */
+	/* duplicates: the first delivery of each (provider, body) is the original */
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT i.*, CASE WHEN i.payload IS NOT NULL THEN"
 									   "   pg_catalog.first_value(i.id) OVER w END AS first_id"
@@ -547,18 +611,9 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 									   " WINDOW w AS (PARTITION BY i.provider, i.payload ORDER BY i.id)"
 									   " ORDER BY i.id",
 									   0, NULL, NULL, NULL, false, 0);
-	rebuilding = true;
-	PG_TRY();
-	{
-		replayed = rebuild_replay(inbox, &atts, portal, update);
-	}
-	PG_FINALLY();
-	{
-		rebuilding = false;
-	}
-	PG_END_TRY();
+	replayed = rebuild_read(inbox, &atts, portal);
 	SPI_cursor_close(portal);
-	SPI_freeplan(update);
+	rebuild_fold(inbox, &atts);
 	onboarding_spi_finish(&spi);
 	onboarding_store_flush(true);
 	table_close(inbox, NoLock);

@@ -857,6 +857,67 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 }
 
 /*
+ * Delete the history rows of one entity (provider, entity name, key): a
+ * re-derivation writes them again in event order.  History rows are never
+ * updated, so the latest version of each is the only one; rows another
+ * transaction is inserting cannot be of this entity, whose row we hold.
+ */
+void
+onboarding_store_history_forget(Oid provider, const char *entity, const char *key)
+{
+	ObStore    *s = onboarding_store(OB_S_HISTORY);
+	Relation	index = NULL;
+	SnapshotData dirty;
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	List	   *tids = NIL;
+	ListCell   *lc;
+	CommandId	cid;
+
+	for (int i = 0; i < s->rri->ri_NumIndices; i++)
+		if (s->rri->ri_IndexRelationDescs[i]->rd_index->indnatts == 3)
+			index = s->rri->ri_IndexRelationDescs[i];
+	if (index == NULL)
+		elog(ERROR, "onboarding.history has no index on (provider, entity, entity_key)");
+
+	/* rows this command appended must be visible to the deletion */
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_ENUM_EQ, ObjectIdGetDatum(provider));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(entity));
+	ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[2], F_TEXTEQ, CStringGetTextDatum(key));
+	scan = ob_index_beginscan(s->rel, index, &dirty, 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	{
+		ItemPointer tid = palloc(sizeof(ItemPointerData));
+
+		*tid = s->slot->tts_tid;
+		tids = lappend(tids, tid);
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+
+	foreach(lc, tids)
+	{
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		res = table_tuple_delete(s->rel, (ItemPointer) lfirst(lc), cid, InvalidSnapshot,
+								 InvalidSnapshot, true, &tmfd, false);
+		if (res != TM_Ok)
+			elog(ERROR, "could not delete a history row of %s \"%s\" (result %d)",
+				 entity, key, (int) res);
+	}
+	list_free_deep(tids);
+}
+
+/*
  * Append a row to a table that is only ever appended to (history): its
  * first column takes the next value of its identity sequence
  * (onboarding.history_id_seq).
