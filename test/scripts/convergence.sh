@@ -41,7 +41,11 @@
 # each body (as a multiset; stale counted as applied, since it now means
 # "applied at its place, arrived late"), with the run's key suffix and CPF
 # put back to placeholders, are identical across all runs: ONE distinct
-# result; (4) every run ends where the provider meant (the status of the
+# result (where two bodies of one entity share time and status, SPEC §6
+# orders them by a function of the body, which may see the run's keys: runs
+# are then compared within the classes the tied field's values make, and
+# the shuffled copy shows, run by run, that the order of one run's bodies
+# does not matter); (4) every run ends where the provider meant (the status of the
 # flow's main entities, convergence.py ENDS: e.g. the retried Celcoin
 # creation ends active / account_created, the re-sent validation ends
 # validated); verify() is empty after the runs; (5) a shuffled copy of the
