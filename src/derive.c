@@ -398,6 +398,8 @@ static const char *const verdict_names[] = {"create", "refresh", "change", "ille
 
 static void derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 						 ObProvider provider, const char *subject, bool dry_run);
+static List *group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+						   ObProvider provider, const char *subject, Fold *f);
 
 /* The row of (table, key) the fold knows, added when new. */
 static EntState *
@@ -963,6 +965,89 @@ derive_in_order(ObDelivery *d, EntState *e)
 	return e->nulls[cols->last_inbox_id] || d->id > DatumGetInt64(e->values[cols->last_inbox_id]);
 }
 
+/* Lock rows without waiting; the first one held by another transaction, or NULL. */
+static EntState *
+derive_lock_nowait(ObProvider provider, List *ents)
+{
+	ListCell   *lc;
+
+	list_sort(ents, ent_cmp);
+	foreach(lc, ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		if (!ent_lock(provider, e, OB_LOCK_NOWAIT))
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * The rows of a delivery, for a transaction that holds none yet: all or
+ * none (see derive_lock_rows) — and when the delivery turns out late, the
+ * rows of its whole group in the same attempt, so that a single delivery
+ * never waits holding a row, on the late path either.  Returns whether
+ * the delivery is late.
+ */
+static bool
+derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f)
+{
+	for (;;)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		EntState   *volatile blocked = NULL;
+		volatile bool late = false;
+		ListCell   *lc;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			blocked = derive_lock_nowait(d->provider, list_copy(f->ents));
+			if (blocked == NULL)
+			{
+				foreach(lc, f->ents)
+					late |= !derive_in_order(d, (EntState *) lfirst(lc));
+				if (late)
+				{
+					Fold		g = {0};
+
+					g.provider = d->provider;
+					(void) group_collect(inbox, atts, d, d->provider, d->subject, &g);
+					blocked = derive_lock_nowait(d->provider, g.ents);
+				}
+			}
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			ReThrowError(edata);
+		}
+		PG_END_TRY();
+		if (blocked == NULL)
+		{
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			return late;
+		}
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		CHECK_FOR_INTERRUPTS();
+		/* wait until whoever holds it is done, then let go of it again */
+		(void) derive_lock_attempt(d->provider, list_make1(blocked), OB_LOCK_WAIT, false);
+	}
+}
+
 /*
  * Derive state from a classified delivery.  Sets d->outcome (and
  * d->decided when not applied).  A dry run (explain) reads without locking
@@ -980,9 +1065,31 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	f.provider = d->provider;
 	onboarding_store_begin();
 	touches = fold_touches(&f, d);
-	derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
-	foreach(lc, f.ents)
-		late |= !derive_in_order(d, (EntState *) lfirst(lc));
+	if (!dry_run && !onboarding_store_holds_rows())
+	{
+		EntState   *only = (EntState *) linitial(f.ents);
+
+		/*
+		 * The common case, one row and in order, needs no subtransaction:
+		 * a look without a lock says so, and the lock taken then waits
+		 * holding nothing.  (Should the row turn late meanwhile, the group
+		 * takes its other rows waiting: a rare race.)
+		 */
+		if (list_length(f.ents) == 1 && ent_lock(d->provider, only, OB_LOCK_NONE) &&
+			derive_in_order(d, only))
+		{
+			(void) ent_lock(d->provider, only, OB_LOCK_WAIT);
+			late = !derive_in_order(d, only);
+		}
+		else
+			late = derive_lock_fresh(inbox, atts, d, &f);
+	}
+	else
+	{
+		derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
+		foreach(lc, f.ents)
+			late |= !derive_in_order(d, (EntState *) lfirst(lc));
+	}
 	if (late)
 	{
 		derive_group(inbox, atts, d, d->provider, d->subject, dry_run);
@@ -1236,6 +1343,30 @@ group_fold(Fold *f, List *ordered)
 }
 
 /*
+ * Every delivery of a group, the one being inserted (late) included, in
+ * arrival order, duplicates found, each placed in event order; f gets the
+ * rows they touch.
+ */
+static List *
+group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+			  ObProvider provider, const char *subject, Fold *f)
+{
+	List	   *items = group_scan(inbox, atts, provider, subject);
+
+	if (late != NULL)
+	{
+		GroupItem  *it = palloc0(sizeof(GroupItem));
+
+		it->d = late;
+		items = lappend(items, it);
+	}
+	list_sort(items, item_id_cmp);
+	group_dedupe(items);
+	group_place(f, items);
+	return items;
+}
+
+/*
  * Fold a group again: every delivery with this provider and subject, and
  * the one being inserted (late, may be NULL).  Rows are locked first;
  * deliveries that arrived while we waited are read again.  Writes state,
@@ -1257,17 +1388,7 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		bool		grew = false;
 
 		f.provider = provider;
-		items = group_scan(inbox, atts, provider, subject);
-		if (late != NULL)
-		{
-			GroupItem  *it = palloc0(sizeof(GroupItem));
-
-			it->d = late;
-			items = lappend(items, it);
-		}
-		list_sort(items, item_id_cmp);
-		group_dedupe(items);
-		group_place(&f, items);
+		items = group_collect(inbox, atts, late, provider, subject, &f);
 		derive_lock_rows(provider, list_copy(f.ents), dry_run);
 
 		/* deliveries committed while we waited for the rows: start again */
