@@ -14,9 +14,9 @@ DATA         = $(wildcard sql/onboarding--*.sql sql/onboarding--*.control sql/ta
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening
+REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening ordering
 REGRESS_OPTS = --inputdir=. --load-extension=taxid --load-extension=onboarding
-ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization
+ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=taxid --load-extension=onboarding
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso taxid$(DLSUFFIX)
