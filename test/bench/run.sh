@@ -323,24 +323,26 @@ REBUILD_FP=$(fingerprint)
 #    (disorder.sql), each COPYed into a fresh plain table and a fresh inbox;
 #    best of REPEAT. Outcomes and fingerprints of the last run of each.
 # ---------------------------------------------------------------------------
-declare -A ORDER_PLAIN ORDER_INBOX ORDER_OUTCOMES ORDER_FP
+declare -A ORDER_PLAIN ORDER_INBOX ORDER_CPU_PLAIN ORDER_CPU_INBOX ORDER_OUTCOMES ORDER_FP
 ORDER_RUNS=""
-for o in $ORDERS; do ORDER_PLAIN[$o]=0; ORDER_INBOX[$o]=0; done
+for o in $ORDERS; do ORDER_PLAIN[$o]=0; ORDER_INBOX[$o]=0; ORDER_CPU_PLAIN[$o]=0; ORDER_CPU_INBOX[$o]=0; done
 for i in $(seq 1 "$REPEAT"); do
 	for o in $ORDERS; do
 		f=$(order_file "$o")
 		log "e. batch COPY, $o% out of order, run $i of $REPEAT: plain"
 		fresh_plain
-		read -r t_plain _ < <(timed "COPY plain (payload) FROM '$f';")
+		read -r t_plain c_plain < <(timed "COPY plain (payload) FROM '$f';")
 		log "e. batch COPY, $o% out of order, run $i of $REPEAT: inbox"
 		fresh_inbox
 		read -r t_inbox c_inbox < <(timed "COPY onboarding.inbox (payload) FROM '$f';")
 		r_plain=$(calc "$SCALE / $t_plain")
 		r_inbox=$(calc "$SCALE / $t_inbox")
-		ORDER_RUNS+="    run $i, $o%: plain ${t_plain} s = $(num "$r_plain") rows/s;"
+		ORDER_RUNS+="    run $i, $o%: plain ${t_plain} s (CPU ${c_plain} s) = $(num "$r_plain") rows/s;"
 		ORDER_RUNS+=" inbox ${t_inbox} s (CPU ${c_inbox} s) = $(num "$r_inbox") rows/s"$'\n'
 		ORDER_PLAIN[$o]=$(calc "$r_plain > ${ORDER_PLAIN[$o]} ? $r_plain : ${ORDER_PLAIN[$o]}")
 		ORDER_INBOX[$o]=$(calc "$r_inbox > ${ORDER_INBOX[$o]} ? $r_inbox : ${ORDER_INBOX[$o]}")
+		ORDER_CPU_PLAIN[$o]=$(calc "$c_plain > 0 && $SCALE / $c_plain > ${ORDER_CPU_PLAIN[$o]} ? $SCALE / $c_plain : ${ORDER_CPU_PLAIN[$o]}")
+		ORDER_CPU_INBOX[$o]=$(calc "$c_inbox > 0 && $SCALE / $c_inbox > ${ORDER_CPU_INBOX[$o]} ? $SCALE / $c_inbox : ${ORDER_CPU_INBOX[$o]}")
 		if [ "$i" = "$REPEAT" ]; then
 			ORDER_OUTCOMES[$o]=$(outcomes)
 			ORDER_FP[$o]=$(fingerprint)
@@ -559,6 +561,7 @@ done
 printf '%s' "$ORDER_RUNS"
 for o in $ORDERS; do
 	echo "    $o%: plain $(num "${ORDER_PLAIN[$o]}") rows/s, inbox $(num "${ORDER_INBOX[$o]}") rows/s = $(pct "${ORDER_INBOX[$o]}" "${ORDER_PLAIN[$o]}") of plain, $(pct "${ORDER_INBOX[$o]}" "${ORDER_INBOX[0]}") of in order"
+	echo "        per CPU second of the backend: plain $(num "${ORDER_CPU_PLAIN[$o]}") rows, inbox $(num "${ORDER_CPU_INBOX[$o]}") rows = $(pct "${ORDER_CPU_INBOX[$o]}" "${ORDER_CPU_PLAIN[$o]}") of plain, $(pct "${ORDER_CPU_INBOX[$o]}" "${ORDER_CPU_INBOX[0]}") of in order"
 	echo "        outcomes: ${ORDER_OUTCOMES[$o]}"
 	echo "        fingerprint: $(fp_line ${ORDER_FP[$o]})"
 done
