@@ -26,8 +26,9 @@
 --     byte-identical duplicates).
 --
 -- Creates (in the current database) schema `bench` with the generator
--- functions, bench.corpus(n, body): exactly :scale deliveries numbered in
--- delivery order, and bench.corpus_info (its counts). Deterministic for a
+-- functions, bench.corpus(n, body, ent, event_at): exactly :scale deliveries
+-- numbered in delivery order, with the generator's entity and event time of
+-- each, and bench.corpus_info (its counts). Deterministic for a
 -- given :scale (setseed). run.sh then COPYs it to a file so that every load
 -- reads the same bytes.
 --
@@ -374,6 +375,15 @@ LANGUAGE sql STABLE AS $$
            LATERAL (SELECT bench.t0(p) + s.seconds * interval '1 second' AS at) t
 $$;
 
+-- The event time a body carries (the generator's, exactly: whole seconds,
+-- or microseconds with a seventh digit for Fitbank; naive times are São
+-- Paulo's).
+CREATE FUNCTION bench.event_at(b jsonb) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN t ~ '(Z|[+-]\d\d:\d\d)$' THEN t::timestamptz
+                ELSE t::timestamp AT TIME ZONE 'America/Sao_Paulo' END
+      FROM coalesce(b->>'event_datetime', b->>'SendDate', b->>'createTimestamp', b->>'createTimeStamp') t
+$$;
+
 -- ---------------------------------------------------------------------------
 -- The corpus: every customer's flow (providers in turn), in delivery order,
 -- with swapped neighbours and redeliveries; the first :scale deliveries.
@@ -416,11 +426,16 @@ INSERT INTO bench.delivery (ent, at, body, redelivery)
 SELECT ent, at + interval '1 second' + random() * interval '10 minutes', body, true
   FROM bench.delivery WHERE random() < 0.05;
 
-CREATE TABLE bench.corpus (n int PRIMARY KEY, body jsonb NOT NULL);
+-- ent (the generator's entity, e.g. fb/doc/<key>) and event_at are kept for
+-- disorder.sql, which reorders the corpus. (bench.delivery keeps its shape:
+-- the redeliveries are drawn in its physical order, which a wider row would
+-- change, and with it the corpus.)
+CREATE TABLE bench.corpus (n int PRIMARY KEY, body jsonb NOT NULL, ent text NOT NULL,
+                           event_at timestamptz NOT NULL);
 CREATE TABLE bench.corpus_info AS
 WITH c AS (SELECT * FROM bench.delivery ORDER BY at, id LIMIT :scale),
-     ins AS (INSERT INTO bench.corpus (n, body)
-             SELECT row_number() OVER (ORDER BY at, id), body FROM c)
+     ins AS (INSERT INTO bench.corpus (n, body, ent, event_at)
+             SELECT row_number() OVER (ORDER BY at, id), body, ent, bench.event_at(body) FROM c)
 SELECT count(*) AS deliveries,
        count(DISTINCT ent) AS entities,
        count(*) FILTER (WHERE redelivery) AS redeliveries,

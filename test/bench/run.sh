@@ -13,14 +13,18 @@
 #   corpus   BENCH_SCALE deliveries of the three providers (corpus.sql),
 #            written once to a file that every load reads; and a stream of
 #            BENCH_MEM_ROWS: the corpus repeated with other entity keys
-#   a. batch    COPY file -> plain vs COPY file -> onboarding.inbox
+#   a. batch    COPY file -> plain vs COPY file -> onboarding.inbox vs COPY
+#               file -> peer.inbox, the hand-written PL/pgSQL peer (peer.sql)
 #               (fresh table / fresh extension each time; best of BENCH_REPEAT);
 #               also, for the record, the inbox's storage alone (its table
 #               shape and indexes without the trigger)
 #   c. rebuild  onboarding.rebuild() of the inbox that (a) loaded, against
 #               the inbox's batch rate (best of BENCH_REPEAT)
+#   e. order    the corpus's deliveries in three arrival orders (disorder.sql):
+#               in order, 2% and 20% out of order; COPY file -> plain vs
+#               COPY file -> onboarding.inbox for each (best of BENCH_REPEAT)
 #   b. webhook  8 clients x single-row INSERT transactions (pgbench),
-#               plain vs inbox, BENCH_SECONDS each
+#               plain vs inbox vs peer, BENCH_SECONDS each
 #   d. memory   the backend's private memory while it COPYs BENCH_MEM_ROWS
 #               deliveries into the inbox: at ~100,000 rows and at the end
 #
@@ -28,6 +32,22 @@
 # prints the details and one table: figure, value, baseline, ratio, target,
 # met?, with the machine and the server settings. Nothing is written to the
 # repository: figures go stale, the command does not.
+#
+# After each load into the inbox it counts the outcomes, and prints a
+# fingerprint of what the engine made of the deliveries, to compare two runs
+# (before and after a change of the engine): the first 12 hex digits of the
+# md5 of
+#   inbox    the list (md5 of the body, outcome, event_at, subject) in
+#            arrival order;
+#   state    the rows of account, proposal, document and closure, as text
+#            sorted, without arrival ids and times (id, *inbox_id, *seen_id,
+#            *received_at);
+#   history  the same for history.
+# The three arrival orders of (e) hold the same deliveries, so state and
+# history must come out the same for all three (SPEC §1.3).
+#
+# BENCH_MODE=callgrind (or BENCH=callgrind) runs test/bench/callgrind.sh
+# instead: instructions per delivery by stage, under valgrind.
 #
 # Knobs (environment):
 #   BENCH_SCALE       deliveries in the corpus                    (100000)
@@ -44,6 +64,12 @@
 #                                                                  (sequential)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+case "${BENCH_MODE:-${BENCH:-time}}" in
+time) ;;
+callgrind) exec bash test/bench/callgrind.sh ;;
+*) echo "BENCH_MODE must be time (the default) or callgrind" >&2; exit 2 ;;
+esac
 
 : "${PGHOST:?run through 'make bench' (test/run.sh exports the cluster)}"
 : "${ONBOARDING_WORK:?run through 'make bench'}"
@@ -63,8 +89,10 @@ DB=onboarding_bench
 CORPUS_FILE=$ONBOARDING_WORK/bench-corpus.copy
 MEM_FILE=$ONBOARDING_WORK/bench-memory.copy
 ROWS_FILE=$ONBOARDING_WORK/bench-inbox-rows.copy
+ORDERS="0 2 20"             # (e): percent of deliveries out of order
+order_file() { echo "$ONBOARDING_WORK/bench-order-$1.copy"; }
 TMP=$(mktemp -d /tmp/onboarding-bench.XXXXXX)
-trap 'rm -rf "$TMP"; rm -f "$CORPUS_FILE" "$MEM_FILE" "$ROWS_FILE"' EXIT
+trap 'rm -rf "$TMP"; rm -f "$CORPUS_FILE" "$MEM_FILE" "$ROWS_FILE" "$ONBOARDING_WORK"/bench-order-*.copy' EXIT
 START=$SECONDS
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -122,10 +150,43 @@ fresh_inbox() {
 	EOF
 }
 
-# One line: how many deliveries of the inbox ended in each outcome.
+# The hand-written peer (peer.sql), created afresh.
+fresh_peer() {
+	q -f test/bench/peer.sql >/dev/null
+	q -c "CHECKPOINT"
+}
+
+# One line: how many deliveries of the inbox (or of the given table) ended
+# in each outcome.
 outcomes() {
 	q -c "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome)
-	        FROM (SELECT outcome::text, count(*) n FROM onboarding.inbox GROUP BY 1) o"
+	        FROM (SELECT outcome::text, count(*) n FROM ${1:-onboarding.inbox} GROUP BY 1) o"
+}
+
+# "inbox state history": the fingerprints of what the engine derived (see the
+# top of this file), first 12 hex digits of each md5.
+fingerprint() {
+	q <<-'EOF'
+		SET timezone = 'UTC';
+		CREATE FUNCTION pg_temp.fp_row(j jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+		    SELECT coalesce(jsonb_object_agg(k, v), '{}')::text FROM jsonb_each(j) e (k, v)
+		     WHERE k !~ '^(id|.*inbox_id|.*seen_id|.*received_at)$'
+		$$;
+		SELECT left(md5(coalesce((SELECT string_agg(concat_ws('|', md5(coalesce(payload::text, raw)), outcome,
+		                                                      event_at, subject), E'\n' ORDER BY id)
+		                            FROM onboarding.inbox), '')), 12) || ' ' ||
+		       left(md5(coalesce((SELECT string_agg(t, E'\n' ORDER BY t) FROM (
+		           SELECT 'account ' || pg_temp.fp_row(to_jsonb(a)) FROM onboarding.account a
+		           UNION ALL SELECT 'proposal ' || pg_temp.fp_row(to_jsonb(p)) FROM onboarding.proposal p
+		           UNION ALL SELECT 'document ' || pg_temp.fp_row(to_jsonb(d)) FROM onboarding.document d
+		           UNION ALL SELECT 'closure ' || pg_temp.fp_row(to_jsonb(c)) FROM onboarding.closure c) s (t)), '')), 12)
+		       || ' ' ||
+		       left(md5(coalesce((SELECT string_agg(t, E'\n' ORDER BY t)
+		                            FROM (SELECT pg_temp.fp_row(to_jsonb(h)) FROM onboarding.history h) s (t)), '')), 12);
+	EOF
+}
+fp_line() { # "inbox state history" -> readable
+	echo "inbox $1, state $2, history $3"
 }
 
 # The figures are only meaningful on an otherwise idle machine.
@@ -161,6 +222,21 @@ q <<-EOF
 	VACUUM ANALYZE bench.stream;
 EOF
 IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q -c "TABLE bench.corpus_info")
+# out of order as (e) counts it: older than the latest event of its entity
+# that arrived before it (redeliveries included)
+C_OOO=$(q -c "SELECT count(*) FILTER (WHERE event_at < latest_before)
+                FROM (SELECT event_at, max(event_at) OVER (PARTITION BY ent ORDER BY n
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS latest_before
+                        FROM bench.corpus) o")
+# (e): the corpus in three arrival orders, each written to a file
+declare -A ORDER_OOO ORDER_SWAPPED
+for o in $ORDERS; do
+	log "corpus: reordering it with $o% of deliveries out of order"
+	IFS='|' read -r _ ORDER_OOO[$o] ORDER_CANDIDATES ORDER_SWAPPED[$o] \
+		< <(q -v share="$(calc "$o / 100")" -f test/bench/disorder.sql | tail -n 1)
+	q -c "COPY (SELECT body FROM bench.reordered ORDER BY n) TO '$(order_file "$o")'"
+done
+q -c "DROP TABLE bench.reordered"
 C_FILE_MB=$(calc "$(stat -c %s "$CORPUS_FILE") / 1048576" | cut -d. -f1)
 
 # ---------------------------------------------------------------------------
@@ -169,8 +245,10 @@ C_FILE_MB=$(calc "$(stat -c %s "$CORPUS_FILE") / 1048576" | cut -d. -f1)
 # ---------------------------------------------------------------------------
 BATCH_PLAIN=0
 BATCH_INBOX=0
+BATCH_PEER=0
 CPU_PLAIN=0                 # the same, per CPU second of the backend
 CPU_INBOX=0
+CPU_PEER=0
 BATCH_RUNS=""
 for i in $(seq 1 "$REPEAT"); do
 	log "a. batch COPY, run $i of $REPEAT: plain"
@@ -179,16 +257,27 @@ for i in $(seq 1 "$REPEAT"); do
 	log "a. batch COPY, run $i of $REPEAT: inbox"
 	fresh_inbox
 	read -r t_inbox c_inbox < <(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
+	log "a. batch COPY, run $i of $REPEAT: peer (PL/pgSQL)"
+	fresh_peer
+	read -r t_peer c_peer < <(timed "COPY peer.inbox (payload) FROM '$CORPUS_FILE';")
 	r_plain=$(calc "$SCALE / $t_plain")
 	r_inbox=$(calc "$SCALE / $t_inbox")
+	r_peer=$(calc "$SCALE / $t_peer")
 	BATCH_RUNS+="    run $i: plain ${t_plain} s (CPU ${c_plain} s) = $(num "$r_plain") rows/s;"
-	BATCH_RUNS+=" inbox ${t_inbox} s (CPU ${c_inbox} s) = $(num "$r_inbox") rows/s"$'\n'
+	BATCH_RUNS+=" inbox ${t_inbox} s (CPU ${c_inbox} s) = $(num "$r_inbox") rows/s;"
+	BATCH_RUNS+=" peer ${t_peer} s (CPU ${c_peer} s) = $(num "$r_peer") rows/s"$'\n'
 	BATCH_PLAIN=$(calc "$r_plain > $BATCH_PLAIN ? $r_plain : $BATCH_PLAIN")
 	BATCH_INBOX=$(calc "$r_inbox > $BATCH_INBOX ? $r_inbox : $BATCH_INBOX")
+	BATCH_PEER=$(calc "$r_peer > $BATCH_PEER ? $r_peer : $BATCH_PEER")
 	CPU_PLAIN=$(calc "$c_plain > 0 && $SCALE / $c_plain > $CPU_PLAIN ? $SCALE / $c_plain : $CPU_PLAIN")
 	CPU_INBOX=$(calc "$c_inbox > 0 && $SCALE / $c_inbox > $CPU_INBOX ? $SCALE / $c_inbox : $CPU_INBOX")
+	CPU_PEER=$(calc "$c_peer > 0 && $SCALE / $c_peer > $CPU_PEER ? $SCALE / $c_peer : $CPU_PEER")
 done
 BATCH_OUTCOMES=$(outcomes)
+BATCH_FP=$(fingerprint)
+PEER_OUTCOMES=$(outcomes peer.inbox)
+PEER_STATE=$(q -c "SELECT (SELECT count(*) FROM peer.state) || ' state rows, '
+                       || (SELECT count(*) FROM peer.history) || ' history rows'")
 
 # The inbox's storage alone, for the record (not a target): a table LIKE
 # onboarding.inbox INCLUDING ALL (same columns, constraints, indexes; no
@@ -227,6 +316,44 @@ for i in $(seq 1 "$REPEAT"); do
 	REBUILD=$(calc "$r > $REBUILD ? $r : $REBUILD")
 	CPU_REBUILD=$(calc "$c > 0 && $SCALE / $c > ${CPU_REBUILD:-0} ? $SCALE / $c : ${CPU_REBUILD:-0}")
 done
+REBUILD_FP=$(fingerprint)
+
+# ---------------------------------------------------------------------------
+# e. Arrival order: the same deliveries in order, 2% and 20% out of order
+#    (disorder.sql), each COPYed into a fresh plain table and a fresh inbox;
+#    best of REPEAT. Outcomes and fingerprints of the last run of each.
+# ---------------------------------------------------------------------------
+declare -A ORDER_PLAIN ORDER_INBOX ORDER_CPU_PLAIN ORDER_CPU_INBOX ORDER_OUTCOMES ORDER_FP
+ORDER_RUNS=""
+for o in $ORDERS; do ORDER_PLAIN[$o]=0; ORDER_INBOX[$o]=0; ORDER_CPU_PLAIN[$o]=0; ORDER_CPU_INBOX[$o]=0; done
+for i in $(seq 1 "$REPEAT"); do
+	for o in $ORDERS; do
+		f=$(order_file "$o")
+		log "e. batch COPY, $o% out of order, run $i of $REPEAT: plain"
+		fresh_plain
+		read -r t_plain c_plain < <(timed "COPY plain (payload) FROM '$f';")
+		log "e. batch COPY, $o% out of order, run $i of $REPEAT: inbox"
+		fresh_inbox
+		read -r t_inbox c_inbox < <(timed "COPY onboarding.inbox (payload) FROM '$f';")
+		r_plain=$(calc "$SCALE / $t_plain")
+		r_inbox=$(calc "$SCALE / $t_inbox")
+		ORDER_RUNS+="    run $i, $o%: plain ${t_plain} s (CPU ${c_plain} s) = $(num "$r_plain") rows/s;"
+		ORDER_RUNS+=" inbox ${t_inbox} s (CPU ${c_inbox} s) = $(num "$r_inbox") rows/s"$'\n'
+		ORDER_PLAIN[$o]=$(calc "$r_plain > ${ORDER_PLAIN[$o]} ? $r_plain : ${ORDER_PLAIN[$o]}")
+		ORDER_INBOX[$o]=$(calc "$r_inbox > ${ORDER_INBOX[$o]} ? $r_inbox : ${ORDER_INBOX[$o]}")
+		ORDER_CPU_PLAIN[$o]=$(calc "$c_plain > 0 && $SCALE / $c_plain > ${ORDER_CPU_PLAIN[$o]} ? $SCALE / $c_plain : ${ORDER_CPU_PLAIN[$o]}")
+		ORDER_CPU_INBOX[$o]=$(calc "$c_inbox > 0 && $SCALE / $c_inbox > ${ORDER_CPU_INBOX[$o]} ? $SCALE / $c_inbox : ${ORDER_CPU_INBOX[$o]}")
+		if [ "$i" = "$REPEAT" ]; then
+			ORDER_OUTCOMES[$o]=$(outcomes)
+			ORDER_FP[$o]=$(fingerprint)
+		fi
+	done
+done
+# state and history (not the inbox list) must agree across the orders
+ORDER_SAME=yes
+for o in $ORDERS; do
+	[ "$(cut -d' ' -f2-3 <<<"${ORDER_FP[$o]}")" = "$(cut -d' ' -f2-3 <<<"${ORDER_FP[0]}")" ] || ORDER_SAME=NO
+done
 
 # ---------------------------------------------------------------------------
 # b. Webhook-style: CLIENTS concurrent clients, each transaction one INSERT
@@ -259,6 +386,11 @@ log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, inbox"
 fresh_inbox
 read -r PGB_INBOX PGB_INBOX_N < <(pgb_run onboarding.inbox)
 PGB_OUTCOMES=$(outcomes)
+PGB_FP=$(fingerprint)
+log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, peer (PL/pgSQL)"
+fresh_peer
+read -r PGB_PEER PGB_PEER_N < <(pgb_run peer.inbox)
+PGB_PEER_OUTCOMES=$(outcomes peer.inbox)
 PGB_NOTE=""
 if [ "$PICK" = sequential ] && [ "$PGB_INBOX_N" -gt "$STREAM_ROWS" ]; then
 	PGB_NOTE="  (the inbox run went past the stream: $((PGB_INBOX_N - STREAM_ROWS)) repeated deliveries; raise BENCH_MEM_ROWS)"
@@ -337,6 +469,7 @@ fresh_inbox
 log_offset=$(stat -c %s "$ONBOARDING_SERVER_LOG" 2>/dev/null || echo 0)
 t_mem_inbox=$(date +%s.%N); mem_copy onboarding.inbox; t_mem_inbox=$(calc "$(date +%s.%N) - $t_mem_inbox")
 MEM_OUTCOMES=$(outcomes)
+MEM_FP=$(fingerprint)
 
 read -r _ P1_ROWS P1_ANON _ < <(mem_at "$TMP/mem-plain" "$MEM_FIRST")
 read -r _ P2_ROWS P2_ANON _ < <(mem_end "$TMP/mem-plain")
@@ -397,21 +530,42 @@ echo "PostgreSQL: $PGVERSION"
 echo "settings:   $SETTINGS"
 echo "load:       load average $LOAD_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (the bench itself keeps ~2 busy)"
 echo "corpus:     $(num "$C_ROWS") deliveries ($C_FILE_MB MB, $C_BYTES bytes average), $C_TYPES event types, $(num "$C_ENTITIES") entities;"
-echo "            $(num "$C_REDELIVERED") redelivered (duplicates), $(num "$C_SWAPPED") arriving before their entity's previous delivery"
+echo "            $(num "$C_REDELIVERED") redelivered (duplicates), $(num "$C_SWAPPED") arriving before their entity's previous delivery;"
+echo "            $(num "$C_OOO") ($(pct "$C_OOO" "$C_ROWS")) out of order as (e) counts them (older than their entity's latest event so far, redeliveries included)"
 echo
 echo "a. batch COPY of the corpus file (best of $REPEAT, fresh table each run):"
 printf '%s' "$BATCH_RUNS"
 echo "    per CPU second of the backend: plain $(num "$CPU_PLAIN") rows, inbox $(num "$CPU_INBOX") rows = $(pct "$CPU_INBOX" "$CPU_PLAIN")"
 echo "    inbox storage alone (table LIKE onboarding.inbox INCLUDING ALL, no trigger, derived values given):"
 echo "        $(num "$STORAGE") rows/s = $(pct "$STORAGE" "$BATCH_PLAIN") of plain: the most figure 1 can reach with a free trigger"
+echo "    per CPU second of the backend: peer $(num "$CPU_PEER") rows = $(pct "$CPU_PEER" "$CPU_PLAIN") of plain; inbox = $(pct "$CPU_INBOX" "$CPU_PEER") of the peer"
 echo "    inbox outcomes: $BATCH_OUTCOMES"
+echo "    inbox fingerprint: $(fp_line $BATCH_FP)"
 echo "    derived state:  $BATCH_STATE"
+echo "    peer outcomes:  $PEER_OUTCOMES; $PEER_STATE"
 echo "b. $CLIENTS clients, single-row INSERT transactions, pgbench -M prepared -j $THREADS, ${PGB_SECONDS} s each, $PICK pick:"
 echo "    plain $(num "$PGB_PLAIN") tps ($(num "$PGB_PLAIN_N") transactions), inbox $(num "$PGB_INBOX") tps ($(num "$PGB_INBOX_N") transactions)$PGB_NOTE"
+echo "    peer $(num "$PGB_PEER") tps ($(num "$PGB_PEER_N") transactions)"
 echo "    inbox outcomes: $PGB_OUTCOMES"
+echo "    inbox fingerprint: $(fp_line $PGB_FP)"
+echo "    peer outcomes:  $PGB_PEER_OUTCOMES"
 echo "c. rebuild() of the $(num "$SCALE") deliveries (best of $REPEAT):"
 printf '%s' "$REBUILD_RUNS"
 echo "    per CPU second of the backend: $(num "$CPU_REBUILD") deliveries = $(pct "$CPU_REBUILD" "$CPU_INBOX") of the inbox's batch rate per CPU second"
+echo "    fingerprint after rebuild(): $(fp_line $REBUILD_FP)"
+echo "        state and history as the load left them: $([ "$(cut -d' ' -f2-3 <<<"$REBUILD_FP")" = "$(cut -d' ' -f2-3 <<<"$BATCH_FP")" ] && echo yes || echo NO)"
+echo "e. the same $(num "$SCALE") deliveries in three arrival orders (disorder.sql; best of $REPEAT, fresh table each run):"
+for o in $ORDERS; do
+	echo "    $o%: $(num "${ORDER_OOO[$o]}") out of order ($(pct "${ORDER_OOO[$o]}" "$SCALE")), $(num "${ORDER_SWAPPED[$o]}") of $(num "$ORDER_CANDIDATES") candidate pairs swapped"
+done
+printf '%s' "$ORDER_RUNS"
+for o in $ORDERS; do
+	echo "    $o%: plain $(num "${ORDER_PLAIN[$o]}") rows/s, inbox $(num "${ORDER_INBOX[$o]}") rows/s = $(pct "${ORDER_INBOX[$o]}" "${ORDER_PLAIN[$o]}") of plain, $(pct "${ORDER_INBOX[$o]}" "${ORDER_INBOX[0]}") of in order"
+	echo "        per CPU second of the backend: plain $(num "${ORDER_CPU_PLAIN[$o]}") rows, inbox $(num "${ORDER_CPU_INBOX[$o]}") rows = $(pct "${ORDER_CPU_INBOX[$o]}" "${ORDER_CPU_PLAIN[$o]}") of plain, $(pct "${ORDER_CPU_INBOX[$o]}" "${ORDER_CPU_INBOX[0]}") of in order"
+	echo "        outcomes: ${ORDER_OUTCOMES[$o]}"
+	echo "        fingerprint: $(fp_line ${ORDER_FP[$o]})"
+done
+echo "    state and history the same for the three orders: $ORDER_SAME"
 echo "d. COPY of $(num "$MEM_ROWS") rows: plain $(printf '%.0f' "$t_mem_plain") s, inbox $(printf '%.0f' "$t_mem_inbox") s${MEM_LABEL:+ — $MEM_LABEL}"
 echo "    inbox backend private memory (RssAnon, MB) by rows: $CURVE"
 echo "    inbox backend at ${I1_ROWS} rows: RssAnon $(mb "$I1_ANON") MB, VmRSS $(mb "$I1_RSS") MB (of which shared memory $(mb "$I1_SHM") MB)"
@@ -421,6 +575,7 @@ echo "    memory contexts logged by the backend (Grand total): $(mb "$(calc "${C
 echo "    contexts that grew most between the two: ${CTX_GROWTH:-none over 64 kB}"
 echo "    plain backend RssAnon: $(mb "$P1_ANON") MB at ${P1_ROWS} rows, $(mb "$P2_ANON") MB at ${P2_ROWS} rows"
 echo "    inbox outcomes: $MEM_OUTCOMES"
+echo "    inbox fingerprint: $(fp_line $MEM_FP)"
 echo
 {
 	echo "figure|value|baseline (plain table)|ratio|target|met?"
@@ -428,6 +583,16 @@ echo
 	echo "2. $CLIENTS clients single-row INSERT, tps|$(num "$PGB_INBOX")|$(num "$PGB_PLAIN")|$R_PGB|>= 90%|$M_PGB"
 	echo "3. rebuild(), deliveries/s|$(num "$REBUILD")|$(num "$BATCH_INBOX") (inbox batch)|$R_REBUILD|>= 100%|$M_REBUILD"
 	echo "4. $MEM_FIG|$(printf '%+.1f' "$MEM_DELTA")|$(printf '%+.1f' "$MEM_BASE_DELTA")|-|<= 10 MB|$M_MEM"
+	echo "5. batch COPY, PL/pgSQL peer, rows/s|$(num "$BATCH_PEER")|$(num "$BATCH_PLAIN")|$(pct "$BATCH_PEER" "$BATCH_PLAIN")|(reference)|-"
+	echo "   batch COPY, inbox vs peer, rows/s|$(num "$BATCH_INBOX")|$(num "$BATCH_PEER") (peer)|$(pct "$BATCH_INBOX" "$BATCH_PEER")|>= 100%|$(met "$BATCH_INBOX >= $BATCH_PEER")"
+	echo "6. $CLIENTS clients, PL/pgSQL peer, tps|$(num "$PGB_PEER")|$(num "$PGB_PLAIN")|$(pct "$PGB_PEER" "$PGB_PLAIN")|(reference)|-"
+	echo "   $CLIENTS clients, inbox vs peer, tps|$(num "$PGB_INBOX")|$(num "$PGB_PEER") (peer)|$(pct "$PGB_INBOX" "$PGB_PEER")|>= 100%|$(met "$PGB_INBOX >= $PGB_PEER")"
+	for o in $ORDERS; do
+		label="in order"; [ "$o" = 0 ] || label="$o% out of order"
+		echo "7. batch COPY, $label, rows/s|$(num "${ORDER_INBOX[$o]}")|$(num "${ORDER_PLAIN[$o]}")|$(pct "${ORDER_INBOX[$o]}" "${ORDER_PLAIN[$o]}")|>= 50%|$(met "${ORDER_INBOX[$o]} >= 0.5 * ${ORDER_PLAIN[$o]}")"
+		[ "$o" = 0 ] && continue
+		echo "   batch COPY, $label vs in order|$(num "${ORDER_INBOX[$o]}")|$(num "${ORDER_INBOX[0]}") (in order)|$(pct "${ORDER_INBOX[$o]}" "${ORDER_INBOX[0]}")|>= 80%|$(met "${ORDER_INBOX[$o]} >= 0.8 * ${ORDER_INBOX[0]}")"
+	done
 } | awk -F'|' '
 	{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
 	  if (NF > nf) nf = NF }

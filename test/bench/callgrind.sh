@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# test/bench/callgrind.sh — the benchmark in instructions (`BENCH_MODE=callgrind
+# make bench`, or `make bench BENCH=callgrind`): repeatable where time is not.
+#
+# Runs through test/run.sh, like test/bench/run.sh, against its throwaway
+# cluster (which only generates the corpus and times the same loads). The
+# measured backend is a single-user one, `postgres --single`, on a data
+# directory of its own, run under valgrind --tool=callgrind: the backend
+# process itself, nothing between it and the COPY. For each of
+#
+#   plain   the table plain (id bigint identity primary key, payload jsonb)
+#   inbox   onboarding.inbox, in a fresh extension
+#
+# it COPYs BENCH_CALLGRIND_ROWS deliveries of the benchmark corpus (corpus.sql,
+# same bytes for both) from a file, and counts the instructions of the COPY
+# and of its commit (--toggle-collect=DoCopy, CommitTransactionCommand; the
+# backend's start-up and shut-down are not counted). Before the COPY the
+# inbox's backend runs onboarding.explain() on one delivery, so that loading
+# the library, the rule caches and the relation caches is not counted either.
+#
+# It prints the instructions per delivery, in total and by stage (see
+# callgrind_stages.py for how instructions are given to stages), and the
+# instruction ratio plain/inbox next to the time ratio of the same loads on
+# the throwaway cluster (figure 1 of `make bench` measures the same ratio on
+# 100,000 deliveries). PostgreSQL's own functions are named only where its
+# binary exports them (Debian strips the rest); the extension is built with
+# -g, so its functions and files are all known.
+#
+# Knobs (environment):
+#   BENCH_CALLGRIND_ROWS   deliveries loaded under callgrind        (20000)
+#   BENCH_CALLGRIND_KEEP   1: keep the callgrind.out files (in the
+#                          cluster's directory, see ONBOARDING_KEEP)    (0)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+: "${PGHOST:?run through 'make bench' (test/run.sh exports the cluster)}"
+: "${ONBOARDING_WORK:?run through 'make bench'}"
+
+ROWS=${BENCH_CALLGRIND_ROWS:-20000}
+DB=onboarding_bench_cg
+BINDIR=$ONBOARDING_BINDIR
+CG=$ONBOARDING_WORK/callgrind
+START=$SECONDS
+
+log() { printf '== %s\n' "$*" >&2; }
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+run_as() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$ONBOARDING_RUNAS" -- "$@"; else "$@"; fi; }
+calc() { awk "BEGIN { x = ($1); if (x == int(x)) printf \"%d\", x; else printf \"%.6f\", x }"; }
+num() {
+	awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); n = ""
+		while (length(s) > 3) { n = "," substr(s, length(s) - 2) n; s = substr(s, 1, length(s) - 3) }
+		print s n }'
+}
+pct() { calc "100 * $1 / $2" | awk '{ printf "%.1f%%", $1 }'; }
+
+if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
+	log "installing valgrind"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+command -v python3 >/dev/null || { echo "python3 is needed (test/run.sh installs it)" >&2; exit 1; }
+
+mkdir -p "$CG"
+[ "$(id -u)" -eq 0 ] && chown "$ONBOARDING_RUNAS" "$CG"
+[ "${BENCH_CALLGRIND_KEEP:-0}" = 1 ] || trap 'rm -rf "$CG"' EXIT
+
+# ---------------------------------------------------------------------------
+# The corpus: the first ROWS deliveries of corpus.sql, written to a file the
+# single-user backend reads (and one delivery for explain()).
+# ---------------------------------------------------------------------------
+log "corpus: generating $ROWS deliveries"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -v scale="$ROWS" -f test/bench/corpus.sql >/dev/null
+q -c "COPY (SELECT body FROM bench.corpus ORDER BY n) TO '$CG/corpus.copy'"
+q -c "COPY (SELECT body FROM bench.corpus WHERE n = 1) TO '$CG/warm.copy'"
+
+# ---------------------------------------------------------------------------
+# Time, for the record: the same loads on the throwaway cluster (best of 3).
+# ---------------------------------------------------------------------------
+timed() {
+	q <<-EOF | tail -n 1
+		SELECT clock_timestamp() AS bench_t0 \gset
+		$1
+		SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0')::numeric, 3);
+	EOF
+}
+T_PLAIN=0
+T_INBOX=0
+for i in 1 2 3; do
+	log "time: COPY of $ROWS deliveries, run $i of 3"
+	q -c "DROP TABLE IF EXISTS plain" \
+	  -c "CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb)" -c "CHECKPOINT"
+	t=$(timed "COPY plain (payload) FROM '$CG/corpus.copy';")
+	T_PLAIN=$(calc "$ROWS / $t > $T_PLAIN ? $ROWS / $t : $T_PLAIN")
+	q -c "DROP EXTENSION IF EXISTS onboarding" -c "CREATE EXTENSION onboarding CASCADE" -c "CHECKPOINT"
+	t=$(timed "COPY onboarding.inbox (payload) FROM '$CG/corpus.copy';")
+	T_INBOX=$(calc "$ROWS / $t > $T_INBOX ? $ROWS / $t : $T_INBOX")
+done
+psql -X -q -d postgres -c "DROP DATABASE $DB"
+
+# ---------------------------------------------------------------------------
+# The single-user backend's data directory, with the cluster's settings.
+# ---------------------------------------------------------------------------
+log "callgrind: a data directory for the single-user backend"
+run_as "$BINDIR/initdb" -D "$CG/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+cat >>"$CG/data/postgresql.conf" <<-EOF
+	fsync = off
+	huge_pages = off
+	max_prepared_transactions = 10
+EOF
+
+# single-user backend, commands one per line on stdin
+single() {
+	run_as "$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres >"$CG/single.log" 2>&1
+	if grep -q 'ERROR:' "$CG/single.log"; then cat "$CG/single.log" >&2; exit 1; fi
+}
+
+single <<-EOF
+	CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb);
+	CREATE TABLE warm (body jsonb);
+	COPY warm FROM '$CG/warm.copy';
+	CREATE EXTENSION onboarding CASCADE;
+	CHECKPOINT;
+EOF
+
+# grind label warm-up-sql table: COPY the corpus into table under callgrind
+grind() {
+	log "callgrind: COPY of $ROWS deliveries into $3 (a single-user backend under valgrind)"
+	printf '%s\n' "$2" "COPY $3 (payload) FROM '$CG/corpus.copy';" \
+		| run_as valgrind --tool=callgrind --collect-atstart=no \
+			--toggle-collect=DoCopy --toggle-collect=CommitTransactionCommand \
+			--callgrind-out-file="$CG/callgrind.$1.out" \
+			"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
+			>"$CG/$1.stdout" 2>"$CG/$1.valgrind" \
+		|| { cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; }
+	if grep -q 'ERROR:' "$CG/$1.stdout" "$CG/$1.valgrind"; then cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; fi
+}
+t0=$SECONDS
+grind plain "SELECT count(*) FROM plain;" plain
+grind inbox "SELECT onboarding.explain(body) FROM warm;" onboarding.inbox
+T_GRIND=$((SECONDS - t0))
+OUTCOMES=$(printf '%s\n' "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome) FROM (SELECT outcome::text, count(*) n FROM onboarding.inbox GROUP BY 1) o;" \
+	| run_as "$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres 2>/dev/null \
+	| sed -n 's/.*string_agg = "\(.*\)".*/\1/p')
+
+ir() { awk '/^(summary|totals):/ { print $2; exit }' "$CG/callgrind.$1.out"; }
+IR_PLAIN=$(ir plain)
+IR_INBOX=$(ir inbox)
+
+echo
+echo "onboarding benchmark in instructions (callgrind) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "backend:  postgres --single under $(valgrind --version) --tool=callgrind; $("$BINDIR/postgres" --version)"
+echo "counted:  COPY of $(num "$ROWS") deliveries from a file, and its commit (start-up, shut-down, cache warm-up not counted)"
+echo "inbox outcomes: ${OUTCOMES:-?}"
+echo
+echo "instructions per delivery, by stage:"
+python3 test/bench/callgrind_stages.py "$ROWS" plain="$CG/callgrind.plain.out" inbox="$CG/callgrind.inbox.out" \
+	| sed 's/^/    /'
+echo
+for t in plain inbox; do
+	total=$(ir "$t")
+	echo "top of callgrind_annotate --inclusive=yes, $t, below 95% of the total (instructions per delivery):"
+	callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$CG/callgrind.$t.out" 2>/dev/null \
+		| sed -nE 's/^ *([0-9,]+) +\( *[0-9.]+%\) +(.*)$/\1 \2/p' \
+		| sed -E 's/ \[[^]]*\]$//; s/ \?\?\?:/ /; s# /[^ ]*/(src/[^/ ]*:)# \1#' \
+		| awk -v n="$ROWS" -v total="$total" '
+			{ ir = $1; gsub(",", "", ir); ir += 0; $1 = "" }
+			ir < 0.95 * total && shown < 15 && !seen[$0]++ { printf "    %10s  %s\n", sprintf("%.0f", ir / n), substr($0, 2); shown++ }'
+done
+echo
+{
+	echo "figure|plain|inbox|ratio plain/inbox|target"
+	echo "instructions per delivery (callgrind)|$(num "$(calc "$IR_PLAIN / $ROWS")")|$(num "$(calc "$IR_INBOX / $ROWS")")|$(pct "$IR_PLAIN" "$IR_INBOX")|>= 50% (as figure 1)"
+	echo "batch COPY rows/s (time, best of 3)|$(num "$T_PLAIN")|$(num "$T_INBOX")|$(pct "$T_INBOX" "$T_PLAIN")|>= 50% (figure 1)"
+} | awk -F'|' '
+	{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+	  if (NF > nf) nf = NF }
+	END { for (r = 1; r <= NR; r++) { line = ""
+	          for (i = 1; i <= nf; i++) line = line sprintf("%-" (w[i] + 2) "s", cell[r, i])
+	          sub(/ +$/, "", line); print line } }'
+echo
+echo "wall time: $((SECONDS - START)) s (of which under valgrind: $T_GRIND s)"
