@@ -126,8 +126,13 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 			if (isnull || !DatumGetBool(DirectFunctionCall2(jsonb_eq, payload,
 															JsonbPGetDatum(d->payload))))
 				continue;
-			found = DatumGetInt64(slot_getattr(slot, atts->id, &isnull));
-			break;
+			{
+				/* the original is the earliest delivery of the body (as rebuild() says) */
+				int64		id = DatumGetInt64(slot_getattr(slot, atts->id, &isnull));
+
+				if (found == 0 || id < found)
+					found = id;
+			}
 		}
 		index_endscan(scan);
 		if (!TransactionIdIsValid(xwait))
