@@ -545,6 +545,20 @@ ent_add_subject(EntState *e, const char *subject)
 	(void) derive_open(e->table, &cols);
 	if (cols->subjects < 0 || subject == NULL)
 		return;
+	if (!e->nulls[cols->subjects])
+	{
+		/* almost always: the row's only subject is this one */
+		ArrayType  *a = DatumGetArrayTypeP(e->values[cols->subjects]);
+
+		if (ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) == 1 && !ARR_HASNULL(a))
+		{
+			text	   *only = (text *) ARR_DATA_PTR(a);
+
+			if (VARSIZE_ANY_EXHDR(only) == strlen(subject) &&
+				memcmp(VARDATA_ANY(only), subject, strlen(subject)) == 0)
+				return;
+		}
+	}
 	list = ent_subjects(e);
 	if (!subjects_add(&list, subject))
 		return;
