@@ -103,6 +103,15 @@ mounted_under() {
 	awk -v d="$1" '$2 == d || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
+# Unmount whatever is still mounted under a directory (debootstrap's own
+# mounts of a build that was interrupted), deepest first.
+unmount_under() {
+	local m
+	for m in $(awk -v d="$1" 'index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+}
+
 # Remove a chroot tree, never through a mount point.
 remove_tree() {
 	[ -e "$1" ] || return 0
@@ -128,8 +137,10 @@ build_root() {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 	fi
 	mkdir -p "$CHROOT_DIR"
-	# leftovers of an interrupted build
-	for old in "$CHROOT_DIR"/.build-"$SUITE-pg$MAJOR".*; do remove_tree "$old"; done
+	# leftovers of an interrupted build or swap
+	for old in "$CHROOT_DIR"/.build-"$SUITE-pg$MAJOR".* "$CHROOT_DIR"/.old-"$SUITE-pg$MAJOR".*; do
+		remove_tree "$old"
+	done
 	tmp=$(mktemp -d "$CHROOT_DIR/.build-$SUITE-pg$MAJOR.XXXXXX")
 	BUILDING=$tmp
 	chmod 755 "$tmp"			# the chroot's /, where the server runs as postgres
@@ -164,7 +175,11 @@ build_root() {
 	rm -rf "$tmp"/var/lib/apt/lists/*
 	unmount_all
 	[ -x "$tmp/usr/lib/postgresql/$MAJOR/bin/pg_config" ] || die "the $SUITE chroot has no PostgreSQL $MAJOR"
-	printf '%s\n' "$WANT" >"$tmp/$STAMP"
+	# what it was built with: the list decides, the versions are for the reader
+	{
+		printf '%s\n' "$WANT"
+		in_root "$tmp" dpkg-query -W $PACKAGES | sed 's/^/# /'
+	} >"$tmp/$STAMP"
 	# swap it in: the old one (a different package list) goes
 	if [ -e "$ROOT" ]; then
 		old=$(mktemp -d "$CHROOT_DIR/.old-$SUITE-pg$MAJOR.XXXXXX")
@@ -181,7 +196,7 @@ RUNDIR=
 cleanup() {
 	unmount_all
 	[ -n "$RUNDIR" ] && remove_tree "$RUNDIR"
-	[ -n "$BUILDING" ] && { remove_tree "$BUILDING"; rm -f "$BUILDING.log"; }
+	[ -n "$BUILDING" ] && { unmount_under "$BUILDING"; remove_tree "$BUILDING"; rm -f "$BUILDING.log"; }
 	return 0
 }
 trap cleanup EXIT
@@ -192,7 +207,7 @@ mkdir -p "$CHROOT_DIR"
 exec 9>"$CHROOT_DIR/.lock-$SUITE-pg$MAJOR"
 flock 9
 
-if [ ! -f "$ROOT/$STAMP" ] || [ "$(cat "$ROOT/$STAMP")" != "$WANT" ]; then
+if [ ! -f "$ROOT/$STAMP" ] || [ "$(head -1 "$ROOT/$STAMP")" != "$WANT" ]; then
 	build_root
 fi
 
