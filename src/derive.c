@@ -1036,10 +1036,18 @@ derive_in_order(ObDelivery *d, EntState *e)
 	if (!e->in_table)
 		return true;
 	(void) derive_open(e->table, &cols);
+
+	/*
+	 * Arrival is the inbox id: a delivery processed after one that arrived
+	 * later (two sessions) may not simply follow it, since a delivery
+	 * without a time is placed among those that arrived before it.
+	 */
+	if (!e->nulls[cols->last_inbox_id] && d->id <= DatumGetInt64(e->values[cols->last_inbox_id]))
+		return false;
 	if (d->has_event_at)
 		return e->nulls[cols->last_event_at] ||
 			d->event_at > DatumGetTimestampTz(e->values[cols->last_event_at]);
-	return e->nulls[cols->last_inbox_id] || d->id > DatumGetInt64(e->values[cols->last_inbox_id]);
+	return true;
 }
 
 /* Where a late delivery's group starts: its subject, its rows' keys and subjects. */
@@ -1164,24 +1172,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	onboarding_store_begin();
 	touches = fold_touches(&f, d);
 	if (!dry_run && !onboarding_store_holds_rows())
-	{
-		EntState   *only = (EntState *) linitial(f.ents);
-
-		/*
-		 * The common case, one row and in order, needs no subtransaction:
-		 * a look without a lock says so, and the lock taken then waits
-		 * holding nothing.  (Should the row turn late meanwhile, the group
-		 * takes its other rows waiting: a rare race.)
-		 */
-		if (list_length(f.ents) == 1 && ent_lock(d->provider, only, OB_LOCK_NONE) &&
-			derive_in_order(d, only))
-		{
-			(void) ent_lock(d->provider, only, OB_LOCK_WAIT);
-			late = !derive_in_order(d, only);
-		}
-		else
-			late = derive_lock_fresh(inbox, atts, d, &f);
-	}
+		late = derive_lock_fresh(inbox, atts, d, &f);
 	else
 	{
 		derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
