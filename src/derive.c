@@ -837,6 +837,25 @@ ent_lock(ObProvider provider, EntState *e, ObLockMode mode)
 }
 
 /*
+ * An error inside one of our lock subtransactions: roll it back (letting
+ * go of its row locks), restore the caller's memory context and resource
+ * owner, and raise the error again in the transaction around it.
+ */
+static void
+derive_subxact_rethrow(MemoryContext cxt, ResourceOwner owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	ReThrowError(edata);
+}
+
+/*
  * Run a lock attempt over rows in a subtransaction of its own; with keep,
  * its locks stay with the transaction when every row was had, otherwise
  * (and always without keep) the subtransaction rolls back and the locks
@@ -867,15 +886,7 @@ derive_lock_attempt(ObProvider provider, List *ents, ObLockMode mode, bool keep)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ReThrowError(edata);
+		derive_subxact_rethrow(cxt, owner);
 	}
 	PG_END_TRY();
 	if (keep && blocked == NULL)
@@ -1127,15 +1138,7 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			ReThrowError(edata);
+			derive_subxact_rethrow(cxt, owner);
 		}
 		PG_END_TRY();
 		if (blocked == NULL)
