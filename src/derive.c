@@ -519,55 +519,65 @@ ent_subjects(EntState *e)
 	return out;
 }
 
-/* Order of strings, for a sorted subjects column. */
-static int
-subject_cmp(const ListCell *a, const ListCell *b)
+/*
+ * A row's subjects (a sorted text[], or (Datum) 0 for NULL) with one more:
+ * the same array when it holds it already.  Kept sorted, so that the same
+ * set of deliveries writes the same value whatever their order.  Also the
+ * state tables' update trigger keeps them (state.c).
+ */
+Datum
+onboarding_subjects_with(Datum current, const char *subject)
 {
-	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+	Datum	   *elems = NULL;
+	bool	   *enulls;
+	int			n = 0;
+	Datum	   *out;
+	int			k = 0;
+	bool		placed = false;
+
+	if (current != (Datum) 0)
+		deconstruct_array(DatumGetArrayTypeP(current), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &n);
+	out = palloc((n + 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t = DatumGetTextPP(elems[i]);
+		int			len = VARSIZE_ANY_EXHDR(t);
+		int			c = strncmp(VARDATA_ANY(t), subject, len);
+
+		if (c == 0)
+			c = (subject[len] == '\0') ? 0 : -1;
+		if (c == 0)
+			return current;
+		if (c > 0 && !placed)
+		{
+			out[k++] = CStringGetTextDatum(subject);
+			placed = true;
+		}
+		out[k++] = elems[i];
+	}
+	if (!placed)
+		out[k++] = CStringGetTextDatum(subject);
+	return PointerGetDatum(construct_array(out, k, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
  * Remember on a row the subject of a delivery that touches it: a late
  * delivery folds again every delivery of every subject its rows name (one,
  * unless a delivery keys one entity by another's id, as a Celcoin creation
- * whose onboardingId is not its proposalId).  Kept sorted: the same set of
- * deliveries writes the same value, whatever their order.
+ * whose onboardingId is not its proposalId).
  */
 static void
 ent_add_subject(EntState *e, const char *subject)
 {
 	TableCols  *cols;
-	List	   *list;
-	Datum	   *elems;
-	int			n = 0;
-	ListCell   *lc;
 
 	(void) derive_open(e->table, &cols);
 	if (cols->subjects < 0 || subject == NULL)
 		return;
-	if (!e->nulls[cols->subjects])
-	{
-		/* almost always: the row's only subject is this one */
-		ArrayType  *a = DatumGetArrayTypeP(e->values[cols->subjects]);
-
-		if (ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) == 1 && !ARR_HASNULL(a))
-		{
-			text	   *only = (text *) ARR_DATA_PTR(a);
-
-			if (VARSIZE_ANY_EXHDR(only) == strlen(subject) &&
-				memcmp(VARDATA_ANY(only), subject, strlen(subject)) == 0)
-				return;
-		}
-	}
-	list = ent_subjects(e);
-	if (!subjects_add(&list, subject))
-		return;
-	list_sort(list, subject_cmp);
-	elems = palloc(list_length(list) * sizeof(Datum));
-	foreach(lc, list)
-		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	e->values[cols->subjects] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
-																TYPALIGN_INT));
+	e->values[cols->subjects] =
+		onboarding_subjects_with(e->nulls[cols->subjects] ? (Datum) 0 : e->values[cols->subjects],
+								 subject);
 	e->nulls[cols->subjects] = false;
 }
 

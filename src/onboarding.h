@@ -366,6 +366,7 @@ extern void onboarding_process_delivery(struct RelationData *inbox, const ObInbo
 										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
 extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
 extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
+extern Datum onboarding_subjects_with(Datum current, const char *subject);
 extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
 									ObProvider provider, const char *subject);
 extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,

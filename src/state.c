@@ -52,40 +52,6 @@ onboarding_state_reset(void)
 	onboarding_set_recording(false);
 }
 
-/* A sorted text[] of subjects with one more (derive.c keeps them so). */
-static Datum
-state_subjects_with(Datum current, const char *subject)
-{
-	Datum	   *elems = NULL;
-	bool	   *enulls;
-	int			n = 0;
-	Datum	   *out;
-	int			k = 0;
-	bool		placed = false;
-
-	if (current != (Datum) 0)
-		deconstruct_array(DatumGetArrayTypeP(current), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &n);
-	out = palloc((n + 1) * sizeof(Datum));
-	for (int i = 0; i < n; i++)
-	{
-		char	   *s = TextDatumGetCString(elems[i]);
-		int			c = strcmp(s, subject);
-
-		if (c == 0)
-			return current;
-		if (c > 0 && !placed)
-		{
-			out[k++] = CStringGetTextDatum(subject);
-			placed = true;
-		}
-		out[k++] = elems[i];
-	}
-	if (!placed)
-		out[k++] = CStringGetTextDatum(subject);
-	return PointerGetDatum(construct_array(out, k, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
 /* The label of an enum value, for messages. */
 static char *
 state_enum_label(Datum value)
@@ -295,7 +261,7 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 			Datum		cur = heap_getattr(newt, sub, desc, &isnull);
 
 			cols[n] = sub;
-			values[n++] = state_subjects_with(isnull ? (Datum) 0 : cur, key);
+			values[n++] = onboarding_subjects_with(isnull ? (Datum) 0 : cur, key);
 		}
 		return heap_modify_tuple_by_cols(newt, desc, n, cols, values, nulls);
 	}
