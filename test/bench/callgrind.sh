@@ -30,6 +30,9 @@
 #   BENCH_CALLGRIND_ROWS   deliveries loaded under callgrind        (20000)
 #   BENCH_CALLGRIND_KEEP   1: keep the callgrind.out files (in the
 #                          cluster's directory, see ONBOARDING_KEEP)    (0)
+#   BENCH_CALLGRIND_ORDER  the arrival order: corpus (as generated, ~2%
+#                          swapped), or a share out of order as in
+#                          figure 7 (disorder.sql): 0 = in order, 0.2   (corpus)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -73,7 +76,13 @@ mkdir -p "$CG"
 log "corpus: generating $ROWS deliveries"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 q -v scale="$ROWS" -f test/bench/corpus.sql >/dev/null
-q -c "COPY (SELECT body FROM bench.corpus ORDER BY n) TO '$CG/corpus.copy'"
+ORDER=${BENCH_CALLGRIND_ORDER:-corpus}
+if [ "$ORDER" = corpus ]; then
+	q -c "COPY (SELECT body FROM bench.corpus ORDER BY n) TO '$CG/corpus.copy'"
+else
+	log "corpus: reordered, $(q -v share="$ORDER" -f test/bench/disorder.sql | tail -n 1 | cut -d'|' -f2) out of order"
+	q -c "COPY (SELECT body FROM bench.reordered ORDER BY n) TO '$CG/corpus.copy'"
+fi
 q -c "COPY (SELECT body FROM bench.corpus WHERE n = 1) TO '$CG/warm.copy'"
 
 # ---------------------------------------------------------------------------
@@ -152,6 +161,7 @@ IR_INBOX=$(ir inbox)
 echo
 echo "onboarding benchmark in instructions (callgrind) — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "backend:  postgres --single under $(valgrind --version) --tool=callgrind; $("$BINDIR/postgres" --version)"
+echo "order:    $ORDER"
 echo "counted:  COPY of $(num "$ROWS") deliveries from a file, and its commit (start-up, shut-down, cache warm-up not counted)"
 echo "inbox outcomes: ${OUTCOMES:-?}"
 echo
