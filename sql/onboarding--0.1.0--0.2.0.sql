@@ -406,9 +406,16 @@ COMMENT ON FUNCTION onboarding.stuck(interval) IS
 
 -- State is the fold of each entity's deliveries in event order (SPEC §6):
 -- a late delivery folds its group (provider, subject) again, found through
--- this index, which also serves timeline()
+-- the inbox's one secondary index, which also serves timeline() and, with
+-- body_hash, duplicate detection (the same body has the same provider and
+-- subject)
 DROP INDEX onboarding.inbox_subject_idx;
-CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject);
+DROP INDEX onboarding.inbox_body_hash_idx;
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, body_hash);
+
+-- History is only appended to, and found by entity: its id keeps event
+-- order within an entity, and needs no index of its own
+ALTER TABLE onboarding.history DROP CONSTRAINT history_pkey;
 
 -- The shipped graphs gain a retried creation and a proposal that goes back
 -- to pending while it is analysed

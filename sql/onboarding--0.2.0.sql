@@ -137,12 +137,11 @@ COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for dupl
 COMMENT ON COLUMN onboarding.inbox.duplicate_of IS 'id of the first delivery with the same provider and body';
 COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this override through force_status()';
 
--- first deliveries only: the candidates duplicate detection compares against
-CREATE INDEX inbox_body_hash_idx ON onboarding.inbox (body_hash)
-    WHERE duplicate_of IS NULL AND body_hash IS NOT NULL;
--- every delivery of a group (provider, subject): what a late delivery folds
--- again (derive.c), and what timeline() reads besides history
-CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject);
+-- the inbox's one secondary index: every delivery of a group (provider,
+-- subject), which a late delivery folds again (derive.c) and timeline() reads
+-- besides history; and, with body_hash, the candidates duplicate detection
+-- compares against (the same body has the same provider and subject)
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, body_hash);
 
 CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_inbox_before_insert' LANGUAGE C;
@@ -277,7 +276,7 @@ CREATE TABLE onboarding.closure (
 ) WITH (fillfactor = 85);
 
 CREATE TABLE onboarding.history (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
     provider     onboarding.provider NOT NULL,
     entity       text NOT NULL,
     entity_key   text NOT NULL,

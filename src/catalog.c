@@ -101,7 +101,7 @@ onboarding_schema_oid(void)
 }
 
 /*
- * The inbox, its duplicate-detection index and its owner, looked up once
+ * The inbox, its indexes and its owner, looked up once
  * and kept until a relation changes.
  */
 const ObInboxOids *
@@ -113,7 +113,10 @@ onboarding_inbox_oids(void)
 		HeapTuple	tup;
 
 		fresh.inbox = onboarding_relation_oid("inbox");
-		fresh.hash_index = onboarding_relation_oid("inbox_body_hash_idx");
+		fresh.group_index = get_relname_relid("inbox_group_idx", onboarding_schema_oid());
+		fresh.hash_index = get_relname_relid("inbox_body_hash_idx", onboarding_schema_oid());
+		if (!OidIsValid(fresh.group_index) && !OidIsValid(fresh.hash_index))
+			elog(ERROR, "onboarding.inbox has neither inbox_group_idx nor inbox_body_hash_idx");
 		fresh.pkey_index = onboarding_relation_oid("inbox_pkey");
 		fresh.id_sequence = onboarding_relation_oid("inbox_id_seq");
 		fresh.history_sequence = onboarding_relation_oid("history_id_seq");

@@ -4,9 +4,14 @@
  *		Is this body a duplicate of an earlier delivery?
  *
  * A duplicate is a delivery with the same provider and the same canonical
- * body (jsonb equality) as an earlier one.  Candidates are found through
- * the partial index onboarding.inbox_body_hash_idx on the 64-bit jsonb hash
- * of the body, which holds only first deliveries.
+ * body (jsonb equality) as an earlier one.  The same body means the same
+ * provider and subject, so candidates are found through the inbox's one
+ * secondary index, onboarding.inbox_group_idx (provider, subject,
+ * body_hash), which also finds a late delivery's group (derive.c); NULL
+ * provider or subject (bodies not recognised, or without their key) are
+ * searched as NULL.  body_hash is the 64-bit jsonb hash of the body.  (A
+ * 0.1.0 schema, before ALTER EXTENSION UPDATE, has its partial index on
+ * body_hash instead.)
  *
  * Two sessions delivering the same body at the same moment must not both
  * see "first".  We do what a unique index does, without refusing the row:
@@ -75,14 +80,13 @@ onboarding_dedupe_hash(Jsonb *payload)
 int64
 onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
 {
-	Oid			indexoid;
+	const ObInboxOids *oids = onboarding_inbox_oids();
 	Relation	index;
 	SnapshotData dirty;
-	ScanKeyData key;
+	ScanKeyData keys[3];
+	int			nkeys = 0;
 	TupleTableSlot *slot;
 	int64		found = 0;
-
-	indexoid = onboarding_inbox_oids()->hash_index;
 
 	if (lock)
 	{
@@ -94,9 +98,33 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		dedupe_held = true;
 	}
 
-	index = index_open(indexoid, AccessShareLock);
+	if (OidIsValid(oids->group_index))
+	{
+		index = index_open(oids->group_index, AccessShareLock);
+		if (d->provider == OB_PROVIDER_NONE)
+			ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 1,
+								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+		else
+			ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTEqualStrategyNumber, InvalidOid,
+								   index->rd_indcollation[0], F_ENUM_EQ,
+								   ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
+		if (d->subject == NULL)
+			ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 2,
+								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+		else
+			ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTEqualStrategyNumber, InvalidOid,
+								   index->rd_indcollation[1], F_TEXTEQ,
+								   CStringGetTextDatum(d->subject));
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 3, BTEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
+	}
+	else
+	{
+		index = index_open(oids->hash_index, AccessShareLock);
+		ScanKeyInit(&keys[nkeys++], 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum((int64) d->body_hash));
+	}
 	slot = table_slot_create(inbox, NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
 
 	for (;;)
 	{
@@ -104,8 +132,8 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		TransactionId xwait = InvalidTransactionId;
 
 		InitDirtySnapshot(dirty);
-		scan = ob_index_beginscan(inbox, index, &dirty, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
+		scan = ob_index_beginscan(inbox, index, &dirty, nkeys, 0);
+		index_rescan(scan, keys, nkeys, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
 			bool		isnull;

@@ -61,6 +61,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -376,10 +377,11 @@ typedef enum Verdict
 static const char *const verdict_names[] = {"create", "refresh", "change", "illegal"};
 
 static void derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-						 ObProvider provider, List *subjects, bool dry_run);
+						 ObProvider provider, List *subjects, bool dry_run, HTAB *pool);
+static HTAB *group_pool_create(void);
 static EntState *group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 							  ObProvider provider, List **subjects, ObLockMode mode, Fold *f,
-							  List **items);
+							  List **items, HTAB *pool);
 static EntState *derive_lock_nowait(ObProvider provider, List *ents);
 
 /* The row of (table, key) the fold knows, added when new. */
@@ -1005,13 +1007,39 @@ fold_write_rows(Fold *f)
 	return true;
 }
 
+/* The values of a history row the fold made, for the history table. */
+static void
+hist_values(Oid provider, HistRow *h, Datum **valuesp, bool **nullsp)
+{
+	HistoryCols *cols = &history_cols;
+	Datum	   *values = palloc(cols->natts * sizeof(Datum));
+	bool	   *nulls = palloc(cols->natts * sizeof(bool));
+
+	for (int i = 0; i < cols->natts; i++)
+		nulls[i] = true;
+#define SET(col, datum) (values[cols->col] = (datum), nulls[cols->col] = false)
+	SET(provider, ObjectIdGetDatum(provider));
+	SET(entity, CStringGetTextDatum(onboarding_entity_names[h->entity]));
+	SET(entity_key, CStringGetTextDatum(h->key));
+	if (h->from)
+		SET(from_status, CStringGetTextDatum(h->from));
+	SET(to_status, CStringGetTextDatum(h->to));
+	if (h->has_at)
+		SET(event_at, TimestampTzGetDatum(h->at));
+	SET(inbox_id, Int64GetDatum(h->inbox_id));
+	if (h->reason)
+		SET(reason, CStringGetTextDatum(h->reason));
+#undef SET
+	*valuesp = values;
+	*nullsp = nulls;
+}
+
 /* Append the history rows a fold made, in the order it made them. */
 static void
 fold_write_history(Fold *f)
 {
 	ListCell   *lc;
 	ObStore    *s;
-	HistoryCols *cols = &history_cols;
 	Oid			provider = onboarding_provider_oid(f->provider);
 
 	if (f->history == NIL)
@@ -1019,26 +1047,55 @@ fold_write_history(Fold *f)
 	s = derive_open_history();
 	foreach(lc, f->history)
 	{
-		HistRow    *h = (HistRow *) lfirst(lc);
-		Datum	   *values = palloc(cols->natts * sizeof(Datum));
-		bool	   *nulls = palloc(cols->natts * sizeof(bool));
+		Datum	   *values;
+		bool	   *nulls;
 
-		for (int i = 0; i < cols->natts; i++)
-			nulls[i] = true;
-#define SET(col, datum) (values[cols->col] = (datum), nulls[cols->col] = false)
-		SET(provider, ObjectIdGetDatum(provider));
-		SET(entity, CStringGetTextDatum(onboarding_entity_names[h->entity]));
-		SET(entity_key, CStringGetTextDatum(h->key));
-		if (h->from)
-			SET(from_status, CStringGetTextDatum(h->from));
-		SET(to_status, CStringGetTextDatum(h->to));
-		if (h->has_at)
-			SET(event_at, TimestampTzGetDatum(h->at));
-		SET(inbox_id, Int64GetDatum(h->inbox_id));
-		if (h->reason)
-			SET(reason, CStringGetTextDatum(h->reason));
-#undef SET
+		hist_values(provider, (HistRow *) lfirst(lc), &values, &nulls);
 		onboarding_store_append(s, values, nulls);
+	}
+	f->history = NIL;
+}
+
+/*
+ * A group fold's history: each of its rows' status columns gets the
+ * fold's rows in event order, keeping the stored ones that begin it
+ * unchanged (a late delivery changes history from its place on).
+ */
+static void
+group_write_history(Fold *f)
+{
+	ListCell   *lc,
+			   *lh;
+	ObStore    *s = derive_open_history();
+	Oid			provider = onboarding_provider_oid(f->provider);
+
+	foreach(lc, f->ents)
+	{
+		EntState   *e = (EntState *) lfirst(lc);
+
+		for (int c = 0; c < tables[e->table].nstatus; c++)
+		{
+			ObEntity	entity = derive_entity(e->table, c);
+			int			n = 0;
+			int			kept;
+			Datum	  **values = palloc(Max(list_length(f->history), 1) * sizeof(Datum *));
+			bool	  **nulls = palloc(Max(list_length(f->history), 1) * sizeof(bool *));
+
+			foreach(lh, f->history)
+			{
+				HistRow    *h = (HistRow *) lfirst(lh);
+
+				if (h->entity == entity && strcmp(h->key, e->key) == 0)
+				{
+					hist_values(provider, h, &values[n], &nulls[n]);
+					n++;
+				}
+			}
+			kept = onboarding_store_history_keep(provider, onboarding_entity_names[entity],
+												 e->key, n, values, nulls);
+			for (int i = kept; i < n; i++)
+				onboarding_store_append(s, values[i], nulls[i]);
+		}
 	}
 	f->history = NIL;
 }
@@ -1113,10 +1170,10 @@ derive_lock_nowait(ObProvider provider, List *ents)
  * none (see derive_lock_rows) — and when the delivery turns out late, the
  * rows of its whole group in the same attempt, so that a single delivery
  * never waits holding a row, on the late path either.  Returns whether
- * the delivery is late.
+ * the delivery is late; the group's deliveries it read are left in pool.
  */
 static bool
-derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f)
+derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTAB *pool)
 {
 	for (;;)
 	{
@@ -1142,7 +1199,7 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *
 					List	   *subjects = derive_subjects(d, f);
 
 					blocked = group_gather(inbox, atts, d, d->provider, &subjects,
-										   OB_LOCK_NOWAIT, &g, &items);
+										   OB_LOCK_NOWAIT, &g, &items, pool);
 				}
 			}
 		}
@@ -1179,13 +1236,17 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	List	   *touches;
 	ListCell   *lc;
 	bool		late = false;
+	HTAB	   *pool = NULL;
 
 	Assert(d->effects != NIL);
 	f.provider = d->provider;
 	onboarding_store_begin();
 	touches = fold_touches(&f, d);
 	if (!dry_run && !onboarding_store_holds_rows())
-		late = derive_lock_fresh(inbox, atts, d, &f);
+	{
+		pool = group_pool_create();
+		late = derive_lock_fresh(inbox, atts, d, &f, pool);
+	}
 	else
 	{
 		derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
@@ -1194,7 +1255,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	}
 	if (late)
 	{
-		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), dry_run);
+		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), dry_run, pool);
 		return;
 	}
 
@@ -1224,7 +1285,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 		d->decided = false;
 		d->outcome = OB_APPLIED;
 		d->duplicate_of = 0;
-		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), false);
+		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), false, pool);
 		return;
 	}
 	fold_write_history(&f);
@@ -1239,6 +1300,8 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 typedef struct GroupItem
 {
 	ObDelivery *d;
+	ObDelivery	prepared;		/* *d as prepared, before any fold judged it */
+	int			prepared_detail;	/* the length of its detail then */
 	HeapTuple	stored;			/* its inbox row; NULL for the one being inserted */
 	List	   *touches;		/* Touch *, when it takes part in the fold */
 	bool		has_at;			/* its place: time ... */
@@ -1298,15 +1361,95 @@ group_repair_note(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInbox
 }
 
 /*
+ * A derivation's pool of the group deliveries it has read, by inbox id:
+ * each is read and prepared once, however often the group is gathered
+ * again (it grows, or others delivered to it while we waited).
+ */
+typedef struct PoolEntry
+{
+	int64		id;
+	GroupItem  *it;
+} PoolEntry;
+
+static HTAB *
+group_pool_create(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(PoolEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("onboarding group deliveries", 32, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Undo what a fold did to a pooled delivery: it is as prepared again. */
+static void
+group_item_reset(GroupItem *it)
+{
+	StringInfoData detail = it->d->detail;
+
+	if (it->stored == NULL)
+		return;					/* the one being inserted: its caller's */
+	*it->d = it->prepared;
+	detail.len = it->prepared_detail;
+	detail.data[detail.len] = '\0';
+	it->d->detail = detail;
+	it->touches = NIL;
+	it->has_at = false;
+	it->at = 0;
+	it->seq = 0;
+}
+
+/* Read and prepare one stored delivery of a group, as when it arrived. */
+static GroupItem *
+group_item_read(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
+{
+	GroupItem  *it = palloc0(sizeof(GroupItem));
+	bool		raw_null;
+	bool		hash_null;
+	Datum		raw;
+	Datum		hash;
+
+	it->stored = heap_copytuple(tup);
+	it->d = palloc(sizeof(ObDelivery));
+	onboarding_delivery_init(it->d, it->stored, desc, atts);
+	raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
+	if (it->d->payload == NULL)
+		(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
+	else
+	{
+		/*
+		 * Parsing raw again would only say again whether it needed the
+		 * repair: the stored detail says so (rebuild() wrote it from raw in
+		 * its first pass), at a fraction of the cost.
+		 */
+		if (!raw_null)
+			group_repair_note(it->d, it->stored, desc, atts);
+		(void) onboarding_prepare_delivery(it->d, NULL);
+	}
+	if (it->d->payload != NULL)
+	{
+		hash = heap_getattr(it->stored, atts->body_hash, desc, &hash_null);
+		it->d->body_hash = hash_null ? onboarding_dedupe_hash(it->d->payload) :
+			(uint64) DatumGetInt64(hash);
+	}
+	it->prepared = *it->d;
+	it->prepared_detail = it->d->detail.len;
+	return it;
+}
+
+/*
  * The deliveries of a group stored in the inbox (committed, or this
- * transaction's), each prepared as when it arrived.  Deliveries other
+ * transaction's), from the pool when read before.  Deliveries other
  * transactions are still inserting are not theirs to fold yet: they hold
  * the rows they touch, which we lock afterwards.
  */
 static List *
-group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject)
+group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject,
+			   HTAB *pool)
 {
-	Oid			index = get_relname_relid("inbox_group_idx", onboarding_schema_oid());
+	Oid			index = onboarding_inbox_oids()->group_index;
 	TupleDesc	desc = RelationGetDescr(inbox);
 	SnapshotData dirty;
 	ScanKeyData keys[2];
@@ -1323,36 +1466,18 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	scan = systable_beginscan(inbox, index, OidIsValid(index), &dirty, 2, keys);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		GroupItem  *it;
-		bool		raw_null;
-		Datum		raw;
+		bool		isnull;
+		int64		id;
+		PoolEntry  *entry;
+		bool		found;
 
 		if (TransactionIdIsValid(dirty.xmin))
 			continue;			/* another transaction is inserting it */
-		it = palloc0(sizeof(GroupItem));
-		it->stored = heap_copytuple(tup);
-		it->d = palloc(sizeof(ObDelivery));
-		onboarding_delivery_init(it->d, it->stored, desc, atts);
-		(void) heap_getattr(it->stored, atts->raw, desc, &raw_null);
-		if (it->d->payload == NULL)
-		{
-			raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
-			(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
-		}
-		else
-		{
-			/*
-			 * Parsing raw again would only say again whether it needed the
-			 * repair: the stored detail says so (rebuild() wrote it from raw
-			 * in its first pass), at a fraction of the cost.
-			 */
-			if (!raw_null)
-				group_repair_note(it->d, it->stored, desc, atts);
-			(void) onboarding_prepare_delivery(it->d, NULL);
-		}
-		if (it->d->payload != NULL)
-			it->d->body_hash = onboarding_dedupe_hash(it->d->payload);
-		items = lappend(items, it);
+		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+		entry = (PoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
+		if (!found)
+			entry->it = group_item_read(tup, desc, atts);
+		items = lappend(items, entry->it);
 	}
 	systable_endscan(scan);
 	return items;
@@ -1360,7 +1485,8 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 
 /* The deliveries of every subject of a list, each once. */
 static List *
-group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, List *subjects)
+group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, List *subjects,
+		   HTAB *pool)
 {
 	List	   *items = NIL;
 	ListCell   *ls,
@@ -1369,7 +1495,7 @@ group_scan(Relation inbox, const ObInboxAtts *atts, ObProvider provider, List *s
 
 	foreach(ls, subjects)
 	{
-		foreach(lc, group_scan_one(inbox, atts, provider, (const char *) lfirst(ls)))
+		foreach(lc, group_scan_one(inbox, atts, provider, (const char *) lfirst(ls), pool))
 		{
 			GroupItem  *it = (GroupItem *) lfirst(lc);
 			bool		known = false;
@@ -1536,9 +1662,13 @@ group_fold(Fold *f, List *ordered)
  */
 static List *
 group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-			  ObProvider provider, List *subjects, Fold *f)
+			  ObProvider provider, List *subjects, Fold *f, HTAB *pool)
 {
-	List	   *items = group_scan(inbox, atts, provider, subjects);
+	List	   *items = group_scan(inbox, atts, provider, subjects, pool);
+	ListCell   *lc;
+
+	foreach(lc, items)
+		group_item_reset((GroupItem *) lfirst(lc));
 
 	if (late != NULL)
 	{
@@ -1563,7 +1693,7 @@ group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
  */
 static EntState *
 group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvider provider,
-			 List **subjects, ObLockMode mode, Fold *f, List **items)
+			 List **subjects, ObLockMode mode, Fold *f, List **items, HTAB *pool)
 {
 	for (;;)
 	{
@@ -1573,7 +1703,7 @@ group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvid
 
 		memset(f, 0, sizeof(Fold));
 		f->provider = provider;
-		*items = group_collect(inbox, atts, late, provider, *subjects, f);
+		*items = group_collect(inbox, atts, late, provider, *subjects, f, pool);
 		if (mode == OB_LOCK_NOWAIT)
 		{
 			EntState   *blocked = derive_lock_nowait(provider, list_copy(f->ents));
@@ -1605,8 +1735,10 @@ group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvid
  */
 static void
 derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-			 ObProvider provider, List *subjects, bool dry_run)
+			 ObProvider provider, List *subjects, bool dry_run, HTAB *pool)
 {
+	if (pool == NULL)
+		pool = group_pool_create();
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
 		Fold		f;
@@ -1616,12 +1748,12 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		bool		grew = false;
 
 		(void) group_gather(inbox, atts, late, provider, &subjects,
-							dry_run ? OB_LOCK_NONE : OB_LOCK_WAIT, &f, &items);
+							dry_run ? OB_LOCK_NONE : OB_LOCK_WAIT, &f, &items, pool);
 
 		/* deliveries committed while we waited for the rows: start again */
 		if (!dry_run)
 		{
-			foreach(lc, group_scan(inbox, atts, provider, subjects))
+			foreach(lc, group_scan(inbox, atts, provider, subjects, pool))
 			{
 				int64		id = ((GroupItem *) lfirst(lc))->d->id;
 				ListCell   *li;
@@ -1649,17 +1781,8 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		if (!fold_write_rows(&f))
 			continue;			/* a row another session created meanwhile */
 
-		/* history: the rows' own, replaced by the fold's, in event order */
-		foreach(lc, f.ents)
-		{
-			EntState   *e = (EntState *) lfirst(lc);
-
-			for (int c = 0; c < tables[e->table].nstatus; c++)
-				onboarding_store_history_forget(onboarding_provider_oid(provider),
-												onboarding_entity_names[derive_entity(e->table, c)],
-												e->key);
-		}
-		fold_write_history(&f);
+		/* history: the rows' own, replaced by the fold's from its first change */
+		group_write_history(&f);
 
 		/* the other deliveries' outcomes, where the fold changed them */
 		foreach(lc, items)
@@ -1688,5 +1811,5 @@ onboarding_derive_group(Relation inbox, const ObInboxAtts *atts, ObProvider prov
 						const char *subject)
 {
 	onboarding_store_begin();
-	derive_group(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false);
+	derive_group(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false, NULL);
 }

@@ -269,7 +269,10 @@ typedef struct ObInboxAtts
 typedef struct ObInboxOids
 {
 	Oid			inbox;
-	Oid			hash_index;		/* onboarding.inbox_body_hash_idx */
+	Oid			group_index;	/* onboarding.inbox_group_idx (provider, subject,
+								 * body_hash); InvalidOid on a 0.1.0 schema */
+	Oid			hash_index;		/* onboarding.inbox_body_hash_idx: a 0.1.0
+								 * schema's, else InvalidOid */
 	Oid			pkey_index;		/* onboarding.inbox_pkey */
 	Oid			id_sequence;	/* the identity sequence of inbox.id */
 	Oid			history_sequence;	/* the identity sequence of history.id */
@@ -432,6 +435,7 @@ extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, 
 extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
 extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
-extern void onboarding_store_history_forget(Oid provider, const char *entity, const char *key);
+extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
+										  int n, Datum **values, bool **nulls);
 
 #endif							/* ONBOARDING_H */

@@ -216,6 +216,13 @@ store_open_one(ObStoreId which)
 	s->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
 	ExecOpenIndices(s->rri, true);
+	s->slot = table_slot_create(s->rel, NULL);
+	if (which == OB_S_HISTORY)
+	{
+		/* appended to only: no key needed (a 0.1.0 schema has one on id) */
+		s->sequence = onboarding_inbox_oids()->history_sequence;
+		return s;
+	}
 	pkey = ob_relation_get_primary_key_index(s->rel);
 	if (!OidIsValid(pkey))
 		ereport(ERROR,
@@ -230,9 +237,6 @@ store_open_one(ObStoreId which)
 	s->arbiter = list_make1_oid(pkey);
 	s->keyatt[0] = s->pkey->rd_index->indkey.values[0];
 	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
-	s->slot = table_slot_create(s->rel, NULL);
-	if (which == OB_S_HISTORY)
-		s->sequence = onboarding_inbox_oids()->history_sequence;
 	return s;
 }
 
@@ -856,23 +860,68 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 	ItemPointerSetInvalid(&row->tid);
 }
 
+/* A stored history row of one entity: its id, where it is, and its columns */
+typedef struct HistoryStored
+{
+	int64		id;
+	ItemPointerData tid;
+	Datum	   *values;
+	bool	   *nulls;
+} HistoryStored;
+
+/* Id order: the event order of one entity's history. */
+static int
+history_stored_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((HistoryStored *) lfirst(a))->id;
+	int64		y = ((HistoryStored *) lfirst(b))->id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Are two rows of history the same, their ids aside? */
+static bool
+history_same(TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
+{
+	for (int i = 1; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (n1[i] != n2[i])
+			return false;
+		if (!n1[i] && !datum_image_eq(v1[i], v2[i], att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
 /*
- * Delete the history rows of one entity (provider, entity name, key): a
- * re-derivation writes them again in event order.  History rows are never
- * updated, so the latest version of each is the only one; rows another
- * transaction is inserting cannot be of this entity, whose row we hold.
+ * A re-derivation writes the history of one entity (provider, entity name,
+ * key) again, in event order: rows[0 .. n-1], each a values/nulls pair of
+ * the history table.  The stored rows that begin it unchanged are kept;
+ * those from the first difference on are deleted.  Returns how many of
+ * rows are stored already: the caller appends the others, so ids stay in
+ * event order.  History rows are never updated, so the latest version of
+ * each is the only one; rows another transaction is inserting cannot be
+ * of this entity, whose row we hold.
  */
-void
-onboarding_store_history_forget(Oid provider, const char *entity, const char *key)
+int
+onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
+							  int n, Datum **values, bool **nulls)
 {
 	ObStore    *s = onboarding_store(OB_S_HISTORY);
+	TupleDesc	desc = RelationGetDescr(s->rel);
 	Relation	index = NULL;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
 	IndexScanDesc scan;
-	List	   *tids = NIL;
+	List	   *stored = NIL;
 	ListCell   *lc;
 	CommandId	cid;
+	int			kept = 0;
+	bool		same = true;
 
 	for (int i = 0; i < s->rri->ri_NumIndices; i++)
 		if (s->rri->ri_IndexRelationDescs[i]->rd_index->indnatts == 3)
@@ -895,26 +944,46 @@ onboarding_store_history_forget(Oid provider, const char *entity, const char *ke
 	index_rescan(scan, keys, 3, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
 	{
-		ItemPointer tid = palloc(sizeof(ItemPointerData));
+		HistoryStored *h = palloc(sizeof(HistoryStored));
 
-		*tid = s->slot->tts_tid;
-		tids = lappend(tids, tid);
+		h->tid = s->slot->tts_tid;
+		h->values = palloc(desc->natts * sizeof(Datum));
+		h->nulls = palloc(desc->natts * sizeof(bool));
+		slot_getallattrs(s->slot);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			h->nulls[i] = s->slot->tts_isnull[i];
+			h->values[i] = h->nulls[i] ? (Datum) 0 :
+				datumCopy(s->slot->tts_values[i], att->attbyval, att->attlen);
+		}
+		h->id = h->nulls[0] ? 0 : DatumGetInt64(h->values[0]);
+		stored = lappend(stored, h);
 	}
 	index_endscan(scan);
 	ExecClearTuple(s->slot);
+	list_sort(stored, history_stored_cmp);
 
-	foreach(lc, tids)
+	foreach(lc, stored)
 	{
+		HistoryStored *h = (HistoryStored *) lfirst(lc);
 		TM_FailureData tmfd;
 		TM_Result	res;
 
-		res = table_tuple_delete(s->rel, (ItemPointer) lfirst(lc), cid, InvalidSnapshot,
-								 InvalidSnapshot, true, &tmfd, false);
+		same = same && kept < n && history_same(desc, h->values, h->nulls, values[kept], nulls[kept]);
+		if (same)
+		{
+			kept++;
+			continue;
+		}
+		res = table_tuple_delete(s->rel, &h->tid, cid, InvalidSnapshot, InvalidSnapshot,
+								 true, &tmfd, false);
 		if (res != TM_Ok)
 			elog(ERROR, "could not delete a history row of %s \"%s\" (result %d)",
 				 entity, key, (int) res);
 	}
-	list_free_deep(tids);
+	return kept;
 }
 
 /*
