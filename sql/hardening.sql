@@ -103,6 +103,22 @@ VALUES (:taken, '{"webhook_type": "account", "key": "h-discarded", "status": "ac
 ON CONFLICT DO NOTHING;
 SELECT count(*) AS discarded_account_rows FROM onboarding.account WHERE account_key = 'h-discarded';
 
+-- The same with the latest id the sequence handed out, from a function (the
+-- statement with ON CONFLICT is not the top-level one), and without ON
+-- CONFLICT: the taken id fails the statement, and what it derived with it.
+SELECT max(id) AS latest FROM onboarding.inbox \gset
+CREATE FUNCTION pg_temp.redeliver(bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE
+    VALUES ($1, '{"webhook_type": "account", "key": "h-discarded-2", "status": "account_opened"}')
+    ON CONFLICT DO NOTHING $$;
+SELECT pg_temp.redeliver(:latest);
+\set VERBOSITY terse
+INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE
+VALUES (:latest, '{"webhook_type": "account", "key": "h-discarded-3", "status": "account_opened"}');
+\set VERBOSITY default
+SELECT count(*) AS discarded_account_rows FROM onboarding.account
+ WHERE account_key IN ('h-discarded-2', 'h-discarded-3');
+
 -- force_status(): an unknown key is refused (it would create an entity out
 -- of nothing), and so is a key no entity can have.
 SELECT onboarding.force_status('account', 'qitech', 'h-no-such-account', 'blocked', 'typo');

@@ -417,6 +417,15 @@ CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, body_hash);
 -- order within an entity, and needs no index of its own
 ALTER TABLE onboarding.history DROP CONSTRAINT history_pkey;
 
+-- No index predicate names a status, so that a state row's new version is
+-- a HOT update whenever its page has room: in_progress_entities and stuck()
+-- read the state tables whole (they are a fraction of the inbox's size)
+DROP INDEX onboarding.account_in_progress_idx;
+DROP INDEX onboarding.proposal_in_progress_idx;
+DROP INDEX onboarding.proposal_check_in_progress_idx;
+DROP INDEX onboarding.document_in_progress_idx;
+DROP INDEX onboarding.closure_in_progress_idx;
+
 -- The shipped graphs gain a retried creation and a proposal that goes back
 -- to pending while it is analysed
 INSERT INTO onboarding.transition (entity, provider, from_status, to_status, shipped)

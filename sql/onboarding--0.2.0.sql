@@ -905,20 +905,6 @@ CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider
                       AND (t.provider IS NULL OR t.provider = in_progress.provider))
     $$;
 
--- the candidates, each through a small partial index (on provider only, so
--- that an update of last_event_at or last_seen_id stays a HOT update)
-CREATE INDEX account_in_progress_idx ON onboarding.account (provider)
-    WHERE status IN ('requested', 'in_analysis', 'pending_data');
-CREATE INDEX proposal_in_progress_idx ON onboarding.proposal (provider)
-    WHERE status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved');
-CREATE INDEX proposal_check_in_progress_idx ON onboarding.proposal (provider)
-    WHERE background_check IN ('created', 'pending', 'processing')
-       OR documentscopy IN ('created', 'pending', 'processing');
-CREATE INDEX document_in_progress_idx ON onboarding.document (provider)
-    WHERE status <> 'validated';
-CREATE INDEX closure_in_progress_idx ON onboarding.closure (provider)
-    WHERE status IN ('created', 'processing', 'pending', 'error', 'automatic');
-
 CREATE VIEW onboarding.in_progress_entities AS
 SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_received_at
   FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,

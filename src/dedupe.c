@@ -81,6 +81,7 @@ int64
 onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
 {
 	const ObInboxOids *oids = onboarding_inbox_oids();
+	ObStore    *store;
 	Relation	index;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
@@ -98,9 +99,12 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		dedupe_held = true;
 	}
 
+	onboarding_store_begin();
+	store = onboarding_store(OB_S_INBOX);
+	slot = onboarding_store_slot(store);
 	if (OidIsValid(oids->group_index))
 	{
-		index = index_open(oids->group_index, AccessShareLock);
+		index = onboarding_store_index(store, oids->group_index);
 		if (d->provider == OB_PROVIDER_NONE)
 			ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 1,
 								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
@@ -120,11 +124,10 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 	}
 	else
 	{
-		index = index_open(oids->hash_index, AccessShareLock);
+		index = onboarding_store_index(store, oids->hash_index);
 		ScanKeyInit(&keys[nkeys++], 1, BTEqualStrategyNumber, F_INT8EQ,
 					Int64GetDatum((int64) d->body_hash));
 	}
-	slot = table_slot_create(inbox, NULL);
 
 	for (;;)
 	{
@@ -181,7 +184,6 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		}
 	}
 
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
+	ExecClearTuple(slot);
 	return found;
 }

@@ -335,8 +335,11 @@ inbox_id_chosen(Relation rel, int64 id)
 
 /*
  * Is there already a delivery with this id (committed or not)?  Only a
- * caller that chose the id can collide; with ON CONFLICT DO NOTHING the
- * row would then be skipped after the trigger derived state from it.
+ * caller that chose the id can collide.  With ON CONFLICT the row would
+ * then be discarded after the trigger derived state from it, so the
+ * trigger looks first whenever a statement with ON CONFLICT is running
+ * (onboarding_store_row_may_be_discarded); without one, a taken id fails
+ * the statement, and what the trigger derived goes with it.
  */
 static bool
 inbox_id_taken(Relation rel, int64 id)
@@ -448,7 +451,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(caller);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
 	}
-	if (inbox_id_taken(rel, d.id))
+	if (onboarding_store_row_may_be_discarded() && inbox_id_taken(rel, d.id))
 	{
 		if (!owner)
 			ereport(ERROR,

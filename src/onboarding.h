@@ -392,8 +392,11 @@ typedef enum ObStoreId
 	OB_S_DOCUMENT,
 	OB_S_CLOSURE,
 	OB_S_HISTORY,
+	OB_S_INBOX,					/* read only: duplicate detection's index */
 	OB_NSTORES
 } ObStoreId;
+
+#define OB_NWRITTEN_STORES OB_S_INBOX	/* the ones the pipeline writes */
 
 typedef struct ObStore ObStore;
 
@@ -435,6 +438,9 @@ extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, 
 extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
 extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
+extern bool onboarding_store_row_may_be_discarded(void);
+extern Relation onboarding_store_index(ObStore *s, Oid indexoid);
+extern TupleTableSlot *onboarding_store_slot(ObStore *s);
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
 

@@ -93,7 +93,7 @@ static void store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 static long window_size(void);
 
 static const char *const store_names[OB_NSTORES] = {
-	"account", "proposal", "document", "closure", "history"
+	"account", "proposal", "document", "closure", "history", "inbox"
 };
 
 /* A state row in the window: what identifies it */
@@ -139,6 +139,7 @@ static struct
  * rolls back, and rows put back but not yet in the window.
  */
 static bool holds_rows = false;	/* this transaction has locked or created a row */
+static int	on_conflict_running = 0;	/* statements with ON CONFLICT started, not ended */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
 static List *window_restored = NIL; /* WindowRow *, dirty */
 
@@ -192,6 +193,7 @@ void
 onboarding_store_end_of_xact(bool commit)
 {
 	holds_rows = false;
+	on_conflict_running = 0;
 	if (commit)
 		onboarding_store_flush(true);
 	else
@@ -217,6 +219,8 @@ store_open_one(ObStoreId which)
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
 	ExecOpenIndices(s->rri, true);
 	s->slot = table_slot_create(s->rel, NULL);
+	if (which == OB_S_INBOX)
+		return s;				/* only its indexes are read (dedupe.c) */
 	if (which == OB_S_HISTORY)
 	{
 		/* appended to only: no key needed (a 0.1.0 schema has one on id) */
@@ -290,6 +294,24 @@ onboarding_store_begin(void)
 		onboarding_store_flush(true);
 	else if (window_size() >= OB_WINDOW_ROWS || window_restored != NIL)
 		onboarding_store_flush(false);
+}
+
+/* One of the open indexes of a table (the inbox's, for dedupe.c). */
+Relation
+onboarding_store_index(ObStore *s, Oid indexoid)
+{
+	for (int i = 0; i < s->rri->ri_NumIndices; i++)
+		if (RelationGetRelid(s->rri->ri_IndexRelationDescs[i]) == indexoid)
+			return s->rri->ri_IndexRelationDescs[i];
+	elog(ERROR, "index %u of onboarding.%s is not open", indexoid, store_names[s->which]);
+	return NULL;				/* keep compiler quiet */
+}
+
+/* A table's scratch slot: the caller empties it when done. */
+TupleTableSlot *
+onboarding_store_slot(ObStore *s)
+{
+	return s->slot;
 }
 
 /* A number no other opening of a table has had in this backend. */
@@ -1013,6 +1035,43 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
  */
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+
+/* Does a plan have an INSERT ... ON CONFLICT, at its top or in a CTE? */
+static bool
+store_plan_on_conflict(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
+		return false;
+	if (IsA(stmt->planTree, ModifyTable) &&
+		((ModifyTable *) stmt->planTree)->onConflictAction != ONCONFLICT_NONE)
+		return true;
+	foreach(lc, stmt->subplans)
+	{
+		Plan	   *plan = (Plan *) lfirst(lc);
+
+		if (plan != NULL && IsA(plan, ModifyTable) &&
+			((ModifyTable *) plan)->onConflictAction != ONCONFLICT_NONE)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Could the row being inserted into the inbox be discarded after its
+ * triggers ran (ON CONFLICT DO NOTHING, or DO UPDATE's conflict path)?
+ * Only while a statement with ON CONFLICT runs: without one, a row whose
+ * id is taken fails the statement, and what it derived goes with it.  A
+ * statement that ended by an error is counted until the transaction ends,
+ * which only makes the inbox look more often.
+ */
+bool
+onboarding_store_row_may_be_discarded(void)
+{
+	return on_conflict_running > 0;
+}
 
 /*
  * A statement with several result relations (data-modifying CTEs) that
@@ -1040,7 +1099,7 @@ store_refuse_mixed_statement(PlannedStmt *stmt)
 		name = get_rel_name(relid);
 		if (strcmp(name, "inbox") == 0)
 			inbox = true;
-		for (int i = 0; i < OB_NSTORES; i++)
+		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
 			if (strcmp(name, store_names[i]) == 0)
 				state = store_names[i];
 	}
@@ -1060,7 +1119,7 @@ store_plan_touches_window(PlannedStmt *stmt)
 	ListCell   *lc;
 
 	foreach(lc, stmt->relationOids)
-		for (int i = 0; i < OB_NSTORES; i++)
+		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
 			if (store.tables[i] != NULL && store.tables[i]->relid == lfirst_oid(lc))
 				return true;
 	return false;
@@ -1080,6 +1139,8 @@ store_executor_start(QueryDesc *queryDesc, int eflags)
 
 	if (list_length(stmt->resultRelations) > 1)
 		store_refuse_mixed_statement(stmt);
+	if (store_plan_on_conflict(stmt))
+		on_conflict_running++;
 	if ((store.window != NULL || window_restored != NIL) && store_plan_touches_window(stmt))
 	{
 		onboarding_store_flush(false);
@@ -1093,12 +1154,26 @@ store_executor_start(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
-/* Install the executor hook (module load). */
+/* ExecutorEnd hook: a statement with ON CONFLICT is over. */
+static void
+store_executor_end(QueryDesc *queryDesc)
+{
+	if (on_conflict_running > 0 && store_plan_on_conflict(queryDesc->plannedstmt))
+		on_conflict_running--;
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* Install the executor hooks (module load). */
 void
 onboarding_store_install_hooks(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = store_executor_start;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = store_executor_end;
 }
 
 /* Attribute number of a column of an open table; error if it is missing. */
