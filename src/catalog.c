@@ -33,6 +33,35 @@
 #include "utils/syscache.h"
 
 
+/* Labels of each graph's status enum, in SQL order */
+static const char *const account_labels[] = {
+	"requested", "in_analysis", "pending_data", "created", "limited", "active",
+	"blocked", "closing", "closed", "rejected", "failed", NULL
+};
+static const char *const proposal_labels[] = {
+	"created", "pending", "in_analysis", "pending_data", "approved", "rejected",
+	"expired", "account_created", "account_error", NULL
+};
+static const char *const document_labels[] = {
+	"sent", "awaiting_validation", "resubmitted", "typified", "validated", "invalid",
+	"disapproved", "expired", "error", "inexistent", "suspended", NULL
+};
+static const char *const closure_labels[] = {
+	"created", "processing", "pending", "error", "disapproved", "approved", "automatic", NULL
+};
+static const char *const check_labels[] = {
+	"created", "pending", "processing", "approved", "rejected", NULL
+};
+
+static const char *const *const graph_labels[OB_NGRAPHS] = {
+	account_labels, proposal_labels, document_labels, closure_labels, check_labels
+};
+
+/* onboarding.transition.entity names of the graphs */
+const char *const onboarding_graph_names[OB_NGRAPHS] = {
+	"account", "proposal", "document", "closure", "check"
+};
+
 /* SQL names of the enum types, in ObEnumType order */
 static const char *const enum_type_names[OB_NENUMS] = {
 	"provider", "outcome", "account_status", "proposal_status", "check_status",
@@ -178,6 +207,51 @@ catalog_fill(void)
 			cached_status[g][i] = onboarding_enum_oid(graph_enum[g], labels[i]);
 	}
 	cache_valid = true;
+}
+
+/* The graph an entity's status follows. */
+ObGraph
+onboarding_entity_graph(ObEntity entity)
+{
+	switch (entity)
+	{
+		case OB_ACCOUNT:
+			return OB_GRAPH_ACCOUNT;
+		case OB_PROPOSAL:
+			return OB_GRAPH_PROPOSAL;
+		case OB_DOCUMENT:
+			return OB_GRAPH_DOCUMENT;
+		case OB_CLOSURE:
+			return OB_GRAPH_CLOSURE;
+		default:
+			return OB_GRAPH_CHECK;
+	}
+}
+
+/* The labels of a graph, NULL-terminated. */
+const char *const *
+onboarding_graph_labels(ObGraph graph)
+{
+	return graph_labels[graph];
+}
+
+/* The static label equal to s in graph, or NULL when s is not one of them. */
+const char *
+onboarding_status_label(ObGraph graph, const char *s)
+{
+	int			i = onboarding_status_index(graph, s);
+
+	return i < 0 ? NULL : graph_labels[graph][i];
+}
+
+/* Position of a label in its graph's enum, or -1. */
+int
+onboarding_status_index(ObGraph graph, const char *s)
+{
+	for (int i = 0; graph_labels[graph][i] != NULL; i++)
+		if (strcmp(graph_labels[graph][i], s) == 0)
+			return i;
+	return -1;
 }
 
 /* OID of the schema onboarding. */

@@ -571,6 +571,7 @@ x_event_hash(const void *key, Size keysize)
 						(uint32) k->provider);
 }
 
+/* 0 when two keys of the event hash are the same provider and event type */
 static int
 x_event_match(const void *a, const void *b, Size keysize)
 {
@@ -1022,18 +1023,25 @@ x_text(XRead *r, const XPath *path)
 	return s;
 }
 
-/* The first of paths with a text (see x_text), else NULL. */
+/*
+ * The first of paths with a text (see x_text), else dflt (a copy), else
+ * NULL; *what names where it was found, for notes.
+ */
 static char *
-x_first_text(XRead *r, const XPath *paths, int npaths)
+x_first_text(XRead *r, const XPath *paths, int npaths, const char *dflt, const char **what)
 {
 	for (int i = 0; i < npaths; i++)
 	{
 		char	   *s = x_text(r, &paths[i]);
 
 		if (s != NULL)
+		{
+			*what = paths[i].text;
 			return s;
+		}
 	}
-	return NULL;
+	*what = npaths > 0 ? paths[0].text : "value";
+	return dflt != NULL ? pstrdup(dflt) : NULL;
 }
 
 /* The key form of a taxpayer number: canonical when valid, else unmasked. */
@@ -1061,6 +1069,19 @@ x_upper(char *s)
 	return s;
 }
 
+/* A text as a key transform makes it: upper-cased, or a taxpayer's key. */
+static char *
+x_keyed(char *s, XTransform transform)
+{
+	if (s == NULL)
+		return NULL;
+	if (transform == X_UPPER)
+		return x_upper(s);
+	if (transform == X_TAXID_KEY)
+		return x_taxid_key(s);
+	return s;
+}
+
 /* A template filled in; NULL when a placeholder has no value. */
 static char *
 x_template(XRead *r, const XValue *v)
@@ -1071,6 +1092,7 @@ x_template(XRead *r, const XValue *v)
 	for (int i = 0; i < v->nparts; i++)
 	{
 		const XPart *part = &v->parts[i];
+		const char *what;
 		char	   *s;
 
 		if (part->literal != NULL)
@@ -1078,15 +1100,9 @@ x_template(XRead *r, const XValue *v)
 			appendStringInfoString(&out, part->literal);
 			continue;
 		}
-		s = x_first_text(r, part->paths, part->npaths);
-		if (s == NULL && part->dflt != NULL)
-			s = pstrdup(part->dflt);
+		s = x_keyed(x_first_text(r, part->paths, part->npaths, part->dflt, &what), part->transform);
 		if (s == NULL)
 			return NULL;
-		if (part->transform == X_UPPER)
-			s = x_upper(s);
-		else if (part->transform == X_TAXID_KEY)
-			s = x_taxid_key(s);
 		appendStringInfoString(&out, s);
 	}
 	return out.data;
@@ -1141,6 +1157,7 @@ x_key(XRead *r, const XValue *alternatives)
 {
 	for (const XValue *v = alternatives; v != NULL; v = v->next)
 	{
+		const char *what;
 		char	   *s;
 
 		if (v->transform == X_TEMPLATE)
@@ -1148,15 +1165,7 @@ x_key(XRead *r, const XValue *alternatives)
 		else if (v->transform == X_CONST)
 			s = pstrdup(v->arg);
 		else
-		{
-			s = x_first_text(r, v->paths, v->npaths);
-			if (s == NULL && v->if_absent != NULL)
-				s = pstrdup(v->if_absent);
-			if (s != NULL && v->transform == X_TAXID_KEY)
-				s = x_taxid_key(s);
-			else if (s != NULL && v->transform == X_UPPER)
-				s = x_upper(s);
-		}
+			s = x_keyed(x_first_text(r, v->paths, v->npaths, v->if_absent, &what), v->transform);
 		if (s != NULL)
 			return s;
 	}
@@ -1251,16 +1260,9 @@ x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 
 		/* the transforms of one text: text, upper, taxid..., code */
 		{
-			const char *what = v->npaths > 0 ? v->paths[0].text : "value";
+			const char *what;
 
-			for (int i = 0; i < v->npaths && s == NULL; i++)
-			{
-				s = x_text(r, &v->paths[i]);
-				if (s != NULL)
-					what = v->paths[i].text;
-			}
-			if (s == NULL && v->if_absent != NULL)
-				s = pstrdup(v->if_absent);
+			s = x_first_text(r, v->paths, v->npaths, v->if_absent, &what);
 			if (s == NULL)
 				continue;
 			switch (v->transform)
@@ -1291,10 +1293,8 @@ x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 						return;
 					}
 				case X_TAXID_KEY:
-					x_set_text(r, e, slot, what, x_taxid_key(s));
-					return;
 				case X_UPPER:
-					x_set_text(r, e, slot, what, x_upper(s));
+					x_set_text(r, e, slot, what, x_keyed(s, v->transform));
 					return;
 				case X_CODE:
 					{

@@ -308,20 +308,7 @@ extern AttrNumber onboarding_attnum(TupleDesc desc, const char *table, const cha
 extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
 extern Oid	onboarding_relation_oid(const char *name);
 
-/* ---------------------------------------------------------------------
- * dedupe.c
- * ---------------------------------------------------------------------
- */
-struct RelationData;
-extern void onboarding_dedupe_release(void);
-extern uint64 onboarding_dedupe_hash(Jsonb *payload);
-extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-									bool lock);
-
-/* ---------------------------------------------------------------------
- * rules.c
- * ---------------------------------------------------------------------
- */
+/* The statuses, by transition graph (the labels of their enums) */
 #define OB_MAX_STATUSES	16
 
 /* The transition graphs; the names are onboarding.transition.entity */
@@ -340,16 +327,29 @@ extern ObGraph onboarding_entity_graph(ObEntity entity);
 extern const char *const *onboarding_graph_labels(ObGraph graph);
 extern int	onboarding_status_index(ObGraph graph, const char *s);
 extern const char *onboarding_status_label(ObGraph graph, const char *s);
+extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
+extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
+
+/* ---------------------------------------------------------------------
+ * dedupe.c
+ * ---------------------------------------------------------------------
+ */
+struct RelationData;
+extern void onboarding_dedupe_release(void);
+extern uint64 onboarding_dedupe_hash(Jsonb *payload);
+extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+									bool lock);
+
+/* ---------------------------------------------------------------------
+ * rules.c
+ * ---------------------------------------------------------------------
+ */
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 										const char *from, const char *to);
 extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
 extern bool onboarding_rules_classify(ObDelivery *d);
 extern bool onboarding_status_in(const char *status, const char *const *list);
 extern struct pg_tz *onboarding_timezone(void);
-
-/* catalog.c, by graph */
-extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
-extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
 
 /* ---------------------------------------------------------------------
  * spi.c — SPI as the extension's owner, with plans prepared safely

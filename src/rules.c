@@ -6,16 +6,16 @@
  *		cached.
  *
  * Provider knowledge is data: what each provider status means, and which
- * moves each entity may make.  This file loads both tables into a cache
+ * moves each entity may make.  This file loads these tables into a cache
  * that every delivery consults.  A statement trigger on the rule tables
  * sends a relcache invalidation for them, so every backend drops its cache
  * at its next command after a change and reloads it on first use.  A
  * replaced cache is kept until the end of the transaction, so pointers
  * taken from it stay valid for the delivery that holds them.
  *
- * Statuses are the labels of the SQL enums, held here in the same order;
- * a graph is a boolean matrix over those labels, per provider.  Providers
- * are read from the catalog (catalog.c), so the matrices are allocated for
+ * Statuses are the labels of the SQL enums (catalog.c holds them, in the
+ * same order); a graph is a boolean matrix over those labels, per provider.
+ * Providers are read from the catalog too, so the matrices are allocated for
  * as many as onboarding.provider has labels when the cache is built, and
  * built again when the labels change.
  *
@@ -38,35 +38,6 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-
-/* Labels of each graph's status enum, in SQL order */
-static const char *const account_labels[] = {
-	"requested", "in_analysis", "pending_data", "created", "limited", "active",
-	"blocked", "closing", "closed", "rejected", "failed", NULL
-};
-static const char *const proposal_labels[] = {
-	"created", "pending", "in_analysis", "pending_data", "approved", "rejected",
-	"expired", "account_created", "account_error", NULL
-};
-static const char *const document_labels[] = {
-	"sent", "awaiting_validation", "resubmitted", "typified", "validated", "invalid",
-	"disapproved", "expired", "error", "inexistent", "suspended", NULL
-};
-static const char *const closure_labels[] = {
-	"created", "processing", "pending", "error", "disapproved", "approved", "automatic", NULL
-};
-static const char *const check_labels[] = {
-	"created", "pending", "processing", "approved", "rejected", NULL
-};
-
-static const char *const *const graph_labels[OB_NGRAPHS] = {
-	account_labels, proposal_labels, document_labels, closure_labels, check_labels
-};
-
-/* onboarding.transition.entity names of the graphs */
-const char *const onboarding_graph_names[OB_NGRAPHS] = {
-	"account", "proposal", "document", "closure", "check"
-};
 
 /* One row of onboarding.status_map */
 typedef struct RuleMapping
@@ -108,51 +79,6 @@ static Oid	settings_relid = InvalidOid;
 static Oid	status_guard_relid = InvalidOid;
 static bool callback_registered = false;
 
-/* The graph an entity's status follows. */
-ObGraph
-onboarding_entity_graph(ObEntity entity)
-{
-	switch (entity)
-	{
-		case OB_ACCOUNT:
-			return OB_GRAPH_ACCOUNT;
-		case OB_PROPOSAL:
-			return OB_GRAPH_PROPOSAL;
-		case OB_DOCUMENT:
-			return OB_GRAPH_DOCUMENT;
-		case OB_CLOSURE:
-			return OB_GRAPH_CLOSURE;
-		default:
-			return OB_GRAPH_CHECK;
-	}
-}
-
-/* The labels of a graph, NULL-terminated. */
-const char *const *
-onboarding_graph_labels(ObGraph graph)
-{
-	return graph_labels[graph];
-}
-
-/* The static label equal to s in graph, or NULL when s is not one of them. */
-const char *
-onboarding_status_label(ObGraph graph, const char *s)
-{
-	int			i = onboarding_status_index(graph, s);
-
-	return i < 0 ? NULL : graph_labels[graph][i];
-}
-
-/* Position of a label in its graph's enum, or -1. */
-int
-onboarding_status_index(ObGraph graph, const char *s)
-{
-	for (int i = 0; graph_labels[graph][i] != NULL; i++)
-		if (strcmp(graph_labels[graph][i], s) == 0)
-			return i;
-	return -1;
-}
-
 /* Relcache callback: a rule table changed (or every relation was flushed). */
 static void
 rules_invalidate(Datum arg, Oid relid)
@@ -191,7 +117,7 @@ rules_rank(RuleCache *cache)
 	{
 		int			n = 0;
 
-		while (graph_labels[g][n] != NULL)
+		while (onboarding_graph_labels((ObGraph) g)[n] != NULL)
 			n++;
 		for (int p = 0; p < cache->nproviders; p++)
 		{
