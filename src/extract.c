@@ -88,7 +88,19 @@ typedef struct XPath
 	bool		element;
 	int			depth;
 	const char **keys;
+	int			node;			/* its node in the cache's tree of keys, or -1 */
 } XPath;
+
+/*
+ * The keys of every path of the rules, as a tree: paths that share a prefix
+ * share its nodes, so a delivery looks each one up once (XRead.memo).
+ */
+typedef struct XNode
+{
+	int			parent;			/* -1: a key of the root or of the element */
+	bool		element;		/* under the element of a for_each */
+	const char *key;
+} XNode;
 
 /* One entry of a code table, converted for the slot that reads it */
 typedef struct XCode
@@ -191,6 +203,9 @@ typedef struct XEventEntry
 typedef struct XCache
 {
 	MemoryContext context;
+	int			nnodes;
+	XNode	   *nodes;			/* the tree of keys (see XNode) */
+	int			maxnodes;
 	uint64		providers_gen;
 	bool		missing;		/* the schema is older than the rule tables */
 	int			nproviders;
@@ -214,6 +229,7 @@ static const char *const rule_tables[XT_NTABLES] = {
 };
 
 static XCache *cache = NULL;
+static XCache *compiling = NULL;	/* the cache x_load is filling */
 static bool cache_valid = false;
 static uint64 cache_generation = 0;
 static Oid	table_oids[XT_NTABLES];
@@ -294,6 +310,44 @@ onboarding_field_from_text(ObField field, const char *str, Datum *value)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The node of a path in the tree of keys of the cache being compiled,
+ * added with its prefixes when new; -1 outside a compilation.
+ */
+static int
+x_path_node(const XPath *p)
+{
+	XCache	   *c = compiling;
+	int			node = -1;
+
+	if (c == NULL)
+		return -1;
+	for (int i = 0; i < p->depth; i++)
+	{
+		int			found = -1;
+
+		for (int k = 0; k < c->nnodes && found < 0; k++)
+			if (c->nodes[k].parent == node && c->nodes[k].element == p->element &&
+				strcmp(c->nodes[k].key, p->keys[i]) == 0)
+				found = k;
+		if (found < 0)
+		{
+			if (c->nnodes == c->maxnodes)
+			{
+				c->maxnodes = Max(c->maxnodes * 2, 64);
+				c->nodes = c->nodes ? repalloc(c->nodes, sizeof(XNode) * c->maxnodes) :
+					palloc(sizeof(XNode) * c->maxnodes);
+			}
+			found = c->nnodes++;
+			c->nodes[found].parent = node;
+			c->nodes[found].element = p->element;
+			c->nodes[found].key = p->keys[i];
+		}
+		node = found;
+	}
+	return node;
+}
+
 /* Split a path of the rule tables ("a.b", "@.x") into its keys. */
 static void
 x_path_init(XPath *p, const char *text)
@@ -313,6 +367,7 @@ x_path_init(XPath *p, const char *text)
 	copy = pstrdup(text);
 	for (tok = strtok(copy, "."); tok != NULL; tok = strtok(NULL, "."))
 		p->keys[p->depth++] = tok;
+	p->node = x_path_node(p);
 }
 
 /* A path, or NULL for a NULL column */
@@ -666,6 +721,7 @@ x_load(XCache *c, const char *shipped)
 	TupleDesc	desc;
 	ListCell   *lc;
 
+	compiling = c;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(XEventKey);
 	ctl.entrysize = sizeof(XEventEntry);
@@ -725,6 +781,7 @@ x_load(XCache *c, const char *shipped)
 	if (shipped != NULL)
 	{
 		onboarding_spi_finish(&spi);
+		compiling = NULL;
 		return;
 	}
 
@@ -829,6 +886,7 @@ x_load(XCache *c, const char *shipped)
 		e->effects = lappend(e->effects, x);
 	}
 	onboarding_spi_finish(&spi);
+	compiling = NULL;
 
 	/* each provider's and event's values, from the most specific level */
 	foreach(lc, c->ordered)
@@ -944,15 +1002,23 @@ x_cache(void)
 	 * from this version's rows, and checked against them by the tests);
 	 * they are derived by the update, whose rebuild() reads them again.
 	 */
-	if (!fresh->missing)
-		x_load(fresh, NULL);
-	else
+	PG_TRY();
 	{
-		char	   *shipped = x_read_shipped();
+		if (!fresh->missing)
+			x_load(fresh, NULL);
+		else
+		{
+			char	   *shipped = x_read_shipped();
 
-		if (shipped != NULL)
-			x_load(fresh, shipped);
+			if (shipped != NULL)
+				x_load(fresh, shipped);
+		}
 	}
+	PG_FINALLY();
+	{
+		compiling = NULL;
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(old);
 
 	MemoryContextSetParent(cxt, CacheMemoryContext);
@@ -975,11 +1041,45 @@ x_cache(void)
 /* What a delivery's reading has at hand */
 typedef struct XRead
 {
+	XCache	   *c;
 	ObDelivery *d;
 	XProvider  *p;
 	JsonbContainer *root;
 	JsonbContainer *element;	/* of a for_each, or NULL */
+	JsonbValue **memo;			/* by node: what the root has there */
+	bool	   *looked;			/* by node: memo is set */
 } XRead;
+
+/*
+ * The value at a node of the tree of keys, or NULL when a step is missing
+ * or not an object.  Nodes under the root are looked up once per delivery;
+ * those under the element of a for_each, once per element read.
+ */
+static JsonbValue *
+x_node(XRead *r, int id)
+{
+	const XNode *n = &r->c->nodes[id];
+	JsonbContainer *in;
+	JsonbValue *v;
+
+	if (!n->element && r->looked[id])
+		return r->memo[id];
+	if (n->parent < 0)
+		in = n->element ? r->element : r->root;
+	else
+	{
+		JsonbValue *up = x_node(r, n->parent);
+
+		in = (up != NULL && up->type == jbvBinary) ? up->val.binary.data : NULL;
+	}
+	v = in != NULL ? onboarding_json_get(in, n->key) : NULL;
+	if (!n->element)
+	{
+		r->memo[id] = v;
+		r->looked[id] = true;
+	}
+	return v;
+}
 
 /* The value at a path, or NULL when a step is missing or not an object. */
 static JsonbValue *
@@ -987,6 +1087,9 @@ x_get(XRead *r, const XPath *path)
 {
 	JsonbContainer *c = path->element ? r->element : r->root;
 	JsonbValue *v = NULL;
+
+	if (path->node >= 0)
+		return x_node(r, path->node);
 
 	for (int i = 0; i < path->depth; i++)
 	{
@@ -1539,6 +1642,7 @@ x_effects_each(XRead *r, XEvent *ev, XEffect *x)
 		JsonbValue *holder;
 
 		parent.depth--;
+		parent.node = parent.node >= 0 ? r->c->nodes[parent.node].parent : -1;
 		holder = parent.depth > 0 ? x_get(r, &parent) : NULL;
 		r->element = parent.depth == 0 ? r->root :
 			(holder != NULL && holder->type == jbvBinary ? holder->val.binary.data : NULL);
@@ -1557,11 +1661,13 @@ bool
 onboarding_extract(ObDelivery *d, JsonbContainer *root)
 {
 	XCache	   *c = x_cache();
-	XRead		r = {d, NULL, root, NULL};
+	XRead		r = {c, d, NULL, root, NULL, NULL, NULL};
 	XEvent	   *ev;
 	XEvent	   *missing;
 	ListCell   *lc;
 
+	r.memo = palloc(sizeof(JsonbValue *) * Max(c->nnodes, 1));
+	r.looked = palloc0(sizeof(bool) * Max(c->nnodes, 1));
 	if (d->provider == OB_PROVIDER_NONE && !x_detect_provider(c, &r))
 		return false;
 	if (d->provider < 0 || d->provider >= c->nproviders || c->by_provider[d->provider] == NULL)
