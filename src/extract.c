@@ -1275,6 +1275,111 @@ x_key(XRead *r, const XValue *alternatives)
 	return NULL;
 }
 
+/* Set a field of effect e to a value of its column. */
+static void
+x_set(ObEffect *e, int slot, Datum value)
+{
+	e->values[slot] = value;
+	e->carried[slot] = OB_CARRIED;
+}
+
+/* jsonb: the first of the paths holding an array or an object; false if none. */
+static bool
+x_field_jsonb(XRead *r, ObEffect *e, const XValue *v)
+{
+	for (int i = 0; i < v->npaths; i++)
+	{
+		JsonbValue *j = x_get(r, &v->paths[i]);
+
+		if (j == NULL || j->type != jbvBinary)
+			continue;
+		if (v->slot == OB_F_ACCOUNTS_KEY)
+			x_set(e, v->slot, JsonbPGetDatum(JsonbValueToJsonb(j)));
+		else
+			x_set_text(r, e, v->slot, v->paths[i].text,
+					   JsonbToCString(NULL, j->val.binary.data, j->val.binary.len));
+		return true;
+	}
+	return false;
+}
+
+/*
+ * time: the first of the paths holding a provider time; the .NET sentinel
+ * and a string that is not a time (noted) are absent.  False if none.
+ */
+static bool
+x_field_time(XRead *r, ObEffect *e, const XValue *v)
+{
+	for (int i = 0; i < v->npaths; i++)
+	{
+		JsonbValue *j = x_get(r, &v->paths[i]);
+		TimestampTz ts;
+		char	   *s;
+
+		if (j == NULL || j->type != jbvString || j->val.string.len == 0)
+			continue;
+		s = pnstrdup(j->val.string.val, j->val.string.len);
+		switch (onboarding_parse_time(s, &ts))
+		{
+			case OB_TIME_OK:
+				if (v->slot == OB_F_EXPIRES_AT)
+					x_set(e, v->slot, TimestampTzGetDatum(ts));
+				else
+					x_set_text(r, e, v->slot, v->paths[i].text, onboarding_time_text(ts));
+				return true;
+			case OB_TIME_SENTINEL:
+				break;
+			case OB_TIME_BAD:
+				onboarding_note(r->d, "%s \"%s\" is not a time; ignored", v->paths[i].text,
+								onboarding_clip(s, 200));
+				break;
+		}
+	}
+	return false;
+}
+
+/* taxid: tax_id_raw as sent, tax_id when it is a valid CPF or CNPJ (else a note). */
+static void
+x_field_taxid(XRead *r, ObEffect *e, const char *s)
+{
+	int64		value;
+	const char *problem = onboarding_taxid_parse(s, strlen(s), &value);
+
+	x_set(e, OB_F_TAX_ID_RAW, CStringGetTextDatum(s));
+	if (problem == NULL)
+		x_set(e, OB_F_TAX_ID, Int64GetDatum(value));
+	else
+		onboarding_note(r->d, "tax id \"%s\" kept raw: %s", s, problem);
+}
+
+/*
+ * code: the value of code s in the code table (ASCII case ignored); an
+ * unknown code is noted and takes the value of code "*", if any.
+ */
+static void
+x_field_code(XRead *r, ObEffect *e, const XValue *v, const char *what, const char *s)
+{
+	const XCode *hit = NULL;
+
+	for (int k = 0; k < v->ncodes && hit == NULL; k++)
+		if (pg_strcasecmp(v->codes[k].code, s) == 0)
+			hit = &v->codes[k];
+	if (hit == NULL)
+	{
+		hit = v->other;
+		onboarding_note(r->d, "%s \"%s\" is not in onboarding.code_map (%s); %s%s",
+						what, onboarding_clip(s, 200), v->arg,
+						hit ? "typed as " : "ignored", hit ? hit->value : "");
+		if (hit == NULL)
+			return;
+	}
+	if (!hit->ok)
+		onboarding_note(r->d, "onboarding.code_map (%s) value \"%s\" is not a value of %s; ignored",
+						v->arg, hit->value, onboarding_field_names[v->slot]);
+	else
+		x_set(e, v->slot, hit->datum);
+}
+
 /*
  * Read one field of effect e through its alternatives; the first that
  * yields a value sets it.  Transforms note what they could not read.
@@ -1282,154 +1387,63 @@ x_key(XRead *r, const XValue *alternatives)
 static void
 x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 {
-	int			slot = alternatives->slot;
-
 	for (const XValue *v = alternatives; v != NULL; v = v->next)
 	{
-		char	   *s = NULL;
+		const char *what;
+		char	   *s;
+		int64		value;
 
 		switch (v->transform)
 		{
 			case X_CONST:
 				if (v->const_ok)
-				{
-					e->values[slot] = v->const_datum;
-					e->carried[slot] = OB_CARRIED;
-				}
+					x_set(e, v->slot, v->const_datum);
 				else
 					onboarding_note(r->d, "constant \"%s\" is not a value of %s; ignored",
-									v->arg, onboarding_field_names[slot]);
+									v->arg, onboarding_field_names[v->slot]);
 				return;
 			case X_TEMPLATE:
-				s = x_template(r, v);
-				if (s == NULL)
+				if ((s = x_template(r, v)) == NULL)
 					continue;
-				x_set_text(r, e, slot, "template", s);
+				x_set_text(r, e, v->slot, "template", s);
 				return;
 			case X_JSONB:
-				for (int i = 0; i < v->npaths; i++)
-				{
-					JsonbValue *j = x_get(r, &v->paths[i]);
-
-					if (j != NULL && j->type == jbvBinary)
-					{
-						if (slot == OB_F_ACCOUNTS_KEY)
-						{
-							e->values[slot] = JsonbPGetDatum(JsonbValueToJsonb(j));
-							e->carried[slot] = OB_CARRIED;
-						}
-						else
-						{
-							char	   *t = JsonbToCString(NULL, j->val.binary.data, j->val.binary.len);
-
-							x_set_text(r, e, slot, v->paths[i].text, t);
-						}
-						return;
-					}
-				}
+				if (x_field_jsonb(r, e, v))
+					return;
 				continue;
 			case X_TIME:
-				for (int i = 0; i < v->npaths; i++)
-				{
-					JsonbValue *j = x_get(r, &v->paths[i]);
-					TimestampTz ts;
-
-					if (j == NULL || j->type != jbvString || j->val.string.len == 0)
-						continue;
-					s = pnstrdup(j->val.string.val, j->val.string.len);
-					switch (onboarding_parse_time(s, &ts))
-					{
-						case OB_TIME_OK:
-							if (slot == OB_F_EXPIRES_AT)
-							{
-								e->values[slot] = TimestampTzGetDatum(ts);
-								e->carried[slot] = OB_CARRIED;
-							}
-							else
-								x_set_text(r, e, slot, v->paths[i].text, onboarding_time_text(ts));
-							return;
-						case OB_TIME_SENTINEL:
-							break;
-						case OB_TIME_BAD:
-							onboarding_note(r->d, "%s \"%s\" is not a time; ignored", v->paths[i].text,
-											onboarding_clip(s, 200));
-							break;
-					}
-				}
+				if (x_field_time(r, e, v))
+					return;
 				continue;
 			default:
 				break;
 		}
 
-		/* the transforms of one text: text, upper, taxid..., code */
+		/* the transforms of one text */
+		s = x_first_text(r, v->paths, v->npaths, v->if_absent, &what);
+		if (s == NULL)
+			continue;
+		switch (v->transform)
 		{
-			const char *what;
-
-			s = x_first_text(r, v->paths, v->npaths, v->if_absent, &what);
-			if (s == NULL)
-				continue;
-			switch (v->transform)
-			{
-				case X_TAXID:
-					{
-						int64		value;
-						const char *problem = onboarding_taxid_parse(s, strlen(s), &value);
-
-						e->values[OB_F_TAX_ID_RAW] = CStringGetTextDatum(s);
-						e->carried[OB_F_TAX_ID_RAW] = OB_CARRIED;
-						if (problem == NULL)
-						{
-							e->values[OB_F_TAX_ID] = Int64GetDatum(value);
-							e->carried[OB_F_TAX_ID] = OB_CARRIED;
-						}
-						else
-							onboarding_note(r->d, "tax id \"%s\" kept raw: %s", s, problem);
-						return;
-					}
-				case X_TAXID_KIND:
-					{
-						int64		value;
-
-						if (onboarding_taxid_parse(s, strlen(s), &value) != NULL)
-							return;
-						x_set_text(r, e, slot, what, value < INT64CONST(1000000000) ? "PF" : "PJ");
-						return;
-					}
-				case X_TAXID_KEY:
-				case X_UPPER:
-					x_set_text(r, e, slot, what, x_keyed(s, v->transform));
-					return;
-				case X_CODE:
-					{
-						const XCode *hit = NULL;
-
-						for (int k = 0; k < v->ncodes && hit == NULL; k++)
-							if (pg_strcasecmp(v->codes[k].code, s) == 0)
-								hit = &v->codes[k];
-						if (hit == NULL)
-						{
-							hit = v->other;
-							onboarding_note(r->d, "%s \"%s\" is not in onboarding.code_map (%s); %s%s",
-											what, onboarding_clip(s, 200), v->arg,
-											hit ? "typed as " : "ignored", hit ? hit->value : "");
-							if (hit == NULL)
-								return;
-						}
-						if (!hit->ok)
-						{
-							onboarding_note(r->d, "onboarding.code_map (%s) value \"%s\" is not a value of %s; ignored",
-											v->arg, hit->value, onboarding_field_names[slot]);
-							return;
-						}
-						e->values[slot] = hit->datum;
-						e->carried[slot] = OB_CARRIED;
-						return;
-					}
-				default:
-					x_set_text(r, e, slot, what, s);
-					return;
-			}
+			case X_TAXID:
+				x_field_taxid(r, e, s);
+				break;
+			case X_TAXID_KIND:
+				if (onboarding_taxid_parse(s, strlen(s), &value) == NULL)
+					x_set_text(r, e, v->slot, what, value < INT64CONST(1000000000) ? "PF" : "PJ");
+				break;
+			case X_TAXID_KEY:
+			case X_UPPER:
+				x_set_text(r, e, v->slot, what, x_keyed(s, v->transform));
+				break;
+			case X_CODE:
+				x_field_code(r, e, v, what, s);
+				break;
+			default:
+				x_set_text(r, e, v->slot, what, s);
+				break;
 		}
+		return;
 	}
 }
 
