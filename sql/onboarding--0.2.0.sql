@@ -645,6 +645,8 @@ CREATE TABLE onboarding.value_rule (
     CONSTRAINT value_rule_taxid CHECK ((field = 'tax_id') = (transform = 'taxid')),
     CONSTRAINT value_rule_event_wide CHECK (field NOT IN ('subject', 'status') OR entity = '*'),
     CONSTRAINT value_rule_key CHECK (field <> 'key' OR entity <> '*'),
+    CONSTRAINT value_rule_key_transform
+        CHECK (field NOT IN ('subject', 'key') OR transform IN ('text', 'upper', 'taxid_key', 'template', 'const')),
     CONSTRAINT value_rule_status CHECK ((field = 'status') = (transform = 'status')),
     CONSTRAINT value_rule_template CHECK (transform <> 'template' OR onboarding.is_template(arg))
 );

@@ -128,13 +128,16 @@ SELECT count(*) AS differences FROM onboarding.verify();
 
 -- The rule tables refuse what the interpreter could not read: a path that
 -- is not keys joined by dots, a template with an open placeholder, a tax
--- id read as text, an effect of an event that has no rule.
+-- id read as text, a key read through a code table, an effect of an event
+-- that has no rule.
 INSERT INTO onboarding.value_rule (provider, event_type, entity, field, paths, transform)
 VALUES ('acme', 'account.', 'account', 'bank', '{data..bank}', 'text');
 INSERT INTO onboarding.value_rule (provider, event_type, entity, field, transform, arg)
 VALUES ('acme', 'account.', 'account', 'digit', 'template', '{data.account_id');
 INSERT INTO onboarding.value_rule (provider, event_type, entity, field, paths, transform)
 VALUES ('acme', 'account.', 'account', 'tax_id', '{data.customer.document}', 'text');
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, paths, transform, arg)
+VALUES ('acme', 'account.', 'account', 'key', '{data.kind}', 'code', 'acme_kinds');
 INSERT INTO onboarding.effect_rule (provider, event_type, entity) VALUES ('acme', 'loan.', 'account');
 
 -- The file of the shipped providers, which the library reads while a 0.1.0
