@@ -10,11 +10,12 @@
 EXTENSION    = onboarding taxid
 MODULE_big   = onboarding
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA         = $(wildcard sql/onboarding--*.sql sql/onboarding--*.control sql/taxid--*.sql)
+DATA         = $(wildcard sql/onboarding--*.sql sql/onboarding--*.control sql/taxid--*.sql) \
+               sql/onboarding_providers.json
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening ordering
+REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening ordering provider_teach
 REGRESS_OPTS = --inputdir=. --load-extension=taxid --load-extension=onboarding
 ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=taxid --load-extension=onboarding

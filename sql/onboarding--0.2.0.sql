@@ -528,6 +528,395 @@ INSERT INTO onboarding.transition (entity, provider, from_status, to_status, shi
     ('proposal', 'fitbank', 'expired',  'pending_data', true),
     ('proposal', 'fitbank', 'expired',  'approved', true);
 
+-- ===========================================================================
+-- Providers as data (0.2.0): how a delivery is read
+--
+-- Everything the pipeline knows of a provider is rows of these tables:
+-- how its bodies are recognised and where their event type and time are
+-- (provider_rule), which events it sends (event_rule), which entities each
+-- event touches (effect_rule), where each key, status and field is and how
+-- it is read (value_rule), and the provider's code tables (code_map).  The
+-- C (src/extract.c) is one interpreter of these rows, compiled once into a
+-- cache that a change to any of them invalidates.  Shipped rows are marked
+-- shipped; rows of yours are dumped by pg_dump, as status_map's are.
+-- ===========================================================================
+
+-- Is path a JSON path of the rule tables: keys joined by dots, "@." first
+-- for a key of the element of an effect's for_each?
+CREATE FUNCTION onboarding.is_json_path(path text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT path <> '' AND path <> '@.'
+       AND NOT path ~ '(^\.|\.\.|\.$)' AND path !~ '^@[^.]' AND length(path) <= 200
+    $$;
+
+-- Is template a template of value_rule: literal text and placeholders
+-- {path,path...|transform?default} (see src/extract.c)?
+CREATE FUNCTION onboarding.is_template(template text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'onboarding_is_template'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Is every element of paths such a path?
+CREATE FUNCTION onboarding.are_json_paths(paths text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(bool_and(coalesce(onboarding.is_json_path(p), false)), true) FROM unnest(paths) AS p
+    $$;
+
+-- Are all statuses labels of the enum of entity?
+CREATE FUNCTION onboarding.are_statuses(entity text, statuses text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(bool_and(onboarding.is_status(entity, s)), true) FROM unnest(statuses) AS s
+    $$;
+
+CREATE TABLE onboarding.provider_rule (
+    provider       onboarding.provider PRIMARY KEY,
+    title          text NOT NULL CHECK (title <> ''),
+    position       integer NOT NULL,
+    marker         text NOT NULL CHECK (onboarding.is_json_path(marker) AND marker !~ '^@'),
+    marker_object  text CHECK (onboarding.is_json_path(marker_object) AND marker_object !~ '^@'),
+    event_path     text NOT NULL CHECK (onboarding.is_json_path(event_path) AND event_path !~ '^@'),
+    time_paths     text[] NOT NULL DEFAULT '{}' CHECK (onboarding.are_json_paths(time_paths)),
+    fold_status    boolean NOT NULL DEFAULT false,
+    shipped        boolean NOT NULL DEFAULT false,
+    CONSTRAINT provider_rule_position_unique UNIQUE (position)
+);
+COMMENT ON TABLE onboarding.provider_rule IS
+    'how a body is recognised as the provider''s (a string at marker, an object at marker_object), where its event type and time are';
+
+CREATE TABLE onboarding.event_rule (
+    provider      onboarding.provider NOT NULL,
+    event_type    text NOT NULL CHECK (event_type <> '' AND event_type <> '*'),
+    match         text NOT NULL DEFAULT 'exact' CHECK (match IN ('exact', 'contains')),
+    rule_event    text,
+    requires      text CHECK (onboarding.is_json_path(requires) AND requires !~ '^@'),
+    needs_status  boolean NOT NULL DEFAULT true,
+    position      integer NOT NULL DEFAULT 0,
+    shipped       boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (provider, event_type)
+);
+COMMENT ON TABLE onboarding.event_rule IS
+    'the events of a provider: the event type as sent (match exact) or a part of it (match contains); rule_event: the event_type of its status_map rows';
+
+CREATE TABLE onboarding.effect_rule (
+    provider       onboarding.provider NOT NULL,
+    event_type     text NOT NULL,
+    entity         text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
+                                                   'background_check', 'documentscopy')),
+    position       integer NOT NULL DEFAULT 1,
+    consequence    boolean NOT NULL DEFAULT false,
+    for_each       text CHECK (onboarding.is_json_path(for_each) AND for_each !~ '^@'),
+    for_each_else  text CHECK (onboarding.is_json_path(for_each_else) AND for_each_else !~ '^@'),
+    shipped        boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (provider, event_type, entity),
+    CONSTRAINT effect_rule_event FOREIGN KEY (provider, event_type)
+        REFERENCES onboarding.event_rule ON UPDATE CASCADE ON DELETE CASCADE,
+    CONSTRAINT effect_rule_else CHECK (for_each_else IS NULL OR for_each IS NOT NULL)
+);
+COMMENT ON TABLE onboarding.effect_rule IS
+    'the entities an event touches; a consequence applies only when status_map maps the status for it and the move is legal';
+
+CREATE TABLE onboarding.value_rule (
+    provider    onboarding.provider NOT NULL,
+    event_type  text NOT NULL,
+    entity      text NOT NULL CHECK (entity IN ('*', 'account', 'proposal', 'document', 'closure',
+                                                'background_check', 'documentscopy')),
+    field       text NOT NULL CHECK (field IN ('subject', 'key', 'status',
+                    'enabled', 'tax_id', 'tax_id_raw', 'holder_name', 'bank', 'branch', 'number',
+                    'digit', 'reason', 'client_code', 'person_type', 'account_key', 'message',
+                    'document_type', 'document_type_raw', 'signer', 'file_name', 'url',
+                    'expires_at', 'partner_id', 'business_unit_id', 'accounts_key')),
+    position    integer NOT NULL DEFAULT 1,
+    paths       text[] NOT NULL DEFAULT '{}' CHECK (onboarding.are_json_paths(paths)),
+    transform   text NOT NULL DEFAULT 'text'
+                CHECK (transform IN ('text', 'upper', 'status', 'time', 'taxid', 'taxid_key',
+                                     'taxid_kind', 'code', 'jsonb', 'template', 'const')),
+    arg         text,
+    if_absent   text,
+    shipped     boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (provider, event_type, entity, field, position),
+    CONSTRAINT value_rule_paths CHECK (transform IN ('template', 'const') OR cardinality(paths) > 0),
+    CONSTRAINT value_rule_arg CHECK ((arg IS NOT NULL) = (transform IN ('code', 'template', 'const'))),
+    CONSTRAINT value_rule_taxid CHECK ((field = 'tax_id') = (transform = 'taxid')),
+    CONSTRAINT value_rule_event_wide CHECK (field NOT IN ('subject', 'status') OR entity = '*'),
+    CONSTRAINT value_rule_key CHECK (field <> 'key' OR entity <> '*'),
+    CONSTRAINT value_rule_key_transform
+        CHECK (field NOT IN ('subject', 'key') OR transform IN ('text', 'upper', 'taxid_key', 'template', 'const')),
+    CONSTRAINT value_rule_status CHECK ((field = 'status') = (transform = 'status')),
+    CONSTRAINT value_rule_template CHECK (transform <> 'template' OR onboarding.is_template(arg))
+);
+COMMENT ON TABLE onboarding.value_rule IS
+    'where each subject, key, status and field is (paths, tried in order) and how it is read (transform); rows of one field are alternatives, tried by position';
+
+CREATE TABLE onboarding.code_map (
+    code_table  text NOT NULL CHECK (code_table <> ''),
+    code        text NOT NULL,
+    value       text NOT NULL,
+    shipped     boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (code_table, code)
+);
+COMMENT ON TABLE onboarding.code_map IS
+    'code tables of the providers (compared ignoring ASCII case); code * is the value of any other code';
+
+-- The guard of a move: an event that moves entity to status does so only
+-- from the states of from_status (a Celcoin check starts the analysis of a
+-- proposal that has not started it yet, and leaves a later stage alone).
+-- Read with status_map (src/rules.c).
+CREATE TABLE onboarding.status_guard (
+    provider     onboarding.provider NOT NULL,
+    event_type   text NOT NULL,
+    entity       text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
+                                                 'background_check', 'documentscopy')),
+    status       text NOT NULL,
+    from_status  text[] NOT NULL,
+    shipped      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (provider, event_type, entity, status),
+    CONSTRAINT status_guard_statuses_are_labels
+        CHECK (onboarding.is_status(entity, status) AND onboarding.are_statuses(entity, from_status))
+);
+COMMENT ON TABLE onboarding.status_guard IS
+    'an event that moves entity to status does so only from from_status (else the move is illegal, or a consequence skipped)';
+
+-- Statuses that are not final in the graph but in which an entity waits on
+-- nobody (stuck() leaves them out): an account that exists, a validated
+-- document, a disapproved closure request, an approved Fitbank person
+-- (Fitbank reports the account itself through UpdateAccount).
+CREATE TABLE onboarding.settled_status (
+    entity    text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
+                                              'background_check', 'documentscopy')),
+    provider  onboarding.provider,
+    status    text NOT NULL,
+    shipped   boolean NOT NULL DEFAULT false,
+    CONSTRAINT settled_status_unique UNIQUE NULLS NOT DISTINCT (entity, provider, status),
+    CONSTRAINT settled_status_is_label CHECK (onboarding.is_status(entity, status))
+);
+COMMENT ON TABLE onboarding.settled_status IS
+    'statuses, not final, in which an entity waits on nobody (provider NULL = every provider); stuck() leaves them out';
+
+CREATE TRIGGER provider_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.provider_rule FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER event_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.event_rule FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER effect_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.effect_rule FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER value_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.value_rule FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER code_map_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.code_map FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+CREATE TRIGGER status_guard_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.status_guard FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
+
+SELECT pg_catalog.pg_extension_config_dump('onboarding.provider_rule', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.event_rule', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.effect_rule', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.value_rule', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.code_map', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.status_guard', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status', 'WHERE NOT shipped');
+
+-- The shipped providers (SPEC §5) -----------------------------------------
+
+INSERT INTO onboarding.provider_rule
+    (provider, title, position, marker, marker_object, event_path, time_paths, fold_status, shipped) VALUES
+    ('qitech',  'QI Tech', 1, 'webhook_type', NULL,   'webhook_type', '{event_datetime}', false, true),
+    ('fitbank', 'Fitbank', 2, 'Method',       NULL,   'Method',       '{SendDate}', false, true),
+    ('celcoin', 'Celcoin', 3, 'entity',       'body', 'entity',       '{createTimestamp,createTimeStamp}', true, true);
+
+INSERT INTO onboarding.event_rule (provider, event_type, match, rule_event, requires, needs_status, position, shipped) VALUES
+    ('qitech',  'account_request.status_change', 'exact', NULL, NULL, true, 0, true),
+    ('qitech',  'account',                       'exact', NULL, NULL, true, 0, true),
+    ('fitbank', 'UpdateAccount',         'exact', NULL, NULL, true, 0, true),
+    ('fitbank', 'UpdatePersonDocument',  'exact', NULL, 'Document', true, 0, true),
+    ('fitbank', 'Signer',                'contains', 'UpdatePersonDocument', 'Document', true, 1, true),
+    ('fitbank', 'UpdatePersonCondition', 'exact', NULL, NULL, true, 0, true),
+    ('fitbank', 'UpdateCloseAccount',    'exact', NULL, NULL, true, 0, true),
+    ('celcoin', 'onboarding-backgroundcheck', 'exact', NULL, NULL, true, 0, true),
+    ('celcoin', 'onboarding-documentscopy',   'exact', NULL, NULL, true, 0, true),
+    ('celcoin', 'onboarding-proposal',        'exact', NULL, NULL, true, 0, true),
+    ('celcoin', 'onboarding-file',            'exact', NULL, NULL, false, 0, true),
+    ('celcoin', 'onboarding-create',          'exact', NULL, NULL, true, 0, true),
+    ('celcoin', 'account-status',             'exact', NULL, NULL, true, 0, true);
+
+INSERT INTO onboarding.effect_rule (provider, event_type, entity, position, consequence, for_each, for_each_else, shipped) VALUES
+    ('qitech',  'account_request.status_change', 'account', 1, false, NULL, NULL, true),
+    ('qitech',  'account',                       'account', 1, false, NULL, NULL, true),
+    ('fitbank', 'UpdateAccount',         'account',  1, false, NULL, NULL, true),
+    ('fitbank', 'UpdatePersonDocument',  'document', 1, false, NULL, NULL, true),
+    ('fitbank', 'Signer',                'document', 1, false, NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', 'proposal', 1, false, NULL, NULL, true),
+    ('fitbank', 'UpdateCloseAccount',    'closure',  1, false, NULL, NULL, true),
+    ('fitbank', 'UpdateCloseAccount',    'account',  2, true,  NULL, NULL, true),
+    ('celcoin', 'onboarding-backgroundcheck', 'background_check', 1, false, NULL, NULL, true),
+    ('celcoin', 'onboarding-backgroundcheck', 'proposal',         2, true,  NULL, NULL, true),
+    ('celcoin', 'onboarding-documentscopy',   'documentscopy',    1, false, NULL, NULL, true),
+    ('celcoin', 'onboarding-documentscopy',   'proposal',         2, true,  NULL, NULL, true),
+    ('celcoin', 'onboarding-proposal',        'proposal',         1, false, NULL, NULL, true),
+    ('celcoin', 'onboarding-file',            'document',         1, false, 'body.files', 'body.url', true),
+    ('celcoin', 'onboarding-create',          'account',          1, false, NULL, NULL, true),
+    ('celcoin', 'onboarding-create',          'proposal',         2, true,  NULL, NULL, true),
+    ('celcoin', 'account-status',             'account',          1, false, NULL, NULL, true);
+
+-- QI Tech: the key and status of every event, the fields of its account
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform, arg, if_absent, shipped) VALUES
+    ('qitech', '*', '*', 'subject', 1, '{key}', 'text', NULL, NULL, true),
+    ('qitech', '*', '*', 'subject', 2, '{data.account_request_key}', 'text', NULL, NULL, true),
+    ('qitech', '*', '*', 'status',  1, '{status}', 'status', NULL, NULL, true),
+    ('qitech', '*', '*', 'status',  2, '{data.status}', 'status', NULL, NULL, true),
+    ('qitech', '*', 'account', 'branch',      10, '{data.account_info.account_branch}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'number',      20, '{data.account_info.account_number}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'digit',       30, '{data.account_info.account_digit}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'bank',        40, '{data.account_info.financial_institution_code}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'holder_name', 50, '{data.account_owner.name}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'reason',      60, '{rejection_reason}', 'text', NULL, NULL, true),
+    ('qitech', '*', 'account', 'tax_id',      70, '{data.account_owner.document_number}', 'taxid', NULL, NULL, true);
+
+-- Fitbank: the tenant on every row; each Method's key, status and fields
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform, arg, if_absent, shipped) VALUES
+    ('fitbank', '*', '*', 'partner_id',       1, '{PartnerId}', 'text', NULL, NULL, true),
+    ('fitbank', '*', '*', 'business_unit_id', 2, '{BusinessUnitId,BusinessUnitld}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', '*', 'subject', 1, '{AccountKey}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', '*', 'subject', 2, '{TaxNumber,Taxnumber}', 'taxid_key', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', '*', 'status',  1, '{AccountConditionType}', 'status', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'tax_id',  10, '{TaxNumber,Taxnumber}', 'taxid', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'bank',    20, '{Bank,SpbAccount.Bank}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'branch',  30, '{BankBranch,SpbAccount.BankBranch}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'number',  40, '{BankAccount,SpbAccount.BankAccount}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'digit',   50, '{BankAccountDigit,SpbAccount.BankAccountDigit}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateAccount', 'account', 'enabled', 60, '{AccountStatus}', 'code', 'fitbank_account_status', NULL, true),
+    ('fitbank', 'UpdatePersonCondition', '*', 'subject', 1, '{TaxNumber,Taxnumber}', 'taxid_key', NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', '*', 'status',  1, '{MessageClassification}', 'status', NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', 'proposal', 'tax_id',       10, '{TaxNumber,Taxnumber}', 'taxid', NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', 'proposal', 'message',      20, '{Message}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', 'proposal', 'person_type',  30, '{TaxNumber,Taxnumber}', 'taxid_kind', NULL, NULL, true),
+    ('fitbank', 'UpdatePersonCondition', 'proposal', 'accounts_key', 40, '{AccountsKey}', 'jsonb', NULL, NULL, true),
+    ('fitbank', 'UpdateCloseAccount', '*', 'subject', 1, '{AccountKey}', 'text', NULL, NULL, true),
+    ('fitbank', 'UpdateCloseAccount', '*', 'status',  1, '{CloseAccountInformationStatus}', 'status', NULL, NULL, true),
+    ('fitbank', 'UpdateCloseAccount', 'closure', 'message', 10, '{Message}', 'text', NULL, NULL, true);
+
+-- Fitbank documents: UpdatePersonDocument, and any Method naming a Signer
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform, arg, if_absent, shipped)
+SELECT 'fitbank', e.event_type, v.entity, v.field, v.position, v.paths::text[], v.transform,
+       CASE v.field WHEN 'signer' THEN e.signer
+                    WHEN 'subject' THEN v.arg || e.suffix ELSE v.arg END, NULL, true
+  FROM (VALUES ('UpdatePersonDocument', 'false', ''), ('Signer', 'true', ':signer'))
+       AS e (event_type, signer, suffix)
+ CROSS JOIN (VALUES
+    ('*', 'subject', 1, '{Document.DocumentKey}', 'text', NULL),
+    ('*', 'subject', 2, '{}', 'template',
+     '{Document.TaxNumber,Document.Taxnumber,Account.TaxNumber,Account.Taxnumber,TaxNumber,Taxnumber|taxid_key}:{Document.DocumentType}'),
+    ('*', 'status', 1, '{Document.DocumentStatus}', 'status', NULL),
+    ('document', 'document_type',     10, '{Document.DocumentType}', 'code', 'fitbank_document_type'),
+    ('document', 'tax_id',            20, '{Document.TaxNumber,Document.Taxnumber,Account.TaxNumber,Account.Taxnumber,TaxNumber,Taxnumber}', 'taxid', NULL),
+    ('document', 'document_type_raw', 30, '{Document.DocumentType}', 'text', NULL),
+    ('document', 'signer',            40, '{}', 'const', NULL),
+    ('document', 'account_key',       50, '{Account.AccountKey}', 'text', NULL),
+    ('document', 'file_name',         60, '{Document.FileName}', 'text', NULL),
+    ('document', 'reason',            70, '{Document.Reason,Document.PendingReason}', 'text', NULL),
+    ('document', 'message',           80, '{Document.Message}', 'text', NULL),
+    ('document', 'expires_at',        90, '{Document.ExpirationDate}', 'time', NULL)
+  ) AS v (entity, field, position, paths, transform, arg);
+
+-- Celcoin: the envelope's status; each entity's key and fields
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform, arg, if_absent, shipped)
+SELECT 'celcoin', v.event_type, v.entity, v.field, v.position, v.paths::text[], v.transform, v.arg, v.if_absent, true
+  FROM (VALUES
+    ('*', '*', 'status', 1, '{status}', 'status', NULL, NULL),
+    ('onboarding-backgroundcheck', '*', 'subject', 1, '{body.proposalId}', 'text', NULL, NULL),
+    ('onboarding-documentscopy',   '*', 'subject', 1, '{body.proposalId}', 'text', NULL, NULL),
+    ('onboarding-proposal',        '*', 'subject', 1, '{body.proposalId}', 'text', NULL, NULL),
+    ('onboarding-file',            '*', 'subject', 1, '{body.proposalId}', 'text', NULL, NULL),
+    ('onboarding-create',          '*', 'subject', 1, '{body.onboardingId}', 'text', NULL, NULL),
+    ('account-status',             '*', 'subject', 1, '{body.onboardingId}', 'text', NULL, NULL),
+    ('onboarding-file', 'document', 'key',               1, '{}', 'template', '{body.proposalId}:{@.type?FILE}', NULL),
+    ('onboarding-file', 'document', 'document_type',     10, '{@.type}', 'code', 'celcoin_file_type', 'FILE'),
+    ('onboarding-file', 'document', 'document_type_raw', 20, '{@.type}', 'text', NULL, 'FILE'),
+    ('onboarding-file', 'document', 'signer',            30, '{}', 'const', 'false', NULL),
+    ('onboarding-file', 'document', 'url',               40, '{@.url}', 'text', NULL, NULL),
+    ('onboarding-file', 'document', 'expires_at',        50, '{@.expirationTime}', 'time', NULL, NULL),
+    ('onboarding-file', 'document', 'tax_id',            60, '{body.documentNumber}', 'taxid', NULL, NULL),
+    ('onboarding-create', 'account', 'branch',      10, '{body.account.branch}', 'text', NULL, NULL),
+    ('onboarding-create', 'account', 'number',      20, '{body.account.account}', 'text', NULL, NULL),
+    ('onboarding-create', 'account', 'holder_name', 30, '{body.account.name}', 'text', NULL, NULL),
+    ('onboarding-create', 'account', 'bank',        40, '{body.account.ispb}', 'text', NULL, NULL),
+    ('onboarding-create', 'account', 'tax_id',      50, '{body.account.documentNumber}', 'taxid', NULL, NULL),
+    ('onboarding-create', 'proposal', 'key',         1, '{body.proposalId}', 'text', NULL, NULL),
+    ('onboarding-create', 'proposal', 'key',         2, '{body.onboardingId}', 'text', NULL, NULL),
+    ('onboarding-create', 'proposal', 'client_code', 10, '{body.clientCode}', 'text', NULL, NULL),
+    ('onboarding-create', 'proposal', 'account_key', 20, '{body.onboardingId}', 'text', NULL, NULL),
+    ('account-status', 'account', 'reason', 10, '{body.reason}', 'text', NULL, NULL),
+    ('account-status', 'account', 'number', 20, '{body.account}', 'text', NULL, NULL),
+    ('account-status', 'account', 'tax_id', 30, '{body.documentNumber}', 'taxid', NULL, NULL)
+  ) AS v (event_type, entity, field, position, paths, transform, arg, if_absent);
+
+-- the proposal fields every Celcoin KYC event carries
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform, arg, if_absent, shipped)
+SELECT 'celcoin', e.event_type, 'proposal', v.field, v.position, v.paths::text[], v.transform, NULL, NULL, true
+  FROM (VALUES ('onboarding-backgroundcheck'), ('onboarding-documentscopy'), ('onboarding-proposal'))
+       AS e (event_type)
+ CROSS JOIN (VALUES
+    ('client_code', 10, '{body.clientCode}', 'text'),
+    ('person_type', 20, '{body.proposalType}', 'text'),
+    ('tax_id',      30, '{body.documentNumber}', 'taxid')
+  ) AS v (field, position, paths, transform);
+
+INSERT INTO onboarding.code_map (code_table, code, value, shipped) VALUES
+    ('fitbank_account_status', '0', 'false', true),
+    ('fitbank_account_status', '1', 'true', true),
+    ('fitbank_document_type', '0',  'identity_front', true),
+    ('fitbank_document_type', '1',  'cpf', true),
+    ('fitbank_document_type', '2',  'proof_of_address', true),
+    ('fitbank_document_type', '3',  'cnh', true),
+    ('fitbank_document_type', '4',  'cnpj', true),
+    ('fitbank_document_type', '5',  'contract', true),
+    ('fitbank_document_type', '6',  'power_of_attorney', true),
+    ('fitbank_document_type', '7',  'identity_back', true),
+    ('fitbank_document_type', '8',  'other', true),
+    ('fitbank_document_type', '10', 'identity', true),
+    ('fitbank_document_type', '12', 'kyc_report', true),
+    ('fitbank_document_type', '13', 'other', true),
+    ('fitbank_document_type', '14', 'selfie', true),
+    ('fitbank_document_type', '15', 'election_minutes', true),
+    ('fitbank_document_type', '16', 'cnh_back', true),
+    ('fitbank_document_type', '*',  'other', true),
+    ('celcoin_file_type', 'RG_FRONT',          'identity_front', true),
+    ('celcoin_file_type', 'RG_BACK',           'identity_back', true),
+    ('celcoin_file_type', 'RG',                'identity', true),
+    ('celcoin_file_type', 'CNH_FRONT',         'cnh', true),
+    ('celcoin_file_type', 'CNH',               'cnh', true),
+    ('celcoin_file_type', 'CNH_BACK',          'cnh_back', true),
+    ('celcoin_file_type', 'SELFIE',            'selfie', true),
+    ('celcoin_file_type', 'CPF',               'cpf', true),
+    ('celcoin_file_type', 'CNPJ',              'cnpj', true),
+    ('celcoin_file_type', 'PROOF_OF_ADDRESS',  'proof_of_address', true),
+    ('celcoin_file_type', 'CONTRACT',          'contract', true),
+    ('celcoin_file_type', 'SOCIAL_CONTRACT',   'contract', true),
+    ('celcoin_file_type', 'POWER_OF_ATTORNEY', 'power_of_attorney', true),
+    ('celcoin_file_type', 'ELECTION_MINUTES',  'election_minutes', true),
+    ('celcoin_file_type', 'KYC_REPORT',        'kyc_report', true),
+    ('celcoin_file_type', 'FILE',              'other', true),
+    ('celcoin_file_type', '*',                 'other', true);
+
+-- a Celcoin check starts its proposal's analysis only from created or pending
+INSERT INTO onboarding.status_guard (provider, event_type, entity, status, from_status, shipped) VALUES
+    ('celcoin', 'onboarding-backgroundcheck', 'proposal', 'in_analysis', '{created,pending}', true),
+    ('celcoin', 'onboarding-documentscopy',   'proposal', 'in_analysis', '{created,pending}', true);
+
+INSERT INTO onboarding.settled_status (entity, provider, status, shipped) VALUES
+    ('account',  NULL, 'created', true),
+    ('account',  NULL, 'limited', true),
+    ('account',  NULL, 'active', true),
+    ('account',  NULL, 'blocked', true),
+    ('account',  NULL, 'closing', true),
+    ('document', NULL, 'validated', true),
+    ('closure',  NULL, 'disapproved', true),
+    ('proposal', 'fitbank', 'approved', true);
+
+-- (end of providers as data)
+
 -- ---------------------------------------------------------------------------
 -- Functions
 -- ---------------------------------------------------------------------------
@@ -886,18 +1275,16 @@ COMMENT ON VIEW onboarding.anomalies IS
     'deliveries that changed nothing for a reason worth a look, with the reason';
 
 -- Statuses in which an entity is still on its way (used by stuck()): not
--- final in the graph, and not a settled state (an account that exists, a
--- validated document, a disapproved closure request, an approved Fitbank
--- person: Fitbank reports the account itself through UpdateAccount).
+-- final in the graph, and not settled (onboarding.settled_status).
 CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider, status text)
     RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT NOT (entity = 'account' AND status IN ('created', 'limited', 'active', 'blocked', 'closing'))
-       AND NOT (entity = 'document' AND status = 'validated')
-       AND NOT (entity = 'proposal' AND provider = 'fitbank' AND status = 'approved')
-       AND NOT (entity = 'closure' AND status = 'disapproved')
+    SELECT NOT EXISTS (SELECT 1 FROM onboarding.settled_status s
+                        WHERE s.entity = in_progress.entity
+                          AND s.status = in_progress.status
+                          AND (s.provider IS NULL OR s.provider = in_progress.provider))
        AND EXISTS (SELECT 1 FROM onboarding.transition t
                     WHERE t.entity = CASE WHEN in_progress.entity IN ('background_check', 'documentscopy')
                                           THEN 'check' ELSE in_progress.entity END

@@ -9,6 +9,13 @@
  * that is thrown away whenever pg_type or pg_enum changes (for instance
  * when the extension is dropped and created again in the same session).
  *
+ * Providers are the labels of onboarding.provider, whatever they are: none
+ * is compiled in.  A provider is the position of its label in the enum's
+ * order; the list is read again when the cache is thrown away, and its
+ * generation changes only when the labels did (a label added with ALTER
+ * TYPE ... ADD VALUE), so the caches sized by it (rules.c, extract.c) are
+ * rebuilt then and only then.
+ *
  *-------------------------------------------------------------------------
  */
 #include "onboarding.h"
@@ -18,11 +25,42 @@
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "access/htup_details.h"
+#include "catalog/pg_enum.h"
+#include "utils/catcache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+
+/* Labels of each graph's status enum, in SQL order */
+static const char *const account_labels[] = {
+	"requested", "in_analysis", "pending_data", "created", "limited", "active",
+	"blocked", "closing", "closed", "rejected", "failed", NULL
+};
+static const char *const proposal_labels[] = {
+	"created", "pending", "in_analysis", "pending_data", "approved", "rejected",
+	"expired", "account_created", "account_error", NULL
+};
+static const char *const document_labels[] = {
+	"sent", "awaiting_validation", "resubmitted", "typified", "validated", "invalid",
+	"disapproved", "expired", "error", "inexistent", "suspended", NULL
+};
+static const char *const closure_labels[] = {
+	"created", "processing", "pending", "error", "disapproved", "approved", "automatic", NULL
+};
+static const char *const check_labels[] = {
+	"created", "pending", "processing", "approved", "rejected", NULL
+};
+
+static const char *const *const graph_labels[OB_NGRAPHS] = {
+	account_labels, proposal_labels, document_labels, closure_labels, check_labels
+};
+
+/* onboarding.transition.entity names of the graphs */
+const char *const onboarding_graph_names[OB_NGRAPHS] = {
+	"account", "proposal", "document", "closure", "check"
+};
 
 /* SQL names of the enum types, in ObEnumType order */
 static const char *const enum_type_names[OB_NENUMS] = {
@@ -41,7 +79,12 @@ static const ObEnumType graph_enum[OB_NGRAPHS] = {
 
 static Oid	cached_schema = InvalidOid;
 static ObInboxOids cached_inbox;	/* valid when cached_inbox.inbox is set */
-static Oid	cached_provider[OB_NPROVIDERS];
+/* The labels of onboarding.provider, in enum order */
+static int	nproviders = 0;
+static Oid *provider_oids = NULL;	/* in TopMemoryContext */
+static const char **provider_names = NULL;	/* interned: never freed */
+static uint64 providers_gen = 0;	/* bumped when the labels change */
+static List *interned_names = NIL;
 static Oid	cached_outcome[OB_INVALID + 1];
 static Oid	cached_status[OB_NGRAPHS][OB_MAX_STATUSES];	/* by label position */
 static bool cache_valid = false;
@@ -69,13 +112,89 @@ catalog_register(void)
 	callback_registered = true;
 }
 
+/* A copy of name that lives as long as the backend (one per distinct name). */
+static const char *
+catalog_intern(const char *name)
+{
+	ListCell   *lc;
+	MemoryContext old;
+	char	   *copy;
+
+	foreach(lc, interned_names)
+		if (strcmp((const char *) lfirst(lc), name) == 0)
+			return (const char *) lfirst(lc);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	copy = pstrdup(name);
+	interned_names = lappend(interned_names, copy);
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+/* qsort comparator of pg_enum rows by enumsortorder */
+static int
+catalog_enum_cmp(const void *a, const void *b)
+{
+	Form_pg_enum x = (Form_pg_enum) GETSTRUCT(*(const HeapTuple *) a);
+	Form_pg_enum y = (Form_pg_enum) GETSTRUCT(*(const HeapTuple *) b);
+
+	return x->enumsortorder < y->enumsortorder ? -1 : x->enumsortorder > y->enumsortorder;
+}
+
+/*
+ * Read the labels of onboarding.provider in their order; bump the
+ * generation when they differ from the ones read before.
+ */
+static void
+catalog_fill_providers(void)
+{
+	Oid			typoid;
+	CatCList   *list;
+	HeapTuple  *rows;
+	Oid		   *oids;
+	const char **names;
+	bool		same;
+
+	typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("provider"),
+							 ObjectIdGetDatum(onboarding_schema_oid()));
+	if (!OidIsValid(typoid))
+		elog(ERROR, "type onboarding.provider does not exist");
+	list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typoid));
+	rows = palloc(sizeof(HeapTuple) * Max(list->n_members, 1));
+	for (int i = 0; i < list->n_members; i++)
+		rows[i] = &list->members[i]->tuple;
+	qsort(rows, list->n_members, sizeof(HeapTuple), catalog_enum_cmp);
+	oids = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(list->n_members, 1));
+	names = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * Max(list->n_members, 1));
+	for (int i = 0; i < list->n_members; i++)
+	{
+		Form_pg_enum en = (Form_pg_enum) GETSTRUCT(rows[i]);
+
+		oids[i] = en->oid;
+		names[i] = catalog_intern(NameStr(en->enumlabel));
+	}
+	same = (list->n_members == nproviders);
+	for (int i = 0; same && i < nproviders; i++)
+		same = (oids[i] == provider_oids[i] && names[i] == provider_names[i]);
+	if (!same)
+		providers_gen++;
+	if (provider_oids != NULL)
+	{
+		pfree(provider_oids);
+		pfree(provider_names);
+	}
+	nproviders = list->n_members;
+	provider_oids = oids;
+	provider_names = names;
+	ReleaseSysCacheList(list);
+	pfree(rows);
+}
+
 /* Fill the small caches; registers the invalidation callback once. */
 static void
 catalog_fill(void)
 {
 	catalog_register();
-	for (int i = 0; i < OB_NPROVIDERS; i++)
-		cached_provider[i] = onboarding_enum_oid(OB_ENUM_PROVIDER, onboarding_provider_names[i]);
+	catalog_fill_providers();
 	for (int i = 0; i <= OB_INVALID; i++)
 		cached_outcome[i] = onboarding_enum_oid(OB_ENUM_OUTCOME, onboarding_outcome_names[i]);
 	for (int g = 0; g < OB_NGRAPHS; g++)
@@ -88,6 +207,51 @@ catalog_fill(void)
 			cached_status[g][i] = onboarding_enum_oid(graph_enum[g], labels[i]);
 	}
 	cache_valid = true;
+}
+
+/* The graph an entity's status follows. */
+ObGraph
+onboarding_entity_graph(ObEntity entity)
+{
+	switch (entity)
+	{
+		case OB_ACCOUNT:
+			return OB_GRAPH_ACCOUNT;
+		case OB_PROPOSAL:
+			return OB_GRAPH_PROPOSAL;
+		case OB_DOCUMENT:
+			return OB_GRAPH_DOCUMENT;
+		case OB_CLOSURE:
+			return OB_GRAPH_CLOSURE;
+		default:
+			return OB_GRAPH_CHECK;
+	}
+}
+
+/* The labels of a graph, NULL-terminated. */
+const char *const *
+onboarding_graph_labels(ObGraph graph)
+{
+	return graph_labels[graph];
+}
+
+/* The static label equal to s in graph, or NULL when s is not one of them. */
+const char *
+onboarding_status_label(ObGraph graph, const char *s)
+{
+	int			i = onboarding_status_index(graph, s);
+
+	return i < 0 ? NULL : graph_labels[graph][i];
+}
+
+/* Position of a label in its graph's enum, or -1. */
+int
+onboarding_status_index(ObGraph graph, const char *s)
+{
+	for (int i = 0; graph_labels[graph][i] != NULL; i++)
+		if (strcmp(graph_labels[graph][i], s) == 0)
+			return i;
+	return -1;
 }
 
 /* OID of the schema onboarding. */
@@ -161,14 +325,33 @@ onboarding_enum_oid(ObEnumType type, const char *label)
 	return result;
 }
 
+/* How many labels onboarding.provider has. */
+int
+onboarding_provider_count(void)
+{
+	if (!cache_valid)
+		catalog_fill();
+	return nproviders;
+}
+
+/* Changes whenever the labels of onboarding.provider do. */
+uint64
+onboarding_providers_generation(void)
+{
+	if (!cache_valid)
+		catalog_fill();
+	return providers_gen;
+}
+
 /* The onboarding.provider label OID of a provider. */
 Oid
 onboarding_provider_oid(ObProvider provider)
 {
-	Assert(provider >= 0 && provider < OB_NPROVIDERS);
 	if (!cache_valid)
 		catalog_fill();
-	return cached_provider[provider];
+	if (provider < 0 || provider >= nproviders)
+		elog(ERROR, "provider %d is not a label of onboarding.provider", provider);
+	return provider_oids[provider];
 }
 
 /* The provider of an onboarding.provider label OID. */
@@ -177,11 +360,34 @@ onboarding_provider_from_oid(Oid label)
 {
 	if (!cache_valid)
 		catalog_fill();
-	for (int i = 0; i < OB_NPROVIDERS; i++)
-		if (cached_provider[i] == label)
+	for (int i = 0; i < nproviders; i++)
+		if (provider_oids[i] == label)
 			return (ObProvider) i;
 	elog(ERROR, "unknown onboarding.provider label %u", label);
 	return OB_PROVIDER_NONE;	/* keep compiler quiet */
+}
+
+/* The label of a provider (a string that lives as long as the backend). */
+const char *
+onboarding_provider_name(ObProvider provider)
+{
+	if (!cache_valid)
+		catalog_fill();
+	if (provider < 0 || provider >= nproviders)
+		elog(ERROR, "provider %d is not a label of onboarding.provider", provider);
+	return provider_names[provider];
+}
+
+/* The provider of a label, or OB_PROVIDER_NONE. */
+ObProvider
+onboarding_provider_from_name(const char *name)
+{
+	if (!cache_valid)
+		catalog_fill();
+	for (int i = 0; i < nproviders; i++)
+		if (strcmp(provider_names[i], name) == 0)
+			return (ObProvider) i;
+	return OB_PROVIDER_NONE;
 }
 
 /* The onboarding.outcome label OID of an outcome. */

@@ -279,46 +279,6 @@ derive_open_history(void)
 	return s;
 }
 
-/*
- * The value of a field, as its column's type reads the text detect.c made
- * of it (a canonical tax id, an ISO time, a document type label...).
- */
-static Datum
-derive_field_datum(ObField field, const char *v)
-{
-	switch (field)
-	{
-		case OB_F_ENABLED:
-		case OB_F_SIGNER:
-			return DirectFunctionCall1(boolin, CStringGetDatum(v));
-		case OB_F_TAX_ID:
-			{
-				int64		taxid;
-				const char *problem = onboarding_taxid_parse(v, strlen(v), &taxid);
-
-				if (problem != NULL)
-					elog(ERROR, "tax id \"%s\" passed as valid is not: %s", v, problem);
-				return Int64GetDatum(taxid);
-			}
-		case OB_F_DOCUMENT_TYPE:
-			{
-				Oid			label = onboarding_enum_oid(OB_ENUM_DOCUMENT_TYPE, v);
-
-				if (!OidIsValid(label))
-					elog(ERROR, "\"%s\" is not a label of onboarding.document_type", v);
-				return ObjectIdGetDatum(label);
-			}
-		case OB_F_EXPIRES_AT:
-			return DirectFunctionCall3(timestamptz_in, CStringGetDatum(v),
-									   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		case OB_F_ACCOUNTS_KEY:
-			return DirectFunctionCall1(jsonb_in, CStringGetDatum(v));
-		default:
-			return CStringGetTextDatum(v);
-	}
-}
-
-
 /* One entity row: its state as the fold has it */
 typedef struct EntState
 {
@@ -624,11 +584,11 @@ fold_verdict(ObDelivery *d, Touch *t, int col, ObEffect *e)
 		return V_ILLEGAL;
 
 	/*
-	 * A Celcoin check moves its proposal to in_analysis only from created
-	 * or pending (SPEC §5); later stages stay where they are.
+	 * A move with a guard (onboarding.status_guard) is made only from the
+	 * states it names: a Celcoin check starts its proposal's analysis only
+	 * from created or pending; later stages stay where they are.
 	 */
-	if (!e->primary && e->entity == OB_PROPOSAL && strcmp(e->status, "in_analysis") == 0 &&
-		strcmp(s0, "created") != 0 && strcmp(s0, "pending") != 0)
+	if (e->only_from != NULL && !onboarding_status_in(s0, e->only_from))
 		return V_ILLEGAL;
 	return V_CHANGE;
 }
@@ -677,8 +637,9 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 			h->has_at = d->has_event_at;
 			h->at = d->event_at;
 			h->inbox_id = d->id;
-			h->reason = d->forced && ef && strcmp(d->event_type, "force_status") == 0 ?
-				ef->fields[OB_F_REASON] : NULL;
+			h->reason = d->forced && ef && strcmp(d->event_type, "force_status") == 0 &&
+				ef->carried[OB_F_REASON] == OB_CARRIED ?
+				TextDatumGetCString(ef->values[OB_F_REASON]) : NULL;
 			f->history = lappend(f->history, h);
 		}
 		e->values[cols->status[c]] = ObjectIdGetDatum(onboarding_status_oid(derive_graph(e->table, c),
@@ -697,20 +658,18 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 	/* other fields: the first effect on this row that carries one provides it */
 	for (int fi = 0; fi < def->nfields; fi++)
 	{
-		const char *v = NULL;
+		ObField		field = def->fields[fi];
+		ObEffect   *src = NULL;
 
-		for (int c = 0; c < def->nstatus && v == NULL; c++)
-			if (t->effect[c] != NULL)
-				v = t->effect[c]->fields[def->fields[fi]];
-		if (v == NULL)
+		for (int c = 0; c < def->nstatus && src == NULL; c++)
+			if (t->effect[c] != NULL && t->effect[c]->carried[field] != OB_NOT_CARRIED)
+				src = t->effect[c];
+		if (src == NULL)
 			continue;
-		if (v == onboarding_field_null)
-		{
-			e->nulls[cols->fields[fi]] = true;	/* an operator emptied it */
-			continue;
-		}
-		e->values[cols->fields[fi]] = derive_field_datum(def->fields[fi], v);
-		e->nulls[cols->fields[fi]] = false;
+		/* typed by extraction; OB_CARRIED_NULL: an operator emptied it */
+		e->nulls[cols->fields[fi]] = (src->carried[field] == OB_CARRIED_NULL);
+		if (src->carried[field] == OB_CARRIED)
+			e->values[cols->fields[fi]] = src->values[field];
 	}
 
 	/* proposal.flow: set once, by the first check in event order */
@@ -1797,7 +1756,7 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("could not derive the deliveries of %s subject \"%s\" again",
-					onboarding_provider_names[provider],
+					onboarding_provider_name(provider),
 					onboarding_clip((const char *) linitial(subjects), 64)),
 			 errdetail("Others delivered to it or created its rows %d times while it was derived.",
 					   OB_MAX_ATTEMPTS)));

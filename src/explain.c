@@ -68,7 +68,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '{');
 	explain_field(&out, "provider",
-				  d.provider == OB_PROVIDER_NONE ? NULL : onboarding_provider_names[d.provider], true);
+				  d.provider == OB_PROVIDER_NONE ? NULL : onboarding_provider_name(d.provider), true);
 	explain_field(&out, "event_type", d.event_type, false);
 	explain_field(&out, "entity", first ? onboarding_entity_names[first->entity] : NULL, false);
 	explain_field(&out, "key", d.subject, false);

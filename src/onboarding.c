@@ -15,6 +15,7 @@
 #include "pgtime.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 /*
  * PG_MODULE_MAGIC is in taxid.c, the one object that both onboarding.so and
@@ -24,7 +25,6 @@
 void		_PG_init(void);
 
 /* Label tables, in the order of the SQL enums */
-const char *const onboarding_provider_names[OB_NPROVIDERS] = {"celcoin", "qitech", "fitbank"};
 const char *const onboarding_outcome_names[] = {
 	"applied", "duplicate", "stale", "illegal_transition", "unrecognized", "invalid"
 };
@@ -57,9 +57,6 @@ const char *const onboarding_field_names[OB_NFIELDS] = {
 	[OB_F_BUSINESS_UNIT_ID] = "business_unit_id",
 	[OB_F_ACCOUNTS_KEY] = "accounts_key",
 };
-
-/* A field an operator set to NULL (fields[] holds NULL for "not carried"). */
-const char	onboarding_field_null[] = "";
 
 /* The field of a column name of the state tables; OB_NFIELDS if none. */
 ObField
@@ -118,6 +115,34 @@ onboarding_clip(const char *s, int maxbytes)
 	return psprintf("%.*s...", keep, s);
 }
 
+/* Replaced caches (rules.c, extract.c), freed at transaction end */
+static List *retired_caches = NIL;
+
+/*
+ * Keep the context of a replaced cache until the transaction ends: the
+ * delivery at hand may still point into it.
+ */
+void
+onboarding_cache_retire(MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	retired_caches = lappend(retired_caches, cxt);
+	MemoryContextSwitchTo(old);
+}
+
+/* Free the caches replaced during the transaction that just ended. */
+static void
+onboarding_caches_end_of_xact(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired_caches)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(retired_caches);
+	retired_caches = NIL;
+}
+
 /*
  * At transaction end: close the tables store.c opened, release the per-row
  * lock of dedupe.c, free replaced rule caches, and after an error forget
@@ -142,7 +167,7 @@ onboarding_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			onboarding_dedupe_release();
-			onboarding_rules_end_of_xact();
+			onboarding_caches_end_of_xact();
 			break;
 		default:
 			break;

@@ -6,7 +6,9 @@
  * A delivery travels through one pipeline, one file per step:
  *
  *		parse.c		raw text -> jsonb (strict, then the bare-word repair)
- *		detect.c	jsonb -> provider, event, subject, status, time, fields
+ *		detect.c	jsonb -> the delivery's kind: a provider's, or an operator's
+ *		extract.c	a provider's body -> event, subject, status, time, typed
+ *					fields, by the rule tables (provider_rule ... code_map)
  *		rules.c		status_map / transition tables, cached
  *		derive.c	lock the entities, order, check, write state and history
  *		inbox.c		the inbox triggers that run the pipeline; ingest()
@@ -59,15 +61,13 @@ extern char *onboarding_taxid_strip(const char *str, size_t len);
  * ---------------------------------------------------------------------
  */
 
-/* onboarding.provider, in label order */
-typedef enum ObProvider
-{
-	OB_PROVIDER_NONE = -1,
-	OB_CELCOIN = 0,
-	OB_QITECH,
-	OB_FITBANK,
-	OB_NPROVIDERS
-} ObProvider;
+/*
+ * A provider: the position of its label in onboarding.provider (catalog.c
+ * reads the labels; none is compiled in), or OB_PROVIDER_NONE.
+ */
+typedef int ObProvider;
+
+#define OB_PROVIDER_NONE	(-1)
 
 /* onboarding.outcome, in label order */
 typedef enum ObOutcome
@@ -120,6 +120,14 @@ typedef enum ObField
 	OB_NFIELDS
 } ObField;
 
+/* Whether an effect carries a field, and as what */
+typedef enum ObCarried
+{
+	OB_NOT_CARRIED = 0,			/* the row keeps what it has */
+	OB_CARRIED,					/* values[] holds the column's value */
+	OB_CARRIED_NULL				/* an operator emptied it */
+} ObCarried;
+
 /* One status change a delivery asks for. */
 typedef struct ObEffect
 {
@@ -127,11 +135,15 @@ typedef struct ObEffect
 	char	   *key;
 	const char *rule_event;		/* event_type under which status_map lists it */
 	char	   *status_raw;		/* status as sent (NULL: "*" rows only) */
+	const char *status_key;		/* status_raw as status_map spells it */
 	bool		primary;		/* false: a consequence, applied only if legal */
 	/* filled by classification */
 	const char *status;			/* mapped label, NULL when unknown */
 	const char *label;			/* provider's own name, for provider_status */
-	char	   *fields[OB_NFIELDS];
+	const char *const *only_from;	/* status_guard.from_status, NULL-terminated */
+	/* the fields, typed as their columns: extraction reads them once */
+	Datum		values[OB_NFIELDS];
+	uint8		carried[OB_NFIELDS];	/* ObCarried */
 	/* filled by derivation, for explain() */
 	const char *from;			/* the entity's status before */
 	const char *verdict;		/* create, refresh, change, stale, illegal, skipped */
@@ -165,10 +177,8 @@ typedef struct ObDelivery
 } ObDelivery;
 
 extern const char *const onboarding_entity_names[OB_NENTITIES];
-extern const char *const onboarding_provider_names[OB_NPROVIDERS];
 extern const char *const onboarding_outcome_names[];
 extern const char *const onboarding_field_names[OB_NFIELDS];
-extern const char onboarding_field_null[];
 extern ObField onboarding_field_from_name(const char *name);
 
 /* ---------------------------------------------------------------------
@@ -182,6 +192,7 @@ extern char *onboarding_clip(const char *s, int maxbytes);
 extern void onboarding_note(ObDelivery *d, const char *fmt,...) pg_attribute_printf(2, 3);
 extern bool onboarding_decide(ObDelivery *d, ObOutcome outcome, const char *fmt,...) pg_attribute_printf(3, 4);
 extern ObEntity onboarding_entity_from_name(const char *name);
+extern void onboarding_cache_retire(MemoryContext cxt);
 
 /* ---------------------------------------------------------------------
  * jsonutil.c
@@ -227,6 +238,13 @@ extern ObParseResult onboarding_parse_raw(text *raw, Jsonb **result, char **why)
  * ---------------------------------------------------------------------
  */
 extern bool onboarding_detect(ObDelivery *d);
+
+/* ---------------------------------------------------------------------
+ * extract.c — the rule tables' interpreter
+ * ---------------------------------------------------------------------
+ */
+extern bool onboarding_extract(ObDelivery *d, JsonbContainer *root);
+extern bool onboarding_field_from_text(ObField field, const char *text, Datum *value);
 
 /* ---------------------------------------------------------------------
  * catalog.c — names resolved once: enum labels, the inbox's columns
@@ -282,27 +300,18 @@ typedef struct ObInboxOids
 extern Oid	onboarding_schema_oid(void);
 extern const ObInboxOids *onboarding_inbox_oids(void);
 extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
+extern int	onboarding_provider_count(void);
+extern uint64 onboarding_providers_generation(void);
 extern Oid	onboarding_provider_oid(ObProvider provider);
 extern ObProvider onboarding_provider_from_oid(Oid label);
+extern const char *onboarding_provider_name(ObProvider provider);
+extern ObProvider onboarding_provider_from_name(const char *name);
 extern Oid	onboarding_outcome_oid(ObOutcome outcome);
 extern AttrNumber onboarding_attnum(TupleDesc desc, const char *table, const char *name);
 extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
 extern Oid	onboarding_relation_oid(const char *name);
 
-/* ---------------------------------------------------------------------
- * dedupe.c
- * ---------------------------------------------------------------------
- */
-struct RelationData;
-extern void onboarding_dedupe_release(void);
-extern uint64 onboarding_dedupe_hash(Jsonb *payload);
-extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-									bool lock);
-
-/* ---------------------------------------------------------------------
- * rules.c
- * ---------------------------------------------------------------------
- */
+/* The statuses, by transition graph (the labels of their enums) */
 #define OB_MAX_STATUSES	16
 
 /* The transition graphs; the names are onboarding.transition.entity */
@@ -321,16 +330,29 @@ extern ObGraph onboarding_entity_graph(ObEntity entity);
 extern const char *const *onboarding_graph_labels(ObGraph graph);
 extern int	onboarding_status_index(ObGraph graph, const char *s);
 extern const char *onboarding_status_label(ObGraph graph, const char *s);
+extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
+extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
+
+/* ---------------------------------------------------------------------
+ * dedupe.c
+ * ---------------------------------------------------------------------
+ */
+struct RelationData;
+extern void onboarding_dedupe_release(void);
+extern uint64 onboarding_dedupe_hash(Jsonb *payload);
+extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+									bool lock);
+
+/* ---------------------------------------------------------------------
+ * rules.c
+ * ---------------------------------------------------------------------
+ */
 extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 										const char *from, const char *to);
 extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
 extern bool onboarding_rules_classify(ObDelivery *d);
+extern bool onboarding_status_in(const char *status, const char *const *list);
 extern struct pg_tz *onboarding_timezone(void);
-
-/* catalog.c, by graph */
-extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
-extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
-extern void onboarding_rules_end_of_xact(void);
 
 /* ---------------------------------------------------------------------
  * spi.c — SPI as the extension's owner, with plans prepared safely

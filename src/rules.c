@@ -1,19 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * rules.c
- *		The rule tables, onboarding.status_map and onboarding.transition,
- *		read once and cached.
+ *		The rule tables, onboarding.status_map (with the guards of
+ *		onboarding.status_guard) and onboarding.transition, read once and
+ *		cached.
  *
  * Provider knowledge is data: what each provider status means, and which
- * moves each entity may make.  This file loads both tables into a cache
+ * moves each entity may make.  This file loads these tables into a cache
  * that every delivery consults.  A statement trigger on the rule tables
  * sends a relcache invalidation for them, so every backend drops its cache
  * at its next command after a change and reloads it on first use.  A
  * replaced cache is kept until the end of the transaction, so pointers
  * taken from it stay valid for the delivery that holds them.
  *
- * Statuses are the labels of the SQL enums, held here in the same order;
- * a graph is a boolean matrix over those labels, per provider.
+ * Statuses are the labels of the SQL enums (catalog.c holds them, in the
+ * same order); a graph is a boolean matrix over those labels, per provider.
+ * Providers are read from the catalog too, so the matrices are allocated for
+ * as many as onboarding.provider has labels when the cache is built, and
+ * built again when the labels change.
+ *
+ * A cache is built in a memory context of its own that is a child of the
+ * current one until it is complete: a load that fails leaves nothing
+ * behind, and only a complete cache is moved under CacheMemoryContext and
+ * put in use.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,39 +33,11 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "pgtime.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-
-/* Labels of each graph's status enum, in SQL order */
-static const char *const account_labels[] = {
-	"requested", "in_analysis", "pending_data", "created", "limited", "active",
-	"blocked", "closing", "closed", "rejected", "failed", NULL
-};
-static const char *const proposal_labels[] = {
-	"created", "pending", "in_analysis", "pending_data", "approved", "rejected",
-	"expired", "account_created", "account_error", NULL
-};
-static const char *const document_labels[] = {
-	"sent", "awaiting_validation", "resubmitted", "typified", "validated", "invalid",
-	"disapproved", "expired", "error", "inexistent", "suspended", NULL
-};
-static const char *const closure_labels[] = {
-	"created", "processing", "pending", "error", "disapproved", "approved", "automatic", NULL
-};
-static const char *const check_labels[] = {
-	"created", "pending", "processing", "approved", "rejected", NULL
-};
-
-static const char *const *const graph_labels[OB_NGRAPHS] = {
-	account_labels, proposal_labels, document_labels, closure_labels, check_labels
-};
-
-/* onboarding.transition.entity names of the graphs */
-const char *const onboarding_graph_names[OB_NGRAPHS] = {
-	"account", "proposal", "document", "closure", "check"
-};
 
 /* One row of onboarding.status_map */
 typedef struct RuleMapping
@@ -67,16 +48,25 @@ typedef struct RuleMapping
 	ObEntity	entity;
 	const char *status;			/* points into the static label arrays */
 	char	   *label;
+	const char **only_from;		/* static labels, NULL-terminated; or NULL */
 } RuleMapping;
+
+/* The graphs of one provider */
+typedef struct RuleGraphs
+{
+	bool		legal[OB_NGRAPHS][OB_MAX_STATUSES][OB_MAX_STATUSES];
+	uint8		rank[OB_NGRAPHS][OB_MAX_STATUSES];	/* tie order */
+} RuleGraphs;
 
 /* The whole cache, allocated in its own context */
 typedef struct RuleCache
 {
 	MemoryContext context;
+	uint64		providers_gen;	/* of the provider labels it was built for */
+	int			nproviders;
 	int			nmappings;
 	RuleMapping *mappings;
-	bool		legal[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES][OB_MAX_STATUSES];
-	uint8		rank[OB_NGRAPHS][OB_NPROVIDERS][OB_MAX_STATUSES];	/* tie order */
+	RuleGraphs *graphs;			/* one per provider */
 	pg_tz	   *timezone;		/* onboarding.settings.timezone, resolved */
 } RuleCache;
 
@@ -86,76 +76,20 @@ static uint64 rules_generation = 0;	/* bumped by every invalidation */
 static Oid	status_map_relid = InvalidOid;
 static Oid	transition_relid = InvalidOid;
 static Oid	settings_relid = InvalidOid;
+static Oid	status_guard_relid = InvalidOid;
 static bool callback_registered = false;
-static List *retired_contexts = NIL;	/* replaced caches, freed at transaction end */
-
-/* The graph an entity's status follows. */
-ObGraph
-onboarding_entity_graph(ObEntity entity)
-{
-	switch (entity)
-	{
-		case OB_ACCOUNT:
-			return OB_GRAPH_ACCOUNT;
-		case OB_PROPOSAL:
-			return OB_GRAPH_PROPOSAL;
-		case OB_DOCUMENT:
-			return OB_GRAPH_DOCUMENT;
-		case OB_CLOSURE:
-			return OB_GRAPH_CLOSURE;
-		default:
-			return OB_GRAPH_CHECK;
-	}
-}
-
-/* The labels of a graph, NULL-terminated. */
-const char *const *
-onboarding_graph_labels(ObGraph graph)
-{
-	return graph_labels[graph];
-}
-
-/* The static label equal to s in graph, or NULL when s is not one of them. */
-const char *
-onboarding_status_label(ObGraph graph, const char *s)
-{
-	int			i = onboarding_status_index(graph, s);
-
-	return i < 0 ? NULL : graph_labels[graph][i];
-}
-
-/* Position of a label in its graph's enum, or -1. */
-int
-onboarding_status_index(ObGraph graph, const char *s)
-{
-	for (int i = 0; graph_labels[graph][i] != NULL; i++)
-		if (strcmp(graph_labels[graph][i], s) == 0)
-			return i;
-	return -1;
-}
 
 /* Relcache callback: a rule table changed (or every relation was flushed). */
 static void
 rules_invalidate(Datum arg, Oid relid)
 {
+	/* (a 0.1.0 schema: any change may be the update that creates them) */
 	if (relid == InvalidOid || relid == status_map_relid || relid == transition_relid ||
-		relid == settings_relid)
+		relid == settings_relid || relid == status_guard_relid || !OidIsValid(status_guard_relid))
 	{
 		rules_valid = false;
 		rules_generation++;
 	}
-}
-
-/* Free the caches replaced during the transaction that just ended. */
-void
-onboarding_rules_end_of_xact(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, retired_contexts)
-		MemoryContextDelete((MemoryContext) lfirst(lc));
-	list_free(retired_contexts);
-	retired_contexts = NIL;
 }
 
 /* The graph of a transition.entity name, or -1. */
@@ -183,11 +117,11 @@ rules_rank(RuleCache *cache)
 	{
 		int			n = 0;
 
-		while (graph_labels[g][n] != NULL)
+		while (onboarding_graph_labels((ObGraph) g)[n] != NULL)
 			n++;
-		for (int p = 0; p < OB_NPROVIDERS; p++)
+		for (int p = 0; p < cache->nproviders; p++)
 		{
-			bool		(*legal)[OB_MAX_STATUSES] = cache->legal[g][p];
+			bool		(*legal)[OB_MAX_STATUSES] = cache->graphs[p].legal[g];
 			int			order[OB_MAX_STATUSES];
 			int			len = 0;
 
@@ -214,7 +148,7 @@ rules_rank(RuleCache *cache)
 				len++;
 			}
 			for (int i = 0; i < len; i++)
-				cache->rank[g][p][order[i]] = (uint8) i;
+				cache->graphs[p].rank[g][order[i]] = (uint8) i;
 		}
 	}
 }
@@ -228,13 +162,28 @@ rules_load(void)
 	uint64		n;
 	ObSpiFrame	spi;
 
-	cxt = AllocSetContextCreate(CacheMemoryContext, "onboarding rules", ALLOCSET_SMALL_SIZES);
+	/* a child of the current context until complete (see the banner) */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rules", ALLOCSET_SMALL_SIZES);
 	cache = MemoryContextAllocZero(cxt, sizeof(RuleCache));
 	cache->context = cxt;
+	cache->providers_gen = onboarding_providers_generation();
+	cache->nproviders = onboarding_provider_count();
+	cache->graphs = MemoryContextAllocZero(cxt, sizeof(RuleGraphs) * Max(cache->nproviders, 1));
 
 	onboarding_spi_connect(&spi);
-	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label"
-					"  FROM onboarding.status_map", true, 0) != SPI_OK_SELECT)
+	/* each mapping with its guard (status_guard is 0.2.0's) */
+	if (SPI_execute(OidIsValid(status_guard_relid) ?
+					"SELECT m.provider::pg_catalog.text, m.event_type, m.status_raw, m.entity, m.status,"
+					"       m.label, g.from_status"
+					"  FROM onboarding.status_map m"
+					"  LEFT JOIN onboarding.status_guard g"
+					"    ON g.provider OPERATOR(pg_catalog.=) m.provider"
+					"   AND g.event_type OPERATOR(pg_catalog.=) m.event_type"
+					"   AND g.entity OPERATOR(pg_catalog.=) m.entity"
+					"   AND g.status OPERATOR(pg_catalog.=) m.status" :
+					"SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label,"
+					"       NULL::pg_catalog.text[] FROM onboarding.status_map",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read onboarding.status_map");
 	n = SPI_processed;
 	cache->mappings = MemoryContextAllocZero(cxt, sizeof(RuleMapping) * Max(n, 1));
@@ -248,12 +197,30 @@ rules_load(void)
 		char	   *label = SPI_getvalue(tup, desc, 6);
 		RuleMapping *m = &cache->mappings[cache->nmappings];
 		ObEntity	e = onboarding_entity_from_name(entity);
+		bool		isnull;
+		Datum		only_from = SPI_getbinval(tup, desc, 7, &isnull);	/* status_guard */
 
 		if (e == OB_NENTITIES || onboarding_status_label(onboarding_entity_graph(e), status) == NULL)
 			continue;			/* the table's CHECK constraints make this unreachable */
-		for (int p = 0; p < OB_NPROVIDERS; p++)
-			if (strcmp(provider, onboarding_provider_names[p]) == 0)
-				m->provider = (ObProvider) p;
+		m->provider = onboarding_provider_from_name(provider);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n_from;
+
+			deconstruct_array(DatumGetArrayTypeP(only_from), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &n_from);
+			m->only_from = MemoryContextAllocZero(cxt, sizeof(char *) * (n_from + 1));
+			for (int k = 0, j = 0; k < n_from; k++)
+			{
+				const char *l = enulls[k] ? NULL :
+					onboarding_status_label(onboarding_entity_graph(e), TextDatumGetCString(elems[k]));
+
+				if (l != NULL)
+					m->only_from[j++] = l;
+			}
+		}
 		m->event_type = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
 		m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
 		m->entity = e;
@@ -281,9 +248,9 @@ rules_load(void)
 		to = onboarding_status_index(g, SPI_getvalue(tup, desc, 4));
 		if (from < 0 || to < 0)
 			continue;
-		for (int p = 0; p < OB_NPROVIDERS; p++)
-			if (provider == NULL || strcmp(provider, onboarding_provider_names[p]) == 0)
-				cache->legal[g][p][from][to] = true;
+		for (int p = 0; p < cache->nproviders; p++)
+			if (provider == NULL || strcmp(provider, onboarding_provider_name(p)) == 0)
+				cache->graphs[p].legal[g][from][to] = true;
 	}
 
 	rules_rank(cache);
@@ -310,6 +277,9 @@ rules_load(void)
 		}
 	}
 	onboarding_spi_finish(&spi);
+
+	/* complete: from now on it lives as long as the backend wants it */
+	MemoryContextSetParent(cxt, CacheMemoryContext);
 	return cache;
 }
 
@@ -322,7 +292,7 @@ rules_get(void)
 		CacheRegisterRelcacheCallback(rules_invalidate, (Datum) 0);
 		callback_registered = true;
 	}
-	if (!rules_valid || rules == NULL)
+	if (!rules_valid || rules == NULL || rules->providers_gen != onboarding_providers_generation())
 	{
 		RuleCache  *fresh;
 		uint64		generation = rules_generation;
@@ -330,16 +300,12 @@ rules_get(void)
 		status_map_relid = onboarding_relation_oid("status_map");
 		transition_relid = onboarding_relation_oid("transition");
 		settings_relid = get_relname_relid("settings", onboarding_schema_oid());
+		status_guard_relid = get_relname_relid("status_guard", onboarding_schema_oid());
 		fresh = rules_load();
 		/* valid unless a rule table changed while we were reading it */
 		rules_valid = (generation == rules_generation);
 		if (rules != NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			retired_contexts = lappend(retired_contexts, rules->context);
-			MemoryContextSwitchTo(old);
-		}
+			onboarding_cache_retire(rules->context);
 		rules = fresh;
 	}
 	return rules;
@@ -372,9 +338,11 @@ onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status)
 	ObGraph		g = onboarding_entity_graph(entity);
 	int			i = status ? onboarding_status_index(g, status) : -1;
 
-	if (i < 0 || provider < 0)
+	RuleCache  *cache = rules_get();
+
+	if (i < 0 || provider < 0 || provider >= cache->nproviders)
 		return OB_MAX_STATUSES;
-	return rules_get()->rank[g][provider][i];
+	return cache->graphs[provider].rank[g][i];
 }
 
 /* Is from -> to a legal move of entity for provider? */
@@ -385,9 +353,21 @@ onboarding_transition_legal(ObEntity entity, ObProvider provider, const char *fr
 	int			f = onboarding_status_index(g, from);
 	int			t = onboarding_status_index(g, to);
 
-	if (f < 0 || t < 0 || provider < 0)
+	RuleCache  *cache = rules_get();
+
+	if (f < 0 || t < 0 || provider < 0 || provider >= cache->nproviders)
 		return false;
-	return rules_get()->legal[g][provider][f][t];
+	return cache->graphs[provider].legal[g][f][t];
+}
+
+/* Is status one of the labels of list (NULL-terminated)? */
+bool
+onboarding_status_in(const char *status, const char *const *list)
+{
+	for (; *list != NULL; list++)
+		if (strcmp(*list, status) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -406,8 +386,7 @@ onboarding_rules_classify(ObDelivery *d)
 	foreach(lc, d->effects)
 	{
 		ObEffect   *e = (ObEffect *) lfirst(lc);
-		const char *raw = e->status_raw;
-		char	   *upper = NULL;
+		const char *raw = e->status_key;
 		RuleMapping *exact = NULL,
 				   *any = NULL;
 
@@ -416,15 +395,6 @@ onboarding_rules_classify(ObDelivery *d)
 			kept = lappend(kept, e);
 			continue;
 		}
-		if (d->provider == OB_CELCOIN && raw != NULL)
-		{
-			/* Celcoin statuses are compared upper-cased (ASCII: no locale) */
-			upper = pstrdup(raw);
-			for (char *p = upper; *p; p++)
-				*p = pg_ascii_toupper((unsigned char) *p);
-			raw = upper;
-		}
-
 		for (int i = 0; i < cache->nmappings; i++)
 		{
 			RuleMapping *m = &cache->mappings[i];
@@ -444,15 +414,14 @@ onboarding_rules_classify(ObDelivery *d)
 			if (e->primary)
 				return onboarding_decide(d, OB_UNRECOGNIZED,
 								 "%s %s status \"%s\" is not in onboarding.status_map for %s",
-								 onboarding_provider_names[d->provider], e->rule_event,
+								 onboarding_provider_name(d->provider), e->rule_event,
 								 e->status_raw ? e->status_raw : "", onboarding_entity_names[e->entity]);
 			continue;
 		}
 		e->status = exact->status;
 		e->label = exact->label;
+		e->only_from = exact->only_from;
 		kept = lappend(kept, e);
-		if (upper)
-			pfree(upper);
 	}
 	d->effects = kept;
 	return true;
@@ -476,8 +445,11 @@ onboarding_rules_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_rules_changed\" must be fired AFTER ... FOR EACH STATEMENT")));
+	/*
+	 * Every backend's callbacks (this one's at the next command) drop the
+	 * caches that read this table, and only those: rules_invalidate here,
+	 * extract.c's for the tables of extraction.
+	 */
 	CacheInvalidateRelcache(trigdata->tg_relation);
-	rules_valid = false;
-	rules_generation++;
 	return PointerGetDatum(NULL);
 }

@@ -190,7 +190,7 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	escape_json(&body, onboarding_time_text(GetCurrentTimestamp()));
 	appendStringInfoChar(&body, '}');
 
-	a[0] = CStringGetTextDatum(onboarding_provider_names[provider]);
+	a[0] = CStringGetTextDatum(onboarding_provider_name(provider));
 	a[1] = CStringGetTextDatum(body.data);
 	a[2] = CStringGetTextDatum(by);
 	onboarding_spi_connect(&spi);
@@ -366,9 +366,9 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECK_VIOLATION),
 					 errmsg("illegal transition of %s \"%s\" (%s): %s -> %s",
-							onboarding_entity_names[entity], key, onboarding_provider_names[provider], from, to),
+							onboarding_entity_names[entity], key, onboarding_provider_name(provider), from, to),
 					 errdetail("onboarding.transition has no move from %s to %s for %s %s.",
-							   from, to, onboarding_provider_names[provider], onboarding_graph_names[onboarding_entity_graph(entity)]),
+							   from, to, onboarding_provider_name(provider), onboarding_graph_names[onboarding_entity_graph(entity)]),
 					 errhint("Use onboarding.force_status() to override a state, with a reason.")));
 	}
 	return PointerGetDatum(state_record_update(trigdata, provider));
@@ -757,12 +757,7 @@ rebuild_fold(Relation inbox, const ObInboxAtts *atts)
 			MemoryContext old = MemoryContextSwitchTo(groupcxt);
 			char	   *provider = SPI_getvalue(batch->vals[i], batch->tupdesc, 1);
 			char	   *subject = SPI_getvalue(batch->vals[i], batch->tupdesc, 2);
-			ObProvider	p = OB_PROVIDER_NONE;
-
-			for (int k = 0; k < OB_NPROVIDERS; k++)
-				if (strcmp(provider, onboarding_provider_names[k]) == 0)
-					p = (ObProvider) k;
-			onboarding_derive_group(inbox, atts, p, subject);
+			onboarding_derive_group(inbox, atts, onboarding_provider_from_name(provider), subject);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(groupcxt);
 		}

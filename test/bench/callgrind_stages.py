@@ -35,7 +35,7 @@ from collections import defaultdict
 STAGES = [
     ("input", "COPY input: read the file, jsonb_in"),
     ("parse", "parse (parse.c)"),
-    ("detect", "detect (detect.c; jsonutil/timeparse/taxid when it calls them)"),
+    ("detect", "detect and extract (detect.c, extract.c; jsonutil/timeparse/taxid when they call them)"),
     ("dedupe", "dedupe (dedupe.c)"),
     ("classify", "classify (rules.c)"),
     ("derive", "derive (derive.c, but history)"),
@@ -48,7 +48,7 @@ STAGES = [
 
 # extension source files -> stage (files not listed belong to their callers)
 FILE_STAGE = {
-    "parse.c": "parse", "detect.c": "detect", "dedupe.c": "dedupe", "rules.c": "classify",
+    "parse.c": "parse", "detect.c": "detect", "extract.c": "detect", "dedupe.c": "dedupe", "rules.c": "classify",
     "derive.c": "derive", "store.c": "store", "inbox.c": "glue", "onboarding.c": "glue",
     "catalog.c": "glue", "spi.c": "glue", "state.c": "glue", "explain.c": "glue",
 }

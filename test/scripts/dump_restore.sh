@@ -2,7 +2,8 @@
 # Dump/restore: a populated database — a corpus of every provider delivered
 # through INSERT (payload), INSERT (raw) and ingest(), a rebuild() in the
 # middle, user-added rows in onboarding.status_map and onboarding.transition
-# that change outcomes, a force_status() override, and deliveries for every
+# that change outcomes (and in onboarding.value_rule and onboarding.code_map),
+# a force_status() override, and deliveries for every
 # provider whose keys (direct and derived) are over 1024 bytes of 2-, 3- and
 # 4-byte UTF-8 characters cut inside a character at byte 40 and at byte
 # 1024, each delivered twice, plus multibyte values that details quote — is
@@ -38,6 +39,12 @@ INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, sta
 VALUES ('qitech', 'account_request.status_change', 'pending_mystery', 'account', 'pending_data');
 INSERT INTO onboarding.transition (entity, provider, from_status, to_status)
 VALUES ('account', 'qitech', 'rejected', 'in_analysis');
+-- user rules of extraction: a second place for the QI Tech holder's name, and
+-- a code of a shipped code table
+INSERT INTO onboarding.value_rule (provider, event_type, entity, field, position, paths, transform)
+VALUES ('qitech', '*', 'account', 'holder_name', 51, '{data.account_owner.full_name}', 'text');
+INSERT INTO onboarding.code_map (code_table, code, value)
+VALUES ('celcoin_file_type', 'PASSPORT', 'identity');
 
 -- half the corpus as jsonb, a quarter as text (with headers), then a rebuild
 -- (which rewrites rows and so scatters their physical order), then the rest
@@ -62,6 +69,8 @@ counts="SELECT (SELECT count(*) FROM onboarding.inbox) || ' ' || (SELECT count(*
                || ' ' || (SELECT count(*) FROM onboarding.closure) || ' ' || (SELECT count(*) FROM onboarding.history)
                || ' ' || (SELECT count(*) FROM onboarding.status_map WHERE NOT shipped)
                || ' ' || (SELECT count(*) FROM onboarding.transition WHERE NOT shipped)
+               || '+' || (SELECT count(*) FROM onboarding.value_rule WHERE NOT shipped)
+               || '+' || (SELECT count(*) FROM onboarding.code_map WHERE NOT shipped)
                || ' ' || (SELECT count(*) FROM onboarding.inbox WHERE forced_by IS NOT NULL)
                || ' ' || (SELECT last_value FROM onboarding.inbox_id_seq)"
 evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_by
