@@ -71,6 +71,19 @@ onboarding_dedupe_hash(Jsonb *payload)
 											  Int64GetDatum(0)));
 }
 
+/* An index key: equal to value, or (isnull) a search for NULL. */
+static void
+dedupe_key(ScanKey key, AttrNumber attno, bool isnull, Oid collation, RegProcedure eq,
+		   Datum value)
+{
+	if (isnull)
+		ScanKeyEntryInitialize(key, SK_ISNULL | SK_SEARCHNULL, attno, InvalidStrategy,
+							   InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	else
+		ScanKeyEntryInitialize(key, 0, attno, BTEqualStrategyNumber, InvalidOid,
+							   collation, eq, value);
+}
+
 /*
  * Find the first delivery with the same provider and body.  Returns its id,
  * or 0 when this one is the first.  With lock, takes the hash lock (kept
@@ -105,20 +118,11 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 	if (OidIsValid(oids->group_index))
 	{
 		index = onboarding_store_index(store, oids->group_index);
-		if (d->provider == OB_PROVIDER_NONE)
-			ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 1,
-								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-		else
-			ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTEqualStrategyNumber, InvalidOid,
-								   index->rd_indcollation[0], F_ENUM_EQ,
-								   ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
-		if (d->subject == NULL)
-			ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 2,
-								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-		else
-			ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTEqualStrategyNumber, InvalidOid,
-								   index->rd_indcollation[1], F_TEXTEQ,
-								   CStringGetTextDatum(d->subject));
+		dedupe_key(&keys[nkeys++], 1, d->provider == OB_PROVIDER_NONE, index->rd_indcollation[0],
+				   F_ENUM_EQ, d->provider == OB_PROVIDER_NONE ? (Datum) 0 :
+				   ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
+		dedupe_key(&keys[nkeys++], 2, d->subject == NULL, index->rd_indcollation[1],
+				   F_TEXTEQ, d->subject == NULL ? (Datum) 0 : CStringGetTextDatum(d->subject));
 		ScanKeyEntryInitialize(&keys[nkeys++], 0, 3, BTEqualStrategyNumber, InvalidOid,
 							   InvalidOid, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
 	}
