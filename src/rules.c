@@ -65,7 +65,8 @@ typedef struct RuleCache
 	uint64		providers_gen;	/* of the provider labels it was built for */
 	int			nproviders;
 	int			nmappings;
-	RuleMapping *mappings;
+	RuleMapping *mappings;		/* in provider order */
+	int		   *first;			/* by provider: its first mapping (nproviders + 1) */
 	RuleGraphs *graphs;			/* one per provider */
 	pg_tz	   *timezone;		/* onboarding.settings.timezone, resolved */
 } RuleCache;
@@ -180,9 +181,10 @@ rules_load(void)
 					"    ON g.provider OPERATOR(pg_catalog.=) m.provider"
 					"   AND g.event_type OPERATOR(pg_catalog.=) m.event_type"
 					"   AND g.entity OPERATOR(pg_catalog.=) m.entity"
-					"   AND g.status OPERATOR(pg_catalog.=) m.status" :
+					"   AND g.status OPERATOR(pg_catalog.=) m.status"
+					" ORDER BY m.provider" :
 					"SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label,"
-					"       NULL::pg_catalog.text[] FROM onboarding.status_map",
+					"       NULL::pg_catalog.text[] FROM onboarding.status_map ORDER BY provider",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read onboarding.status_map");
 	n = SPI_processed;
@@ -227,6 +229,14 @@ rules_load(void)
 		m->status = onboarding_status_label(onboarding_entity_graph(e), status);
 		m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
 		cache->nmappings++;
+	}
+	/* where each provider's mappings start (they come in provider order) */
+	cache->first = MemoryContextAllocZero(cxt, sizeof(int) * (cache->nproviders + 1));
+	for (int p = 0, i = 0; p <= cache->nproviders; p++)
+	{
+		while (i < cache->nmappings && cache->mappings[i].provider < p)
+			i++;
+		cache->first[p] = i;
 	}
 
 	if (SPI_execute("SELECT entity, provider::pg_catalog.text, from_status, to_status"
@@ -382,6 +392,7 @@ onboarding_rules_classify(ObDelivery *d)
 	RuleCache  *cache = rules_get();
 	List	   *kept = NIL;
 	ListCell   *lc;
+	bool		known = d->provider >= 0 && d->provider < cache->nproviders;
 
 	foreach(lc, d->effects)
 	{
@@ -395,11 +406,13 @@ onboarding_rules_classify(ObDelivery *d)
 			kept = lappend(kept, e);
 			continue;
 		}
-		for (int i = 0; i < cache->nmappings; i++)
+		/* the mappings of the delivery's provider only */
+		for (int i = known ? cache->first[d->provider] : 0;
+			 known && i < cache->first[d->provider + 1]; i++)
 		{
 			RuleMapping *m = &cache->mappings[i];
 
-			if (m->provider != d->provider || m->entity != e->entity ||
+			if (m->entity != e->entity ||
 				strcmp(m->event_type, e->rule_event) != 0)
 				continue;
 			if (raw != NULL && strcmp(m->status_raw, raw) == 0)
