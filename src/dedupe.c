@@ -32,6 +32,7 @@
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -50,6 +51,17 @@
 
 static LOCKTAG dedupe_held_tag;
 static bool dedupe_held = false;
+static bool dedupe_callback = false;	/* dedupe_xact_callback registered */
+
+/* At transaction end the hash lock (a session lock) goes too. */
+static void
+dedupe_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		onboarding_dedupe_release();
+}
 
 /* Release the hash lock of the previous row, if any. */
 void
@@ -108,6 +120,11 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		SET_LOCKTAG_ADVISORY(dedupe_held_tag, MyDatabaseId,
 							 (uint32) (d->body_hash >> 32), (uint32) d->body_hash,
 							 OB_LOCK_CLASS_DEDUPE);
+		if (!dedupe_callback)
+		{
+			RegisterXactCallback(dedupe_xact_callback, NULL);
+			dedupe_callback = true;
+		}
 		(void) LockAcquire(&dedupe_held_tag, ExclusiveLock, true, false);
 		dedupe_held = true;
 	}

@@ -45,7 +45,11 @@
  * that does not exist yet is created with its final values by a
  * speculative insertion; if another session created it meanwhile, the
  * delivery is derived again through its group.  store.c does the reading
- * and writing.
+ * and writing; delivery.c reads and prepares each stored delivery a fold
+ * needs, and rewrites its derived columns when the fold judged it anew.
+ *
+ * The pipeline's one way in is onboarding_process_delivery() (at the end):
+ * prepare, dedupe, derive, for the inbox trigger, rebuild() and explain().
  *
  *-------------------------------------------------------------------------
  */
@@ -1749,7 +1753,7 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 			GroupItem  *it = (GroupItem *) lfirst(lc);
 
 			if (it->stored != NULL)
-				onboarding_inbox_rewrite(it->stored, RelationGetDescr(inbox), atts, it->d);
+				onboarding_delivery_rewrite(it->d, it->stored, RelationGetDescr(inbox), atts);
 		}
 		return;
 	}
@@ -1771,4 +1775,54 @@ onboarding_derive_group(Relation inbox, const ObInboxAtts *atts, ObProvider prov
 {
 	onboarding_store_begin();
 	derive_group(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false, NULL);
+}
+
+/*
+ * Run the pipeline on one delivery: prepare, dedupe, derive.  On return
+ * d->outcome, d->detail and the detected columns are set and state has
+ * been derived.
+ *
+ * Live processing (the trigger), replay (rebuild()) and the dry run
+ * (explain()) all come through here, so that every check runs alike for
+ * the three; they differ only in how a duplicate is found (live: the
+ * inbox's hash index, under the hash lock; replay: original, the first
+ * delivery with the same body, which the caller knows; dry run: the index,
+ * without a lock) and in what derivation does: live and dry run derive
+ * (the dry run writes nothing); replay stops before, since rebuild()
+ * folds each group of deliveries afterwards (onboarding_derive_group).
+ *
+ * A body that repeats an earlier one is a duplicate, except when it has no
+ * event time of its own: then it may be a new occurrence of a status that
+ * recurs (providers that send no time send the same body again), which
+ * only derivation can tell (d->duplicate_candidate).
+ */
+void
+onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+							text *raw, ObRunMode mode, int64 original)
+{
+	bool		going = onboarding_prepare_delivery(d, raw);
+
+	if (d->payload == NULL)
+		return;
+	d->body_hash = onboarding_dedupe_hash(d->payload);
+	if (mode != OB_RUN_REPLAY)
+		original = onboarding_dedupe_find(inbox, atts, d, mode == OB_RUN_LIVE);
+	if (original != 0 && original != d->id)
+	{
+		if (going && !d->has_event_at)
+			d->duplicate_candidate = original;
+		else
+		{
+			onboarding_mark_duplicate(d, original);
+			/* a duplicate sorts after its original (rebuild() takes the first id) */
+			if (mode == OB_RUN_LIVE && original > d->id)
+				d->id = onboarding_delivery_new_id();
+			return;
+		}
+	}
+	if (!going || mode == OB_RUN_REPLAY)
+		return;
+	onboarding_derive(inbox, atts, d, mode == OB_RUN_DRY);
+	if (!d->decided)
+		d->outcome = OB_APPLIED;
 }

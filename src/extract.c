@@ -283,7 +283,7 @@ onboarding_field_from_text(ObField field, const char *str, Datum *value)
 			{
 				TimestampTz t;
 
-				if (onboarding_parse_time(str, &t) != OB_TIME_OK)
+				if (onboarding_parse_time(str, onboarding_timezone(), &t) != OB_TIME_OK)
 					return false;
 				*value = TimestampTzGetDatum(t);
 				return true;
@@ -1319,7 +1319,7 @@ x_field_time(XRead *r, ObEffect *e, const XValue *v)
 		if (j == NULL || j->type != jbvString || j->val.string.len == 0)
 			continue;
 		s = pnstrdup(j->val.string.val, j->val.string.len);
-		switch (onboarding_parse_time(s, &ts))
+		switch (onboarding_parse_time(s, onboarding_timezone(), &ts))
 		{
 			case OB_TIME_OK:
 				if (v->slot == OB_F_EXPIRES_AT)
@@ -1468,7 +1468,7 @@ x_event_time(XRead *r)
 			return;
 		}
 		s = pnstrdup(v->val.string.val, v->val.string.len);
-		switch (onboarding_parse_time(s, &r->d->event_at))
+		switch (onboarding_parse_time(s, onboarding_timezone(), &r->d->event_at))
 		{
 			case OB_TIME_OK:
 				r->d->has_event_at = true;

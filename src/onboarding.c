@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * onboarding.c
- *		Module set-up (the magic block, the settings) and the small helpers
- *		every step of the pipeline shares.
+ *		The small helpers every step of the pipeline shares: label tables,
+ *		notes and outcomes, time zones, cut text, retired caches.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,15 +14,7 @@
 #include "mb/pg_wchar.h"
 #include "pgtime.h"
 #include "utils/datetime.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
-
-/*
- * PG_MODULE_MAGIC is in taxid.c, the one object that both onboarding.so and
- * taxid.so are linked from (a library carries exactly one magic block).
- */
-
-void		_PG_init(void);
 
 /* Label tables, in the order of the SQL enums */
 const char *const onboarding_outcome_names[] = {
@@ -117,6 +109,23 @@ onboarding_clip(const char *s, int maxbytes)
 
 /* Replaced caches (rules.c, extract.c), freed at transaction end */
 static List *retired_caches = NIL;
+static bool retire_callback = false;	/* caches_xact_callback registered */
+
+/* Free the caches replaced during the transaction that just ended. */
+static void
+caches_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	foreach(lc, retired_caches)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(retired_caches);
+	retired_caches = NIL;
+}
 
 /*
  * Keep the context of a replaced cache until the transaction ends: the
@@ -127,65 +136,13 @@ onboarding_cache_retire(MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
+	if (!retire_callback)
+	{
+		RegisterXactCallback(caches_xact_callback, NULL);
+		retire_callback = true;
+	}
 	retired_caches = lappend(retired_caches, cxt);
 	MemoryContextSwitchTo(old);
-}
-
-/* Free the caches replaced during the transaction that just ended. */
-static void
-onboarding_caches_end_of_xact(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, retired_caches)
-		MemoryContextDelete((MemoryContext) lfirst(lc));
-	list_free(retired_caches);
-	retired_caches = NIL;
-}
-
-/*
- * At transaction end: close the tables store.c opened, release the per-row
- * lock of dedupe.c, free replaced rule caches, and after an error forget
- * the pipeline's flags.
- */
-static void
-onboarding_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			onboarding_store_end_of_xact(true);
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			onboarding_store_end_of_xact(false);
-			onboarding_state_reset();
-			/* FALLTHROUGH */
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
-			onboarding_dedupe_release();
-			onboarding_caches_end_of_xact();
-			break;
-		default:
-			break;
-	}
-}
-
-/*
- * Module load: register the transaction callback and the executor hook
- * that writes the window before a nested statement reads state (store.c).
- * The extension has no GUC: the zone naive times are read in is a row of
- * onboarding.settings, one value for the whole database (rules.c).
- */
-void
-_PG_init(void)
-{
-	MarkGUCPrefixReserved("onboarding");
-	RegisterXactCallback(onboarding_xact_callback, NULL);
-	onboarding_store_install_hooks();
 }
 
 /* Append a sentence to the delivery's detail ("; " between sentences). */

@@ -6,15 +6,27 @@
  * A delivery travels through one pipeline, one file per step:
  *
  *		parse.c		raw text -> jsonb (strict, then the bare-word repair)
- *		detect.c	jsonb -> the delivery's kind: a provider's, or an operator's
  *		extract.c	a provider's body -> event, subject, status, time, typed
  *					fields, by the rule tables (provider_rule ... code_map)
- *		rules.c		status_map / transition tables, cached
+ *		detect.c	jsonb -> an operator's body read, a provider's to extract.c
+ *		rules.c		the status rules (status_map, transition, status_guard,
+ *					settings), cached; a delivery's statuses classified
+ *		dedupe.c	the body seen before?
+ *		delivery.c	a delivery read from an inbox row, prepared (the steps
+ *					above), its derived columns written back
  *		derive.c	lock the entities, order, check, write state and history
- *		inbox.c		the inbox triggers that run the pipeline; ingest()
  *
- * with taxid.c (the CPF/CNPJ base type), timeparse.c (provider times),
- * jsonutil.c (safe jsonb access) and onboarding.c (module set-up, settings).
+ * on foundations: taxid.c (the CPF/CNPJ base type), onboarding.c (shared
+ * helpers), jsonutil.c (safe jsonb access), catalog.c (names resolved
+ * once), spi.c (SPI as the extension's owner), timeparse.c (provider
+ * times) and store.c (the pipeline's own reads and writes of its tables).
+ * The entry points sit on top: inbox.c (the inbox's triggers, module
+ * load), state.c (the state tables' trigger, force_status(), rebuild())
+ * and explain.c.
+ *
+ * The sections below follow that order from the bottom up: a file calls
+ * only into the sections above its own, and the entry points call into
+ * none of each other.
  *
  *-------------------------------------------------------------------------
  */
@@ -207,46 +219,6 @@ extern char *onboarding_json_string(JsonbContainer *c, const char *key);
 extern const char *onboarding_json_type_name(JsonbValue *v);
 
 /* ---------------------------------------------------------------------
- * timeparse.c
- * ---------------------------------------------------------------------
- */
-typedef enum ObTimeResult
-{
-	OB_TIME_OK,
-	OB_TIME_SENTINEL,
-	OB_TIME_BAD
-} ObTimeResult;
-
-extern ObTimeResult onboarding_parse_time(const char *s, TimestampTz *result);
-extern char *onboarding_time_text(TimestampTz t);
-
-/* ---------------------------------------------------------------------
- * parse.c
- * ---------------------------------------------------------------------
- */
-typedef enum ObParseResult
-{
-	OB_PARSE_OK,
-	OB_PARSE_REPAIRED,
-	OB_PARSE_FAILED
-} ObParseResult;
-
-extern ObParseResult onboarding_parse_raw(text *raw, Jsonb **result, char **why);
-
-/* ---------------------------------------------------------------------
- * detect.c
- * ---------------------------------------------------------------------
- */
-extern bool onboarding_detect(ObDelivery *d);
-
-/* ---------------------------------------------------------------------
- * extract.c — the rule tables' interpreter
- * ---------------------------------------------------------------------
- */
-extern bool onboarding_extract(ObDelivery *d, JsonbContainer *root);
-extern bool onboarding_field_from_text(ObField field, const char *text, Datum *value);
-
-/* ---------------------------------------------------------------------
  * catalog.c — names resolved once: enum labels, the inbox's columns
  * ---------------------------------------------------------------------
  */
@@ -334,27 +306,6 @@ extern Oid	onboarding_status_oid(ObGraph graph, const char *label);
 extern const char *onboarding_status_from_oid(ObGraph graph, Oid label);
 
 /* ---------------------------------------------------------------------
- * dedupe.c
- * ---------------------------------------------------------------------
- */
-struct RelationData;
-extern void onboarding_dedupe_release(void);
-extern uint64 onboarding_dedupe_hash(Jsonb *payload);
-extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-									bool lock);
-
-/* ---------------------------------------------------------------------
- * rules.c
- * ---------------------------------------------------------------------
- */
-extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
-										const char *from, const char *to);
-extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
-extern bool onboarding_rules_classify(ObDelivery *d);
-extern bool onboarding_status_in(const char *status, const char *const *list);
-extern struct pg_tz *onboarding_timezone(void);
-
-/* ---------------------------------------------------------------------
  * spi.c — SPI as the extension's owner, with plans prepared safely
  * ---------------------------------------------------------------------
  */
@@ -371,42 +322,61 @@ extern void onboarding_spi_finish(ObSpiFrame *frame);
 extern SPIPlanPtr onboarding_spi_prepare(const char *sql, int nargs, Oid *argtypes);
 
 /* ---------------------------------------------------------------------
- * inbox.c, derive.c, state.c
+ * rules.c
  * ---------------------------------------------------------------------
  */
-#define OB_MAX_KEY_BYTES	1024	/* longest entity key: keys are indexed */
+extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
+										const char *from, const char *to);
+extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
+extern bool onboarding_rules_classify(ObDelivery *d);
+extern bool onboarding_status_in(const char *status, const char *const *list);
+extern struct pg_tz *onboarding_timezone(void);
 
-extern void onboarding_set_forcing(bool on);
-extern void onboarding_set_recording(bool on);
-extern int64 onboarding_next_inbox_id(struct RelationData *inbox, const ObInboxAtts *atts);
-/* Who runs the pipeline: the inbox trigger, rebuild(), or explain() */
-typedef enum ObRunMode
+/* ---------------------------------------------------------------------
+ * timeparse.c
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObTimeResult
 {
-	OB_RUN_LIVE,
-	OB_RUN_REPLAY,
-	OB_RUN_DRY
-} ObRunMode;
+	OB_TIME_OK,
+	OB_TIME_SENTINEL,
+	OB_TIME_BAD
+} ObTimeResult;
 
-extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
-										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
-extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
-extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
-extern Datum onboarding_subjects_with(Datum current, const char *subject);
-extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
-									ObProvider provider, const char *subject);
-extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
-									 const ObInboxAtts *atts);
-extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
-										   ObDelivery *d, bool set_payload);
-extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
-							  bool dry_run);
-extern bool onboarding_rebuilding(void);
-extern void onboarding_lock_for_replay(void);
-extern void onboarding_inbox_rewrite(HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts,
-									 ObDelivery *d);
-extern void onboarding_state_reset(void);
+struct pg_tz;
+extern ObTimeResult onboarding_parse_time(const char *s, struct pg_tz *zone, TimestampTz *result);
+extern char *onboarding_time_text(TimestampTz t);
 
-/* store.c */
+/* ---------------------------------------------------------------------
+ * parse.c
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObParseResult
+{
+	OB_PARSE_OK,
+	OB_PARSE_REPAIRED,
+	OB_PARSE_FAILED
+} ObParseResult;
+
+extern ObParseResult onboarding_parse_raw(text *raw, Jsonb **result, char **why);
+
+/* ---------------------------------------------------------------------
+ * extract.c — the rule tables' interpreter
+ * ---------------------------------------------------------------------
+ */
+extern bool onboarding_extract(ObDelivery *d, JsonbContainer *root);
+extern bool onboarding_field_from_text(ObField field, const char *text, Datum *value);
+
+/* ---------------------------------------------------------------------
+ * detect.c
+ * ---------------------------------------------------------------------
+ */
+extern bool onboarding_detect(ObDelivery *d);
+
+/* ---------------------------------------------------------------------
+ * store.c — the pipeline's own reads and writes of its tables
+ * ---------------------------------------------------------------------
+ */
 typedef enum ObStoreId
 {
 	OB_S_ACCOUNT = 0,
@@ -445,11 +415,10 @@ typedef enum ObFound
 	OB_WOULD_BLOCK
 } ObFound;
 
-extern void onboarding_store_install_hooks(void);
+extern void onboarding_store_init(void);
 extern ObStore *onboarding_store(ObStoreId which);
 extern void onboarding_store_begin(void);
 extern bool onboarding_store_holds_rows(void);
-extern void onboarding_store_end_of_xact(bool commit);
 extern TupleDesc onboarding_store_desc(ObStore *s);
 extern uint64 onboarding_store_serial(ObStore *s);
 extern AttrNumber onboarding_store_attnum(ObStore *s, const char *name);
@@ -465,5 +434,55 @@ extern Relation onboarding_store_index(ObStore *s, Oid indexoid);
 extern TupleTableSlot *onboarding_store_slot(ObStore *s);
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
+extern void onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,
+									 const Datum *values, const bool *nulls);
+extern const ObInboxAtts *onboarding_store_inbox_atts(ObStore *s);
+
+/* ---------------------------------------------------------------------
+ * dedupe.c
+ * ---------------------------------------------------------------------
+ */
+struct RelationData;
+extern void onboarding_dedupe_release(void);
+extern uint64 onboarding_dedupe_hash(Jsonb *payload);
+extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+									bool lock);
+
+/* ---------------------------------------------------------------------
+ * delivery.c — a delivery read from, prepared for and written to an inbox row
+ * ---------------------------------------------------------------------
+ */
+#define OB_MAX_KEY_BYTES	1024	/* longest entity key: keys are indexed */
+
+extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc desc,
+									 const ObInboxAtts *atts);
+extern bool onboarding_delivery_is_record(ObDelivery *d);
+extern int64 onboarding_delivery_new_id(void);
+extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
+extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
+extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
+										   ObDelivery *d, bool set_payload);
+extern void onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
+										const ObInboxAtts *stored_atts);
+
+/* ---------------------------------------------------------------------
+ * derive.c — dedupe, lock the entities, order, check, write state and history
+ * ---------------------------------------------------------------------
+ */
+/* Who runs the pipeline: the inbox trigger, rebuild(), or explain() */
+typedef enum ObRunMode
+{
+	OB_RUN_LIVE,
+	OB_RUN_REPLAY,
+	OB_RUN_DRY
+} ObRunMode;
+
+extern void onboarding_process_delivery(struct RelationData *inbox, const ObInboxAtts *atts,
+										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
+extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+							  bool dry_run);
+extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
+									ObProvider provider, const char *subject);
+extern Datum onboarding_subjects_with(Datum current, const char *subject);
 
 #endif							/* ONBOARDING_H */

@@ -34,24 +34,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-/* Set while rebuild() rewrites the inbox's derived columns. */
-static bool rebuilding = false;
-
-/* Is rebuild() running in this backend? */
-bool
-onboarding_rebuilding(void)
-{
-	return rebuilding;
-}
-
-/* Forget the flags after an error (called at transaction end). */
-void
-onboarding_state_reset(void)
-{
-	rebuilding = false;
-	onboarding_set_recording(false);
-}
-
 /* The label of an enum value, for messages. */
 static char *
 state_enum_label(Datum value)
@@ -193,20 +175,12 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	a[0] = CStringGetTextDatum(onboarding_provider_name(provider));
 	a[1] = CStringGetTextDatum(body.data);
 	a[2] = CStringGetTextDatum(by);
+	/* as the owner: a forced body of kind direct_update is stored, not derived */
 	onboarding_spi_connect(&spi);
-	onboarding_set_recording(true);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
-								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-								  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not record the direct update");
-	}
-	PG_FINALLY();
-	{
-		onboarding_set_recording(false);
-	}
-	PG_END_TRY();
+	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+							  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record the direct update");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	received = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 
@@ -215,7 +189,7 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	{
 		List	   *m = (List *) lfirst(lc);
 		Oid			ht[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		ha[5];
+		Datum		ha[5] = {0};
 		char		hn[5] = {' ', ' ', ' ', ' ', ' '};
 
 		ha[0] = a[0];
@@ -495,21 +469,13 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
+	/* as the owner, who alone may set forced_by */
 	onboarding_spi_connect(&spi);
 	state_check_exists(kind, PG_GETARG_DATUM(1), args[0], key);
-	onboarding_set_forcing(true);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
-								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-								  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not record the override");
-	}
-	PG_FINALLY();
-	{
-		onboarding_set_forcing(false);
-	}
-	PG_END_TRY();
+	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+							  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record the override");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	onboarding_spi_finish(&spi);
 	PG_RETURN_INT64(id);
@@ -524,8 +490,8 @@ onboarding_force_status(PG_FUNCTION_ARGS)
  * waited for one of them while holding another could close a cycle with
  * either.  It waits only holding nothing, then tries again.
  */
-void
-onboarding_lock_for_replay(void)
+static void
+state_lock_for_replay(void)
 {
 	const char *const names[] = {"inbox", "account", "proposal", "document", "closure", "history"};
 	Oid			rels[lengthof(names)];
@@ -555,131 +521,23 @@ onboarding_lock_for_replay(void)
 }
 
 /*
- * replay_lock() → void: the locks of onboarding_lock_for_replay(), for
+ * replay_lock() → void: the locks of state_lock_for_replay(), for
  * verify(), which must hold them across the rebuild it rolls back.
  */
 PG_FUNCTION_INFO_V1(onboarding_replay_lock);
 Datum
 onboarding_replay_lock(PG_FUNCTION_ARGS)
 {
-	onboarding_lock_for_replay();
+	state_lock_for_replay();
 	PG_RETURN_VOID();
 }
 
-/* Does a text column hold exactly s (both NULL counts as equal)? */
-static bool
-rebuild_text_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, const char *s)
-{
-	bool		isnull;
-	Datum		v = heap_getattr(tup, att, desc, &isnull);
-	text	   *t;
-
-	if (isnull || s == NULL)
-		return isnull && s == NULL;
-	t = DatumGetTextPP(v);
-	return VARSIZE_ANY_EXHDR(t) == strlen(s) &&
-		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
-}
-
-/* Does a by-value column hold value (isnull counts)? */
-static bool
-rebuild_value_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, bool null, Datum value)
-{
-	bool		isnull;
-	Datum		v = heap_getattr(tup, att, desc, &isnull);
-
-	if (isnull || null)
-		return isnull && null;
-	return v == value;
-}
-
 /*
- * Are the derived columns a replay computed the ones the row already has?
- * Then rebuild() need not write the row again.
- */
-static bool
-rebuild_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDelivery *d)
-{
-	return rebuild_text_equal(tup, desc, atts->event_type, d->event_type) &&
-		rebuild_text_equal(tup, desc, atts->subject, d->subject) &&
-		rebuild_text_equal(tup, desc, atts->status_raw, d->status_raw) &&
-		rebuild_text_equal(tup, desc, atts->detail, d->detail.len > 0 ? d->detail.data : NULL) &&
-		rebuild_value_equal(tup, desc, atts->event_at, !d->has_event_at,
-							TimestampTzGetDatum(d->event_at)) &&
-		rebuild_value_equal(tup, desc, atts->outcome, false,
-							ObjectIdGetDatum(onboarding_outcome_oid(d->outcome))) &&
-		rebuild_value_equal(tup, desc, atts->body_hash, d->payload == NULL,
-							Int64GetDatum((int64) d->body_hash)) &&
-		rebuild_value_equal(tup, desc, atts->duplicate_of, d->duplicate_of == 0,
-							Int64GetDatum(d->duplicate_of));
-}
-
-/* The kept plan that rewrites a delivery's derived columns */
-static SPIPlanPtr rewrite_plan = NULL;
-
-/*
- * Rewrite the derived columns of a stored delivery when a derivation
- * (rebuild(), or the re-derivation of its group) judged it otherwise than
- * the row says.  Evidence is never touched (the inbox's update trigger
- * checks that, and lets derived columns through only while this runs).
- */
-void
-onboarding_inbox_rewrite(HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts, ObDelivery *d)
-{
-	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-	INT8OID, INT8OID};
-	Datum		args[9];
-	char		nulls[9];
-	bool		was = rebuilding;
-	ObSpiFrame	spi;
-
-	if (rebuild_unchanged(stored, desc, atts, d))
-		return;
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = Int64GetDatum(d->id);
-#define ARG_TEXT(n, s) do { if (s) args[n] = CStringGetTextDatum(s); else nulls[n] = 'n'; } while (0)
-	ARG_TEXT(1, d->event_type);
-	ARG_TEXT(2, d->subject);
-	ARG_TEXT(3, d->status_raw);
-	args[4] = TimestampTzGetDatum(d->event_at);
-	if (!d->has_event_at)
-		nulls[4] = 'n';
-	ARG_TEXT(5, onboarding_outcome_names[d->outcome]);
-	ARG_TEXT(6, d->detail.len > 0 ? d->detail.data : NULL);
-#undef ARG_TEXT
-	args[7] = Int64GetDatum((int64) d->body_hash);
-	if (d->payload == NULL)
-		nulls[7] = 'n';
-	args[8] = Int64GetDatum(d->duplicate_of);
-	if (d->duplicate_of == 0)
-		nulls[8] = 'n';
-
-	onboarding_spi_connect(&spi);
-	if (rewrite_plan == NULL)
-		rewrite_plan = onboarding_spi_prepare("UPDATE onboarding.inbox SET event_type = $2, subject = $3,"
-											  " status_raw = $4, event_at = $5, outcome = $6::onboarding.outcome,"
-											  " detail = $7, body_hash = $8, duplicate_of = $9 WHERE id = $1",
-											  9, types);
-	rebuilding = true;
-	PG_TRY();
-	{
-		if (SPI_execute_plan(rewrite_plan, args, nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not rewrite delivery %lld", (long long) d->id);
-	}
-	PG_FINALLY();
-	{
-		rebuilding = was;
-	}
-	PG_END_TRY();
-	onboarding_spi_finish(&spi);
-}
-
-/*
- * Replay, first pass: every delivery of the cursor (a row of the inbox with
- * first_id, the first delivery of the same provider and body, last) is
- * read again, in arrival order: what it is (provider, event, subject,
- * status, time) and, when it asks for no state change or is a duplicate,
- * its outcome.  The others are folded by group in the second pass.
+ * Replay, first pass: every delivery of the cursor (a row of the inbox,
+ * then its ctid, then first_id: the first delivery of the same provider and
+ * body) is read again, in arrival order: what it is (provider, event,
+ * subject, status, time) and, when it asks for no state change or is a
+ * duplicate, its outcome.  The others are folded by group in the second pass.
  * Returns how many were read.
  */
 static int64
@@ -709,16 +567,20 @@ rebuild_read(Relation inbox, const ObInboxAtts *atts, Portal portal)
 			bool		isnull;
 			bool		raw_null;
 			Datum		raw;
+			Datum		tid;
 			Datum		first;
 
 			onboarding_delivery_init(&d, tup, batch->tupdesc, &ratts);
 			raw = heap_getattr(tup, ratts.raw, batch->tupdesc, &raw_null);
+			/* the row is a projection: where it is stored comes as a column */
+			tid = SPI_getbinval(tup, batch->tupdesc, batch->tupdesc->natts - 1, &isnull);
+			tup->t_self = *(ItemPointer) DatumGetPointer(tid);
 			first = SPI_getbinval(tup, batch->tupdesc, batch->tupdesc->natts, &isnull);
 			onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
 										OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
 			if (!d.decided)
 				d.outcome = OB_APPLIED; /* for now: its group's fold decides */
-			onboarding_inbox_rewrite(tup, batch->tupdesc, &ratts, &d);
+			onboarding_delivery_rewrite(&d, tup, batch->tupdesc, &ratts);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 			replayed++;
@@ -799,7 +661,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 				 errdetail("A replay under a transaction snapshot could miss deliveries committed while it waited for its locks."),
 				 errhint("Call it in a READ COMMITTED transaction (the default).")));
 	/* no delivery may arrive while we replay */
-	onboarding_lock_for_replay();
+	state_lock_for_replay();
 	inbox = table_open(onboarding_relation_oid("inbox"), NoLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
@@ -812,7 +674,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 
 	/* duplicates: the first delivery of each (provider, body) is the original */
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT i.*, CASE WHEN i.payload IS NOT NULL THEN"
+									   "SELECT i.*, i.ctid, CASE WHEN i.payload IS NOT NULL THEN"
 									   "   pg_catalog.first_value(i.id) OVER w END AS first_id"
 									   "  FROM onboarding.inbox i"
 									   " WINDOW w AS (PARTITION BY i.provider, i.payload ORDER BY i.id)"

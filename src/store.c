@@ -79,6 +79,7 @@ struct ObStore
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
+	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
 	uint64		serial;			/* tells this opening from earlier ones */
 };
 
@@ -188,19 +189,32 @@ store_close(bool forget)
 	store.window = NULL;
 }
 
-/* At transaction end: flush and close before commit; after an abort just forget. */
-void
-onboarding_store_end_of_xact(bool commit)
+/*
+ * At transaction end: flush and close before commit (or PREPARE); after an
+ * abort just forget.
+ */
+static void
+store_xact_callback(XactEvent event, void *arg)
 {
-	holds_rows = false;
-	on_conflict_running = 0;
-	if (commit)
-		onboarding_store_flush(true);
-	else
+	switch (event)
 	{
-		store_close(true);
-		window_saves = NIL;		/* in TopTransactionContext: gone with it */
-		window_restored = NIL;
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			holds_rows = false;
+			on_conflict_running = 0;
+			onboarding_store_flush(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			holds_rows = false;
+			on_conflict_running = 0;
+			store_close(true);
+			window_saves = NIL;	/* in TopTransactionContext: gone with it */
+			window_restored = NIL;
+			break;
+		default:
+			break;
 	}
 }
 
@@ -220,7 +234,11 @@ store_open_one(ObStoreId which)
 	ExecOpenIndices(s->rri, true);
 	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_INBOX)
-		return s;				/* only its indexes are read (dedupe.c) */
+	{
+		/* its indexes are read (dedupe.c), its derived columns rewritten */
+		onboarding_inbox_atts(RelationGetDescr(s->rel), &s->inbox_atts);
+		return s;
+	}
 	if (which == OB_S_HISTORY)
 	{
 		/* appended to only: no key needed (a 0.1.0 schema has one on id) */
@@ -843,6 +861,86 @@ store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 }
 
 /*
+ * Rewrite columns of a stored delivery (cols, values and nulls: n of them,
+ * its derived columns), at tid or at a newer version of it.  Not through
+ * the window: an inbox row is rewritten at most once per derivation.  A
+ * version this transaction has rewritten already is followed to its
+ * newest; one another transaction rewrote after we read it is followed
+ * under READ COMMITTED, as an UPDATE would, and is a serialization failure
+ * under a transaction snapshot.  Triggers on the inbox do not fire: only
+ * derived columns change, and only the extension changes them.
+ */
+void
+onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,
+						 const Datum *values, const bool *nulls)
+{
+	ItemPointerData at = *tid;
+	char		label[32];
+
+	Assert(s->which == OB_S_INBOX);
+	snprintf(label, sizeof(label), INT64_FORMAT, id);
+	for (;;)
+	{
+		TupleTableSlot *slot = s->slot;
+		HeapTuple	old;
+		HeapTuple	newtup;
+		ObStoreRow	row;
+		CommandId	cid;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		bool		only_summarizing;
+		bool		should_free;
+		TM_Result	res;
+
+		if (!table_tuple_fetch_row_version(s->rel, &at, SnapshotAny, slot))
+			elog(ERROR, "delivery %s is not in onboarding.inbox", label);
+		old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		if (!(old->t_data->t_infomask & HEAP_XMAX_INVALID) &&
+			!HEAP_XMAX_IS_LOCKED_ONLY(old->t_data->t_infomask) &&
+			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(old->t_data)) &&
+			!ItemPointerEquals(&old->t_data->t_ctid, &at))
+		{
+			at = old->t_data->t_ctid;	/* we rewrote it already: the newer one */
+			ExecClearTuple(slot);
+			continue;
+		}
+		store_remember(&row, old);
+		newtup = heap_modify_tuple_by_cols(old, RelationGetDescr(s->rel), n, (int *) cols,
+										   (Datum *) values, (bool *) nulls);
+		ExecClearTuple(slot);
+		ExecForceStoreHeapTuple(newtup, slot, true);
+		cid = store_command_for(&row);
+		res = ob_table_tuple_update(s->rel, &at, slot, cid, InvalidSnapshot, InvalidSnapshot,
+									true, &tmfd, &lockmode, &update_indexes, &only_summarizing);
+		if (res == TM_Updated && !ItemPointerEquals(&tmfd.ctid, &at))
+		{
+			/* another transaction rewrote it and committed meanwhile */
+			ExecClearTuple(slot);
+			store_check_serializable(s, label, InvalidTransactionId, true);
+			at = tmfd.ctid;
+			continue;
+		}
+		if (res != TM_Ok)
+			store_refuse(s, label, res);
+		if (update_indexes)
+			list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
+												  only_summarizing));
+		ResetPerTupleExprContext(store.estate);
+		ExecClearTuple(slot);
+		return;
+	}
+}
+
+/* The column numbers of the inbox, for a store of it. */
+const ObInboxAtts *
+onboarding_store_inbox_atts(ObStore *s)
+{
+	Assert(s->which == OB_S_INBOX);
+	return &s->inbox_atts;
+}
+
+/*
  * Replace a row found (and locked) or created before: in the window only;
  * the table gets the row's last version at the next flush.
  */
@@ -1166,10 +1264,11 @@ store_executor_end(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 }
 
-/* Install the executor hooks (module load). */
+/* Module load: install the executor hooks and the transaction callback. */
 void
-onboarding_store_install_hooks(void)
+onboarding_store_init(void)
 {
+	RegisterXactCallback(store_xact_callback, NULL);
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = store_executor_start;
 	prev_executor_end = ExecutorEnd_hook;

@@ -6,8 +6,8 @@
  * Providers send ISO-8601-ish text: "2022-09-02 22:39:39" (space or T),
  * optional fractions of up to seven digits (.NET ticks), an optional "Z"
  * or numeric offset, and the .NET sentinel "0001-01-01T00:00:00" for "no
- * time".  Times without an offset are read in the zone named by the
- * setting onboarding.timezone.  Fractions beyond microseconds are rounded
+ * time".  Times without an offset are read in the zone the caller gives
+ * (onboarding.settings.timezone, see rules.c).  Fractions beyond microseconds are rounded
  * half up.  The parser is hand-written so that a bad time is a result, not
  * an error: ingestion never fails on one.
  *
@@ -39,11 +39,12 @@ time_digits(const char **p, int n, int *out)
 }
 
 /*
- * Parse a provider time.  Returns OB_TIME_OK and stores *result, or
- * OB_TIME_SENTINEL for the .NET "no time" value, or OB_TIME_BAD.
+ * Parse a provider time; one without an offset is read in zone.  Returns
+ * OB_TIME_OK and stores *result, or OB_TIME_SENTINEL for the .NET "no
+ * time" value, or OB_TIME_BAD.
  */
 ObTimeResult
-onboarding_parse_time(const char *s, TimestampTz *result)
+onboarding_parse_time(const char *s, pg_tz *zone, TimestampTz *result)
 {
 	const char *p = s;
 	struct pg_tm tm;
@@ -133,7 +134,7 @@ onboarding_parse_time(const char *s, TimestampTz *result)
 	if (has_offset)
 		tz = -offset;
 	else
-		tz = DetermineTimeZoneOffset(&tm, onboarding_timezone());
+		tz = DetermineTimeZoneOffset(&tm, zone);
 
 	if (tm2timestamp(&tm, 0, &tz, &ts) != 0 || !IS_VALID_TIMESTAMP(ts + usec))
 		return OB_TIME_BAD;
