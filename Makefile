@@ -17,7 +17,7 @@ PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initialize
 
 REGRESS      = inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening ordering provider_teach
 REGRESS_OPTS = --inputdir=. --load-extension=taxid --load-extension=onboarding
-ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence
+ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence late_rewrite
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=taxid --load-extension=onboarding
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso taxid$(DLSUFFIX)
