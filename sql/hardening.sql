@@ -183,6 +183,19 @@ SELECT count(*) AS differences FROM onboarding.verify();
 SELECT onboarding.rebuild() > 0 AS rebuilt;
 SELECT status, holder_name, bank FROM onboarding.account WHERE account_key = 'h-bom';
 SELECT count(*) AS differences FROM onboarding.verify();
+-- A body of kind direct_update is the record of a change already written:
+-- the inbox's owner who inserts one by hand stores it (applied) without
+-- deriving it, so state and the log differ until a replay derives it.
+INSERT INTO onboarding.inbox (provider, payload, forced_by)
+VALUES ('qitech', '{"kind": "direct_update", "entity": "account", "key": "h-bom",
+                    "statuses": {"account": "active"}, "fields": {}, "by": "dba",
+                    "at": "2025-06-01T00:00:00Z"}', 'dba')
+RETURNING event_type, subject, outcome;
+SELECT status FROM onboarding.account WHERE account_key = 'h-bom';
+SELECT count(*) > 0 AS differs FROM onboarding.verify();
+SELECT onboarding.rebuild() > 0 AS rebuilt;
+SELECT status FROM onboarding.account WHERE account_key = 'h-bom';
+SELECT count(*) AS differences FROM onboarding.verify();
 DROP TABLE public.hardening_seen;
 DROP FUNCTION public.hardening_after();
 DROP FUNCTION public.hardening_before();
