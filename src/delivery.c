@@ -268,9 +268,9 @@ delivery_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDel
  * Rewrite the derived columns of a stored delivery when a derivation
  * (rebuild(), or the re-derivation of its group) judged it otherwise than
  * the row says.  stored is the row as the caller read it (desc and
- * stored_atts describe it; its t_self says where it is); the table's own
- * columns are onboarding_inbox_oids()'s, found through the open store.
- * Evidence is never touched.
+ * stored_atts describe it, which may be a query's projection; its t_self
+ * says where it is stored); the table's own column numbers come with the
+ * open store.  Evidence is never touched.
  */
 void
 onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
