@@ -42,14 +42,14 @@ STAGES = [
     ("store", "store and index maintenance (store.c, heap_*, index inserts)"),
     ("history", "history (derive_history, onboarding_store_append)"),
     ("wal", "WAL (XLog*)"),
-    ("glue", "trigger glue (inbox.c, onboarding.c, catalog.c, spi.c, state.c, explain.c)"),
+    ("glue", "trigger glue (inbox.c, delivery.c, onboarding.c, catalog.c, spi.c, state.c, explain.c)"),
     ("other", "other (COPY loop, executor, trigger dispatch, commit)"),
 ]
 
 # extension source files -> stage (files not listed belong to their callers)
 FILE_STAGE = {
     "parse.c": "parse", "detect.c": "detect", "extract.c": "detect", "dedupe.c": "dedupe", "rules.c": "classify",
-    "derive.c": "derive", "store.c": "store", "inbox.c": "glue", "onboarding.c": "glue",
+    "derive.c": "derive", "store.c": "store", "inbox.c": "glue", "delivery.c": "glue", "onboarding.c": "glue",
     "catalog.c": "glue", "spi.c": "glue", "state.c": "glue", "explain.c": "glue",
 }
 # named functions -> stage (win over their file)
