@@ -328,82 +328,6 @@ REVOKE ALL ON FUNCTION onboarding.verify() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.verify() IS
     'rows where live state differs from a rebuild (rolled back); no rows means consistent';
 
--- Celcoin reports a file once, as sent, and never again: its proposal's
--- analysis is what settles it.  Once the proposal has left analysis
--- (approved, rejected, expired, account created or failed) its files are
--- no longer waiting on anyone.
-CREATE FUNCTION onboarding.document_settled(provider onboarding.provider, document_key text)
-    RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT provider = 'celcoin'
-       AND EXISTS (SELECT 1 FROM onboarding.proposal p
-                    WHERE p.provider = 'celcoin'
-                      AND p.proposal_key = split_part(document_settled.document_key, ':', 1)
-                      AND p.status NOT IN ('created', 'pending', 'in_analysis', 'pending_data'))
-    $$;
-COMMENT ON FUNCTION onboarding.document_settled(onboarding.provider, text) IS
-    'a Celcoin file whose proposal has left analysis: sent, and nothing more will come';
-
-CREATE OR REPLACE VIEW onboarding.pending_documents AS
-SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type, d.document_type_raw,
-       d.signer, d.status,
-       CASE WHEN d.status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
-            THEN 'provider' ELSE 'customer' END AS waiting_on,
-       d.reason, coalesce(d.last_event_at, d.last_received_at) AS since
-  FROM onboarding.document d
- WHERE d.status <> 'validated'
-   AND NOT onboarding.document_settled(d.provider, d.document_key);
-CREATE OR REPLACE VIEW onboarding.in_progress_entities AS
-SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_received_at
-  FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
-               a.status::text AS status, a.last_event_at, a.last_received_at
-          FROM onboarding.account a
-         WHERE a.status IN ('requested', 'in_analysis', 'pending_data')
-        UNION ALL
-        SELECT p.provider, 'proposal', p.proposal_key, p.status::text, p.last_event_at,
-               p.last_received_at
-          FROM onboarding.proposal p
-         WHERE p.status IN ('created', 'pending', 'in_analysis', 'pending_data', 'approved')
-        UNION ALL
-        SELECT p.provider, c.entity, p.proposal_key, c.status, p.last_event_at, p.last_received_at
-          FROM onboarding.proposal p
-         CROSS JOIN LATERAL (VALUES ('background_check', p.background_check::text),
-                                    ('documentscopy', p.documentscopy::text)) c (entity, status)
-         WHERE (p.background_check IN ('created', 'pending', 'processing')
-                OR p.documentscopy IN ('created', 'pending', 'processing'))
-           AND c.status IN ('created', 'pending', 'processing')
-        UNION ALL
-        SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at,
-               d.last_received_at
-          FROM onboarding.document d
-         WHERE d.status <> 'validated'
-           AND NOT onboarding.document_settled(d.provider, d.document_key)
-        UNION ALL
-        SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at,
-               c.last_received_at
-          FROM onboarding.closure c
-         WHERE c.status IN ('created', 'processing', 'pending', 'error', 'automatic')
-       ) s
- WHERE onboarding.in_progress(s.entity, s.provider, s.status);
-
-DROP FUNCTION onboarding.stuck(interval);
-CREATE FUNCTION onboarding.stuck(older_than interval)
-    RETURNS TABLE (provider onboarding.provider, entity text, entity_key text, status text,
-                   last_event_at timestamptz, idle interval, last_received_at timestamptz)
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT e.provider, e.entity, e.entity_key, e.status, e.last_event_at,
-           pg_catalog.now() OPERATOR(pg_catalog.-) coalesce(e.last_event_at, e.last_received_at),
-           e.last_received_at
-      FROM onboarding.in_progress_entities e
-     WHERE coalesce(e.last_event_at, e.last_received_at)
-           OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
-    $$;
-COMMENT ON FUNCTION onboarding.stuck(interval) IS
-    'entities still on their way (not final, not settled) with no event for older_than (provider time, else time received)';
-
 -- State is the fold of each entity's deliveries in event order (SPEC §6):
 -- a late delivery folds its group (provider, subject) again, found through
 -- the inbox's one secondary index, which also serves timeline() and, with
@@ -591,7 +515,10 @@ COMMENT ON TABLE onboarding.status_guard IS
 -- Statuses that are not final in the graph but in which an entity waits on
 -- nobody (stuck() leaves them out): an account that exists, a validated
 -- document, a disapproved closure request, an approved Fitbank person
--- (Fitbank reports the account itself through UpdateAccount).
+-- (Fitbank reports the account itself through UpdateAccount); and outcomes
+-- that a later move may still follow but nobody awaits: an account, or a
+-- proposal's account, whose creation failed (the provider may retry), a
+-- Fitbank person rejected or expired (they may apply again).
 CREATE TABLE onboarding.settled_status (
     entity    text NOT NULL CHECK (entity IN ('account', 'proposal', 'document', 'closure',
                                               'background_check', 'documentscopy')),
@@ -603,6 +530,27 @@ CREATE TABLE onboarding.settled_status (
 );
 COMMENT ON TABLE onboarding.settled_status IS
     'statuses, not final, in which an entity waits on nobody (provider NULL = every provider); stuck() leaves them out';
+
+-- Entities settled by their proposal: a provider that reports a document
+-- once, as sent, and never again (Celcoin's files) settles it by analysing
+-- the proposal it belongs to.  The proposal is the same provider's, keyed
+-- by the document key up to the first key_separator (the whole key when it
+-- has none); while it is in one of the statuses of proposal_waiting the
+-- document still waits, afterwards it waits on nobody (document_settled(),
+-- read by pending_documents and stuck()).
+CREATE TABLE onboarding.settled_by_proposal (
+    entity            text NOT NULL CHECK (entity = 'document'),
+    provider          onboarding.provider NOT NULL,
+    key_separator     text NOT NULL CHECK (key_separator <> ''),
+    proposal_waiting  text[] NOT NULL,
+    shipped           boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (entity, provider),
+    CONSTRAINT settled_by_proposal_waiting_are_labels
+        CHECK (onboarding.are_statuses('proposal', proposal_waiting)
+               AND array_position(proposal_waiting, NULL) IS NULL)
+);
+COMMENT ON TABLE onboarding.settled_by_proposal IS
+    'documents settled by their proposal (the document key up to the first key_separator): waiting while it is in a status of proposal_waiting, settled once it is not; pending_documents and stuck() leave settled ones out';
 
 CREATE TRIGGER provider_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON onboarding.provider_rule FOR EACH STATEMENT EXECUTE FUNCTION onboarding.rules_changed();
@@ -624,6 +572,7 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.value_rule', 'WHERE NOT s
 SELECT pg_catalog.pg_extension_config_dump('onboarding.code_map', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.status_guard', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_by_proposal', 'WHERE NOT shipped');
 
 -- The shipped providers (SPEC §5) -----------------------------------------
 
@@ -818,9 +767,17 @@ INSERT INTO onboarding.settled_status (entity, provider, status, shipped) VALUES
     ('account',  NULL, 'active', true),
     ('account',  NULL, 'blocked', true),
     ('account',  NULL, 'closing', true),
+    ('account',  NULL, 'failed', true),
     ('document', NULL, 'validated', true),
     ('closure',  NULL, 'disapproved', true),
-    ('proposal', 'fitbank', 'approved', true);
+    ('proposal', NULL, 'account_error', true),
+    ('proposal', 'fitbank', 'approved', true),
+    ('proposal', 'fitbank', 'rejected', true),
+    ('proposal', 'fitbank', 'expired', true);
+
+-- a Celcoin file (key <proposalId>:<type>) waits while its proposal is analysed
+INSERT INTO onboarding.settled_by_proposal (entity, provider, key_separator, proposal_waiting, shipped) VALUES
+    ('document', 'celcoin', ':', '{created,pending,in_analysis,pending_data}', true);
 
 -- (end of providers as data)
 
@@ -840,6 +797,117 @@ CREATE OR REPLACE FUNCTION onboarding.in_progress(entity text, provider onboardi
                       AND t.from_status = in_progress.status
                       AND (t.provider IS NULL OR t.provider = in_progress.provider))
     $$;
+
+-- What pending_documents and stuck() read, once the rule tables they read
+-- (settled_status, settled_by_proposal) exist.
+
+-- A document that waits on nobody because its proposal has moved on
+-- (onboarding.settled_by_proposal): a provider that reports a file once,
+-- as sent, and never again (Celcoin) settles it by analysing the proposal.
+CREATE FUNCTION onboarding.document_settled(provider onboarding.provider, document_key text)
+    RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT EXISTS (SELECT 1
+                     FROM onboarding.settled_by_proposal r
+                     JOIN onboarding.proposal p
+                       ON p.provider = r.provider
+                      AND p.proposal_key = pg_catalog.split_part(document_settled.document_key,
+                                                                 r.key_separator, 1)
+                    WHERE r.entity = 'document'
+                      AND r.provider = document_settled.provider
+                      AND p.status::text <> ALL (r.proposal_waiting))
+    $$;
+COMMENT ON FUNCTION onboarding.document_settled(onboarding.provider, text) IS
+    'a document whose proposal (onboarding.settled_by_proposal) is in none of the statuses in which it waits: nothing more will come';
+
+CREATE OR REPLACE VIEW onboarding.pending_documents AS
+SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type, d.document_type_raw,
+       d.signer, d.status,
+       CASE WHEN d.status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
+            THEN 'provider' ELSE 'customer' END AS waiting_on,
+       d.reason, coalesce(d.last_event_at, d.last_received_at) AS since
+  FROM onboarding.document d
+ WHERE d.status <> 'validated'
+   AND NOT onboarding.document_settled(d.provider, d.document_key);
+
+-- The elements of labels (the labels of a status enum) in which an entity
+-- of one of entities is on its way for at least one provider, as
+-- in_progress() decides: in_progress_entities reads the rows of a state
+-- table in these statuses only, and asks in_progress() of each of them.
+CREATE FUNCTION onboarding.in_progress_labels(entities text[], labels anyarray)
+    RETURNS SETOF anyelement
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT l FROM unnest(labels) AS l
+     WHERE EXISTS (SELECT 1
+                     FROM unnest(entities) AS e, unnest(enum_range(NULL::onboarding.provider)) AS p
+                    WHERE onboarding.in_progress(e, p, l::text))
+    $$;
+
+-- Every entity still on its way, as in_progress() decides, from the rule
+-- tables alone: nothing here names a status, so the statuses of a provider
+-- taught with rows are judged like the shipped ones.  A state table is read
+-- where its status is one of in_progress_labels() (computed once per query:
+-- the ARRAY sub-select is an initplan), and in_progress() is asked of those
+-- rows only.
+CREATE OR REPLACE VIEW onboarding.in_progress_entities AS
+SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_received_at
+  FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
+               a.status::text AS status, a.last_event_at, a.last_received_at
+          FROM onboarding.account a
+         WHERE a.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{account}',
+                                           pg_catalog.enum_range(NULL::onboarding.account_status))))
+        UNION ALL
+        SELECT p.provider, 'proposal', p.proposal_key, p.status::text, p.last_event_at,
+               p.last_received_at
+          FROM onboarding.proposal p
+         WHERE p.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{proposal}',
+                                           pg_catalog.enum_range(NULL::onboarding.proposal_status))))
+        UNION ALL
+        SELECT p.provider, c.entity, p.proposal_key, c.status::text, p.last_event_at,
+               p.last_received_at
+          FROM onboarding.proposal p
+         CROSS JOIN LATERAL (VALUES ('background_check', p.background_check),
+                                    ('documentscopy', p.documentscopy)) c (entity, status)
+         WHERE ARRAY[p.background_check, p.documentscopy]
+               && ARRAY(SELECT onboarding.in_progress_labels('{background_check,documentscopy}',
+                                   pg_catalog.enum_range(NULL::onboarding.check_status)))
+           AND c.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{background_check,documentscopy}',
+                                         pg_catalog.enum_range(NULL::onboarding.check_status))))
+        UNION ALL
+        SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at,
+               d.last_received_at
+          FROM onboarding.document d
+         WHERE d.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{document}',
+                                           pg_catalog.enum_range(NULL::onboarding.document_status))))
+           AND NOT onboarding.document_settled(d.provider, d.document_key)
+        UNION ALL
+        SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at,
+               c.last_received_at
+          FROM onboarding.closure c
+         WHERE c.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{closure}',
+                                           pg_catalog.enum_range(NULL::onboarding.closure_status))))
+       ) s
+ WHERE onboarding.in_progress(s.entity, s.provider, s.status);
+
+DROP FUNCTION onboarding.stuck(interval);
+CREATE FUNCTION onboarding.stuck(older_than interval)
+    RETURNS TABLE (provider onboarding.provider, entity text, entity_key text, status text,
+                   last_event_at timestamptz, idle interval, last_received_at timestamptz)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT e.provider, e.entity, e.entity_key, e.status, e.last_event_at,
+           pg_catalog.now() OPERATOR(pg_catalog.-) coalesce(e.last_event_at, e.last_received_at),
+           e.last_received_at
+      FROM onboarding.in_progress_entities e
+     WHERE coalesce(e.last_event_at, e.last_received_at)
+           OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) older_than)
+    $$;
+COMMENT ON FUNCTION onboarding.stuck(interval) IS
+    'entities still on their way (not final, not settled) with no event for older_than (provider time, else time received)';
 
 -- ===========================================================================
 

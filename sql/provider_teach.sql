@@ -146,3 +146,16 @@ SELECT pg_catalog.pg_read_file((SELECT setting FROM pg_catalog.pg_config WHERE n
                                || '/extension/onboarding_providers.json')::jsonb
        = (SELECT jsonb_agg(to_jsonb(t) - 'shipped' ORDER BY position)
             FROM onboarding.provider_rule t WHERE shipped) AS shipped_file_agrees;
+
+-- stuck() follows Acme's graph, whatever its statuses: a rejected
+-- application is final in the shipped graph, so it is not stuck; a move
+-- Acme makes from it (a person may apply again) makes it one still on its
+-- way.
+SELECT pg_temp.acme('application.rejected', '2025-06-03T09:00:00Z',
+                    '{"customer": {"document": "111.222.333-44"}}');
+SELECT provider, entity, entity_key, status FROM onboarding.stuck('1 day')
+ WHERE provider = 'acme' ORDER BY entity_key;
+INSERT INTO onboarding.transition (entity, provider, from_status, to_status)
+VALUES ('proposal', 'acme', 'rejected', 'created');
+SELECT provider, entity, entity_key, status FROM onboarding.stuck('1 day')
+ WHERE provider = 'acme' ORDER BY entity_key;

@@ -79,6 +79,46 @@ SELECT count(*) AS timeline_rows FROM onboarding.timeline('61512061263');
 RESET search_path;
 DROP SCHEMA evil CASCADE;
 
+-- A document settled by its proposal is a row of settled_by_proposal, not
+-- code.  Shipped: a Celcoin file (key <proposalId>:<type>) waits while its
+-- proposal is analysed.  Ana's proposal cc-ana is in analysis, so her files
+-- wait (above); approved, it settles them; without the row they wait again.
+SELECT entity, provider, key_separator, proposal_waiting, shipped FROM onboarding.settled_by_proposal;
+BEGIN;
+SELECT pg_temp.deliver('2024-04-03', '{"entity": "onboarding-proposal", "status": "APPROVED", "createTimestamp": "2024-04-03T12:00:00Z", "body": {"proposalId": "cc-ana"}}');
+SELECT document_key, status FROM onboarding.pending_documents WHERE provider = 'celcoin';
+SELECT entity, entity_key, status FROM onboarding.stuck('30 days') WHERE provider = 'celcoin' ORDER BY 1, 2;
+DELETE FROM onboarding.settled_by_proposal WHERE provider = 'celcoin';
+SELECT document_key, status FROM onboarding.pending_documents WHERE provider = 'celcoin' ORDER BY 1;
+ROLLBACK;
+-- A row of yours does the same for Fitbank: a document sent without a
+-- DocumentKey is keyed <TaxNumber>:<DocumentType>, and a person's
+-- condition is a proposal keyed by the TaxNumber.  Bia (CPF 529.982.247-25)
+-- sends her proof of address while Fitbank still wants data of her.
+BEGIN;
+SELECT pg_temp.deliver('2024-05-01', '{"Method": "UpdatePersonCondition", "TaxNumber": "529.982.247-25", "MessageClassification": 0, "Message": "dados divergentes", "SendDate": "2024-05-01T09:00:00"}');
+SELECT pg_temp.deliver('2024-05-01', '{"Method": "UpdatePersonDocument", "Account": null, "Document": {"DocumentKey": "", "DocumentType": 2, "DocumentStatus": 4, "TaxNumber": "529.982.247-25"}, "SendDate": "2024-05-01T09:30:00"}');
+INSERT INTO onboarding.settled_by_proposal (entity, provider, key_separator, proposal_waiting)
+VALUES ('document', 'fitbank', ':', '{created,pending,in_analysis,pending_data}');
+-- Bia's still waits (her proposal is pending_data); Ana's (61512061263:2)
+-- is settled, her person approved
+SELECT p.proposal_key, p.status AS proposal_status, d.document_key, d.status, d.waiting_on
+  FROM onboarding.pending_documents d
+  LEFT JOIN onboarding.proposal p ON p.provider = d.provider AND p.proposal_key = split_part(d.document_key, ':', 1)
+ WHERE d.provider = 'fitbank' ORDER BY d.document_key;
+SELECT entity, entity_key, status FROM onboarding.stuck('30 days')
+ WHERE provider = 'fitbank' AND entity IN ('document', 'proposal') ORDER BY 1, 2;
+-- Fitbank approves Bia: her proposal has left analysis, her document is settled
+SELECT pg_temp.deliver('2024-05-02', '{"Method": "UpdatePersonCondition", "TaxNumber": "529.982.247-25", "MessageClassification": 4, "Message": "aprovado", "SendDate": "2024-05-02T09:00:00"}');
+SELECT document_key, status FROM onboarding.pending_documents WHERE provider = 'fitbank' ORDER BY 1;
+SELECT entity, entity_key, status FROM onboarding.stuck('30 days')
+ WHERE provider = 'fitbank' AND entity IN ('document', 'proposal') ORDER BY 1, 2;
+ROLLBACK;
+-- Statuses in which a document waits are statuses of a proposal
+INSERT INTO onboarding.settled_by_proposal (entity, provider, key_separator, proposal_waiting)
+VALUES ('document', 'qitech', ':', '{pending,sent}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- With 100,000 entities loaded, the questions asked of one person, one
 -- provider's stuck entities, or one person's pending documents use indexes:
 -- no sequential scan of the inbox or of a state table.  (State is loaded
