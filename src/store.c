@@ -834,6 +834,29 @@ store_command_for(ObStoreRow *row)
 	return GetCurrentCommandId(true);
 }
 
+/*
+ * Replace the version at tid with the slot's row, waiting for a concurrent
+ * writer, and add index entries when the update is not HOT.  Returns the
+ * table access method's result (tmfd filled when it is not TM_Ok).
+ */
+static TM_Result
+store_update_at(ObStore *s, ItemPointer tid, TupleTableSlot *slot, CommandId cid,
+				TM_FailureData *tmfd)
+{
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	bool		only_summarizing;
+	TM_Result	res;
+
+	res = ob_table_tuple_update(s->rel, tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
+								true, tmfd, &lockmode, &update_indexes, &only_summarizing);
+	if (res == TM_Ok && update_indexes)
+		list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
+											  only_summarizing));
+	ResetPerTupleExprContext(store.estate);
+	return res;
+}
+
 /* Write a row's new version to its table. */
 static void
 store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
@@ -841,19 +864,11 @@ store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 	TupleTableSlot *slot = store_fill(s, values, nulls);
 	CommandId	cid = store_command_for(row);
 	TM_FailureData tmfd;
-	LockTupleMode lockmode;
-	bool		update_indexes;
-	bool		only_summarizing;
 	TM_Result	res;
 
-	res = ob_table_tuple_update(s->rel, &row->tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
-								true, &tmfd, &lockmode, &update_indexes, &only_summarizing);
+	res = store_update_at(s, &row->tid, slot, cid, &tmfd);
 	if (res != TM_Ok)
 		store_refuse(s, TextDatumGetCString(values[s->keyatt[1] - 1]), res);
-	if (update_indexes)
-		list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
-											  only_summarizing));
-	ResetPerTupleExprContext(store.estate);
 	row->tid = slot->tts_tid;
 	row->ours = true;
 	row->cmin = cid;
@@ -887,9 +902,6 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		ObStoreRow	row;
 		CommandId	cid;
 		TM_FailureData tmfd;
-		LockTupleMode lockmode;
-		bool		update_indexes;
-		bool		only_summarizing;
 		bool		should_free;
 		TM_Result	res;
 
@@ -911,8 +923,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		ExecClearTuple(slot);
 		ExecForceStoreHeapTuple(newtup, slot, true);
 		cid = store_command_for(&row);
-		res = ob_table_tuple_update(s->rel, &at, slot, cid, InvalidSnapshot, InvalidSnapshot,
-									true, &tmfd, &lockmode, &update_indexes, &only_summarizing);
+		res = store_update_at(s, &at, slot, cid, &tmfd);
 		if (res == TM_Updated && !ItemPointerEquals(&tmfd.ctid, &at))
 		{
 			/* another transaction rewrote it and committed meanwhile */
@@ -923,10 +934,6 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		}
 		if (res != TM_Ok)
 			store_refuse(s, label, res);
-		if (update_indexes)
-			list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
-												  only_summarizing));
-		ResetPerTupleExprContext(store.estate);
 		ExecClearTuple(slot);
 		return;
 	}
