@@ -199,3 +199,20 @@ SELECT count(*) AS differences FROM onboarding.verify();
 DROP TABLE public.hardening_seen;
 DROP FUNCTION public.hardening_after();
 DROP FUNCTION public.hardening_before();
+-- The inbox's trigger functions read the inbox's columns: fired on any
+-- other table they refuse, whatever its columns.
+CREATE TABLE public.hardening_not_inbox (note text);
+CREATE TRIGGER not_inbox BEFORE INSERT ON public.hardening_not_inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_insert();
+CREATE TRIGGER not_inbox_update BEFORE UPDATE ON public.hardening_not_inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_update();
+INSERT INTO public.hardening_not_inbox VALUES ('x');
+DROP TRIGGER not_inbox ON public.hardening_not_inbox;
+INSERT INTO public.hardening_not_inbox VALUES ('x');
+UPDATE public.hardening_not_inbox SET note = 'y';
+DROP TABLE public.hardening_not_inbox;
+-- The inbox has no CHECK constraint: its trigger refuses a row without a
+-- body on every path, an owner's restore (an id beyond the sequence) too.
+INSERT INTO onboarding.inbox (id, provider, payload, raw, outcome)
+OVERRIDING SYSTEM VALUE VALUES (1000000000, 'qitech', NULL, NULL, 'applied');
+SELECT count(*) AS stored FROM onboarding.inbox WHERE id = 1000000000;

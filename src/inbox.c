@@ -81,18 +81,28 @@ inbox_trigger_data(FunctionCallInfo fcinfo, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"%s\" was not called by trigger manager", name)));
+	/* the columns it reads are the inbox's */
+	if (RelationGetRelid(trigdata->tg_relation) != onboarding_inbox_oids()->inbox)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired on onboarding.inbox", name),
+				 errdetail("It was fired on table \"%s\".",
+						   RelationGetRelationName(trigdata->tg_relation))));
 	return trigdata;
 }
 
-/* The inbox column numbers, cached for the life of the trigger's FmgrInfo. */
+/*
+ * The inbox column numbers, for the life of the trigger's FmgrInfo (one
+ * statement): the store's, which it keeps while the inbox keeps its shape.
+ */
 static ObInboxAtts *
-inbox_atts(FunctionCallInfo fcinfo, Relation rel)
+inbox_atts(FunctionCallInfo fcinfo)
 {
 	if (fcinfo->flinfo->fn_extra == NULL)
 	{
 		ObInboxAtts *atts = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ObInboxAtts));
 
-		onboarding_inbox_atts(RelationGetDescr(rel), atts);
+		*atts = *onboarding_store_inbox_atts(onboarding_store(OB_S_INBOX));
 		fcinfo->flinfo->fn_extra = atts;
 	}
 	return (ObInboxAtts *) fcinfo->flinfo->fn_extra;
@@ -222,7 +232,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_inbox_before_insert\" must be fired BEFORE INSERT FOR EACH ROW")));
-	atts = inbox_atts(fcinfo, rel);
+	atts = inbox_atts(fcinfo);
 
 	/* the previous row of this statement is in the index by now */
 	onboarding_dedupe_release();
@@ -234,6 +244,13 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
 	rawtext = raw_null ? NULL : DatumGetTextPP(raw);
 	owner = has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner);
+	/* on every path, restores too: the inbox has no CHECK doing it for us */
+	if (d.payload == NULL && raw_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("delivery has no body"),
+				 errdetail("Both payload and raw are null."),
+				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
 	if (inbox_id_chosen(rel, d.id))
 	{
 		if (!owner)
@@ -266,12 +283,6 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	else
 	{
 		inbox_check_later_triggers(trigdata);
-		if (d.payload == NULL && raw_null)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("delivery has no body"),
-					 errdetail("Both payload and raw are null."),
-					 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
 		if (d.forced && !owner)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -308,7 +319,7 @@ onboarding_inbox_before_update(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = inbox_trigger_data(fcinfo, "onboarding_inbox_before_update");
 	Relation	rel = trigdata->tg_relation;
 	TupleDesc	desc = RelationGetDescr(rel);
-	ObInboxAtts *atts = inbox_atts(fcinfo, rel);
+	ObInboxAtts *atts = inbox_atts(fcinfo);
 	AttrNumber	evidence[] = {atts->id, atts->received_at, atts->provider, atts->payload,
 	atts->raw, atts->headers, atts->forced_by};
 	const char *names[] = {"id", "received_at", "provider", "payload", "raw", "headers",

@@ -74,16 +74,31 @@ struct ObStore
 	Oid			relid;
 	Relation	rel;
 	ResultRelInfo *rri;			/* with its indexes open */
-	Relation	pkey;			/* (provider, key) or (id) */
+	Relation	pkey;			/* (provider, key); history: by entity (below) */
 	AttrNumber	keyatt[2];		/* its columns */
+	int			entcol[3];		/* history: index columns of provider, entity, key */
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
-	uint64		serial;			/* tells this opening from earlier ones */
+	uint64		serial;			/* its shape (onboarding_store_serial) */
 };
 
 static uint64 store_openings = 0;
+
+/*
+ * Each table as it was last opened: while no invalidation has come for it,
+ * its columns are where they were, and an opening in a later statement
+ * keeps the serial (so callers' cached column positions stay good) and
+ * the inbox's column numbers.
+ */
+static struct
+{
+	Oid			relid;
+	uint64		serial;
+	bool		valid;
+} store_shapes[OB_NSTORES];
+static ObInboxAtts store_shape_inbox_atts;
 
 /* Rows the window holds before it is flushed */
 #define OB_WINDOW_ROWS 4096
@@ -148,6 +163,9 @@ static List *window_restored = NIL; /* WindowRow *, dirty */
 static void
 store_invalidate(Datum arg, Oid relid)
 {
+	for (int i = 0; i < OB_NSTORES; i++)
+		if (relid == InvalidOid || relid == store_shapes[i].relid)
+			store_shapes[i].valid = false;
 	if (store.cxt == NULL)
 		return;
 	for (int i = 0; i < OB_NSTORES; i++)
@@ -218,6 +236,46 @@ store_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * History's index by entity: the one on its provider, entity and
+ * entity_key columns, in whatever order (0.2.0 leads with entity_key, the
+ * column that tells rows apart; 0.1.0 with provider).
+ */
+static void
+store_history_index(ObStore *s)
+{
+	static const char *const cols[3] = {"provider", "entity", "entity_key"};
+	TupleDesc	desc = RelationGetDescr(s->rel);
+
+	for (int i = 0; i < s->rri->ri_NumIndices && s->pkey == NULL; i++)
+	{
+		Relation	index = s->rri->ri_IndexRelationDescs[i];
+		int			col[3] = {-1, -1, -1};
+
+		if (index->rd_index->indnatts != 3)
+			continue;
+		for (int c = 0; c < 3; c++)
+		{
+			AttrNumber	att = index->rd_index->indkey.values[c];
+
+			for (int k = 0; att > 0 && k < 3; k++)
+				if (strcmp(NameStr(TupleDescAttr(desc, att - 1)->attname), cols[k]) == 0)
+					col[k] = c;
+		}
+		/* three columns, three names: each was found once */
+		if (col[0] >= 0 && col[1] >= 0 && col[2] >= 0)
+		{
+			memcpy(s->entcol, col, sizeof(col));
+			s->pkey = index;
+		}
+	}
+	if (s->pkey == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("onboarding.history has no index on (provider, entity, entity_key)"),
+				 errhint("The extension's objects are damaged; reinstall the extension.")));
+}
+
 /* Open one of the pipeline's tables with its indexes. */
 static ObStore *
 store_open_one(ObStoreId which)
@@ -225,10 +283,20 @@ store_open_one(ObStoreId which)
 	ObStore    *s = MemoryContextAllocZero(store.cxt, sizeof(ObStore));
 	Oid			pkey;
 
+	bool		same_shape;
+
 	s->which = which;
-	s->serial = ++store_openings;
 	s->relid = onboarding_relation_oid(store_names[which]);
 	s->rel = table_open(s->relid, RowExclusiveLock);
+	/* (the lock is taken: an invalidation for it has been processed) */
+	same_shape = store_shapes[which].valid && store_shapes[which].relid == s->relid;
+	if (!same_shape)
+	{
+		store_shapes[which].relid = s->relid;
+		store_shapes[which].serial = ++store_openings;
+		store_shapes[which].valid = true;
+	}
+	s->serial = store_shapes[which].serial;
 	s->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
 	ExecOpenIndices(s->rri, true);
@@ -236,13 +304,16 @@ store_open_one(ObStoreId which)
 	if (which == OB_S_INBOX)
 	{
 		/* its indexes are read (dedupe.c), its derived columns rewritten */
-		onboarding_inbox_atts(RelationGetDescr(s->rel), &s->inbox_atts);
+		if (!same_shape)
+			onboarding_inbox_atts(RelationGetDescr(s->rel), &store_shape_inbox_atts);
+		s->inbox_atts = store_shape_inbox_atts;
 		return s;
 	}
 	if (which == OB_S_HISTORY)
 	{
-		/* appended to only: no key needed (a 0.1.0 schema has one on id) */
+		/* appended to, and read by entity (a 0.1.0 schema has a key on id) */
 		s->sequence = onboarding_inbox_oids()->history_sequence;
+		store_history_index(s);
 		return s;
 	}
 	pkey = ob_relation_get_primary_key_index(s->rel);
@@ -332,7 +403,11 @@ onboarding_store_slot(ObStore *s)
 	return s->slot;
 }
 
-/* A number no other opening of a table has had in this backend. */
+/*
+ * A number that tells this shape of a table from any other in this
+ * backend: it changes when the table may have changed (an invalidation, or
+ * another table of the name), so column positions cached under it hold.
+ */
 uint64
 onboarding_store_serial(ObStore *s)
 {
@@ -1040,7 +1115,7 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 {
 	ObStore    *s = onboarding_store(OB_S_HISTORY);
 	TupleDesc	desc = RelationGetDescr(s->rel);
-	Relation	index = NULL;
+	Relation	index = s->pkey;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
 	IndexScanDesc scan;
@@ -1049,24 +1124,22 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 	CommandId	cid;
 	int			kept = 0;
 	bool		same = true;
-
-	for (int i = 0; i < s->rri->ri_NumIndices; i++)
-		if (s->rri->ri_IndexRelationDescs[i]->rd_index->indnatts == 3)
-			index = s->rri->ri_IndexRelationDescs[i];
-	if (index == NULL)
-		elog(ERROR, "onboarding.history has no index on (provider, entity, entity_key)");
+	int			c;
 
 	/* rows this command appended must be visible to the deletion */
 	CommandCounterIncrement();
 	cid = GetCurrentCommandId(true);
 
 	InitDirtySnapshot(dirty);
-	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[0], F_ENUM_EQ, ObjectIdGetDatum(provider));
-	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(entity));
-	ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[2], F_TEXTEQ, CStringGetTextDatum(key));
+	c = s->entcol[0];
+	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[c], F_ENUM_EQ, ObjectIdGetDatum(provider));
+	c = s->entcol[1];
+	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[c], F_TEXTEQ, CStringGetTextDatum(entity));
+	c = s->entcol[2];
+	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[c], F_TEXTEQ, CStringGetTextDatum(key));
 	scan = ob_index_beginscan(s->rel, index, &dirty, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
