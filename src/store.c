@@ -49,6 +49,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/namespace.h"
 #include "parser/parsetree.h"
 #include "commands/sequence.h"
@@ -237,9 +239,10 @@ store_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * History's index by entity: the one on its provider, entity and
- * entity_key columns, in whatever order (0.2.0 leads with entity_key, the
- * column that tells rows apart; 0.1.0 with provider).
+ * History's index by entity: a whole (not partial) btree on its provider,
+ * entity and entity_key columns, in whatever order (0.2.0 leads with
+ * entity_key, the column that tells rows apart; 0.1.0 with provider).  A
+ * user's partial index on the same columns would miss rows.
  */
 static void
 store_history_index(ObStore *s)
@@ -252,7 +255,8 @@ store_history_index(ObStore *s)
 		Relation	index = s->rri->ri_IndexRelationDescs[i];
 		int			col[3] = {-1, -1, -1};
 
-		if (index->rd_index->indnatts != 3)
+		if (index->rd_index->indnatts != 3 || index->rd_rel->relam != BTREE_AM_OID ||
+			!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
 			continue;
 		for (int c = 0; c < 3; c++)
 		{
@@ -282,7 +286,6 @@ store_open_one(ObStoreId which)
 {
 	ObStore    *s = MemoryContextAllocZero(store.cxt, sizeof(ObStore));
 	Oid			pkey;
-
 	bool		same_shape;
 
 	s->which = which;

@@ -403,22 +403,33 @@ pgb_run() { # table -> prints "tps transactions"
 	awk '/^tps = / { tps = $3 } /number of transactions actually processed/ { n = $NF }
 	     END { print tps, n }' "$TMP/$1.out"
 }
-log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, plain"
-fresh_plain
-read -r PGB_PLAIN PGB_PLAIN_N < <(pgb_run plain)
-log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, inbox"
-fresh_inbox
-read -r PGB_INBOX PGB_INBOX_N < <(pgb_run onboarding.inbox)
-PGB_OUTCOMES=$(outcomes)
-PGB_FP=$(fingerprint)
+# pgb_pair PREFIX label: pgbench on a fresh plain table, then on a fresh
+# inbox; sets PREFIX_PLAIN, PREFIX_PLAIN_N, PREFIX_INBOX, PREFIX_INBOX_N (tps,
+# transactions), PREFIX_OUTCOMES, PREFIX_FP (the inbox's) and PREFIX_NOTE.
+pgb_pair() {
+	local tps n note=""
+	log "b. webhook-style$2: $CLIENTS clients x ${PGB_SECONDS} s, plain"
+	fresh_plain
+	read -r tps n < <(pgb_run plain)
+	printf -v "$1_PLAIN" %s "$tps"
+	printf -v "$1_PLAIN_N" %s "$n"
+	log "b. webhook-style$2: $CLIENTS clients x ${PGB_SECONDS} s, inbox"
+	fresh_inbox
+	read -r tps n < <(pgb_run onboarding.inbox)
+	printf -v "$1_INBOX" %s "$tps"
+	printf -v "$1_INBOX_N" %s "$n"
+	printf -v "$1_OUTCOMES" %s "$(outcomes)"
+	printf -v "$1_FP" %s "$(fingerprint)"
+	if [ "$PICK" = sequential ] && [ "$n" -gt "$STREAM_ROWS" ]; then
+		note="  (the inbox run went past the stream: $((n - STREAM_ROWS)) repeated deliveries; raise BENCH_MEM_ROWS)"
+	fi
+	printf -v "$1_NOTE" %s "$note"
+}
+pgb_pair PGB ""
 log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, peer (PL/pgSQL)"
 fresh_peer
 read -r PGB_PEER PGB_PEER_N < <(pgb_run peer.inbox)
 PGB_PEER_OUTCOMES=$(outcomes peer.inbox)
-PGB_NOTE=""
-if [ "$PICK" = sequential ] && [ "$PGB_INBOX_N" -gt "$STREAM_ROWS" ]; then
-	PGB_NOTE="  (the inbox run went past the stream: $((PGB_INBOX_N - STREAM_ROWS)) repeated deliveries; raise BENCH_MEM_ROWS)"
-fi
 
 # ---------------------------------------------------------------------------
 # b. The same with a durable commit: fsync and synchronous_commit on for the
@@ -449,20 +460,9 @@ SYNC_SETTINGS=$(q -c "SELECT string_agg(name || '=' || current_setting(name), ',
                         FROM unnest(ARRAY['fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes'])
                              WITH ORDINALITY AS s (name, ord)")
 [ "$(q -c "SHOW synchronous_commit")" = on ] || { echo "synchronous_commit is not on: $SYNC_SETTINGS" >&2; exit 1; }
-log "b. webhook-style, synchronous commit: $CLIENTS clients x ${PGB_SECONDS} s, plain"
-fresh_plain
-read -r PGB_SYNC_PLAIN PGB_SYNC_PLAIN_N < <(pgb_run plain)
-log "b. webhook-style, synchronous commit: $CLIENTS clients x ${PGB_SECONDS} s, inbox"
-fresh_inbox
-read -r PGB_SYNC_INBOX PGB_SYNC_INBOX_N < <(pgb_run onboarding.inbox)
-PGB_SYNC_OUTCOMES=$(outcomes)
-PGB_SYNC_FP=$(fingerprint)
+pgb_pair PGB_SYNC ", synchronous commit"
 log "b. webhook-style, synchronous commit: fsync off again"
 durable off
-PGB_SYNC_NOTE=""
-if [ "$PICK" = sequential ] && [ "$PGB_SYNC_INBOX_N" -gt "$STREAM_ROWS" ]; then
-	PGB_SYNC_NOTE="  (the inbox run went past the stream: $((PGB_SYNC_INBOX_N - STREAM_ROWS)) repeated deliveries; raise BENCH_MEM_ROWS)"
-fi
 
 # ---------------------------------------------------------------------------
 # d. Memory: one COPY of MEM_ROWS deliveries into a fresh inbox; from outside,
