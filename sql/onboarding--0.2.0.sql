@@ -176,6 +176,11 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
 -- State tables (derived; applications read them, the extension writes them)
 -- ---------------------------------------------------------------------------
 
+-- fillfactor 60: a state row is written again by a later delivery, and a
+-- new version that fits on its page is a HOT update (no index entries);
+-- in a batch the versions a transaction writes cannot be pruned before it
+-- commits, and at 85 three updates in four left their page (make bench:
+-- 91% HOT at 60 against 28% at 85, tables no larger, indexes 10% smaller)
 CREATE TABLE onboarding.account (
     provider          onboarding.provider NOT NULL,
     account_key       text NOT NULL,
@@ -199,7 +204,7 @@ CREATE TABLE onboarding.account (
     last_received_at  timestamptz,
     subjects          text[],
     PRIMARY KEY (provider, account_key)
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 60);
 
 CREATE TABLE onboarding.proposal (
     provider          onboarding.provider NOT NULL,
@@ -228,7 +233,7 @@ CREATE TABLE onboarding.proposal (
     last_received_at  timestamptz,
     subjects          text[],
     PRIMARY KEY (provider, proposal_key)
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 60);
 COMMENT ON COLUMN onboarding.proposal.status_at IS
     'provider time of the event that set status (each check has its own: Celcoin runs them in parallel)';
 COMMENT ON COLUMN onboarding.proposal.flow IS
@@ -261,7 +266,7 @@ CREATE TABLE onboarding.document (
     last_received_at  timestamptz,
     subjects          text[],
     PRIMARY KEY (provider, document_key)
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 60);
 
 CREATE TABLE onboarding.closure (
     provider          onboarding.provider NOT NULL,
@@ -278,7 +283,7 @@ CREATE TABLE onboarding.closure (
     last_received_at  timestamptz,
     subjects          text[],
     PRIMARY KEY (provider, account_key)
-) WITH (fillfactor = 85);
+) WITH (fillfactor = 60);
 
 CREATE TABLE onboarding.history (
     id           bigint GENERATED ALWAYS AS IDENTITY,

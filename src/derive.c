@@ -952,21 +952,28 @@ static bool
 fold_write_rows(Fold *f)
 {
 	ListCell   *lc;
+	bool	   *created = palloc0(list_length(f->ents) * sizeof(bool));
 
 	foreach(lc, f->ents)
 	{
 		EntState   *e = (EntState *) lfirst(lc);
 
-		if (!e->in_table && !ent_write(e))
-			return false;
+		if (!e->in_table)
+		{
+			if (!ent_write(e))
+				return false;
+			created[foreach_current_index(lc)] = e->in_table;
+		}
 	}
+	/* a row created just above holds its values already: no second version */
 	foreach(lc, f->ents)
 	{
 		EntState   *e = (EntState *) lfirst(lc);
 
-		if (e->in_table)
+		if (e->in_table && !created[foreach_current_index(lc)])
 			(void) ent_write(e);
 	}
+	pfree(created);
 	return true;
 }
 
