@@ -1,9 +1,9 @@
 --
 -- The window: a statement's state rows are kept in memory while it runs
--- and reach their tables when it ends (store.c). Multi-row statements,
--- subtransactions that roll back in the middle of one, savepoints, and a
--- rebuild in the same transaction all leave state exactly as a rebuild
--- derives it.
+-- and reach their tables when it ends (store.c); its history rows are
+-- written in batches. Multi-row statements, subtransactions that roll back
+-- in the middle of one, savepoints, and a rebuild in the same transaction
+-- all leave state and history exactly as a rebuild derives them.
 --
 SET client_min_messages = warning;
 
@@ -44,6 +44,33 @@ SELECT pg_temp.checked(p) FROM (VALUES
     (pg_temp.qi('win-3', 'pending_additional_data', '2024-03-02 10:02:00')),
     (pg_temp.qi('win-2', 'pending_kyc_analysis', '2024-03-02 10:03:00'))) v(p);
 SELECT * FROM pg_temp.accounts;
+SELECT entity_key, from_status, to_status FROM onboarding.history
+ WHERE entity_key IN ('win-2', 'win-3') ORDER BY id;
+
+-- A subtransaction in the middle of a statement that delivers, and rolls
+-- back, deliveries of its own: theirs go, the statement's history stays.
+CREATE FUNCTION pg_temp.nested(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        INSERT INTO onboarding.inbox (payload)
+        VALUES (pg_temp.qi('win-inner-' || (p->>'status'), 'pending_bacen_validation',
+                           '2024-03-02 09:00:00'));
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        NULL;
+    END;
+    RETURN p;
+END
+$$;
+INSERT INTO onboarding.inbox (payload)
+SELECT pg_temp.nested(p) FROM (VALUES
+    (pg_temp.qi('win-7', 'pending_bacen_validation', '2024-03-02 11:00:00')),
+    (pg_temp.qi('win-7', 'pending_kyc_analysis', '2024-03-02 11:01:00')),
+    (pg_temp.qi('win-8', 'pending_bacen_validation', '2024-03-02 11:02:00')),
+    (pg_temp.qi('win-7', 'pending_additional_data', '2024-03-02 11:03:00'))) v(p);
+SELECT entity_key, from_status, to_status FROM onboarding.history
+ WHERE entity_key IN ('win-7', 'win-8') OR entity_key LIKE 'win-inner-%' ORDER BY id;
+SELECT count(*) AS inner_deliveries FROM onboarding.inbox WHERE subject LIKE 'win-inner-%';
 
 -- A statement that fails after some rows, inside an exception block: none
 -- of its rows, and none of its state, remain.
@@ -58,6 +85,7 @@ EXCEPTION WHEN division_by_zero THEN
 END
 $$;
 SELECT * FROM pg_temp.accounts;
+SELECT count(*) AS win_4_history FROM onboarding.history WHERE entity_key = 'win-4';
 
 -- Savepoints between statements.
 BEGIN;
@@ -78,6 +106,8 @@ SELECT pg_temp.qi('win-bulk-' || (g % 3000), CASE WHEN g < 3000 THEN 'pending_ba
   FROM generate_series(0, 5999) g;
 SELECT status, count(*) FROM onboarding.account WHERE account_key LIKE 'win-bulk-%'
  GROUP BY status ORDER BY status;
+SELECT to_status, count(*), count(DISTINCT entity_key) AS accounts FROM onboarding.history
+ WHERE entity_key LIKE 'win-bulk-%' GROUP BY to_status ORDER BY to_status;
 
 -- Deliveries and a rebuild in one transaction.
 BEGIN;

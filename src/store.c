@@ -84,6 +84,8 @@ struct ObStore
 	Oid			sequence;		/* identity sequence of column 1, if any */
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
 	uint64		serial;			/* its shape (onboarding_store_serial) */
+	TupleTableSlot **pending;	/* history: rows appended, not yet written */
+	int			npending;
 };
 
 static uint64 store_openings = 0;
@@ -105,10 +107,15 @@ static ObInboxAtts store_shape_inbox_atts;
 /* Rows the window holds before it is flushed */
 #define OB_WINDOW_ROWS 4096
 
+/* History rows appended before one table_multi_insert() writes them */
+#define OB_HISTORY_BATCH 128
+
 static void store_subxact(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg);
 static void store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
 static long window_size(void);
+static void history_write(ObStore *s);
+static void history_discard(ObStore *s);
 
 static const char *const store_names[OB_NSTORES] = {
 	"account", "proposal", "document", "closure", "history", "inbox"
@@ -137,6 +144,7 @@ typedef struct WindowSave
 {
 	SubTransactionId subid;
 	List	   *rows;			/* WindowRow *, as they were before it began */
+	List	   *history;		/* HeapTuple: history appended before it began, unwritten */
 } WindowSave;
 
 /* What is open in this statement */
@@ -193,6 +201,8 @@ store_close(bool forget)
 
 			if (s == NULL)
 				continue;
+			for (int j = 0; s->pending != NULL && j < OB_HISTORY_BATCH && s->pending[j]; j++)
+				ExecDropSingleTupleTableSlot(s->pending[j]);
 			ExecDropSingleTupleTableSlot(s->slot);
 			ExecCloseIndices(s->rri);
 			table_close(s->rel, NoLock);
@@ -316,6 +326,7 @@ store_open_one(ObStoreId which)
 	{
 		/* appended to, and read by entity (a 0.1.0 schema has a key on id) */
 		s->sequence = onboarding_inbox_oids()->history_sequence;
+		s->pending = palloc0(OB_HISTORY_BATCH * sizeof(TupleTableSlot *));
 		store_history_index(s);
 		return s;
 	}
@@ -549,9 +560,10 @@ window_size(void)
 
 /*
  * Write every row of the window whose last version is not in its table
- * yet, and empty the window.  Called at the end of every statement that
- * inserted into the inbox (close: and close the tables), before commit,
- * when the window is full, and by rebuild().
+ * yet, and empty the window; write the history rows appended since the
+ * last write.  Called at the end of every statement that inserted into the
+ * inbox (close: and close the tables), before commit, when the window is
+ * full, and by rebuild().
  */
 void
 onboarding_store_flush(bool close)
@@ -585,6 +597,7 @@ onboarding_store_flush(bool close)
 		store.window_cxt = NULL;
 		store.window = NULL;
 	}
+	history_write(store.tables[OB_S_HISTORY]);
 	if (close && window_saves == NIL)
 		store_close(false);
 }
@@ -595,18 +608,20 @@ onboarding_store_flush(bool close)
  * start: the window is flushed when one begins (the writes then belong to
  * it), and what the window held is kept, to be written again if it rolls
  * back.  Whatever the window got inside a rolled-back subtransaction is
- * forgotten.
+ * forgotten.  History rows appended but not yet written are kept the same
+ * way: appended again if it rolls back, those it appended itself dropped.
  */
 static void
 store_subxact(SubXactEvent event, SubTransactionId mySubid,
 			  SubTransactionId parentSubid, void *arg)
 {
 	WindowSave *save = window_saves ? (WindowSave *) linitial(window_saves) : NULL;
+	ObStore    *history = store.tables[OB_S_HISTORY];
 
 	switch (event)
 	{
 		case SUBXACT_EVENT_START_SUB:
-			if (store.window != NULL)
+			if (store.window != NULL || (history != NULL && history->npending > 0))
 			{
 				HASH_SEQ_STATUS seq;
 				WindowRow  *w;
@@ -614,8 +629,13 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 
 				save = palloc0(sizeof(WindowSave));
 				save->subid = mySubid;
-				hash_seq_init(&seq, store.window);
-				while ((w = (WindowRow *) hash_seq_search(&seq)) != NULL)
+				for (int i = 0; history != NULL && i < history->npending; i++)
+					save->history = lappend(save->history,
+											ExecCopySlotHeapTuple(history->pending[i]));
+				if (store.window != NULL)
+					hash_seq_init(&seq, store.window);
+				while (store.window != NULL &&
+					   (w = (WindowRow *) hash_seq_search(&seq)) != NULL)
 				{
 					WindowRow  *copy;
 					int			natts;
@@ -638,9 +658,13 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
 			if (save != NULL && save->subid == mySubid)
+			{
+				list_free_deep(save->history);
 				window_saves = list_delete_first(window_saves);
+			}
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			history_discard(history);
 			if (store.window != NULL)
 			{
 				MemoryContextDelete(store.window_cxt);
@@ -649,7 +673,15 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 			}
 			if (save != NULL && save->subid == mySubid)
 			{
+				ListCell   *lc;
+
+				Assert(history != NULL || save->history == NIL);
 				window_restored = list_concat(window_restored, save->rows);
+				/* pending again, whether or not the rollback took them */
+				foreach(lc, save->history)
+					ExecForceStoreHeapTuple((HeapTuple) lfirst(lc),
+											history->pending[history->npending++], true);
+				list_free(save->history);
 				window_saves = list_delete_first(window_saves);
 			}
 			break;
@@ -1129,7 +1161,8 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 	bool		same = true;
 	int			c;
 
-	/* rows this command appended must be visible to the deletion */
+	/* rows this command appended must be in the table, and visible to the deletion */
+	history_write(s);
 	CommandCounterIncrement();
 	cid = GetCurrentCommandId(true);
 
@@ -1192,22 +1225,77 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 /*
  * Append a row to a table that is only ever appended to (history): its
  * first column takes the next value of its identity sequence
- * (onboarding.history_id_seq).
+ * (onboarding.history_id_seq), so ids keep the order of the calls.  The
+ * row is kept, and written with up to OB_HISTORY_BATCH others by one
+ * table_multi_insert() (a WAL record and a buffer look-up per page, not
+ * per row): when the batch is full, and before anything reads history or
+ * could lose the batch (onboarding_store_flush(), a subtransaction's
+ * start, a statement that reads or writes history, the deletion of a
+ * group's history).
  */
 void
 onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 {
 	TupleTableSlot *slot;
+	int			natts = RelationGetDescr(s->rel)->natts;
 
-	Assert(OidIsValid(s->sequence));
+	Assert(OidIsValid(s->sequence) && s->pending != NULL);
+	if (s->npending == OB_HISTORY_BATCH)
+		history_write(s);
+	if (s->pending[s->npending] == NULL)
+	{
+		ResourceOwner saved = CurrentResourceOwner;
+		MemoryContext old = MemoryContextSwitchTo(store.cxt);
+
+		/* like the other slots: it pins the descriptor for the whole transaction */
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		s->pending[s->npending] = table_slot_create(s->rel, NULL);
+		CurrentResourceOwner = saved;
+		MemoryContextSwitchTo(old);
+	}
 	values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
 	nulls[0] = false;
-	slot = store_fill(s, values, nulls);
-	table_tuple_insert(s->rel, slot, GetCurrentCommandId(true), 0, NULL);
-	list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
-										  false));
-	ResetPerTupleExprContext(store.estate);
+	slot = s->pending[s->npending];
 	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
+	/* a copy of its own: values point into the caller's per-row memory */
+	ExecMaterializeSlot(slot);
+	s->npending++;
+}
+
+/* Write the history rows appended since the last write (s: may be NULL). */
+static void
+history_write(ObStore *s)
+{
+	if (s == NULL || s->npending == 0)
+		return;
+	/* (a single row, as a one-row statement has, costs less the plain way) */
+	if (s->npending == 1)
+		table_tuple_insert(s->rel, s->pending[0], GetCurrentCommandId(true), 0, NULL);
+	else
+		table_multi_insert(s->rel, s->pending, s->npending, GetCurrentCommandId(true), 0,
+						   NULL);
+	for (int i = 0; i < s->npending; i++)
+	{
+		list_free(ob_exec_insert_index_tuples(s->rri, s->pending[i], store.estate, false, false,
+											  NULL, NIL, false));
+		ResetPerTupleExprContext(store.estate);
+		ExecClearTuple(s->pending[i]);
+	}
+	s->npending = 0;
+}
+
+/* Forget the history rows appended since the last write (s: may be NULL). */
+static void
+history_discard(ObStore *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->npending; i++)
+		ExecClearTuple(s->pending[i]);
+	s->npending = 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -1322,7 +1410,9 @@ store_executor_start(QueryDesc *queryDesc, int eflags)
 		store_refuse_mixed_statement(stmt);
 	if (store_plan_on_conflict(stmt))
 		on_conflict_running++;
-	if ((store.window != NULL || window_restored != NIL) && store_plan_touches_window(stmt))
+	if ((store.window != NULL || window_restored != NIL ||
+		 (store.tables[OB_S_HISTORY] != NULL && store.tables[OB_S_HISTORY]->npending > 0)) &&
+		store_plan_touches_window(stmt))
 	{
 		onboarding_store_flush(false);
 		CommandCounterIncrement();

@@ -22,6 +22,13 @@ SELECT o.file, i.provider, i.event_type, i.subject, i.status_raw, i.event_at
         OR coalesce(i.event_at::text, '') <> coalesce(o.event_at_utc, ''));
 SELECT count(*) AS fixtures_checked FROM oracle WHERE file LIKE :'fixtures';
 
+-- Duplicate detection hashes each body itself (dedupe.c): bit for bit the
+-- hash jsonb_hash_extended(payload, 0) gives, on every fixture: no rows.
+SELECT i.headers ->> 'fixture' AS fixture, i.body_hash, jsonb_hash_extended(i.payload, 0)
+  FROM onboarding.inbox i
+ WHERE i.headers ->> 'fixture' LIKE :'fixtures' AND i.payload IS NOT NULL
+   AND i.body_hash IS DISTINCT FROM jsonb_hash_extended(i.payload, 0);
+
 \if :show_state
 -- Where every entity of the provider stands after the whole corpus, and how it got there.
 SELECT account_key, status, provider_status AS pstatus, enabled, tax_id, tax_id_raw, holder_name,

@@ -100,12 +100,15 @@ fi
 crashes=$(crash_lines "$mark")
 [ -z "$crashes" ] || fail "crash in the server log: $crashes"
 
-read -r stored tagged no_outcome not_verbatim no_payload <<<"$(q -F ' ' -d $db <<'SQL'
+read -r stored tagged no_outcome not_verbatim no_payload bad_hash <<<"$(q -F ' ' -d $db <<'SQL'
 SELECT count(*),
        count(DISTINCT headers->>'fuzz'),
        count(*) FILTER (WHERE outcome IS NULL),
        count(*) FILTER (WHERE headers ? 'md5' AND md5(raw) IS DISTINCT FROM headers->>'md5'),
-       count(*) FILTER (WHERE headers->>'door' IN ('ingest', 'insert_payload') AND payload IS NULL)
+       count(*) FILTER (WHERE headers->>'door' IN ('ingest', 'insert_payload') AND payload IS NULL),
+       -- dedupe.c hashes bodies itself: bit for bit jsonb's own hash
+       count(*) FILTER (WHERE payload IS NOT NULL
+                          AND body_hash IS DISTINCT FROM jsonb_hash_extended(payload, 0))
   FROM onboarding.inbox
 SQL
 )"
@@ -129,7 +132,7 @@ SQL
 t1=$(date +%s)
 
 echo "fuzz: $sent bodies fuzzed ($mb multibyte long keys, $resent re-sent; ${doors}), $stored stored, server up throughout, $((t1 - t0)) s"
-echo "fuzz: outcomes $outcomes; not verbatim $not_verbatim"
+echo "fuzz: outcomes $outcomes; not verbatim $not_verbatim; body_hash other than jsonb_hash_extended $bad_hash"
 echo "fuzz: explain() before $explained deliveries: $disagree predicted another outcome than stored${disagreements:+ ($disagreements)}"
 
 [ "$errors" -eq 0 ] || fail "$errors deliveries raised an error"
@@ -138,5 +141,6 @@ echo "fuzz: explain() before $explained deliveries: $disagree predicted another 
 [ "$no_outcome" -eq 0 ] || fail "$no_outcome deliveries without an outcome"
 [ "$not_verbatim" -eq 0 ] || fail "$not_verbatim raw bodies not stored byte for byte"
 [ "$no_payload" -eq 0 ] || fail "$no_payload jsonb deliveries stored without their payload"
+[ "$bad_hash" -eq 0 ] || fail "$bad_hash bodies stored with a body_hash other than jsonb_hash_extended(payload, 0)"
 [ -z "$bad_batches" ] || fail "invalid UTF-8, verify() differences or errors after batch(es)$bad_batches"
 [ "$disagree" -eq 0 ] || fail "explain() mispredicted $disagree of $explained outcomes"
