@@ -524,9 +524,18 @@ mem_copy() {
 	echo "$bpid" >"$out.pid"
 }
 
-# mem_at file rows -> the first sample at or past rows ("seconds rows anon rss shmem")
-mem_at() { awk -v r="$2" '$2 >= r { print; exit }' "$1"; }
-mem_end() { tail -n 1 "$1"; }
+# mem_at file rows -> the first sample at or past rows ("seconds rows anon rss
+# shmem"), or the last one when the COPY ended between two samples before it
+# (a short, fast COPY); mem_end file -> the last sample. Both fail loudly when
+# there is no sample at all (read would otherwise end the script silently).
+mem_at() {
+	[ -s "$1" ] || { echo "memory: no samples of the COPY's backend in $1" >&2; exit 1; }
+	awk -v r="$2" '$2 >= r { print; found = 1; exit } { last = $0 } END { if (!found) print last }' "$1"
+}
+mem_end() {
+	[ -s "$1" ] || { echo "memory: no samples of the COPY's backend in $1" >&2; exit 1; }
+	tail -n 1 "$1"
+}
 mb() { calc "$1 / 1024" | awk '{ printf "%.1f", $1 }'; }
 
 log "d. memory: COPY of $MEM_ROWS rows into plain (baseline)"
