@@ -75,7 +75,9 @@ struct ObStore
 	ObStoreId	which;
 	Oid			relid;
 	Relation	rel;
-	ResultRelInfo *rri;			/* with its indexes open */
+	ResultRelInfo *rri;			/* its indexes: opened on the first write */
+	bool		indexes_open;	/* they are */
+	List	   *read_indexes;	/* Relation: indexes opened to be searched */
 	Relation	pkey;			/* (provider, key); history: by entity (below) */
 	AttrNumber	keyatt[2];		/* its columns */
 	int			entcol[3];		/* history: index columns of provider, entity, key */
@@ -114,6 +116,7 @@ static void store_subxact(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg);
 static void store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls);
 static long window_size(void);
+static void store_write_indexes(ObStore *s);
 static void history_write(ObStore *s);
 static void history_discard(ObStore *s);
 
@@ -189,6 +192,7 @@ static void
 store_close(bool forget)
 {
 	ResourceOwner saved = CurrentResourceOwner;
+	ListCell   *lc;
 
 	if (store.cxt == NULL)
 		return;
@@ -205,6 +209,8 @@ store_close(bool forget)
 				ExecDropSingleTupleTableSlot(s->pending[j]);
 			ExecDropSingleTupleTableSlot(s->slot);
 			ExecCloseIndices(s->rri);
+			foreach(lc, s->read_indexes)
+				index_close((Relation) lfirst(lc), NoLock);
 			table_close(s->rel, NoLock);
 		}
 		FreeExecutorState(store.estate);
@@ -312,7 +318,6 @@ store_open_one(ObStoreId which)
 	s->serial = store_shapes[which].serial;
 	s->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
-	ExecOpenIndices(s->rri, true);
 	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_INBOX)
 	{
@@ -327,6 +332,7 @@ store_open_one(ObStoreId which)
 		/* appended to, and read by entity (a 0.1.0 schema has a key on id) */
 		s->sequence = onboarding_inbox_oids()->history_sequence;
 		s->pending = palloc0(OB_HISTORY_BATCH * sizeof(TupleTableSlot *));
+		store_write_indexes(s);
 		store_history_index(s);
 		return s;
 	}
@@ -336,11 +342,7 @@ store_open_one(ObStoreId which)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("onboarding.%s has no primary key", store_names[which]),
 				 errhint("The extension's objects are damaged; reinstall the extension.")));
-	for (int i = 0; i < s->rri->ri_NumIndices; i++)
-		if (RelationGetRelid(s->rri->ri_IndexRelationDescs[i]) == pkey)
-			s->pkey = s->rri->ri_IndexRelationDescs[i];
-	if (s->pkey == NULL)
-		elog(ERROR, "primary key of onboarding.%s is not open", store_names[which]);
+	s->pkey = onboarding_store_index(s, pkey);
 	s->arbiter = list_make1_oid(pkey);
 	s->keyatt[0] = s->pkey->rd_index->indkey.values[0];
 	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
@@ -399,15 +401,60 @@ onboarding_store_begin(void)
 		onboarding_store_flush(false);
 }
 
-/* One of the open indexes of a table (the inbox's, for dedupe.c). */
+/*
+ * Open every index of a table, as a write needs them, on its first write
+ * in the statement (speculative insertion's extra information is built by
+ * onboarding_store_create for the primary key alone).  A statement that
+ * only searches a table, or updates its row in place (HOT), opens one
+ * index, not all: a single-row INSERT used to spend a tenth of its
+ * set-up opening indexes it never touched.
+ */
+static void
+store_write_indexes(ObStore *s)
+{
+	ResourceOwner saved = CurrentResourceOwner;
+	MemoryContext old;
+
+	if (s->indexes_open)
+		return;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	old = MemoryContextSwitchTo(store.cxt);
+	ExecOpenIndices(s->rri, false);
+	MemoryContextSwitchTo(old);
+	CurrentResourceOwner = saved;
+	s->indexes_open = true;
+}
+
+/*
+ * An index of a table, to search: one of those open for writing, or
+ * opened on its own (under the top transaction's resource owner, like the
+ * table) and kept until the table is closed.
+ */
 Relation
 onboarding_store_index(ObStore *s, Oid indexoid)
 {
+	ResourceOwner saved;
+	MemoryContext old;
+	ListCell   *lc;
+	Relation	index;
+
 	for (int i = 0; i < s->rri->ri_NumIndices; i++)
 		if (RelationGetRelid(s->rri->ri_IndexRelationDescs[i]) == indexoid)
 			return s->rri->ri_IndexRelationDescs[i];
-	elog(ERROR, "index %u of onboarding.%s is not open", indexoid, store_names[s->which]);
-	return NULL;				/* keep compiler quiet */
+	foreach(lc, s->read_indexes)
+		if (RelationGetRelid((Relation) lfirst(lc)) == indexoid)
+			return (Relation) lfirst(lc);
+
+	saved = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	old = MemoryContextSwitchTo(store.cxt);
+	index = index_open(indexoid, RowExclusiveLock);
+	s->read_indexes = lappend(s->read_indexes, index);
+	MemoryContextSwitchTo(old);
+	CurrentResourceOwner = saved;
+	if (index->rd_index->indrelid != s->relid)
+		elog(ERROR, "index %u is not an index of onboarding.%s", indexoid, store_names[s->which]);
+	return index;
 }
 
 /* A table's scratch slot: the caller empties it when done. */
@@ -907,6 +954,17 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	List	   *recheck;
 	WindowRow  *w;
 
+	store_write_indexes(s);
+	for (int i = 0; i < s->rri->ri_NumIndices; i++)
+		if (s->rri->ri_IndexRelationDescs[i]->rd_id == linitial_oid(s->arbiter) &&
+			s->rri->ri_IndexRelationInfo[i]->ii_UniqueOps == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(store.cxt);
+
+			BuildSpeculativeIndexInfo(s->rri->ri_IndexRelationDescs[i],
+									  s->rri->ri_IndexRelationInfo[i]);
+			MemoryContextSwitchTo(old);
+		}
 	token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 	table_tuple_insert_speculative(s->rel, slot, cid, 0, NULL, token);
 	recheck = ob_exec_insert_index_tuples(s->rri, slot, estate, false, true,
@@ -961,8 +1019,11 @@ store_update_at(ObStore *s, ItemPointer tid, TupleTableSlot *slot, CommandId cid
 	res = ob_table_tuple_update(s->rel, tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
 								true, tmfd, &lockmode, &update_indexes, &only_summarizing);
 	if (res == TM_Ok && update_indexes)
+	{
+		store_write_indexes(s);
 		list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
 											  only_summarizing));
+	}
 	ResetPerTupleExprContext(store.estate);
 	return res;
 }

@@ -19,6 +19,9 @@
 # backend's start-up and shut-down are not counted). Before the COPY the
 # inbox's backend runs onboarding.explain() on one delivery, so that loading
 # the library, the rule caches and the relation caches is not counted either.
+# Then onboarding.rebuild() of what the inbox's COPY loaded (figure 3), counted
+# from the function's start to its commit (--toggle-collect=onboarding_rebuild),
+# against the COPY: rebuild() should cost no more per delivery.
 #
 # It prints the instructions per delivery, in total and by stage (see
 # callgrind_stages.py for how instructions are given to stages), and the
@@ -163,6 +166,18 @@ grind() {
 		|| { cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; }
 	if grep -q 'ERROR:' "$CG/$1.stdout" "$CG/$1.valgrind"; then cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; fi
 }
+# grind_rebuild: onboarding.rebuild() of what the inbox's COPY loaded (figure 3)
+grind_rebuild() {
+	log "callgrind: onboarding.rebuild() of the $ROWS deliveries (a single-user backend under valgrind)"
+	printf '%s\n' "SELECT count(*) FROM onboarding.history;" "SELECT onboarding.rebuild();" \
+		| run_as valgrind --tool=callgrind --collect-atstart=no \
+			--toggle-collect=onboarding_rebuild --toggle-collect=CommitTransactionCommand \
+			--callgrind-out-file="$CG/callgrind.rebuild.out" \
+			"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
+			>"$CG/rebuild.stdout" 2>"$CG/rebuild.valgrind" \
+		|| { cat "$CG/rebuild.valgrind" "$CG/rebuild.stdout" >&2; exit 1; }
+	if grep -q 'ERROR:' "$CG/rebuild.stdout" "$CG/rebuild.valgrind"; then cat "$CG/rebuild.valgrind" "$CG/rebuild.stdout" >&2; exit 1; fi
+}
 # grind_single label warm-up-sql table: SINGLE one-row INSERT statements
 grind_single() {
 	log "callgrind: $SINGLE single-row INSERT statements into $3 (a single-user backend under valgrind)"
@@ -185,6 +200,7 @@ grind inbox "SELECT onboarding.explain(body) FROM warm;" onboarding.inbox
 OUTCOMES=$(printf '%s\n' "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome) FROM (SELECT outcome::text, count(*) n FROM onboarding.inbox GROUP BY 1) o;" \
 	| run_as "$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres 2>/dev/null \
 	| sed -n 's/.*string_agg = "\(.*\)".*/\1/p')
+grind_rebuild
 if [ "$SINGLE" -gt 0 ]; then
 	single <<-EOF
 		DROP TABLE plain;
@@ -201,6 +217,7 @@ T_GRIND=$((SECONDS - t0))
 ir() { awk '/^(summary|totals):/ { print $2; exit }' "$CG/callgrind.$1.out"; }
 IR_PLAIN=$(ir plain)
 IR_INBOX=$(ir inbox)
+IR_REBUILD=$(ir rebuild)
 
 echo
 echo "onboarding benchmark in instructions (callgrind) — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -223,6 +240,11 @@ for t in plain inbox; do
 			{ ir = $1; gsub(",", "", ir); ir += 0; $1 = "" }
 			ir < 0.95 * total && shown < 15 && !seen[$0]++ { printf "    %10s  %s\n", sprintf("%.0f", ir / n), substr($0, 2); shown++ }'
 done
+echo "rebuild() of the same $(num "$ROWS") deliveries (figure 3), against their COPY into the inbox,"
+echo "instructions per delivery, by stage:"
+python3 test/bench/callgrind_stages.py "$ROWS" inbox="$CG/callgrind.inbox.out" rebuild="$CG/callgrind.rebuild.out" \
+	| sed 's/^/    /'
+echo
 if [ "$SINGLE" -gt 0 ]; then
 	echo "single-row INSERT statements ($(num "$SINGLE"), each its own transaction; figure 2's load),"
 	echo "instructions per statement, by stage (executor and commit; parse and plan not counted):"
@@ -235,6 +257,7 @@ echo
 	echo "figure|plain|inbox|ratio plain/inbox|target"
 	echo "instructions per delivery (callgrind)|$(num "$(calc "$IR_PLAIN / $ROWS")")|$(num "$(calc "$IR_INBOX / $ROWS")")|$(pct "$IR_PLAIN" "$IR_INBOX")|>= 40% (aim 50%), as figure 1"
 	echo "batch COPY rows/s (time, best of 3)|$(num "$T_PLAIN")|$(num "$T_INBOX")|$(pct "$T_INBOX" "$T_PLAIN")|>= 40% (aim 50%), figure 1"
+	echo "instructions per delivery, rebuild() (inbox: its COPY)|$(num "$(calc "$IR_INBOX / $ROWS")")|$(num "$(calc "$IR_REBUILD / $ROWS")")|$(pct "$IR_INBOX" "$IR_REBUILD")|>= 100%, as figure 3"
 	if [ "$SINGLE" -gt 0 ]; then
 		IR_SPLAIN=$(ir single-plain)
 		IR_SINBOX=$(ir single-inbox)
