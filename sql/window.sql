@@ -26,10 +26,16 @@ SELECT entity_key, from_status, to_status FROM onboarding.history
  WHERE entity_key LIKE 'win-%' ORDER BY id;
 
 -- A subtransaction that starts and rolls back in the middle of a statement
--- (a function with an exception block, called for each row).
-CREATE FUNCTION pg_temp.checked(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+-- (a function with an exception block, called for each row; with inner_key, the
+-- block first delivers an account of that key, which the rollback takes).
+CREATE FUNCTION pg_temp.checked(p jsonb, inner_key text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql AS $$
 BEGIN
     BEGIN
+        IF inner_key IS NOT NULL THEN
+            INSERT INTO onboarding.inbox (payload)
+            VALUES (pg_temp.qi(inner_key, 'pending_bacen_validation', '2024-03-02 09:00:00'));
+        END IF;
         PERFORM 1 / 0;
     EXCEPTION WHEN division_by_zero THEN
         NULL;
@@ -47,23 +53,10 @@ SELECT * FROM pg_temp.accounts;
 SELECT entity_key, from_status, to_status FROM onboarding.history
  WHERE entity_key IN ('win-2', 'win-3') ORDER BY id;
 
--- A subtransaction in the middle of a statement that delivers, and rolls
--- back, deliveries of its own: theirs go, the statement's history stays.
-CREATE FUNCTION pg_temp.nested(p jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-    BEGIN
-        INSERT INTO onboarding.inbox (payload)
-        VALUES (pg_temp.qi('win-inner-' || (p->>'status'), 'pending_bacen_validation',
-                           '2024-03-02 09:00:00'));
-        PERFORM 1 / 0;
-    EXCEPTION WHEN division_by_zero THEN
-        NULL;
-    END;
-    RETURN p;
-END
-$$;
+-- The same subtransaction delivering, and rolling back, deliveries of its
+-- own: theirs go, the statement's history stays.
 INSERT INTO onboarding.inbox (payload)
-SELECT pg_temp.nested(p) FROM (VALUES
+SELECT pg_temp.checked(p, 'win-inner-' || (p->>'status')) FROM (VALUES
     (pg_temp.qi('win-7', 'pending_bacen_validation', '2024-03-02 11:00:00')),
     (pg_temp.qi('win-7', 'pending_kyc_analysis', '2024-03-02 11:01:00')),
     (pg_temp.qi('win-8', 'pending_bacen_validation', '2024-03-02 11:02:00')),

@@ -154,44 +154,39 @@ single <<-EOF
 	CHECKPOINT;
 EOF
 
-# grind label warm-up-sql table: COPY the corpus into table under callgrind
+# under_callgrind label toggle...: the single-user backend under callgrind,
+# its commands on stdin, counting only inside the named functions; output in
+# $CG/callgrind.<label>.out, and the run fails on any ERROR
+under_callgrind() {
+	local label=$1 toggles=() f
+	shift
+	for f in "$@"; do toggles+=("--toggle-collect=$f"); done
+	run_as valgrind --tool=callgrind --collect-atstart=no "${toggles[@]}" \
+		--callgrind-out-file="$CG/callgrind.$label.out" \
+		"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
+		>"$CG/$label.stdout" 2>"$CG/$label.valgrind" \
+		|| { tail -n 20 "$CG/$label.valgrind" "$CG/$label.stdout" >&2; exit 1; }
+	if grep -q 'ERROR:' "$CG/$label.stdout" "$CG/$label.valgrind"; then
+		grep -m 3 'ERROR:' "$CG/$label.stdout" "$CG/$label.valgrind" >&2; exit 1
+	fi
+}
+# grind label warm-up-sql table: COPY the corpus into table
 grind() {
 	log "callgrind: COPY of $ROWS deliveries into $3 (a single-user backend under valgrind)"
 	printf '%s\n' "$2" "COPY $3 (payload) FROM '$CG/corpus.copy';" \
-		| run_as valgrind --tool=callgrind --collect-atstart=no \
-			--toggle-collect=DoCopy --toggle-collect=CommitTransactionCommand \
-			--callgrind-out-file="$CG/callgrind.$1.out" \
-			"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
-			>"$CG/$1.stdout" 2>"$CG/$1.valgrind" \
-		|| { cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; }
-	if grep -q 'ERROR:' "$CG/$1.stdout" "$CG/$1.valgrind"; then cat "$CG/$1.valgrind" "$CG/$1.stdout" >&2; exit 1; fi
+		| under_callgrind "$1" DoCopy CommitTransactionCommand
 }
 # grind_rebuild: onboarding.rebuild() of what the inbox's COPY loaded (figure 3)
 grind_rebuild() {
 	log "callgrind: onboarding.rebuild() of the $ROWS deliveries (a single-user backend under valgrind)"
 	printf '%s\n' "SELECT count(*) FROM onboarding.history;" "SELECT onboarding.rebuild();" \
-		| run_as valgrind --tool=callgrind --collect-atstart=no \
-			--toggle-collect=onboarding_rebuild --toggle-collect=CommitTransactionCommand \
-			--callgrind-out-file="$CG/callgrind.rebuild.out" \
-			"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
-			>"$CG/rebuild.stdout" 2>"$CG/rebuild.valgrind" \
-		|| { cat "$CG/rebuild.valgrind" "$CG/rebuild.stdout" >&2; exit 1; }
-	if grep -q 'ERROR:' "$CG/rebuild.stdout" "$CG/rebuild.valgrind"; then cat "$CG/rebuild.valgrind" "$CG/rebuild.stdout" >&2; exit 1; fi
+		| under_callgrind rebuild onboarding_rebuild CommitTransactionCommand
 }
 # grind_single label warm-up-sql table: SINGLE one-row INSERT statements
 grind_single() {
 	log "callgrind: $SINGLE single-row INSERT statements into $3 (a single-user backend under valgrind)"
 	{ printf '%s\n' "$2"; cat "$CG/single.$3.sql"; } \
-		| run_as valgrind --tool=callgrind --collect-atstart=no \
-			--toggle-collect=PortalStart --toggle-collect=PortalRun \
-			--toggle-collect=CommitTransactionCommand \
-			--callgrind-out-file="$CG/callgrind.single-$1.out" \
-			"$BINDIR/postgres" --single -D "$CG/data" -c log_min_messages=warning postgres \
-			>"$CG/single-$1.stdout" 2>"$CG/single-$1.valgrind" \
-		|| { cat "$CG/single-$1.valgrind" >&2; exit 1; }
-	if grep -q 'ERROR:' "$CG/single-$1.stdout" "$CG/single-$1.valgrind"; then
-		grep -m 3 'ERROR:' "$CG/single-$1.stdout" "$CG/single-$1.valgrind" >&2; exit 1
-	fi
+		| under_callgrind "single-$1" PortalStart PortalRun CommitTransactionCommand
 }
 
 t0=$SECONDS
