@@ -119,6 +119,8 @@ static long window_size(void);
 static void store_write_indexes(ObStore *s);
 static void history_write(ObStore *s);
 static void history_discard(ObStore *s);
+static bool history_pending(void);
+
 
 static const char *const store_names[OB_NSTORES] = {
 	"account", "proposal", "document", "closure", "history", "inbox"
@@ -171,6 +173,35 @@ static bool holds_rows = false;	/* this transaction has locked or created a row 
 static int	on_conflict_running = 0;	/* statements with ON CONFLICT started, not ended */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
 static List *window_restored = NIL; /* WindowRow *, dirty */
+
+/*
+ * Where what the store opens or allocates lives: under the top
+ * transaction's resource owner (so that it outlives subtransactions) and
+ * in the store's memory.  After an error, the (sub)transaction's abort
+ * restores both.
+ */
+typedef struct StoreScope
+{
+	ResourceOwner owner;
+	MemoryContext cxt;
+} StoreScope;
+
+/* Enter the store's scope, remembering where we were. */
+static void
+store_scope_enter(StoreScope *scope)
+{
+	scope->owner = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	scope->cxt = MemoryContextSwitchTo(store.cxt);
+}
+
+/* Go back to where store_scope_enter() was called. */
+static void
+store_scope_leave(StoreScope *scope)
+{
+	MemoryContextSwitchTo(scope->cxt);
+	CurrentResourceOwner = scope->owner;
+}
 
 /* Relcache callback: one of our relations changed (or all were flushed). */
 static void
@@ -357,8 +388,7 @@ store_open_one(ObStoreId which)
 ObStore *
 onboarding_store(ObStoreId which)
 {
-	MemoryContext oldcxt;
-	ResourceOwner saved;
+	StoreScope	scope;
 
 	Assert(which >= 0 && which < OB_NSTORES);
 	if (store.cxt != NULL && store.tables[which] != NULL)
@@ -370,21 +400,14 @@ onboarding_store(ObStoreId which)
 		RegisterSubXactCallback(store_subxact, NULL);
 		store.callback = true;
 	}
-	saved = CurrentResourceOwner;
-	CurrentResourceOwner = TopTransactionResourceOwner;
 	if (store.cxt == NULL)
-	{
 		store.cxt = AllocSetContextCreate(TopTransactionContext, "onboarding store",
 										  ALLOCSET_DEFAULT_SIZES);
-		oldcxt = MemoryContextSwitchTo(store.cxt);
+	store_scope_enter(&scope);
+	if (store.estate == NULL)
 		store.estate = CreateExecutorState();
-	}
-	else
-		oldcxt = MemoryContextSwitchTo(store.cxt);
-	/* after an error, the (sub)transaction's abort restores both */
 	store.tables[which] = store_open_one(which);
-	CurrentResourceOwner = saved;
-	MemoryContextSwitchTo(oldcxt);
+	store_scope_leave(&scope);
 	return store.tables[which];
 }
 
@@ -412,16 +435,13 @@ onboarding_store_begin(void)
 static void
 store_write_indexes(ObStore *s)
 {
-	ResourceOwner saved = CurrentResourceOwner;
-	MemoryContext old;
+	StoreScope	scope;
 
 	if (s->indexes_open)
 		return;
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	old = MemoryContextSwitchTo(store.cxt);
+	store_scope_enter(&scope);
 	ExecOpenIndices(s->rri, false);
-	MemoryContextSwitchTo(old);
-	CurrentResourceOwner = saved;
+	store_scope_leave(&scope);
 	s->indexes_open = true;
 }
 
@@ -433,8 +453,7 @@ store_write_indexes(ObStore *s)
 Relation
 onboarding_store_index(ObStore *s, Oid indexoid)
 {
-	ResourceOwner saved;
-	MemoryContext old;
+	StoreScope	scope;
 	ListCell   *lc;
 	Relation	index;
 
@@ -445,13 +464,10 @@ onboarding_store_index(ObStore *s, Oid indexoid)
 		if (RelationGetRelid((Relation) lfirst(lc)) == indexoid)
 			return (Relation) lfirst(lc);
 
-	saved = CurrentResourceOwner;
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	old = MemoryContextSwitchTo(store.cxt);
+	store_scope_enter(&scope);
 	index = index_open(indexoid, RowExclusiveLock);
 	s->read_indexes = lappend(s->read_indexes, index);
-	MemoryContextSwitchTo(old);
-	CurrentResourceOwner = saved;
+	store_scope_leave(&scope);
 	if (index->rd_index->indrelid != s->relid)
 		elog(ERROR, "index %u is not an index of onboarding.%s", indexoid, store_names[s->which]);
 	return index;
@@ -668,7 +684,7 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 	switch (event)
 	{
 		case SUBXACT_EVENT_START_SUB:
-			if (store.window != NULL || (history != NULL && history->npending > 0))
+			if (store.window != NULL || history_pending())
 			{
 				HASH_SEQ_STATUS seq;
 				WindowRow  *w;
@@ -680,23 +696,24 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 					save->history = lappend(save->history,
 											ExecCopySlotHeapTuple(history->pending[i]));
 				if (store.window != NULL)
-					hash_seq_init(&seq, store.window);
-				while (store.window != NULL &&
-					   (w = (WindowRow *) hash_seq_search(&seq)) != NULL)
 				{
-					WindowRow  *copy;
-					int			natts;
+					hash_seq_init(&seq, store.window);
+					while ((w = (WindowRow *) hash_seq_search(&seq)) != NULL)
+					{
+						WindowRow  *copy;
+						int			natts;
 
-					if (!w->dirty)
-						continue;
-					natts = RelationGetDescr(store.tables[w->k.which]->rel)->natts;
-					copy = palloc(sizeof(WindowRow));
-					*copy = *w;
-					copy->k.key = pstrdup(w->k.key);
-					copy->values = palloc(natts * sizeof(Datum));
-					copy->nulls = palloc(natts * sizeof(bool));
-					window_get(store.tables[w->k.which], w, copy->values, copy->nulls);
-					save->rows = lappend(save->rows, copy);
+						if (!w->dirty)
+							continue;
+						natts = RelationGetDescr(store.tables[w->k.which]->rel)->natts;
+						copy = palloc(sizeof(WindowRow));
+						*copy = *w;
+						copy->k.key = pstrdup(w->k.key);
+						copy->values = palloc(natts * sizeof(Datum));
+						copy->nulls = palloc(natts * sizeof(bool));
+						window_get(store.tables[w->k.which], w, copy->values, copy->nulls);
+						save->rows = lappend(save->rows, copy);
+					}
 				}
 				window_saves = lcons(save, window_saves);
 				MemoryContextSwitchTo(old);
@@ -959,11 +976,12 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 		if (s->rri->ri_IndexRelationDescs[i]->rd_id == linitial_oid(s->arbiter) &&
 			s->rri->ri_IndexRelationInfo[i]->ii_UniqueOps == NULL)
 		{
-			MemoryContext old = MemoryContextSwitchTo(store.cxt);
+			StoreScope	scope;
 
+			store_scope_enter(&scope);
 			BuildSpeculativeIndexInfo(s->rri->ri_IndexRelationDescs[i],
 									  s->rri->ri_IndexRelationInfo[i]);
-			MemoryContextSwitchTo(old);
+			store_scope_leave(&scope);
 		}
 	token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 	table_tuple_insert_speculative(s->rel, slot, cid, 0, NULL, token);
@@ -1305,14 +1323,12 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 		history_write(s);
 	if (s->pending[s->npending] == NULL)
 	{
-		ResourceOwner saved = CurrentResourceOwner;
-		MemoryContext old = MemoryContextSwitchTo(store.cxt);
+		StoreScope	scope;
 
 		/* like the other slots: it pins the descriptor for the whole transaction */
-		CurrentResourceOwner = TopTransactionResourceOwner;
+		store_scope_enter(&scope);
 		s->pending[s->npending] = table_slot_create(s->rel, NULL);
-		CurrentResourceOwner = saved;
-		MemoryContextSwitchTo(old);
+		store_scope_leave(&scope);
 	}
 	values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
 	nulls[0] = false;
@@ -1346,6 +1362,13 @@ history_write(ObStore *s)
 		ExecClearTuple(s->pending[i]);
 	}
 	s->npending = 0;
+}
+
+/* Are history rows appended and not yet written? */
+static bool
+history_pending(void)
+{
+	return store.tables[OB_S_HISTORY] != NULL && store.tables[OB_S_HISTORY]->npending > 0;
 }
 
 /* Forget the history rows appended since the last write (s: may be NULL). */
@@ -1471,8 +1494,7 @@ store_executor_start(QueryDesc *queryDesc, int eflags)
 		store_refuse_mixed_statement(stmt);
 	if (store_plan_on_conflict(stmt))
 		on_conflict_running++;
-	if ((store.window != NULL || window_restored != NIL ||
-		 (store.tables[OB_S_HISTORY] != NULL && store.tables[OB_S_HISTORY]->npending > 0)) &&
+	if ((store.window != NULL || window_restored != NIL || history_pending()) &&
 		store_plan_touches_window(stmt))
 	{
 		onboarding_store_flush(false);
