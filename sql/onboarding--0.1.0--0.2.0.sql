@@ -354,10 +354,11 @@ CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, body_hash)
 -- History is only appended to, and found by entity: its id keeps event
 -- order within an entity, and needs no index of its own
 ALTER TABLE onboarding.history DROP CONSTRAINT history_pkey;
--- ... and found by entity through entity_key first, the column that tells
--- rows apart (one comparison per search step where the old order took three)
+-- ... and found by entity, by equality only: a hash index on entity_key,
+-- the column that tells rows apart (provider and entity are compared row by
+-- row), cheaper to insert into than a btree's three text columns
 DROP INDEX onboarding.history_entity_idx;
-CREATE INDEX history_entity_idx ON onboarding.history (entity_key, entity, provider);
+CREATE INDEX history_entity_idx ON onboarding.history USING hash (entity_key);
 
 -- No index predicate names a status, so that a state row's new version is
 -- a HOT update whenever its page has room: in_progress_entities and stuck()

@@ -50,6 +50,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
 #include "catalog/namespace.h"
 #include "parser/parsetree.h"
@@ -79,8 +80,9 @@ struct ObStore
 	bool		indexes_open;	/* they are */
 	List	   *read_indexes;	/* Relation: indexes opened to be searched */
 	Relation	pkey;			/* (provider, key); history: by entity (below) */
-	AttrNumber	keyatt[2];		/* its columns */
-	int			entcol[3];		/* history: index columns of provider, entity, key */
+	AttrNumber	keyatt[2];		/* its columns; history: provider, entity */
+	int			entcol[3];		/* history: index columns of provider, entity, key
+								 * (-1: not in the index, compared row by row) */
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
@@ -286,10 +288,11 @@ store_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * History's index by entity: a whole (not partial) btree on its provider,
- * entity and entity_key columns, in whatever order (0.2.0 leads with
- * entity_key, the column that tells rows apart; 0.1.0 with provider).  A
- * user's partial index on the same columns would miss rows.
+ * History's index by entity, whole (not partial): since 0.2.0 a hash
+ * index on entity_key alone (an equality search is all history needs, and
+ * a hash entry costs less to insert than a btree's three text columns);
+ * in a 0.1.0 schema, before ALTER EXTENSION UPDATE, a btree on provider,
+ * entity and entity_key.  A user's partial index would miss rows.
  */
 static void
 store_history_index(ObStore *s)
@@ -300,12 +303,14 @@ store_history_index(ObStore *s)
 	for (int i = 0; i < s->rri->ri_NumIndices && s->pkey == NULL; i++)
 	{
 		Relation	index = s->rri->ri_IndexRelationDescs[i];
+		int			natts = index->rd_index->indnatts;
 		int			col[3] = {-1, -1, -1};
+		bool		hash = index->rd_rel->relam == HASH_AM_OID;
 
-		if (index->rd_index->indnatts != 3 || index->rd_rel->relam != BTREE_AM_OID ||
-			!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+		if (!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+			!(hash ? natts == 1 : (natts == 3 && index->rd_rel->relam == BTREE_AM_OID)))
 			continue;
-		for (int c = 0; c < 3; c++)
+		for (int c = 0; c < natts; c++)
 		{
 			AttrNumber	att = index->rd_index->indkey.values[c];
 
@@ -313,8 +318,8 @@ store_history_index(ObStore *s)
 				if (strcmp(NameStr(TupleDescAttr(desc, att - 1)->attname), cols[k]) == 0)
 					col[k] = c;
 		}
-		/* three columns, three names: each was found once */
-		if (col[0] >= 0 && col[1] >= 0 && col[2] >= 0)
+		/* the key, and for a btree the other two: each found once */
+		if (col[2] >= 0 && (hash || (col[0] >= 0 && col[1] >= 0)))
 		{
 			memcpy(s->entcol, col, sizeof(col));
 			s->pkey = index;
@@ -323,8 +328,10 @@ store_history_index(ObStore *s)
 	if (s->pkey == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("onboarding.history has no index on (provider, entity, entity_key)"),
+				 errmsg("onboarding.history has no index on entity_key"),
 				 errhint("The extension's objects are damaged; reinstall the extension.")));
+	s->keyatt[0] = onboarding_store_attnum(s, "provider");
+	s->keyatt[1] = onboarding_store_attnum(s, "entity");
 }
 
 /* Open one of the pipeline's tables with its indexes. */
@@ -1232,6 +1239,8 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 	Relation	index = s->pkey;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
+	Datum		probe[3];		/* provider, entity, key */
+	int			nkeys = 0;
 	IndexScanDesc scan;
 	List	   *stored = NIL;
 	ListCell   *lc;
@@ -1245,26 +1254,40 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 	CommandCounterIncrement();
 	cid = GetCurrentCommandId(true);
 
+	/*
+	 * A key for each column the index has (equality is strategy 1 of btree
+	 * and hash alike); a column it lacks is compared row by row.
+	 */
 	InitDirtySnapshot(dirty);
-	c = s->entcol[0];
-	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[c], F_ENUM_EQ, ObjectIdGetDatum(provider));
-	c = s->entcol[1];
-	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[c], F_TEXTEQ, CStringGetTextDatum(entity));
-	c = s->entcol[2];
-	ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[c], F_TEXTEQ, CStringGetTextDatum(key));
-	scan = ob_index_beginscan(s->rel, index, &dirty, 3, 0);
-	index_rescan(scan, keys, 3, NULL, 0);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	for (int k = 0; k < 3; k++)
+	{
+		if ((c = s->entcol[k]) < 0)
+			continue;
+		ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[c], k == 0 ? F_ENUM_EQ : F_TEXTEQ, probe[k]);
+		nkeys++;
+	}
+	scan = ob_index_beginscan(s->rel, index, &dirty, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
 	{
-		HistoryStored *h = palloc(sizeof(HistoryStored));
+		HistoryStored *h;
 
+		slot_getallattrs(s->slot);
+		if ((s->entcol[0] < 0 &&
+			 DatumGetObjectId(s->slot->tts_values[s->keyatt[0] - 1]) != provider) ||
+			(s->entcol[1] < 0 &&
+			 !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID,
+												   s->slot->tts_values[s->keyatt[1] - 1],
+												   probe[1]))))
+			continue;			/* the same key, another provider or entity */
+		h = palloc(sizeof(HistoryStored));
 		h->tid = s->slot->tts_tid;
 		h->values = palloc(desc->natts * sizeof(Datum));
 		h->nulls = palloc(desc->natts * sizeof(bool));
-		slot_getallattrs(s->slot);
 		for (int i = 0; i < desc->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, i);

@@ -319,6 +319,23 @@ for i in $(seq 1 "$REPEAT"); do
 	STORAGE=$(calc "$SCALE / $t > $STORAGE ? $SCALE / $t : $STORAGE")
 done
 q -c "DROP TABLE shaped"
+# History alone, for the record (not a target): the history rows the last
+# inbox run wrote, COPYed into a table LIKE onboarding.history INCLUDING ALL
+# (same columns, identity and index). Carrying each transition in its inbox
+# row (issue 15's layout change) could save at most this much of figure 1.
+HIST_COLS=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                   WHERE attrelid = 'onboarding.history'::regclass AND attnum > 0
+                     AND NOT attisdropped AND attidentity = ''")
+HIST_ROWS=$(q -c "SELECT count(*) FROM onboarding.history")
+q -c "COPY (SELECT $HIST_COLS FROM onboarding.history ORDER BY id) TO '$ROWS_FILE'"
+HIST_T=0
+for i in $(seq 1 "$REPEAT"); do
+	log "a. batch COPY, run $i of $REPEAT: history alone"
+	q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.history INCLUDING ALL)" -c "CHECKPOINT"
+	read -r t _ < <(timed "COPY shaped ($HIST_COLS) FROM '$ROWS_FILE';")
+	HIST_T=$(calc "$HIST_T == 0 || $t < $HIST_T ? $t : $HIST_T")
+done
+q -c "DROP TABLE shaped"
 BATCH_STATE=$(q -c "SELECT (SELECT count(*) FROM onboarding.account) || ' accounts, '
                         || (SELECT count(*) FROM onboarding.proposal) || ' proposals, '
                         || (SELECT count(*) FROM onboarding.document) || ' documents, '
@@ -618,6 +635,9 @@ printf '%s' "$BATCH_RUNS"
 echo "    per CPU second of the backend: plain $(num "$CPU_PLAIN") rows, inbox $(num "$CPU_INBOX") rows = $(pct "$CPU_INBOX" "$CPU_PLAIN")"
 echo "    inbox storage alone (table LIKE onboarding.inbox INCLUDING ALL, no trigger, derived values given):"
 echo "        $(num "$STORAGE") rows/s = $(pct "$STORAGE" "$BATCH_PLAIN") of plain: the most figure 1 can reach with a free trigger"
+echo "    history alone (table LIKE onboarding.history INCLUDING ALL, the $(num "$HIST_ROWS") rows the last inbox run wrote):"
+echo "        ${HIST_T} s = $(pct "$HIST_T" "$(calc "$SCALE / $BATCH_INBOX")") of the inbox's best batch time: the most that carrying each transition"
+echo "        in its inbox row could save (figure 1 at most $(pct "$(calc "$SCALE / ($SCALE / $BATCH_INBOX - $HIST_T)")" "$BATCH_PLAIN") of plain without it)"
 echo "    per CPU second of the backend: peer $(num "$CPU_PEER") rows = $(pct "$CPU_PEER" "$CPU_PLAIN") of plain; inbox = $(pct "$CPU_INBOX" "$CPU_PEER") of the peer"
 echo "    inbox outcomes: $BATCH_OUTCOMES"
 echo "    inbox fingerprint: $(fp_line $BATCH_FP)"
