@@ -193,6 +193,35 @@ SELECT proposal_key, status, provider_status, account_key, client_code, tax_id, 
 SELECT entity, entity_key, from_status, to_status, event_at, step
   FROM ord_history WHERE entity_key = 'ordering-prop-5' ORDER BY entity, event_at, inbox_id;
 
+-- 6. History is found through a hash index on entity_key, which keeps
+-- only the key's hash. Two Fitbank accounts whose keys hash alike: one of
+-- them re-derived by a late delivery gets its new history, and the other
+-- keeps its own, row for row. (The pair is found at run time.)
+SELECT min(k) AS hash_a, max(k) AS hash_b
+  FROM (SELECT 'ordering-hash-' || i AS k FROM generate_series(1, 300000) i) s
+ GROUP BY hashtext(k) HAVING count(*) > 1
+ ORDER BY 1 LIMIT 1 \gset
+SELECT :'hash_a' <> :'hash_b' AS two_keys, hashtext(:'hash_a') = hashtext(:'hash_b') AS one_hash;
+SELECT who, step, (onboarding.ingest(format('{"PartnerId": 860, "BusinessUnitId": 820,
+        "TaxNumber": "52934860710", "SendDate": "%s", "AccountConditionType": %s, "AccountStatus": 1,
+        "Bank": "450", "BankBranch": "0001", "BankAccount": "71009992", "BankAccountDigit": "4",
+        "AccountKey": "%s", "SpbAccount": null, "Method": "UpdateAccount"}', at, cond, key)::jsonb,
+        NULL, jsonb_build_object('hashkey', who || ' ' || step))).outcome
+  FROM (VALUES ('a', :'hash_a', 'created', 0, '2025-05-01T09:00:00-03:00'),
+               ('b', :'hash_b', 'created', 0, '2025-05-01T09:00:00-03:00'),
+               ('b', :'hash_b', 'active',  2, '2025-05-02T09:00:00-03:00'),
+               ('a', :'hash_a', 'blocked', 3, '2025-05-03T09:00:00-03:00'),
+               ('b', :'hash_b', 'blocked', 3, '2025-05-03T09:00:00-03:00'),
+               ('a', :'hash_a', 'active (late)', 2, '2025-05-02T09:00:00-03:00')) v (who, key, step, cond, at);
+SELECT CASE h.entity_key WHEN :'hash_a' THEN 'a' ELSE 'b' END AS who,
+       h.entity, h.from_status, h.to_status, h.event_at, i.headers->>'hashkey' AS delivery
+  FROM onboarding.history h JOIN onboarding.inbox i ON i.id = h.inbox_id
+ WHERE h.provider = 'fitbank' AND h.entity_key IN (:'hash_a', :'hash_b')
+ ORDER BY 1, h.event_at, h.id;
+SELECT CASE account_key WHEN :'hash_a' THEN 'a' ELSE 'b' END AS who, status, last_event_at
+  FROM onboarding.account WHERE provider = 'fitbank' AND account_key IN (:'hash_a', :'hash_b')
+ ORDER BY 1;
+
 -- Every delivery of this suite, in arrival order, with its outcome; and
 -- the state is a pure function of the log.
 SELECT step, event_type, subject, status_raw, event_at, outcome,

@@ -80,9 +80,10 @@ struct ObStore
 	bool		indexes_open;	/* they are */
 	List	   *read_indexes;	/* Relation: indexes opened to be searched */
 	Relation	pkey;			/* (provider, key); history: by entity (below) */
-	AttrNumber	keyatt[2];		/* its columns; history: provider, entity */
+	AttrNumber	keyatt[2];		/* its columns */
 	int			entcol[3];		/* history: index columns of provider, entity, key
 								 * (-1: not in the index, compared row by row) */
+	AttrNumber	entatt[3];		/* history: table columns of the same */
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
@@ -330,8 +331,8 @@ store_history_index(ObStore *s)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("onboarding.history has no index on entity_key"),
 				 errhint("The extension's objects are damaged; reinstall the extension.")));
-	s->keyatt[0] = onboarding_store_attnum(s, "provider");
-	s->keyatt[1] = onboarding_store_attnum(s, "entity");
+	for (int k = 0; k < 3; k++)
+		s->entatt[k] = onboarding_store_attnum(s, cols[k]);
 }
 
 /* Open one of the pipeline's tables with its indexes. */
@@ -1192,6 +1193,30 @@ typedef struct HistoryStored
 	bool	   *nulls;
 } HistoryStored;
 
+/*
+ * Is a history row found through the entity index one of the entity's
+ * (probe: provider, entity, key)?  The columns the index lacks are
+ * compared, and all of them when the index is lossy (a hash index keeps
+ * only the key's hash).
+ */
+static bool
+history_row_is(ObStore *s, TupleTableSlot *slot, const Datum *probe, bool lossy)
+{
+	for (int k = 0; k < 3; k++)
+	{
+		Datum		v = slot->tts_values[s->entatt[k] - 1];
+
+		if (s->entcol[k] >= 0 && !lossy)
+			continue;
+		if (slot->tts_isnull[s->entatt[k] - 1])
+			return false;
+		if (k == 0 ? DatumGetObjectId(v) != DatumGetObjectId(probe[k]) :
+			!DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, v, probe[k])))
+			return false;
+	}
+	return true;
+}
+
 /* Id order: the event order of one entity's history. */
 static int
 history_stored_cmp(const ListCell *a, const ListCell *b)
@@ -1277,13 +1302,8 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 		HistoryStored *h;
 
 		slot_getallattrs(s->slot);
-		if ((s->entcol[0] < 0 &&
-			 DatumGetObjectId(s->slot->tts_values[s->keyatt[0] - 1]) != provider) ||
-			(s->entcol[1] < 0 &&
-			 !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID,
-												   s->slot->tts_values[s->keyatt[1] - 1],
-												   probe[1]))))
-			continue;			/* the same key, another provider or entity */
+		if (!history_row_is(s, s->slot, probe, scan->xs_recheck))
+			continue;			/* another entity's row */
 		h = palloc(sizeof(HistoryStored));
 		h->tid = s->slot->tts_tid;
 		h->values = palloc(desc->natts * sizeof(Datum));
