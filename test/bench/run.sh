@@ -303,39 +303,33 @@ PEER_OUTCOMES=$(outcomes peer.inbox)
 PEER_STATE=$(q -c "SELECT (SELECT count(*) FROM peer.state) || ' state rows, '
                        || (SELECT count(*) FROM peer.history) || ' history rows'")
 
-# The inbox's storage alone, for the record (not a target): a table LIKE
-# onboarding.inbox INCLUDING ALL (same columns, constraints, indexes; no
-# trigger) loaded with the rows the last inbox run stored, derived columns
-# included. No speed-up of the trigger can take figure 1 above this ratio.
-INBOX_COLS=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                    WHERE attrelid = 'onboarding.inbox'::regclass AND attnum > 0
-                      AND NOT attisdropped AND attidentity = ''")
-q -c "COPY (SELECT $INBOX_COLS FROM onboarding.inbox ORDER BY id) TO '$ROWS_FILE'"
-STORAGE=0
-for i in $(seq 1 "$REPEAT"); do
-	log "a. batch COPY, run $i of $REPEAT: the inbox's storage alone"
-	q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.inbox INCLUDING ALL)" -c "CHECKPOINT"
-	read -r t _ < <(timed "COPY shaped ($INBOX_COLS) FROM '$ROWS_FILE';")
-	STORAGE=$(calc "$SCALE / $t > $STORAGE ? $SCALE / $t : $STORAGE")
-done
-q -c "DROP TABLE shaped"
-# History alone, for the record (not a target): the history rows the last
-# inbox run wrote, COPYed into a table LIKE onboarding.history INCLUDING ALL
-# (same columns, identity and index). Carrying each transition in its inbox
-# row (issue 15's layout change) could save at most this much of figure 1.
-HIST_COLS=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                   WHERE attrelid = 'onboarding.history'::regclass AND attnum > 0
-                     AND NOT attisdropped AND attidentity = ''")
+# load_alone TABLE LABEL: the rows of onboarding.TABLE that the last inbox
+# run stored, COPYed into a fresh table LIKE it INCLUDING ALL (same columns,
+# identity, constraints and indexes; no trigger), best of REPEAT; prints the
+# best time in seconds.
+load_alone() {
+	local cols t best=0 i
+	cols=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+	              WHERE attrelid = 'onboarding.$1'::regclass AND attnum > 0
+	                AND NOT attisdropped AND attidentity = ''")
+	q -c "COPY (SELECT $cols FROM onboarding.$1 ORDER BY id) TO '$ROWS_FILE'"
+	for i in $(seq 1 "$REPEAT"); do
+		log "a. batch COPY, run $i of $REPEAT: $2 alone"
+		q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.$1 INCLUDING ALL)" -c "CHECKPOINT"
+		read -r t _ < <(timed "COPY shaped ($cols) FROM '$ROWS_FILE';")
+		best=$(calc "$best == 0 || $t < $best ? $t : $best")
+	done
+	q -c "DROP TABLE shaped"
+	echo "$best"
+}
+# For the record (not targets): the inbox's storage alone, derived columns
+# included (no speed-up of the trigger can take figure 1 above its ratio);
+# and history alone (carrying each transition in its inbox row, issue 15's
+# layout change, could save at most this much of figure 1).
+STORAGE_T=$(load_alone inbox "the inbox's storage")
+STORAGE=$(calc "$SCALE / $STORAGE_T")
 HIST_ROWS=$(q -c "SELECT count(*) FROM onboarding.history")
-q -c "COPY (SELECT $HIST_COLS FROM onboarding.history ORDER BY id) TO '$ROWS_FILE'"
-HIST_T=0
-for i in $(seq 1 "$REPEAT"); do
-	log "a. batch COPY, run $i of $REPEAT: history alone"
-	q -c "DROP TABLE IF EXISTS shaped" -c "CREATE TABLE shaped (LIKE onboarding.history INCLUDING ALL)" -c "CHECKPOINT"
-	read -r t _ < <(timed "COPY shaped ($HIST_COLS) FROM '$ROWS_FILE';")
-	HIST_T=$(calc "$HIST_T == 0 || $t < $HIST_T ? $t : $HIST_T")
-done
-q -c "DROP TABLE shaped"
+HIST_T=$(load_alone history "history")
 BATCH_STATE=$(q -c "SELECT (SELECT count(*) FROM onboarding.account) || ' accounts, '
                         || (SELECT count(*) FROM onboarding.proposal) || ' proposals, '
                         || (SELECT count(*) FROM onboarding.document) || ' documents, '
