@@ -952,28 +952,21 @@ static bool
 fold_write_rows(Fold *f)
 {
 	ListCell   *lc;
-	bool	   *created = palloc0(list_length(f->ents) * sizeof(bool));
+	List	   *stored = NIL;	/* rows in their table already: rewritten after */
 
 	foreach(lc, f->ents)
 	{
 		EntState   *e = (EntState *) lfirst(lc);
 
-		if (!e->in_table)
-		{
-			if (!ent_write(e))
-				return false;
-			created[foreach_current_index(lc)] = e->in_table;
-		}
+		if (e->in_table)
+			stored = lappend(stored, e);
+		else if (!ent_write(e))
+			return false;
 	}
-	/* a row created just above holds its values already: no second version */
-	foreach(lc, f->ents)
-	{
-		EntState   *e = (EntState *) lfirst(lc);
-
-		if (e->in_table && !created[foreach_current_index(lc)])
-			(void) ent_write(e);
-	}
-	pfree(created);
+	/* (a row created just above holds its values already: no second version) */
+	foreach(lc, stored)
+		(void) ent_write((EntState *) lfirst(lc));
+	list_free(stored);
 	return true;
 }
 
