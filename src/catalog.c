@@ -85,7 +85,7 @@ static Oid *provider_oids = NULL;	/* in TopMemoryContext */
 static const char **provider_names = NULL;	/* interned: never freed */
 static uint64 providers_gen = 0;	/* bumped when the labels change */
 static List *interned_names = NIL;
-static Oid	cached_outcome[OB_INVALID + 1];
+static Oid	cached_outcome[OB_NOUTCOMES];	/* InvalidOid: not a label (yet) */
 static Oid	cached_status[OB_NGRAPHS][OB_MAX_STATUSES];	/* by label position */
 static bool cache_valid = false;
 static bool callback_registered = false;
@@ -195,7 +195,7 @@ catalog_fill(void)
 {
 	catalog_register();
 	catalog_fill_providers();
-	for (int i = 0; i <= OB_INVALID; i++)
+	for (int i = 0; i < OB_NOUTCOMES; i++)
 		cached_outcome[i] = onboarding_enum_oid(OB_ENUM_OUTCOME, onboarding_outcome_names[i]);
 	for (int g = 0; g < OB_NGRAPHS; g++)
 	{

@@ -17,8 +17,8 @@
 #include "utils/memutils.h"
 
 /* Label tables, in the order of the SQL enums */
-const char *const onboarding_outcome_names[] = {
-	"applied", "duplicate", "stale", "illegal_transition", "unrecognized", "invalid"
+const char *const onboarding_outcome_names[OB_NOUTCOMES] = {
+	"applied", "duplicate", "stale", "illegal_transition", "unrecognized", "invalid", "refused"
 };
 const char *const onboarding_entity_names[OB_NENTITIES] = {
 	"account", "proposal", "document", "closure", "background_check", "documentscopy"

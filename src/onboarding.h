@@ -89,7 +89,9 @@ typedef enum ObOutcome
 	OB_STALE,
 	OB_ILLEGAL,
 	OB_UNRECOGNIZED,
-	OB_INVALID
+	OB_INVALID,
+	OB_REFUSED,					/* a user constraint refused its change (0.3.0) */
+	OB_NOUTCOMES
 } ObOutcome;
 
 /* What a status belongs to; the names are onboarding.history.entity */
@@ -189,7 +191,7 @@ typedef struct ObDelivery
 } ObDelivery;
 
 extern const char *const onboarding_entity_names[OB_NENTITIES];
-extern const char *const onboarding_outcome_names[];
+extern const char *const onboarding_outcome_names[OB_NOUTCOMES];
 extern const char *const onboarding_field_names[OB_NFIELDS];
 extern ObField onboarding_field_from_name(const char *name);
 

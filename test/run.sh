@@ -113,15 +113,21 @@ stop_cluster() {
 PASSED=0
 FAILED=0
 
-# Run one pg_regress-style make target and count its ok/FAILED lines.
+. "$TOP/test/tools/regress_count.sh"
+
+# Run one pg_regress-style make target and count its ok/FAILED lines; a
+# run that exits non-zero without a failed test counts as a failure.
 run_regress() {
-	local out
+	local out status passed failed
 	out=$(mktemp)
 	set +e
 	make -s PG_CONFIG="$PG_CONFIG" "$@" 2>&1 | tee "$out"
+	status=${PIPESTATUS[0]}
 	set -e
-	PASSED=$((PASSED + $(grep -cE '\.\.\. ok|^ok ' "$out" || true)))
-	FAILED=$((FAILED + $(grep -cE '\.\.\. FAILED|^not ok |\.\.\. failed' "$out" || true)))
+	read -r passed failed <<<"$(regress_count "$out" "$status")"
+	[ "$status" -eq 0 ] || echo "test/run.sh: make $* exited with status $status" >&2
+	PASSED=$((PASSED + passed))
+	FAILED=$((FAILED + failed))
 	if [ -f regression.diffs ] && [ -s regression.diffs ]; then
 		cp regression.diffs "$WORK/regression.diffs.$FAILED" 2>/dev/null || true
 		head -c 20000 regression.diffs

@@ -5,7 +5,7 @@
 # through INSERT (payload), INSERT (raw) with headers and ingest(), a user
 # status_map row — and updated the documented way (CREATE EXTENSION taxid;
 # ALTER EXTENSION onboarding UPDATE).  A second database gets a fresh
-# 0.2.0 (CREATE EXTENSION onboarding CASCADE) and the same deliveries.
+# install of the current version (CREATE EXTENSION onboarding CASCADE) and the same deliveries.
 # Proves: the update refuses to run without taxid and changes nothing then;
 # after it, the evidence (id, received_at, provider, payload, raw, headers,
 # forced_by) is byte-identical, every state table, history and the inbox's
@@ -17,8 +17,20 @@
 # deliveries get the same outcomes and the same state in both databases.
 #
 #   ONBOARDING_LONG=1   a corpus about 5 times larger
+#
+# The same test runs from each released version (0.1.0, then 0.2.0: a
+# database made with CREATE EXTENSION onboarding VERSION '0.2.0' CASCADE,
+# which needs no new extension to update); UPGRADE_FROM=0.2.0 runs one.
 set -euo pipefail
 . "$(dirname "$0")/../reliability/lib.sh"
+
+if [ -z "${UPGRADE_FROM:-}" ]; then
+	for from in 0.1.0 0.2.0; do
+		UPGRADE_FROM=$from bash "$0" || exit 1
+	done
+	exit 0
+fi
+from=$UPGRADE_FROM
 
 old=onboarding_upgrade_old
 new=onboarding_upgrade_new
@@ -31,7 +43,11 @@ trap 'rm -rf "$out"; drop_db $old >/dev/null 2>&1 || true; drop_db $new >/dev/nu
 # back and delivered after the update (it includes late, out-of-order events)
 drop_db $old; drop_db $new
 q -d postgres -c "CREATE DATABASE $old" -c "CREATE DATABASE $new"
-q -d $old -c "CREATE EXTENSION onboarding VERSION '0.1.0'"
+if [ "$from" = 0.1.0 ]; then
+	q -d $old -c "CREATE EXTENSION onboarding VERSION '0.1.0'"
+else
+	q -d $old -c "CREATE EXTENSION onboarding VERSION '$from' CASCADE"
+fi
 q -d $new -c "CREATE EXTENSION onboarding CASCADE"
 q -d $old -v scale="$scale" -v seed=0.17 -f "$RELIABILITY/corpus.sql"
 q -d $old -c "COPY corpus TO STDOUT" >"$out/corpus.txt"
@@ -40,7 +56,7 @@ q -d $new -c "CREATE TABLE public.corpus (n int, body jsonb NOT NULL, raw text)"
 
 versions="SELECT string_agg(extname || ' ' || extversion, ', ' ORDER BY extname)
             FROM pg_extension WHERE extname IN ('onboarding', 'taxid')"
-echo "upgrade: before: $old has $(q -d $old -c "$versions"); $new has $(q -d $new -c "$versions")"
+echo "upgrade from $from: before: $old has $(q -d $old -c "$versions"); $new has $(q -d $new -c "$versions")"
 
 # batch A: the same deliveries, the same way, in both databases
 deliver_a=$(cat <<'SQL'
@@ -87,7 +103,9 @@ snapshot() {	# database, file: every table's rows in key order, as text
 		                           CASE WHEN forced_by IS NULL THEN body_hash END, duplicate_of
 		                      FROM onboarding.inbox ORDER BY id) TO STDOUT"
 		q -d "$1" -c "COPY (SELECT * FROM onboarding.status_map ORDER BY 1, 2, 3, 4) TO STDOUT"
-		q -d "$1" -c "COPY (SELECT * FROM onboarding.transition ORDER BY 1, 2, 3, 4) TO STDOUT"
+		# (0.3.0's transition.id numbers rows in the order they were made)
+		q -d "$1" -c "COPY (SELECT entity, provider, from_status, to_status, shipped
+		                      FROM onboarding.transition ORDER BY 1, 2, 3, 4) TO STDOUT"
 		q -d "$1" -c "SELECT last_value, is_called FROM onboarding.inbox_id_seq"
 	} >"$2"
 }
@@ -100,12 +118,13 @@ state_rows=$(wc -l <"$out/state_before.txt")
 same_as_fresh=$(diff -q "$out/state_before.txt" "$out/state_fresh_before.txt" >/dev/null && echo yes || echo no)
 # (for information: 0.2.0 derives differently from 0.1.0 — event order,
 # new moves in the graphs — so what must agree is the state after the
-# update with what a fresh 0.2.0 derived from the same deliveries)
-echo "upgrade: batch A: $inbox deliveries, $accounts accounts, $history history rows;" \
-	"0.1.0 derived the same $state_rows rows as a fresh 0.2.0: $same_as_fresh"
+# update with what a fresh install derived from the same deliveries)
+echo "upgrade from $from: batch A: $inbox deliveries, $accounts accounts, $history history rows;" \
+	"0.1.0 derived the same $state_rows rows as a fresh install: $same_as_fresh"
 
-# the update needs taxid first: without it ALTER EXTENSION refuses and
-# changes nothing
+# from 0.1.0 the update needs taxid first: without it ALTER EXTENSION
+# refuses and changes nothing
+if [ "$from" = 0.1.0 ]; then
 if q -d $old -c "ALTER EXTENSION onboarding UPDATE" >"$out/refused.txt" 2>&1; then
 	fail "ALTER EXTENSION onboarding UPDATE ran without the extension taxid"
 fi
@@ -113,13 +132,18 @@ refusal=$(grep -o 'required extension "taxid" is not installed' "$out/refused.tx
 [ -n "$refusal" ] || { cat "$out/refused.txt" >&2; fail "unexpected error from the update without taxid"; }
 [ "$(q -d $old -c "SELECT extversion FROM pg_extension WHERE extname = 'onboarding'")" = 0.1.0 ] \
 	|| fail "a refused update changed the version"
-echo "upgrade: without taxid the update is refused: $refusal"
+echo "upgrade from $from: without taxid the update is refused: $refusal"
+fi
 
 # the update, as README documents it
 start=$(date +%s%N)
-q -d $old -c "CREATE EXTENSION taxid" -c "ALTER EXTENSION onboarding UPDATE"
+if [ "$from" = 0.1.0 ]; then
+	q -d $old -c "CREATE EXTENSION taxid" -c "ALTER EXTENSION onboarding UPDATE"
+else
+	q -d $old -c "ALTER EXTENSION onboarding UPDATE"
+fi
 took=$((($(date +%s%N) - start) / 1000000))
-echo "upgrade: after CREATE EXTENSION taxid; ALTER EXTENSION onboarding UPDATE ($took ms):" \
+echo "upgrade from $from: after the update ($took ms):" \
 	"$old has $(q -d $old -c "$versions")"
 
 q -d $old -c "$evidence" >"$out/evidence_after.txt"
@@ -128,10 +152,10 @@ md5_before=$(md5sum <"$out/evidence_before.txt" | cut -c1-32)
 md5_after=$(md5sum <"$out/evidence_after.txt" | cut -c1-32)
 state_diff=$(diff "$out/state_fresh_before.txt" "$out/state_after.txt" | grep -c '^[<>]' || true)
 verify_old=$(q -d $old -c "SELECT count(*) FROM onboarding.verify()")
-echo "upgrade: evidence md5 before $md5_before, after $md5_after ($inbox rows);" \
-	"state rows compared with the fresh 0.2.0 $state_rows, differing $state_diff; verify() $verify_old"
+echo "upgrade from $from: evidence md5 before $md5_before, after $md5_after ($inbox rows);" \
+	"state rows compared with the fresh install $state_rows, differing $state_diff; verify() $verify_old"
 [ "$md5_before" = "$md5_after" ] || { diff "$out/evidence_before.txt" "$out/evidence_after.txt" | head -20 >&2; fail "the evidence changed in the update"; }
-[ "$state_diff" -eq 0 ] || { diff "$out/state_fresh_before.txt" "$out/state_after.txt" | head -20 >&2; fail "the updated state differs from a fresh 0.2.0's"; }
+[ "$state_diff" -eq 0 ] || { diff "$out/state_fresh_before.txt" "$out/state_after.txt" | head -20 >&2; fail "the updated state differs from a fresh install's"; }
 [ "$verify_old" -eq 0 ] || fail "verify() found $verify_old differences after the update"
 q -d $old >/dev/null <<<"$deliver_force"
 q -d $new >/dev/null <<<"$deliver_force"
@@ -148,7 +172,7 @@ schema $new >"$out/schema_fresh.sql"
 schema_lines=$(wc -l <"$out/schema_fresh.sql")
 members=$(grep '^ALTER EXTENSION .* ADD ' "$out/schema_fresh.sql" | awk '{n[$3]++} END {for (e in n) { printf "%s%d of %s", sep, n[e], e; sep = ", " }}' || true)
 schema_diff=$(diff "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | grep -c '^[<>]' || true)
-echo "upgrade: schema of the updated database against a fresh 0.2.0: $schema_lines lines," \
+echo "upgrade from $from: schema of the updated database against a fresh install: $schema_lines lines," \
 	"extension members $members; $schema_diff lines differing"
 [ "$schema_diff" -eq 0 ] || { diff -u "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | head -60 >&2; fail "the updated schema differs from a fresh install"; }
 
@@ -166,7 +190,7 @@ q -d $old <<<"$taxid_check" >"$out/taxid_old.txt"
 q -d $new <<<"$taxid_check" >"$out/taxid_new.txt"
 read -r by_taxid joined timeline_rows <<<"$(head -1 "$out/taxid_old.txt")"
 index_used=$(grep -c 'Index Scan using account_tax_id_idx' "$out/taxid_old.txt" || true)
-echo "upgrade: default search_path: $by_taxid accounts WHERE tax_id = '615.120.612-63'" \
+echo "upgrade from $from: default search_path: $by_taxid accounts WHERE tax_id = '615.120.612-63'" \
 	"(index scan: $([ "$index_used" -gt 0 ] && echo yes || echo no)), $joined proposal-account pairs" \
 	"joined on tax_id, $timeline_rows timeline rows; same as fresh: $(cmp -s "$out/taxid_old.txt" "$out/taxid_new.txt" && echo yes || echo no)"
 [ "$by_taxid" -gt 0 ] || fail "no account found by tax id after the update"
@@ -199,7 +223,7 @@ b_diff=$(diff "$out/batch_b_old.txt" "$out/batch_b_new.txt" | grep -c '^[<>]' ||
 end_diff=$(diff "$out/state_old_end.txt" "$out/state_new_end.txt" | grep -c '^[<>]' || true)
 verify_old_end=$(q -d $old -c "SELECT count(*) FROM onboarding.verify()")
 verify_new_end=$(q -d $new -c "SELECT count(*) FROM onboarding.verify()")
-echo "upgrade: batch B: $b_count deliveries ($b_outcomes), outcomes differing $b_diff;" \
+echo "upgrade from $from: batch B: $b_count deliveries ($b_outcomes), outcomes differing $b_diff;" \
 	"state rows compared $(wc -l <"$out/state_new_end.txt"), differing $end_diff;" \
 	"verify() $verify_old_end updated, $verify_new_end fresh"
 [ "$b_count" -gt 0 ] || fail "batch B delivered nothing"

@@ -1,0 +1,203 @@
+/*
+ * onboarding 0.2.0 -> 0.3.0 — upgrade script.
+ *
+ * Every change to the SQL surface made for 0.3.0 is written twice: in
+ * onboarding--0.3.0.sql (a fresh install) and here (an installed 0.2.0;
+ * a 0.1.0 one reaches it through onboarding--0.1.0--0.2.0.sql), and the
+ * upgrade test (test/scripts/upgrade.sh) proves that both give the same
+ * schema.  No row of the inbox, the state tables or history is rewritten.
+ */
+
+\echo Use "ALTER EXTENSION onboarding UPDATE TO '0.3.0'" to load this file. \quit
+
+-- A user constraint on a state table refused the change a delivery derives
+-- (SPEC §4.2.1).  (The new label is not used in this script: a label added
+-- in a transaction may not be used before it commits.)
+ALTER TYPE onboarding.outcome ADD VALUE 'refused';
+
+-- Every table has a primary key, so that logical replication and change
+-- data capture see every change (SPEC §10): history's deletions (a late
+-- delivery rewriting an entity's history) and a user's rule rows.
+ALTER TABLE onboarding.history ADD CONSTRAINT history_pkey PRIMARY KEY (id);
+
+-- transition and settled_status: provider may be NULL (every provider), so
+-- their natural key cannot be a primary key; an identity id is.  Shipped
+-- rows are numbered first, so that the ids of a user's rows stay above
+-- those a fresh install gives the shipped ones (a dump restores the user's
+-- rows, with their ids, next to a fresh install's shipped rows).
+ALTER TABLE onboarding.transition ADD COLUMN id bigint;
+UPDATE onboarding.transition t SET id = n.id
+  FROM (SELECT ctid, pg_catalog.row_number() OVER (ORDER BY NOT shipped, entity, provider, from_status, to_status) AS id
+          FROM onboarding.transition) n
+ WHERE t.ctid = n.ctid;
+ALTER TABLE onboarding.transition ALTER COLUMN id SET NOT NULL;
+ALTER TABLE onboarding.transition ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE onboarding.transition ADD CONSTRAINT transition_pkey PRIMARY KEY (id);
+SELECT pg_catalog.setval('onboarding.transition_id_seq', max(id))
+  FROM onboarding.transition HAVING max(id) IS NOT NULL;
+COMMENT ON COLUMN onboarding.transition.id IS
+    'a primary key for replication (provider may be NULL, so the natural key cannot be one)';
+
+ALTER TABLE onboarding.settled_status ADD COLUMN id bigint;
+UPDATE onboarding.settled_status t SET id = n.id
+  FROM (SELECT ctid, pg_catalog.row_number() OVER (ORDER BY NOT shipped, entity, provider, status) AS id
+          FROM onboarding.settled_status) n
+ WHERE t.ctid = n.ctid;
+ALTER TABLE onboarding.settled_status ALTER COLUMN id SET NOT NULL;
+ALTER TABLE onboarding.settled_status ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE onboarding.settled_status ADD CONSTRAINT settled_status_pkey PRIMARY KEY (id);
+SELECT pg_catalog.setval('onboarding.settled_status_id_seq', max(id))
+  FROM onboarding.settled_status HAVING max(id) IS NOT NULL;
+COMMENT ON COLUMN onboarding.settled_status.id IS
+    'a primary key for replication (provider may be NULL, so the natural key cannot be one)';
+
+SELECT pg_catalog.pg_extension_config_dump('onboarding.transition_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status_id_seq', '');
+
+-- Rule tables and logical replication: see onboarding--0.3.0.sql.
+ALTER TABLE onboarding.status_map REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.transition REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.provider_rule REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.event_rule REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.effect_rule REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.value_rule REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.code_map REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.status_guard REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.settled_status REPLICA IDENTITY FULL;
+ALTER TABLE onboarding.settled_by_proposal REPLICA IDENTITY FULL;
+
+-- What a user adds to the state tables binds the pipeline's writes as it
+-- binds the user's own (0.3.0, README "Your own columns, constraints and
+-- triggers").  What the pipeline cannot honour is refused here, when it is
+-- created, never silently at write time:
+--  - a trigger for a list of columns (UPDATE OF ...): the pipeline writes a
+--    row as a whole;
+--  - a trigger with transition tables (REFERENCING): the pipeline's writes
+--    are row changes, with no statement to collect them;
+--  - a rule: rules rewrite statements, and the pipeline writes no statement;
+--  - a deferrable constraint on a state table or history, or a deferrable
+--    foreign key to one: checked at commit, it would fail the transaction
+--    and lose its deliveries instead of refusing one of them.
+CREATE FUNCTION onboarding.guard_state_ddl() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT * INTO bad FROM (
+        SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
+               'fires for a list of columns (UPDATE OF)' AS why,
+               'Fire it for every UPDATE and compare OLD and NEW in its WHEN condition.' AS hint
+          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = 'onboarding'::regnamespace
+           AND c.relname IN ('account', 'proposal', 'document', 'closure', 'history')
+           AND NOT t.tgisinternal AND pg_catalog.cardinality(t.tgattr::int2[]) > 0
+        UNION ALL
+        SELECT c.relname, format('trigger %I', t.tgname),
+               'has transition tables (REFERENCING)',
+               'Use a row trigger, or a statement trigger without REFERENCING.'
+          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = 'onboarding'::regnamespace
+           AND c.relname IN ('account', 'proposal', 'document', 'closure', 'history')
+           AND NOT t.tgisinternal AND (t.tgoldtable IS NOT NULL OR t.tgnewtable IS NOT NULL)
+        UNION ALL
+        SELECT c.relname, format('rule %I', r.rulename),
+               'would rewrite statements, and the extension writes rows, not statements',
+               'Use a trigger.'
+          FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+         WHERE c.relnamespace = 'onboarding'::regnamespace
+           AND c.relname IN ('account', 'proposal', 'document', 'closure', 'history')
+        UNION ALL
+        SELECT c.relname, format('constraint %I', k.conname),
+               'is deferrable: checked at commit, it would fail the transaction and lose its deliveries',
+               'Make it NOT DEFERRABLE: a delivery that breaks it is then stored with the outcome refused.'
+          FROM pg_constraint k
+          JOIN pg_class c ON c.oid IN (k.conrelid, k.confrelid)
+         WHERE k.condeferrable
+           AND c.relnamespace = 'onboarding'::regnamespace
+           AND c.relname IN ('account', 'proposal', 'document', 'closure', 'history')
+    ) x LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'onboarding.% cannot have %: it %', bad.tab, bad.what, bad.why
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The extension writes onboarding.' || bad.tab || ' for every delivery; what it cannot honour on those writes is refused when it is created.',
+                  HINT = bad.hint;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints)';
+CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE')
+    EXECUTE FUNCTION onboarding.guard_state_ddl();
+
+-- Reports run with the rights of whoever queries them, so that row-level
+-- security on a state table holds in reports too.
+ALTER VIEW onboarding.entity_status SET (security_invoker = true);
+ALTER VIEW onboarding.funnel SET (security_invoker = true);
+ALTER VIEW onboarding.stage_durations SET (security_invoker = true);
+ALTER VIEW onboarding.rejection_reasons SET (security_invoker = true);
+ALTER VIEW onboarding.pending_documents SET (security_invoker = true);
+ALTER VIEW onboarding.in_progress_entities SET (security_invoker = true);
+
+-- The views that count or list outcomes learn refused.  A label added in
+-- this transaction cannot be read as an enum constant before it commits,
+-- so these views compare it as text (onboarding--0.3.0.sql says the same,
+-- so that both schemas are one).
+
+CREATE OR REPLACE VIEW onboarding.daily WITH (security_invoker = true) AS
+SELECT (received_at AT TIME ZONE 'UTC')::date AS day, provider,
+       count(*) AS deliveries,
+       count(*) FILTER (WHERE outcome = 'applied') AS applied,
+       count(*) FILTER (WHERE outcome = 'duplicate') AS duplicate,
+       count(*) FILTER (WHERE outcome = 'stale') AS stale,
+       count(*) FILTER (WHERE outcome = 'illegal_transition') AS illegal_transition,
+       count(*) FILTER (WHERE outcome = 'unrecognized') AS unrecognized,
+       count(*) FILTER (WHERE outcome = 'invalid') AS invalid,
+       count(*) FILTER (WHERE outcome::text = 'refused') AS refused
+  FROM onboarding.inbox
+ GROUP BY 1, 2;
+
+CREATE OR REPLACE VIEW onboarding.anomalies WITH (security_invoker = true) AS
+SELECT id, received_at, provider, event_type, subject, status_raw, event_at, outcome, detail
+  FROM onboarding.inbox
+ WHERE outcome IN ('stale', 'illegal_transition', 'unrecognized', 'invalid')
+    OR outcome::text = 'refused';
+
+CREATE OR REPLACE VIEW onboarding.person_timeline WITH (security_invoker = true) AS
+WITH entities AS (
+    SELECT a.tax_id, a.provider, 'account'::text AS entity, a.account_key AS entity_key
+      FROM onboarding.account a
+    UNION ALL
+    SELECT a.tax_id, c.provider, 'closure', c.account_key
+      FROM onboarding.account a
+      JOIN onboarding.closure c ON c.provider = a.provider AND c.account_key = a.account_key
+    UNION ALL
+    SELECT p.tax_id, p.provider, e.entity, p.proposal_key
+      FROM onboarding.proposal p
+     CROSS JOIN (VALUES ('proposal'), ('background_check'), ('documentscopy')) e (entity)
+    UNION ALL
+    SELECT d.tax_id, d.provider, 'document', d.document_key
+      FROM onboarding.document d
+), subjects AS (
+    SELECT a.tax_id, a.provider, a.account_key AS subject FROM onboarding.account a
+    UNION
+    SELECT p.tax_id, p.provider, p.proposal_key FROM onboarding.proposal p
+    UNION
+    SELECT d.tax_id, d.provider, d.document_key FROM onboarding.document d
+)
+SELECT k.tax_id, coalesce(h.event_at, i.received_at) AS at, h.provider, h.entity, h.entity_key,
+       h.from_status, h.to_status, i.outcome, h.reason AS detail, h.inbox_id
+  FROM entities k
+  JOIN onboarding.history h ON h.provider = k.provider AND h.entity = k.entity
+                           AND h.entity_key = k.entity_key
+  JOIN onboarding.inbox i ON i.id = h.inbox_id
+UNION ALL
+SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subject,
+       NULL, NULL, i.outcome, i.detail, i.id
+  FROM subjects s
+  JOIN onboarding.inbox i ON i.provider = s.provider AND i.subject = s.subject
+ WHERE i.outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized')
+    OR i.outcome::text = 'refused';
+
