@@ -132,6 +132,9 @@ CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
 
+COMMENT ON FUNCTION onboarding.rebuild() IS
+    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives; returns how many';
+
 -- Reports run with the rights of whoever queries them, so that row-level
 -- security on a state table holds in reports too.
 ALTER VIEW onboarding.entity_status SET (security_invoker = true);

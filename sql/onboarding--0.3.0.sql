@@ -1137,7 +1137,7 @@ CREATE FUNCTION onboarding.rebuild() RETURNS bigint
     SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION onboarding.rebuild() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.rebuild() IS
-    'empty state and history, replay every delivery in arrival order; returns how many';
+    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives; returns how many';
 
 CREATE FUNCTION onboarding.replay_lock() RETURNS void
     AS 'MODULE_PATHNAME', 'onboarding_replay_lock'

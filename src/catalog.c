@@ -57,6 +57,64 @@ static const char *const *const graph_labels[OB_NGRAPHS] = {
 	account_labels, proposal_labels, document_labels, closure_labels, check_labels
 };
 
+/* The state tables and the columns the pipeline writes in them */
+const ObStateTable onboarding_state_tables[OB_NSTATE_TABLES] = {
+	{"account", "account_key", 1, {"status"}, {NULL},
+		11, {OB_F_ENABLED, OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_HOLDER_NAME, OB_F_BANK,
+			OB_F_BRANCH, OB_F_NUMBER, OB_F_DIGIT, OB_F_REASON, OB_F_PARTNER_ID,
+		OB_F_BUSINESS_UNIT_ID}, false},
+	{"proposal", "proposal_key", 3, {"status", "background_check", "documentscopy"},
+		{"status_at", "background_check_at", "documentscopy_at"},
+		9, {OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_PERSON_TYPE, OB_F_CLIENT_CODE, OB_F_ACCOUNT_KEY,
+		OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID, OB_F_ACCOUNTS_KEY}, true},
+	{"document", "document_key", 1, {"status"}, {NULL},
+		13, {OB_F_DOCUMENT_TYPE, OB_F_DOCUMENT_TYPE_RAW, OB_F_SIGNER, OB_F_ACCOUNT_KEY,
+			OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_FILE_NAME, OB_F_URL, OB_F_EXPIRES_AT,
+		OB_F_REASON, OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
+	{"closure", "account_key", 1, {"status"}, {NULL},
+		3, {OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
+};
+
+/* Does the pipeline write this column of state table t (its bookkeeping included)? */
+bool
+onboarding_state_column(int t, const char *column)
+{
+	static const char *const bookkeeping[] = {
+		"provider", "provider_status", "first_event_at", "last_event_at", "last_inbox_id",
+		"last_seen_id", "last_received_at", "subjects"
+	};
+	const ObStateTable *def = &onboarding_state_tables[t];
+
+	if (strcmp(column, def->keycol) == 0 || (def->has_flow && strcmp(column, "flow") == 0))
+		return true;
+	for (int i = 0; i < lengthof(bookkeeping); i++)
+		if (strcmp(column, bookkeeping[i]) == 0)
+			return true;
+	for (int c = 0; c < def->nstatus; c++)
+		if (strcmp(column, def->statuscol[c]) == 0 ||
+			(def->statustime[c] && strcmp(column, def->statustime[c]) == 0))
+			return true;
+	for (int f = 0; f < def->nfields; f++)
+		if (strcmp(column, onboarding_field_names[def->fields[f]]) == 0)
+			return true;
+	return false;
+}
+
+/* Does the pipeline write this column of onboarding.history? */
+bool
+onboarding_history_column(const char *column)
+{
+	static const char *const columns[] = {
+		"id", "provider", "entity", "entity_key", "from_status", "to_status", "event_at",
+		"inbox_id", "reason"
+	};
+
+	for (int i = 0; i < lengthof(columns); i++)
+		if (strcmp(column, columns[i]) == 0)
+			return true;
+	return false;
+}
+
 /* onboarding.transition.entity names of the graphs */
 const char *const onboarding_graph_names[OB_NGRAPHS] = {
 	"account", "proposal", "document", "closure", "check"

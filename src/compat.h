@@ -131,4 +131,50 @@ ob_exec_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *es
 #endif
 }
 
+
+/*
+ * EvalPlanQualInit() takes the result relations since 16 (15 has the same
+ * call as EvalPlanQualInitExt).  The pipeline's writes through the
+ * executor's row primitives (bind.c) hold their row's lock already, so
+ * their EPQ state is never used to re-check a row; it only has to exist.
+ */
+static inline void
+ob_eval_plan_qual_init(EPQState *epqstate, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	EvalPlanQualInit(epqstate, estate, NULL, NIL, -1, NIL);
+#else
+	EvalPlanQualInit(epqstate, estate, NULL, NIL, -1);
+#endif
+}
+
+/*
+ * ExecCheckIndexConstraints(): would the slot's row break a unique or
+ * exclusion index of arbiters?  Since 18 it is told the row's own current
+ * version (self), which it does not count; before, a conflict with that
+ * version is reported and is not one.  Returns true when there is none.
+ */
+static inline bool
+ob_exec_check_index_constraints(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate,
+								ItemPointer conflict, ItemPointer self, List *arbiters)
+{
+#if PG_VERSION_NUM >= 180000
+	return ExecCheckIndexConstraints(rri, slot, estate, conflict, self, arbiters);
+#else
+	if (ExecCheckIndexConstraints(rri, slot, estate, conflict, arbiters))
+		return true;
+	return self != NULL && ItemPointerIsValid(self) && ItemPointerEquals(conflict, self);
+#endif
+}
+
+/*
+ * A CHECK constraint may be NOT ENFORCED since 18 (then it is not checked
+ * on writes); before, every one is.
+ */
+#if PG_VERSION_NUM >= 180000
+#define ob_check_is_enforced(check)	((check)->ccenforced)
+#else
+#define ob_check_is_enforced(check)	true
+#endif
+
 #endif							/* ONBOARDING_COMPAT_H */

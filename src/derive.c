@@ -61,12 +61,14 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -82,40 +84,15 @@ typedef enum ObTable
 } ObTable;
 
 
-#define OB_MAX_STATUS_COLS 3
+#define OB_MAX_STATUS_COLS OB_MAX_STATE_STATUSES
 #define OB_MAX_ATTEMPTS 8		/* rounds of lock-or-create before giving up */
-#define OB_MAX_TABLE_FIELDS 16
 
 static const char *const table_names[OB_NTABLES] = {"account", "proposal", "document", "closure"};
 
-/* What the pipeline knows of each state table */
-typedef struct TableDef
-{
-	const char *keycol;
-	int			nstatus;
-	const char *statuscol[OB_MAX_STATUS_COLS];
-	const char *statustime[OB_MAX_STATUS_COLS];	/* NULL: last_event_at */
-	int			nfields;
-	ObField		fields[OB_MAX_TABLE_FIELDS];
-	bool		has_flow;		/* proposal.flow: which check came first */
-} TableDef;
+/* What the pipeline knows of each state table (catalog.c) */
+typedef ObStateTable TableDef;
 
-static const TableDef tables[OB_NTABLES] = {
-	{"account_key", 1, {"status"}, {NULL},
-		11, {OB_F_ENABLED, OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_HOLDER_NAME, OB_F_BANK,
-			OB_F_BRANCH, OB_F_NUMBER, OB_F_DIGIT, OB_F_REASON, OB_F_PARTNER_ID,
-		OB_F_BUSINESS_UNIT_ID}, false},
-	{"proposal_key", 3, {"status", "background_check", "documentscopy"},
-		{"status_at", "background_check_at", "documentscopy_at"},
-		9, {OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_PERSON_TYPE, OB_F_CLIENT_CODE, OB_F_ACCOUNT_KEY,
-		OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID, OB_F_ACCOUNTS_KEY}, true},
-	{"document_key", 1, {"status"}, {NULL},
-		13, {OB_F_DOCUMENT_TYPE, OB_F_DOCUMENT_TYPE_RAW, OB_F_SIGNER, OB_F_ACCOUNT_KEY,
-			OB_F_TAX_ID, OB_F_TAX_ID_RAW, OB_F_FILE_NAME, OB_F_URL, OB_F_EXPIRES_AT,
-		OB_F_REASON, OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
-	{"account_key", 1, {"status"}, {NULL},
-		3, {OB_F_MESSAGE, OB_F_PARTNER_ID, OB_F_BUSINESS_UNIT_ID}, false},
-};
+#define tables onboarding_state_tables
 
 /*
  * Column positions (0-based) of a state table, resolved for the table as
@@ -130,7 +107,7 @@ typedef struct TableCols
 	int			status[OB_MAX_STATUS_COLS];
 	int			statustime[OB_MAX_STATUS_COLS];	/* -1: last_event_at */
 	int			provider_status;
-	int			fields[OB_MAX_TABLE_FIELDS];
+	int			fields[OB_MAX_STATE_FIELDS];
 	int			first_event_at;
 	int			last_event_at;
 	int			last_inbox_id;
@@ -138,6 +115,8 @@ typedef struct TableCols
 	int			last_received_at;	/* -1: none (a 0.1.0 schema) */
 	int			subjects;		/* -1: none (a 0.1.0 schema) */
 	int			flow;			/* -1: none */
+	bool	   *owned;			/* per attribute: a column the pipeline writes
+								 * (the others are a user's, kept as they are) */
 } TableCols;
 
 /* The same for onboarding.history */
@@ -257,6 +236,12 @@ derive_open(ObTable which, TableCols **colsp)
 	cols->last_received_at = derive_col_optional(s, "last_received_at");
 	cols->subjects = derive_col_optional(s, "subjects");
 	cols->flow = t->has_flow ? derive_col(s, "flow") : -1;
+	if (cols->owned != NULL)
+		pfree(cols->owned);
+	cols->owned = MemoryContextAlloc(TopMemoryContext, cols->natts * sizeof(bool));
+	for (int i = 0; i < cols->natts; i++)
+		cols->owned[i] = onboarding_state_column(which,
+												 NameStr(TupleDescAttr(onboarding_store_desc(s), i)->attname));
 	cols->serial = onboarding_store_serial(s);
 	return s;
 }
@@ -343,10 +328,11 @@ static const char *const verdict_names[] = {"create", "refresh", "change", "ille
 static void derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 						 ObProvider provider, List *subjects, bool dry_run, HTAB *pool);
 static HTAB *group_pool_create(void);
-static EntState *group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+static EntState *group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *refused,
 							  ObProvider provider, List **subjects, ObLockMode mode, Fold *f,
 							  List **items, HTAB *pool);
 static EntState *derive_lock_nowait(ObProvider provider, List *ents);
+static void hist_values(Oid provider, HistRow *h, Datum **valuesp, bool **nullsp);
 
 /* The row of (table, key) the fold knows, added when new. */
 static EntState *
@@ -604,15 +590,24 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 	EntState   *e = t->ent;
 	const TableDef *def = &tables[e->table];
 	TableCols  *cols;
+	ObStore    *s;
 	const char *provider_status = NULL;
 	int			flow = 0;
 	bool		checks_unset;
 
-	(void) derive_open(e->table, &cols);
+	s = derive_open(e->table, &cols);
 	if (!e->exists)
 	{
+		/*
+		 * The pipeline's columns start from nothing; a user's keep what the
+		 * row has (a late delivery folds a stored row again), and a row the
+		 * pipeline creates gets their defaults.
+		 */
 		for (int i = 0; i < cols->natts; i++)
-			e->nulls[i] = true;
+			if (cols->owned[i])
+				e->nulls[i] = true;
+		if (!e->in_table && onboarding_store_bind(s) != NULL)
+			onboarding_bind_defaults(onboarding_store_bind(s), e->values, e->nulls);
 		e->values[cols->provider] = ObjectIdGetDatum(onboarding_provider_oid(d->provider));
 		e->nulls[cols->provider] = false;
 		e->values[cols->key] = CStringGetTextDatum(e->key);
@@ -685,6 +680,128 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 	e->exists = true;
 }
 
+/* A row as it was before a step, to put back if the step is refused */
+typedef struct EntUndo
+{
+	EntState   *ent;
+	bool		exists;
+	Datum	   *values;
+	bool	   *nulls;
+	int			history;		/* length of the fold's history then */
+} EntUndo;
+
+/*
+ * Before a step that touches a bound table (one a user added to): keep
+ * what its rows are (EntUndo *), to undo the step if a user's constraint
+ * refuses it.  NIL when no touched table is bound.
+ */
+static List *
+fold_undo_save(Fold *f, List *touches)
+{
+	ListCell   *lc;
+	List	   *undo = NIL;
+	bool		bound = false;
+
+	foreach(lc, touches)
+	{
+		TableCols  *cols;
+
+		bound |= onboarding_store_bind(derive_open(((Touch *) lfirst(lc))->ent->table, &cols)) != NULL;
+	}
+	if (!bound && (touches == NIL || onboarding_store_bind(derive_open_history()) == NULL))
+		return NIL;
+	foreach(lc, touches)
+	{
+		EntState   *e = ((Touch *) lfirst(lc))->ent;
+		TableCols  *cols;
+		EntUndo    *u = palloc(sizeof(EntUndo));
+
+		(void) derive_open(e->table, &cols);
+		u->ent = e;
+		u->exists = e->exists;
+		u->values = palloc(cols->natts * sizeof(Datum));
+		u->nulls = palloc(cols->natts * sizeof(bool));
+		memcpy(u->values, e->values, cols->natts * sizeof(Datum));
+		memcpy(u->nulls, e->nulls, cols->natts * sizeof(bool));
+		u->history = list_length(f->history);
+		undo = lappend(undo, u);
+	}
+	return undo;
+}
+
+/* Put the rows of a refused step back as fold_undo_save() kept them. */
+static void
+fold_undo(Fold *f, List *undo)
+{
+	ListCell   *lc;
+
+	foreach(lc, undo)
+	{
+		EntUndo    *u = (EntUndo *) lfirst(lc);
+		TableCols  *cols;
+
+		(void) derive_open(u->ent->table, &cols);
+		u->ent->exists = u->exists;
+		memcpy(u->ent->values, u->values, cols->natts * sizeof(Datum));
+		memcpy(u->ent->nulls, u->nulls, cols->natts * sizeof(bool));
+		f->history = list_truncate(f->history, u->history);
+	}
+}
+
+/*
+ * Would a user's constraint refuse one of the rows a step made (bind.c)?
+ * Returns why, or NULL.
+ */
+static char *
+fold_judge(List *touches)
+{
+	ListCell   *lc;
+
+	foreach(lc, touches)
+	{
+		EntState   *e = ((Touch *) lfirst(lc))->ent;
+		TableCols  *cols;
+		ObBind	   *b = onboarding_store_bind(derive_open(e->table, &cols));
+		char	   *why;
+
+		if (b == NULL || !e->exists)
+			continue;
+		why = onboarding_bind_judge(b, e->values, e->nulls, e->in_table ? &e->row.tid : NULL, true);
+		if (why != NULL)
+			return psprintf("%s %s: %s", table_names[e->table], onboarding_clip(e->key, 200), why);
+	}
+	return NULL;
+}
+
+/*
+ * Would a user's constraint on history refuse one of the history rows the
+ * fold made from the first'th on?  Returns why, or NULL.
+ */
+static char *
+fold_judge_history(Fold *f, int first)
+{
+	ObBind	   *b = onboarding_store_bind(derive_open_history());
+	Oid			provider = onboarding_provider_oid(f->provider);
+
+	if (b == NULL)
+		return NULL;
+	for (int i = first; i < list_length(f->history); i++)
+	{
+		HistRow    *h = (HistRow *) list_nth(f->history, i);
+		Datum	   *values;
+		bool	   *nulls;
+		char	   *why;
+
+		hist_values(provider, h, &values, &nulls);
+		onboarding_bind_defaults(b, values, nulls);
+		why = onboarding_bind_judge(b, values, nulls, NULL, false);
+		if (why != NULL)
+			return psprintf("%s %s: %s", onboarding_entity_names[h->entity],
+							onboarding_clip(h->key, 200), why);
+	}
+	return NULL;
+}
+
 /*
  * One step of the fold: the delivery meets the state its rows have just
  * before its place.  Decides it as a duplicate (a time-less repeat whose
@@ -698,6 +815,8 @@ fold_step(Fold *f, ObDelivery *d, List *touches)
 	ListCell   *lc;
 	Touch	   *bad = NULL;
 	int			badcol = 0;
+	List	   *undo;
+	char	   *why;
 
 	if (d->duplicate_candidate != 0)
 	{
@@ -769,6 +888,7 @@ fold_step(Fold *f, ObDelivery *d, List *touches)
 		}
 		return;
 	}
+	undo = fold_undo_save(f, touches);
 	foreach(lc, touches)
 	{
 		Touch	   *t = (Touch *) lfirst(lc);
@@ -780,6 +900,25 @@ fold_step(Fold *f, ObDelivery *d, List *touches)
 			fold_apply(f, d, t);
 		if (t->ent->exists)
 			fold_bookkeep(d, t->ent);
+	}
+
+	/*
+	 * A user's constraint on a row the step made refuses the delivery: the
+	 * fold goes on as if it had not been applied (as for an illegal one).
+	 */
+	if (undo != NULL &&
+		((why = fold_judge(touches)) != NULL ||
+		 (why = fold_judge_history(f, ((EntUndo *) linitial(undo))->history)) != NULL))
+	{
+		fold_undo(f, undo);
+		onboarding_decide(d, OB_REFUSED, "%s", why);
+		foreach(lc, touches)
+		{
+			Touch	   *t = (Touch *) lfirst(lc);
+
+			if (t->ent->exists)
+				fold_bookkeep(d, t->ent);
+		}
 	}
 }
 
@@ -944,6 +1083,67 @@ ent_write(EntState *e)
 }
 
 /*
+ * The rows a replay derived (rebuild(): onboarding_derive_seen_begin() to
+ * _end()), each by a 64-bit hash of table, provider and key, so that
+ * rebuild() can delete the rows it did not derive instead of emptying the
+ * tables (a user's foreign key may point at them).
+ */
+static HTAB *derive_seen = NULL;
+
+/* The hash a row is seen by. */
+static uint64
+derive_seen_hash(int table, Oid provider, const char *key)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key),
+										((uint64) table << 32) | provider);
+
+	return h;
+}
+
+/* Remember a row a replay derived. */
+static void
+derive_seen_add(ObProvider provider, EntState *e)
+{
+	uint64		h;
+
+	if (derive_seen == NULL)
+		return;
+	h = derive_seen_hash(e->table, onboarding_provider_oid(provider), e->key);
+	(void) hash_search(derive_seen, &h, HASH_ENTER, NULL);
+}
+
+/* Start remembering the rows a replay derives (in the current memory context). */
+void
+onboarding_derive_seen_begin(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(uint64);
+	ctl.hcxt = CurrentMemoryContext;
+	derive_seen = hash_create("onboarding rows derived", 1024, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Did the replay derive the row of state table (0 .. 3), provider and key? */
+bool
+onboarding_derive_seen(int table, Oid provider, const char *key)
+{
+	uint64		h = derive_seen_hash(table, provider, key);
+
+	return derive_seen != NULL && hash_search(derive_seen, &h, HASH_FIND, NULL) != NULL;
+}
+
+/* Stop remembering. */
+void
+onboarding_derive_seen_end(void)
+{
+	if (derive_seen != NULL)
+		hash_destroy(derive_seen);
+	derive_seen = NULL;
+}
+
+/*
  * Write every row of a fold: new ones first, so that one another session
  * created meanwhile is found before anything else is written.  Returns
  * false (nothing written) in that case.
@@ -967,8 +1167,17 @@ fold_write_rows(Fold *f)
 	foreach(lc, stored)
 		(void) ent_write((EntState *) lfirst(lc));
 	list_free(stored);
+	foreach(lc, f->ents)
+		derive_seen_add(f->provider, (EntState *) lfirst(lc));
 	return true;
 }
+
+/*
+ * The delivery whose history row is being written (0: none), so that a
+ * refusal on writing it (a user's unique index on history, judged only on
+ * writing) is laid on the delivery that made the row.
+ */
+static int64 writing_delivery = 0;
 
 /* The values of a history row the fold made, for the history table. */
 static void
@@ -1014,7 +1223,9 @@ fold_write_history(Fold *f)
 		bool	   *nulls;
 
 		hist_values(provider, (HistRow *) lfirst(lc), &values, &nulls);
+		writing_delivery = ((HistRow *) lfirst(lc))->inbox_id;
 		onboarding_store_append(s, values, nulls);
+		writing_delivery = 0;
 	}
 	f->history = NIL;
 }
@@ -1057,10 +1268,125 @@ group_write_history(Fold *f)
 			kept = onboarding_store_history_keep(provider, onboarding_entity_names[entity],
 												 e->key, n, values, nulls);
 			for (int i = kept; i < n; i++)
+			{
+				writing_delivery = DatumGetInt64(values[i][history_cols.inbox_id]);
 				onboarding_store_append(s, values[i], nulls[i]);
+			}
+			writing_delivery = 0;
 		}
 	}
 	f->history = NIL;
+}
+
+/* How a fold's writes went */
+typedef enum WriteResult
+{
+	W_DONE,
+	W_RACED,					/* a row another session created meanwhile */
+	W_REFUSED					/* a user's constraint or trigger refused them */
+} WriteResult;
+
+/* Does a fold write a table a user added to (bind.c)? */
+static bool
+fold_bound(Fold *f)
+{
+	ListCell   *lc;
+
+	if (onboarding_store_bind(derive_open_history()) != NULL)
+		return true;
+	foreach(lc, f->ents)
+	{
+		TableCols  *cols;
+
+		if (onboarding_store_bind(derive_open(((EntState *) lfirst(lc))->table, &cols)) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* Write a fold's rows and history (group: a group fold's, which replaces history). */
+static bool
+fold_write_all(Fold *f, bool group)
+{
+	if (!fold_write_rows(f))
+		return false;
+	if (group)
+		group_write_history(f);
+	else
+		fold_write_history(f);
+	return true;
+}
+
+/*
+ * Write what a fold made.  When a user added to one of the tables it
+ * writes, the writes go through the executor (store.c, bind.c) in a
+ * subtransaction of their own, their AFTER triggers fired at the end;
+ * a constraint or trigger that refuses them (an integrity constraint
+ * violation, class 23, or a trigger's RAISE EXCEPTION, P0001) rolls them
+ * back, *why says what refused, and *culprit which delivery's history
+ * row was being written then (0: a state row).  A unique violation of a state table's
+ * primary key is another session that created the row first (W_RACED).
+ * Any other error is raised.
+ */
+static WriteResult
+derive_write(Fold *f, bool group, char **why, int64 *culprit)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ObBindBracket br;
+	volatile WriteResult result = W_DONE;
+
+	if (!fold_bound(f))
+		return fold_write_all(f, group) ? W_DONE : W_RACED;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		onboarding_bind_begin(&br);
+		if (fold_write_all(f, group))
+			onboarding_store_bracket_end(&br);
+		else
+		{
+			onboarding_bind_abort(&br);
+			result = W_RACED;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		onboarding_store_clear_bound();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		onboarding_bind_abort(&br);
+		*culprit = writing_delivery;
+		writing_delivery = 0;
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
+			onboarding_store_is_primary_key(edata->table_name, edata->constraint_name))
+			return W_RACED;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&
+			edata->sqlerrcode != ERRCODE_RAISE_EXCEPTION)
+			ReThrowError(edata);
+		*why = psprintf("refused on writing: %s%s%s", edata->message,
+						edata->detail ? " (" : "", edata->detail ? edata->detail : "");
+		if (edata->detail)
+			*why = psprintf("%s)", *why);
+		FreeErrorData(edata);
+		return W_REFUSED;
+	}
+	PG_END_TRY();
+	if (result == W_DONE)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return result;
 }
 
 /* ---------------------------------------------------------------------
@@ -1161,7 +1487,7 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *
 					List	   *items;
 					List	   *subjects = derive_subjects(d, f);
 
-					blocked = group_gather(inbox, atts, d, d->provider, &subjects,
+					blocked = group_gather(inbox, atts, d, NIL, d->provider, &subjects,
 										   OB_LOCK_NOWAIT, &g, &items, pool);
 				}
 			}
@@ -1200,6 +1526,8 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	ListCell   *lc;
 	bool		late = false;
 	HTAB	   *pool = NULL;
+	char	   *why = NULL;
+	int64		culprit = 0;
 
 	Assert(d->effects != NIL);
 	f.provider = d->provider;
@@ -1242,16 +1570,22 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	fold_step(&f, d, touches);
 	if (dry_run || d->outcome == OB_DUPLICATE)
 		return;
-	if (!fold_write_rows(&f))
+	switch (derive_write(&f, false, &why, &culprit))
 	{
-		/* a new row another session created meanwhile: the long way */
-		d->decided = false;
-		d->outcome = OB_APPLIED;
-		d->duplicate_of = 0;
-		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), false, pool);
-		return;
+		case W_DONE:
+			break;
+		case W_RACED:
+			/* a new row another session created meanwhile: the long way */
+			d->decided = false;
+			d->outcome = OB_APPLIED;
+			d->duplicate_of = 0;
+			derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), false, pool);
+			break;
+		case W_REFUSED:
+			d->decided = false;
+			onboarding_decide(d, OB_REFUSED, "%s", why);
+			break;
 	}
-	fold_write_history(&f);
 }
 
 /* ---------------------------------------------------------------------
@@ -1618,20 +1952,36 @@ group_fold(Fold *f, List *ordered)
 	}
 }
 
+/* A delivery of a group whose fold a user's constraint or trigger refused on writing */
+typedef struct GroupRefusal
+{
+	int64		id;
+	char	   *why;
+} GroupRefusal;
+
 /*
  * Every delivery of a group, the one being inserted (late) included, in
  * arrival order, duplicates found, each placed in event order; f gets the
- * rows they touch.
+ * rows they touch.  refused: GroupRefusal *, deliveries left out.
  */
 static List *
-group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *refused,
 			  ObProvider provider, List *subjects, Fold *f, HTAB *pool)
 {
 	List	   *items = group_scan(inbox, atts, provider, subjects, pool);
-	ListCell   *lc;
+	ListCell   *lc,
+			   *lr;
 
 	foreach(lc, items)
-		group_item_reset((GroupItem *) lfirst(lc));
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+
+		group_item_reset(it);
+		/* refused on writing in an earlier attempt: out of the fold */
+		foreach(lr, refused)
+			if (((GroupRefusal *) lfirst(lr))->id == it->d->id && !it->d->decided)
+				onboarding_decide(it->d, OB_REFUSED, "%s", ((GroupRefusal *) lfirst(lr))->why);
+	}
 
 	if (late != NULL)
 	{
@@ -1655,8 +2005,8 @@ group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
  * (else NULL).  *subjects grows with the group.
  */
 static EntState *
-group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvider provider,
-			 List **subjects, ObLockMode mode, Fold *f, List **items, HTAB *pool)
+group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *refused,
+			 ObProvider provider, List **subjects, ObLockMode mode, Fold *f, List **items, HTAB *pool)
 {
 	for (;;)
 	{
@@ -1666,7 +2016,7 @@ group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvid
 
 		memset(f, 0, sizeof(Fold));
 		f->provider = provider;
-		*items = group_collect(inbox, atts, late, provider, *subjects, f, pool);
+		*items = group_collect(inbox, atts, late, refused, provider, *subjects, f, pool);
 		if (mode == OB_LOCK_NOWAIT)
 		{
 			EntState   *blocked = derive_lock_nowait(provider, list_copy(f->ents));
@@ -1690,6 +2040,42 @@ group_gather(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, ObProvid
 }
 
 /*
+ * Which delivery a refusal on writing leaves out of a group's fold: the
+ * one whose history row was refused (culprit), else the one being
+ * inserted, else the latest arrival that applied.  Returns false when
+ * there is none left to leave out.
+ */
+static bool
+group_refuse(ObDelivery *late, List *ordered, const char *why, int64 culprit, List **refused)
+{
+	ListCell   *lc;
+	GroupItem  *newest = NULL;
+	GroupRefusal *r;
+
+	if (late != NULL && !late->decided && (culprit == 0 || culprit == late->id))
+	{
+		onboarding_decide(late, OB_REFUSED, "%s", why);
+		return true;
+	}
+	foreach(lc, ordered)
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+
+		if (it->stored == NULL || (it->d->outcome != OB_APPLIED && it->d->outcome != OB_STALE))
+			continue;
+		if (culprit != 0 ? it->d->id == culprit : (newest == NULL || it->d->id > newest->d->id))
+			newest = it;
+	}
+	if (newest == NULL)
+		return false;
+	r = palloc(sizeof(GroupRefusal));
+	r->id = newest->d->id;
+	r->why = pstrdup(why);
+	*refused = lappend(*refused, r);
+	return true;
+}
+
+/*
  * Fold a group again (see group_gather), the one being inserted (late,
  * may be NULL) included.  Deliveries that arrived while we waited for the
  * rows are read again.  Writes state, history (the rows' earlier history
@@ -1700,8 +2086,19 @@ static void
 derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 			 ObProvider provider, List *subjects, bool dry_run, HTAB *pool)
 {
+	List	   *refused = NIL;	/* GroupRefusal * */
+	char	   *why = NULL;
+	int64		culprit = 0;
+	GroupItem	late_item = {0};	/* late as prepared, for each attempt */
+
 	if (pool == NULL)
 		pool = group_pool_create();
+	if (late != NULL)
+	{
+		late_item.d = late;
+		late_item.prepared = *late;
+		late_item.prepared_detail = late->detail.len;
+	}
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
 		Fold		f;
@@ -1710,7 +2107,21 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		ListCell   *lc;
 		bool		grew = false;
 
-		(void) group_gather(inbox, atts, late, provider, &subjects,
+		/*
+		 * Each attempt judges the delivery being inserted afresh (an earlier
+		 * one may have called it stale), but for a refusal on writing.
+		 */
+		if (late != NULL && !(late->decided && late->outcome == OB_REFUSED))
+		{
+			StringInfoData detail = late->detail;
+
+			*late = late_item.prepared;
+			detail.len = late_item.prepared_detail;
+			detail.data[detail.len] = '\0';
+			late->detail = detail;
+		}
+
+		(void) group_gather(inbox, atts, late, refused, provider, &subjects,
 							dry_run ? OB_LOCK_NONE : OB_LOCK_WAIT, &f, &items, pool);
 
 		/* deliveries committed while we waited for the rows: start again */
@@ -1741,11 +2152,31 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		group_fold(&f, ordered);
 		if (dry_run)
 			return;
-		if (!fold_write_rows(&f))
-			continue;			/* a row another session created meanwhile */
 
-		/* history: the rows' own, replaced by the fold's from its first change */
-		group_write_history(&f);
+		/*
+		 * State, and history: the rows' own, replaced by the fold's from its
+		 * first change.  A write a user's foreign key or trigger refused
+		 * leaves out the delivery being inserted, or in a replay the group's
+		 * latest arrival that applied, and folds again.
+		 */
+		switch (derive_write(&f, true, &why, &culprit))
+		{
+			case W_DONE:
+				break;
+			case W_RACED:
+				continue;		/* a row another session created meanwhile */
+			case W_REFUSED:
+				if (!group_refuse(late, ordered, why, culprit, &refused))
+					ereport(ERROR,
+							(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+							 errmsg("the deliveries of %s subject \"%s\" derive a state that is refused",
+									onboarding_provider_name(provider),
+									onboarding_clip((const char *) linitial(subjects), 64)),
+							 errdetail("%s", why),
+							 errhint("A constraint or trigger added to a state table refuses what no single delivery of the group changed; drop or fix it.")));
+				attempt--;		/* (not a race: each refusal leaves one out) */
+				continue;
+		}
 
 		/* the other deliveries' outcomes, where the fold changed them */
 		foreach(lc, items)

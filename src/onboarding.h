@@ -300,6 +300,32 @@ typedef enum ObGraph
 } ObGraph;
 
 extern const char *const onboarding_graph_names[OB_NGRAPHS];
+
+/*
+ * The state tables: the columns the pipeline writes in each (the one
+ * source of that list: derive.c folds them, store.c tells them from the
+ * columns a user added, state.c guards them against direct UPDATEs).
+ * Indexed like ObStoreId: account, proposal, document, closure.
+ */
+#define OB_NSTATE_TABLES		4
+#define OB_MAX_STATE_STATUSES	3
+#define OB_MAX_STATE_FIELDS		16
+
+typedef struct ObStateTable
+{
+	const char *name;
+	const char *keycol;
+	int			nstatus;
+	const char *statuscol[OB_MAX_STATE_STATUSES];
+	const char *statustime[OB_MAX_STATE_STATUSES];	/* NULL: last_event_at */
+	int			nfields;
+	ObField		fields[OB_MAX_STATE_FIELDS];
+	bool		has_flow;		/* proposal.flow: which check came first */
+} ObStateTable;
+
+extern const ObStateTable onboarding_state_tables[OB_NSTATE_TABLES];
+extern bool onboarding_state_column(int table, const char *column);
+extern bool onboarding_history_column(const char *column);
 extern ObGraph onboarding_entity_graph(ObEntity entity);
 extern const char *const *onboarding_graph_labels(ObGraph graph);
 extern int	onboarding_status_index(ObGraph graph, const char *s);
@@ -376,6 +402,43 @@ extern bool onboarding_field_from_text(ObField field, const char *text, Datum *v
 extern bool onboarding_detect(ObDelivery *d);
 
 /* ---------------------------------------------------------------------
+ * bind.c — what a user added to a state table, honoured on the pipeline's
+ * writes (through the executor's row primitives)
+ * ---------------------------------------------------------------------
+ */
+typedef struct ObBind ObBind;
+
+/* One delivery's writes to bound tables (on the caller's stack) */
+typedef struct ObBindBracket
+{
+	struct ObBindBracket *outer;
+	ObBind	   *written;		/* the bound tables written in it */
+} ObBindBracket;
+
+struct RelationData;
+struct ResultRelInfo;
+struct EState;
+struct TupleTableSlot;
+extern bool onboarding_bind_needed(struct RelationData *rel, int table);
+extern ObBind *onboarding_bind_open(struct RelationData *rel, struct ResultRelInfo *rri,
+									struct EState *estate, int table);
+extern bool onboarding_bind_owned(ObBind *b, int attno0);
+extern void onboarding_bind_defaults(ObBind *b, Datum *values, bool *nulls);
+extern char *onboarding_bind_judge(ObBind *b, Datum *values, bool *nulls, ItemPointer self,
+								   bool unique);
+extern void onboarding_bind_insert(ObBind *b, struct TupleTableSlot *slot, CommandId cid);
+extern void onboarding_bind_update(ObBind *b, ItemPointer tid, struct TupleTableSlot *slot,
+								   CommandId cid);
+extern void onboarding_bind_delete(ObBind *b, ItemPointer tid, CommandId cid);
+extern bool onboarding_bind_is_pipeline_write(struct RelationData *rel, HeapTuple old);
+extern void onboarding_bind_begin(ObBindBracket *br);
+extern void onboarding_bind_end(ObBindBracket *br, struct EState *estate);
+extern void onboarding_bind_abort(ObBindBracket *br);
+extern void onboarding_bind_reset(void);
+extern void onboarding_bind_close(ObBind *b);
+extern void onboarding_bind_clear(ObBind *b);
+
+/* ---------------------------------------------------------------------
  * store.c — the pipeline's own reads and writes of its tables
  * ---------------------------------------------------------------------
  */
@@ -434,6 +497,13 @@ extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
 extern bool onboarding_store_row_may_be_discarded(void);
 extern Relation onboarding_store_index(ObStore *s, Oid indexoid);
 extern TupleTableSlot *onboarding_store_slot(ObStore *s);
+extern ObBind *onboarding_store_bind(ObStore *s);
+extern void onboarding_store_bracket_end(ObBindBracket *br);
+extern void onboarding_store_forget_bound(void);
+extern void onboarding_store_clear_bound(void);
+extern bool onboarding_store_is_primary_key(const char *table, const char *constraint);
+extern int64 onboarding_store_sweep(ObStoreId which,
+									bool (*keep) (int table, Oid provider, const char *key));
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
 extern void onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,
@@ -486,5 +556,8 @@ extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *att
 extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
 									ObProvider provider, const char *subject);
 extern Datum onboarding_subjects_with(Datum current, const char *subject);
+extern void onboarding_derive_seen_begin(void);
+extern bool onboarding_derive_seen(int table, Oid provider, const char *key);
+extern void onboarding_derive_seen_end(void);
 
 #endif							/* ONBOARDING_H */

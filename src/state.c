@@ -271,6 +271,10 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 	args = trigger->tgargs;
 	desc = RelationGetDescr(trigdata->tg_relation);
 
+	/* the pipeline's own write of a bound table (bind.c): judged already */
+	if (onboarding_bind_is_pipeline_write(trigdata->tg_relation, trigdata->tg_trigtuple))
+		return PointerGetDatum(trigdata->tg_newtuple);
+
 	/* what identifies and orders a row is the pipeline's alone */
 	{
 		const char *guarded[] = {"provider", args[1], "last_inbox_id", "last_seen_id",
@@ -591,7 +595,11 @@ rebuild_read(Relation inbox, const ObInboxAtts *atts, Portal portal)
 	return replayed;
 }
 
-/* Replay, second pass: fold every group (provider, subject) from nothing. */
+/*
+ * Replay, second pass: fold every group (provider, subject) from nothing,
+ * in the order of their first arrivals (so that a user's unique constraint
+ * across entities is won by the entity that arrived first, as it was live).
+ */
 static void
 rebuild_fold(Relation inbox, const ObInboxAtts *atts)
 {
@@ -600,9 +608,10 @@ rebuild_fold(Relation inbox, const ObInboxAtts *atts)
 	Portal		portal;
 
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT DISTINCT provider::pg_catalog.text, subject"
+									   "SELECT provider::pg_catalog.text, subject"
 									   "  FROM onboarding.inbox"
-									   " WHERE provider IS NOT NULL AND subject IS NOT NULL",
+									   " WHERE provider IS NOT NULL AND subject IS NOT NULL"
+									   " GROUP BY provider, subject ORDER BY pg_catalog.min(id)",
 									   0, NULL, NULL, NULL, false, 0);
 	for (;;)
 	{
@@ -632,10 +641,13 @@ rebuild_fold(Relation inbox, const ObInboxAtts *atts)
 /*
  * rebuild() → bigint
  *
- * Empty the state tables and history, then replay every delivery in inbox
- * id order (the order it was processed in) through the pipeline, rewriting
- * the inbox's derived columns where they changed.  Returns the number of
- * deliveries replayed.
+ * Replay every delivery in inbox id order (the order it was processed in)
+ * through the pipeline, each group folded again over the rows it derived
+ * before: state rows, history rows and the inbox's derived columns are
+ * rewritten where they change, rows no delivery derives any more are
+ * deleted (0.3.0: nothing is emptied, so a user's foreign key to a state
+ * row holds, and a user's trigger sees only real changes).  Returns the
+ * number of deliveries replayed.
  */
 PG_FUNCTION_INFO_V1(onboarding_rebuild);
 Datum
@@ -668,9 +680,6 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	/* write what this transaction's window holds, and let go of the tables */
 	onboarding_store_flush(true);
 	onboarding_spi_connect(&spi);
-	if (SPI_execute("TRUNCATE onboarding.account, onboarding.proposal, onboarding.document,"
-					" onboarding.closure, onboarding.history RESTART IDENTITY", false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not empty the state tables");
 
 	/*
 	 * duplicates: the first delivery of each (provider, body) is the
@@ -692,7 +701,26 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 									   0, NULL, NULL, NULL, false, 0);
 	replayed = rebuild_read(inbox, &atts, portal);
 	SPI_cursor_close(portal);
-	rebuild_fold(inbox, &atts);
+
+	/*
+	 * Every group is folded again over the rows it derived before, which
+	 * are rewritten only where they change; the rows no group derives any
+	 * more are deleted at the end.  The tables are never emptied: a user's
+	 * foreign key may point at their rows, and their triggers see only
+	 * real changes.
+	 */
+	onboarding_derive_seen_begin();
+	PG_TRY();
+	{
+		rebuild_fold(inbox, &atts);
+		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
+			(void) onboarding_store_sweep((ObStoreId) i, onboarding_derive_seen);
+	}
+	PG_FINALLY();
+	{
+		onboarding_derive_seen_end();
+	}
+	PG_END_TRY();
 	onboarding_spi_finish(&spi);
 	onboarding_store_flush(true);
 	table_close(inbox, NoLock);

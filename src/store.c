@@ -91,6 +91,7 @@ struct ObStore
 	uint64		serial;			/* its shape (onboarding_store_serial) */
 	TupleTableSlot **pending;	/* history: rows appended, not yet written */
 	int			npending;
+	ObBind	   *bind;			/* a user added to it: written through bind.c */
 };
 
 static uint64 store_openings = 0;
@@ -106,6 +107,7 @@ static struct
 	Oid			relid;
 	uint64		serial;
 	bool		valid;
+	bool		bound;			/* a user added to it (onboarding_bind_needed) */
 } store_shapes[OB_NSTORES];
 static ObInboxAtts store_shape_inbox_atts;
 
@@ -241,12 +243,18 @@ store_close(bool forget)
 				continue;
 			for (int j = 0; s->pending != NULL && j < OB_HISTORY_BATCH && s->pending[j]; j++)
 				ExecDropSingleTupleTableSlot(s->pending[j]);
+			if (s->bind != NULL)
+				onboarding_bind_close(s->bind);
 			ExecDropSingleTupleTableSlot(s->slot);
 			ExecCloseIndices(s->rri);
 			foreach(lc, s->read_indexes)
 				index_close((Relation) lfirst(lc), NoLock);
 			table_close(s->rel, NoLock);
 		}
+		/* what the trigger machinery opened for bound tables' writes */
+		foreach(lc, store.estate->es_trig_target_relations)
+			table_close(((ResultRelInfo *) lfirst(lc))->ri_RelationDesc, NoLock);
+		ExecResetTupleTable(store.estate->es_tupleTable, false);
 		FreeExecutorState(store.estate);
 		CurrentResourceOwner = saved;
 		MemoryContextDelete(store.cxt);
@@ -277,6 +285,7 @@ store_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			onboarding_bind_reset();
 			holds_rows = false;
 			on_conflict_running = 0;
 			store_close(true);
@@ -352,6 +361,8 @@ store_open_one(ObStoreId which)
 	{
 		store_shapes[which].relid = s->relid;
 		store_shapes[which].serial = ++store_openings;
+		store_shapes[which].bound = which != OB_S_INBOX &&
+			onboarding_bind_needed(s->rel, which == OB_S_HISTORY ? -1 : (int) which);
 		store_shapes[which].valid = true;
 	}
 	s->serial = store_shapes[which].serial;
@@ -373,6 +384,8 @@ store_open_one(ObStoreId which)
 		s->pending = palloc0(OB_HISTORY_BATCH * sizeof(TupleTableSlot *));
 		store_write_indexes(s);
 		store_history_index(s);
+		if (store_shapes[which].bound)
+			s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, -1);
 		return s;
 	}
 	pkey = ob_relation_get_primary_key_index(s->rel);
@@ -385,6 +398,11 @@ store_open_one(ObStoreId which)
 	s->arbiter = list_make1_oid(pkey);
 	s->keyatt[0] = s->pkey->rd_index->indkey.values[0];
 	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
+	if (store_shapes[which].bound)
+	{
+		store_write_indexes(s);
+		s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, (int) which);
+	}
 	return s;
 }
 
@@ -479,6 +497,80 @@ onboarding_store_index(ObStore *s, Oid indexoid)
 	if (index->rd_index->indrelid != s->relid)
 		elog(ERROR, "index %u is not an index of onboarding.%s", indexoid, store_names[s->which]);
 	return index;
+}
+
+/* What a user added to a table, or NULL when nothing (bind.c). */
+ObBind *
+onboarding_store_bind(ObStore *s)
+{
+	return s->bind;
+}
+
+/*
+ * The end of a delivery's writes to bound tables: their AFTER triggers
+ * fire (bind.c); the rows they wrote are forgotten by the window, since a
+ * user's trigger may have written them again (the next delivery finds
+ * them in their table).
+ */
+void
+onboarding_store_bracket_end(ObBindBracket *br)
+{
+	onboarding_bind_end(br, store.estate);
+	onboarding_store_forget_bound();
+}
+
+/*
+ * After an error in a delivery's writes, before its subtransaction rolls
+ * back: the bound tables' slots let go of what they hold (bind.c).
+ */
+void
+onboarding_store_clear_bound(void)
+{
+	if (store.cxt == NULL)
+		return;
+	for (int i = 0; i < OB_NSTORES; i++)
+		if (store.tables[i] != NULL && store.tables[i]->bind != NULL)
+			onboarding_bind_clear(store.tables[i]->bind);
+}
+
+/* The window forgets the rows of bound tables. */
+void
+onboarding_store_forget_bound(void)
+{
+	HASH_SEQ_STATUS seq;
+	WindowRow  *w;
+
+	if (store.window == NULL)
+		return;
+	hash_seq_init(&seq, store.window);
+	while ((w = (WindowRow *) hash_seq_search(&seq)) != NULL)
+		if (store.tables[w->k.which] != NULL && store.tables[w->k.which]->bind != NULL)
+		{
+			Assert(!w->dirty);
+			(void) hash_search(store.window, &w->k, HASH_REMOVE, NULL);
+		}
+}
+
+/*
+ * Is the constraint of an error the primary key of one of the pipeline's
+ * open tables?  (A unique violation of it is another session that created
+ * the same row first.)
+ */
+bool
+onboarding_store_is_primary_key(const char *table, const char *constraint)
+{
+	if (table == NULL || constraint == NULL || store.cxt == NULL)
+		return false;
+	for (int i = 0; i < OB_NWRITTEN_STORES; i++)
+	{
+		ObStore    *s = store.tables[i];
+
+		if (s != NULL && s->pkey != NULL && i != OB_S_HISTORY &&
+			strcmp(RelationGetRelationName(s->rel), table) == 0 &&
+			strcmp(RelationGetRelationName(s->pkey), constraint) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* A table's scratch slot: the caller empties it when done. */
@@ -620,6 +712,49 @@ window_get(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
 		values[i] = nulls[i] || att->attbyval ? w->values[i] :
 			datumCopy(w->values[i], false, att->attlen);
 	}
+}
+
+/*
+ * Are values/nulls what the window row holds already (every column)?  A
+ * fold that leaves a row as it was (rebuild(), a late delivery that
+ * changes nothing here) writes no new version of it.
+ */
+static bool
+store_same_values(TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (n1[i] != n2[i])
+			return false;
+		if (!n1[i] && !datum_image_eq(v1[i], v2[i], att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+static bool
+window_same(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
+{
+	return store_same_values(RelationGetDescr(s->rel), w->values, w->nulls, values, nulls);
+}
+
+/* Is the version at tid the row values/nulls already? */
+static bool
+store_version_same(ObStore *s, ItemPointer tid, Datum *values, bool *nulls)
+{
+	bool		same;
+
+	if (!table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->slot))
+		return false;
+	slot_getallattrs(s->slot);
+	same = store_same_values(RelationGetDescr(s->rel), s->slot->tts_values, s->slot->tts_isnull,
+							 values, nulls);
+	ExecClearTuple(s->slot);
+	return same;
 }
 
 /* Number of rows in the window. */
@@ -979,6 +1114,21 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	List	   *recheck;
 	WindowRow  *w;
 
+	if (s->bind != NULL)
+	{
+		/*
+		 * Through the executor: another session creating the key first is
+		 * a unique violation of the primary key, which derive.c takes for
+		 * a lost race (onboarding_store_is_primary_key).
+		 */
+		onboarding_bind_insert(s->bind, slot, cid);
+		row->tid = slot->tts_tid;
+		row->ours = true;
+		row->cmin = cid;
+		holds_rows = true;
+		ExecClearTuple(slot);
+		return true;
+	}
 	store_write_indexes(s);
 	for (int i = 0; i < s->rri->ri_NumIndices; i++)
 		if (s->rri->ri_IndexRelationDescs[i]->rd_id == linitial_oid(s->arbiter) &&
@@ -1151,8 +1301,37 @@ onboarding_store_inbox_atts(ObStore *s)
 void
 onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 {
-	WindowRow  *w = window_row_of(s, values, true);
+	WindowRow  *w = window_row_of(s, values, s->bind == NULL);
 
+	/* a row found (so in the window) and left as it was is not written */
+	if (w != NULL && ItemPointerIsValid(&w->row.tid) && window_same(s, w, values, nulls))
+	{
+		*row = w->row;
+		return;
+	}
+	if (s->bind != NULL)
+	{
+		/* at once, through the executor (bind.c) */
+		TupleTableSlot *slot;
+		CommandId	cid;
+
+		if (w == NULL && store_version_same(s, &row->tid, values, nulls))
+			return;
+		slot = store_fill(s, values, nulls);
+		cid = store_command_for(row);
+
+		onboarding_bind_update(s->bind, &row->tid, slot, cid);
+		row->tid = slot->tts_tid;
+		row->ours = true;
+		row->cmin = cid;
+		ExecClearTuple(slot);
+		if (w != NULL)
+		{
+			w->row = *row;
+			window_set(s, w, values, nulls);
+		}
+		return;
+	}
 	if (!ItemPointerIsValid(&w->row.tid))
 		w->row = *row;
 	window_set(s, w, values, nulls);
@@ -1177,6 +1356,12 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 		hash_search(store.window, &k, HASH_REMOVE, NULL);
 	}
 	cid = store_command_for(row);
+	if (s->bind != NULL)
+	{
+		onboarding_bind_delete(s->bind, &row->tid, cid);
+		ItemPointerSetInvalid(&row->tid);
+		return;
+	}
 	res = table_tuple_delete(s->rel, &row->tid, cid, InvalidSnapshot, InvalidSnapshot,
 							 true, &tmfd, false);
 	if (res != TM_Ok)
@@ -1227,15 +1412,18 @@ history_stored_cmp(const ListCell *a, const ListCell *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-/* Are two rows of history the same, their ids aside? */
+/*
+ * Are two rows of history the same, their ids aside?  Only the pipeline's
+ * columns are compared: a user's (bind.c) keep what the stored row has.
+ */
 static bool
-history_same(TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
+history_same(ObStore *s, TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
 {
 	for (int i = 1; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped)
+		if (att->attisdropped || (s->bind != NULL && !onboarding_bind_owned(s->bind, i)))
 			continue;
 		if (n1[i] != n2[i])
 			return false;
@@ -1329,10 +1517,15 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 		TM_FailureData tmfd;
 		TM_Result	res;
 
-		same = same && kept < n && history_same(desc, h->values, h->nulls, values[kept], nulls[kept]);
+		same = same && kept < n && history_same(s, desc, h->values, h->nulls, values[kept], nulls[kept]);
 		if (same)
 		{
 			kept++;
+			continue;
+		}
+		if (s->bind != NULL)
+		{
+			onboarding_bind_delete(s->bind, &h->tid, cid);
 			continue;
 		}
 		res = table_tuple_delete(s->rel, &h->tid, cid, InvalidSnapshot, InvalidSnapshot,
@@ -1362,6 +1555,17 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	int			natts = RelationGetDescr(s->rel)->natts;
 
 	Assert(OidIsValid(s->sequence) && s->pending != NULL);
+	if (s->bind != NULL)
+	{
+		/* one at a time, through the executor (bind.c), the user's defaults set */
+		onboarding_bind_defaults(s->bind, values, nulls);
+		values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
+		nulls[0] = false;
+		slot = store_fill(s, values, nulls);
+		onboarding_bind_insert(s->bind, slot, GetCurrentCommandId(true));
+		ExecClearTuple(slot);
+		return;
+	}
 	if (s->npending == OB_HISTORY_BATCH)
 		history_write(s);
 	if (s->pending[s->npending] == NULL)
@@ -1572,6 +1776,83 @@ onboarding_store_init(void)
 	ExecutorStart_hook = store_executor_start;
 	prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = store_executor_end;
+}
+
+/* The state table (0 .. 3) whose row a history row's entity names. */
+static int
+store_entity_table(const char *entity)
+{
+	ObEntity	e = onboarding_entity_from_name(entity);
+
+	switch (e)
+	{
+		case OB_ACCOUNT:
+			return 0;
+		case OB_PROPOSAL:
+		case OB_BACKGROUND_CHECK:
+		case OB_DOCUMENTSCOPY:
+			return 1;
+		case OB_DOCUMENT:
+			return 2;
+		case OB_CLOSURE:
+			return 3;
+		default:
+			return -1;
+	}
+}
+
+/*
+ * rebuild(): delete every row of a state table or of history that the
+ * replay did not derive (keep() says which it did: state table 0 .. 3,
+ * provider, key).  The tables are never emptied, so that a foreign key of
+ * a user's that points at a row the replay derives again holds; a row
+ * that is deleted goes through the executor when a user added to its
+ * table (its triggers fire, a foreign key to it is checked).  Returns how
+ * many rows were deleted.
+ */
+int64
+onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, const char *key))
+{
+	ObStore    *s = onboarding_store(which);
+	AttrNumber	provider_att = onboarding_store_attnum(s, "provider");
+	AttrNumber	key_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity_key") : s->keyatt[1];
+	AttrNumber	entity_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity") : 0;
+	TupleTableSlot *slot = table_slot_create(s->rel, NULL);
+	Snapshot	snapshot;
+	TableScanDesc scan;
+	int64		deleted = 0;
+
+	onboarding_store_flush(false);
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(s->rel, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Oid			provider = DatumGetObjectId(slot_getattr(slot, provider_att, &isnull));
+		char	   *key = TextDatumGetCString(slot_getattr(slot, key_att, &isnull));
+		int			table = which == OB_S_HISTORY ?
+			store_entity_table(TextDatumGetCString(slot_getattr(slot, entity_att, &isnull))) : (int) which;
+		ItemPointerData tid = slot->tts_tid;
+
+		if (keep(table, provider, key))
+			continue;
+		if (s->bind != NULL)
+			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
+		else
+		{
+			TM_FailureData tmfd;
+
+			if (table_tuple_delete(s->rel, &tid, GetCurrentCommandId(true), InvalidSnapshot,
+								   InvalidSnapshot, true, &tmfd, false) != TM_Ok)
+				elog(ERROR, "could not delete a row of onboarding.%s", store_names[which]);
+		}
+		deleted++;
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(slot);
+	return deleted;
 }
 
 /* Attribute number of a column of an open table; error if it is missing. */
