@@ -58,6 +58,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
@@ -2245,8 +2246,13 @@ onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery 
 		else
 		{
 			onboarding_mark_duplicate(d, original);
-			/* a duplicate sorts after its original (rebuild() takes the first id) */
-			if (mode == OB_RUN_LIVE && original > d->id)
+			/*
+			 * A duplicate sorts after its original (rebuild() takes the first
+			 * id); not a row logical replication applies, whose id is the
+			 * publisher's (README, "Replicas").
+			 */
+			if (mode == OB_RUN_LIVE && original > d->id &&
+				SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA)
 				d->id = onboarding_delivery_new_id();
 			return;
 		}

@@ -227,6 +227,15 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	ObRunMode	mode = OB_RUN_LIVE;
 	HeapTuple	result;
 
+	/*
+	 * A row logical replication applies, the trigger enabled ALWAYS on a
+	 * subscriber of the inbox alone (README, "Replicas"): a delivery like
+	 * any other, derived here, although its id comes from the publisher's
+	 * sequence (so it is no restore) and a record of a direct UPDATE made
+	 * there is derived, since that UPDATE does not reach this database.
+	 */
+	bool		replicated = (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA);
+
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		ereport(ERROR,
@@ -251,7 +260,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("delivery has no body"),
 				 errdetail("Both payload and raw are null."),
 				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
-	if (inbox_id_chosen(rel, d.id))
+	if (!replicated && inbox_id_chosen(rel, d.id))
 	{
 		if (!owner)
 			ereport(ERROR,
@@ -288,7 +297,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only onboarding.force_status() may set forced_by"),
 					 errhint("Call onboarding.force_status() to override a state.")));
-		if (onboarding_delivery_is_record(&d))
+		if (!replicated && onboarding_delivery_is_record(&d))
 		{
 			/* a direct UPDATE its own statement writes: recorded, as applied */
 			mode = OB_RUN_REPLAY;
@@ -324,6 +333,15 @@ onboarding_inbox_before_update(PG_FUNCTION_ARGS)
 	atts->raw, atts->headers, atts->forced_by};
 	const char *names[] = {"id", "received_at", "provider", "payload", "raw", "headers",
 	"forced_by"};
+
+	/*
+	 * Logical replication applying the publisher's rewrite of a delivery's
+	 * derived columns, this trigger enabled ALWAYS on a subscriber that
+	 * derives its own (README, "Replicas"): this database's derivation is
+	 * kept, the row is left as it is.
+	 */
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return PointerGetDatum(NULL);
 
 	for (int i = 0; i < lengthof(evidence); i++)
 	{

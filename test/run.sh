@@ -90,6 +90,7 @@ start_cluster() {
 		port = $PGPORT
 		fsync = off
 		max_prepared_transactions = 10
+		wal_level = logical
 		log_min_messages = warning
 	EOF
 	run_as "$BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
