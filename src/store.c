@@ -153,6 +153,7 @@ typedef struct WindowRow
 typedef struct WindowSave
 {
 	SubTransactionId subid;
+	bool		holds_rows;		/* holds_rows when it began */
 	List	   *rows;			/* WindowRow *, as they were before it began */
 	List	   *history;		/* HeapTuple: history appended before it began, unwritten */
 } WindowSave;
@@ -177,6 +178,7 @@ static struct
 static bool holds_rows = false;	/* this transaction has locked or created a row */
 static int	on_conflict_running = 0;	/* statements with ON CONFLICT started, not ended */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
+static List *holds_saves = NIL;	/* holds_rows at each open subtransaction's start */
 static List *window_restored = NIL; /* WindowRow *, dirty */
 
 /*
@@ -280,6 +282,7 @@ store_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			holds_rows = false;
+			holds_saves = NIL;
 			on_conflict_running = 0;
 			onboarding_store_flush(true);
 			break;
@@ -290,6 +293,7 @@ store_xact_callback(XactEvent event, void *arg)
 			on_conflict_running = 0;
 			store_close(true);
 			window_saves = NIL;	/* in TopTransactionContext: gone with it */
+			holds_saves = NIL;
 			window_restored = NIL;
 			break;
 		default:
@@ -764,6 +768,21 @@ window_size(void)
 	return store.window ? hash_get_num_entries(store.window) : 0;
 }
 
+/* Free a copy of a window row made for a subtransaction (store_subxact). */
+static void
+window_row_free(WindowRow *r)
+{
+	TupleDesc	desc = RelationGetDescr(store.tables[r->k.which]->rel);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!r->nulls[i] && !TupleDescAttr(desc, i)->attbyval)
+			pfree(DatumGetPointer(r->values[i]));
+	pfree((char *) r->k.key);
+	pfree(r->values);
+	pfree(r->nulls);
+	pfree(r);
+}
+
 /*
  * Write every row of the window whose last version is not in its table
  * yet, and empty the window; write the history rows appended since the
@@ -786,8 +805,9 @@ onboarding_store_flush(bool close)
 		w->row = r->row;
 		window_set(s, w, r->values, r->nulls);
 		w->dirty = true;
+		window_row_free(r);
 	}
-	list_free_deep(window_restored);
+	list_free(window_restored);
 	window_restored = NIL;
 
 	if (store.window != NULL)
@@ -827,6 +847,13 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 	switch (event)
 	{
 		case SUBXACT_EVENT_START_SUB:
+			{
+				/* rows locked inside a subtransaction are let go if it rolls back */
+				MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+				holds_saves = lcons_int(holds_rows ? 1 : 0, holds_saves);
+				MemoryContextSwitchTo(old);
+			}
 			if (store.window != NULL || history_pending())
 			{
 				HASH_SEQ_STATUS seq;
@@ -864,13 +891,26 @@ store_subxact(SubXactEvent event, SubTransactionId mySubid,
 			}
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
+			if (holds_saves != NIL)
+				holds_saves = list_delete_first(holds_saves);
 			if (save != NULL && save->subid == mySubid)
 			{
+				ListCell   *lc;
+
 				list_free_deep(save->history);
+				foreach(lc, save->rows)
+					window_row_free((WindowRow *) lfirst(lc));
+				list_free(save->rows);
 				window_saves = list_delete_first(window_saves);
+				pfree(save);
 			}
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			if (holds_saves != NIL)
+			{
+				holds_rows = linitial_int(holds_saves) != 0;
+				holds_saves = list_delete_first(holds_saves);
+			}
 			history_discard(history);
 			if (store.window != NULL)
 			{
@@ -1746,8 +1786,24 @@ store_executor_start(QueryDesc *queryDesc, int eflags)
 	{
 		onboarding_store_flush(false);
 		CommandCounterIncrement();
+
+		/*
+		 * The statement sees those writes through a copy of its snapshot
+		 * moved past them; the snapshot it was given may be the outer
+		 * statement's too, and is left as it is.
+		 */
 		if (queryDesc->snapshot != NULL && IsMVCCSnapshot(queryDesc->snapshot))
-			queryDesc->snapshot->curcid = GetCurrentCommandId(false);
+		{
+			Snapshot	moved;
+
+			PushCopiedSnapshot(queryDesc->snapshot);
+			moved = GetActiveSnapshot();
+			moved->curcid = GetCurrentCommandId(false);
+			moved = RegisterSnapshot(moved);
+			PopActiveSnapshot();
+			UnregisterSnapshot(queryDesc->snapshot);
+			queryDesc->snapshot = moved;
+		}
 	}
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
