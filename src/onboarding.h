@@ -18,8 +18,10 @@
  *
  * on foundations: taxid.c (the CPF/CNPJ base type), onboarding.c (shared
  * helpers), jsonutil.c (safe jsonb access), catalog.c (names resolved
- * once), spi.c (SPI as the extension's owner), timeparse.c (provider
- * times) and store.c (the pipeline's own reads and writes of its tables).
+ * once, the state tables' columns), spi.c (SPI as the extension's owner),
+ * timeparse.c (provider times), bind.c (what a user added to a state
+ * table, honoured through the executor's row primitives) and store.c (the
+ * pipeline's own reads and writes of its tables).
  * The entry points sit on top: inbox.c (the inbox's triggers, module
  * load), state.c (the state tables' trigger, force_status(), rebuild())
  * and explain.c.

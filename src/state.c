@@ -8,8 +8,10 @@
  * may only move along the graph in onboarding.transition.  The trigger
  * here refuses any other UPDATE with check_violation.  An operator who must
  * override does it through force_status(), which records the override as a
- * delivery so that rebuild() reproduces it.  rebuild() throws all state
- * away and replays the inbox in arrival order through the same pipeline.
+ * delivery so that rebuild() reproduces it.  rebuild() replays the inbox
+ * in arrival order through the same pipeline, folding every entity again
+ * over its stored row: it rewrites what changes, deletes what no delivery
+ * derives any more, and never empties a table.
  *
  *-------------------------------------------------------------------------
  */

@@ -30,8 +30,11 @@
  * when that is about to happen: a long COPY uses few command ids and keeps
  * few combo command ids in memory.  Subtransactions: see store_subxact().
  *
- * Triggers, rules and constraints a user adds to these tables do not run
- * for the pipeline's writes (README, "Writing to state tables").  Relations
+ * A table a user added to (a column, a constraint, a trigger, a foreign key
+ * to it: bind.c decides) is written at once, row by row, through the
+ * executor's row primitives (bind.c), not through the window; the others
+ * take the fast path described here.  rebuild() deletes the rows it no
+ * longer derives (onboarding_store_sweep) instead of emptying a table.  Relations
  * are opened under the top transaction's resource owner, so that they
  * outlive subtransactions, and closed at the end of the statement or before
  * commit; a change to one of them (DDL in the same transaction) makes the
