@@ -113,7 +113,9 @@ CREATE TABLE public.deferred_ref (provider onboarding.provider, account_key text
 -- row-level security, for a reporting role
 ALTER TABLE onboarding.account ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_seen ON onboarding.account USING (tenant <> 'hidden');
+SET client_min_messages = warning;
 DROP ROLE IF EXISTS binding_reader;
+RESET client_min_messages;
 CREATE ROLE binding_reader;
 GRANT USAGE ON SCHEMA onboarding TO binding_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA onboarding TO binding_reader;
