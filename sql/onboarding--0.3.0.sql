@@ -400,6 +400,8 @@ COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
+COMMENT ON EVENT TRIGGER onboarding_guard_state_ddl IS
+    'refuses at DDL time what the pipeline cannot honour on the state tables and history (see onboarding.guard_state_ddl())';
 
 -- ---------------------------------------------------------------------------
 -- Rule tables: provider knowledge as data

@@ -1681,18 +1681,28 @@ group_pool_create(void)
 					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/*
+ * A delivery as it was prepared again: prepared is its copy then, and
+ * detail_len the length its detail had (the detail's buffer is kept).
+ */
+static void
+delivery_reset(ObDelivery *d, const ObDelivery *prepared, int detail_len)
+{
+	StringInfoData detail = d->detail;
+
+	*d = *prepared;
+	detail.len = detail_len;
+	detail.data[detail.len] = '\0';
+	d->detail = detail;
+}
+
 /* Undo what a fold did to a pooled delivery: it is as prepared again. */
 static void
 group_item_reset(GroupItem *it)
 {
-	StringInfoData detail = it->d->detail;
-
 	if (it->stored == NULL)
 		return;					/* the one being inserted: its caller's */
-	*it->d = it->prepared;
-	detail.len = it->prepared_detail;
-	detail.data[detail.len] = '\0';
-	it->d->detail = detail;
+	delivery_reset(it->d, &it->prepared, it->prepared_detail);
 	it->touches = NIL;
 	it->has_at = false;
 	it->at = 0;
@@ -2090,15 +2100,15 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 	List	   *refused = NIL;	/* GroupRefusal * */
 	char	   *why = NULL;
 	int64		culprit = 0;
-	GroupItem	late_item = {0};	/* late as prepared, for each attempt */
+	ObDelivery	late_prepared;	/* late as prepared, for each attempt */
+	int			late_detail = 0;
 
 	if (pool == NULL)
 		pool = group_pool_create();
 	if (late != NULL)
 	{
-		late_item.d = late;
-		late_item.prepared = *late;
-		late_item.prepared_detail = late->detail.len;
+		late_prepared = *late;
+		late_detail = late->detail.len;
 	}
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
@@ -2113,14 +2123,7 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 		 * one may have called it stale), but for a refusal on writing.
 		 */
 		if (late != NULL && !(late->decided && late->outcome == OB_REFUSED))
-		{
-			StringInfoData detail = late->detail;
-
-			*late = late_item.prepared;
-			detail.len = late_item.prepared_detail;
-			detail.data[detail.len] = '\0';
-			late->detail = detail;
-		}
+			delivery_reset(late, &late_prepared, late_detail);
 
 		(void) group_gather(inbox, atts, late, refused, provider, &subjects,
 							dry_run ? OB_LOCK_NONE : OB_LOCK_WAIT, &f, &items, pool);

@@ -722,18 +722,21 @@ window_get(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
 }
 
 /*
- * Are values/nulls what the window row holds already (every column)?  A
- * fold that leaves a row as it was (rebuild(), a late delivery that
- * changes nothing here) writes no new version of it.
+ * Are two rows of a table the same, column by column from the from'th
+ * (history compares from 1: ids aside)?  With owned_only, only the
+ * pipeline's columns: a user's (bind.c) keep what the stored row has.
  */
 static bool
-store_same_values(TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
+store_same_values(ObStore *s, int from, bool owned_only, Datum *v1, bool *n1, Datum *v2, bool *n2)
 {
-	for (int i = 0; i < desc->natts; i++)
+	TupleDesc	desc = RelationGetDescr(s->rel);
+
+	for (int i = from; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped)
+		if (att->attisdropped ||
+			(owned_only && s->bind != NULL && !onboarding_bind_owned(s->bind, i)))
 			continue;
 		if (n1[i] != n2[i])
 			return false;
@@ -743,10 +746,15 @@ store_same_values(TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
 	return true;
 }
 
+/*
+ * Are values/nulls what the window row holds already (every column)?  A
+ * fold that leaves a row as it was (rebuild(), a late delivery that
+ * changes nothing here) writes no new version of it.
+ */
 static bool
 window_same(ObStore *s, WindowRow *w, Datum *values, bool *nulls)
 {
-	return store_same_values(RelationGetDescr(s->rel), w->values, w->nulls, values, nulls);
+	return store_same_values(s, 0, false, w->values, w->nulls, values, nulls);
 }
 
 /* Is the version at tid the row values/nulls already? */
@@ -758,8 +766,7 @@ store_version_same(ObStore *s, ItemPointer tid, Datum *values, bool *nulls)
 	if (!table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->slot))
 		return false;
 	slot_getallattrs(s->slot);
-	same = store_same_values(RelationGetDescr(s->rel), s->slot->tts_values, s->slot->tts_isnull,
-							 values, nulls);
+	same = store_same_values(s, 0, false, s->slot->tts_values, s->slot->tts_isnull, values, nulls);
 	ExecClearTuple(s->slot);
 	return same;
 }
@@ -1456,27 +1463,6 @@ history_stored_cmp(const ListCell *a, const ListCell *b)
 }
 
 /*
- * Are two rows of history the same, their ids aside?  Only the pipeline's
- * columns are compared: a user's (bind.c) keep what the stored row has.
- */
-static bool
-history_same(ObStore *s, TupleDesc desc, Datum *v1, bool *n1, Datum *v2, bool *n2)
-{
-	for (int i = 1; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || (s->bind != NULL && !onboarding_bind_owned(s->bind, i)))
-			continue;
-		if (n1[i] != n2[i])
-			return false;
-		if (!n1[i] && !datum_image_eq(v1[i], v2[i], att->attbyval, att->attlen))
-			return false;
-	}
-	return true;
-}
-
-/*
  * A re-derivation writes the history of one entity (provider, entity name,
  * key) again, in event order: rows[0 .. n-1], each a values/nulls pair of
  * the history table.  The stored rows that begin it unchanged are kept;
@@ -1560,7 +1546,7 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 		TM_FailureData tmfd;
 		TM_Result	res;
 
-		same = same && kept < n && history_same(s, desc, h->values, h->nulls, values[kept], nulls[kept]);
+		same = same && kept < n && store_same_values(s, 1, true, h->values, h->nulls, values[kept], nulls[kept]);
 		if (same)
 		{
 			kept++;
