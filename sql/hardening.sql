@@ -216,3 +216,88 @@ DROP TABLE public.hardening_not_inbox;
 INSERT INTO onboarding.inbox (id, provider, payload, raw, outcome)
 OVERRIDING SYSTEM VALUE VALUES (1000000000, 'qitech', NULL, NULL, 'applied');
 SELECT count(*) AS stored FROM onboarding.inbox WHERE id = 1000000000;
+
+-- 0.3.0: what an audit of 0.2.0 found, each refused clearly or made to work.
+-- A user's AFTER INSERT trigger on the inbox that updates the state row,
+-- without skipping the records of direct updates: the record fires it
+-- again before the first UPDATE is written; refused with the way out in
+-- the hint (it recursed until the stack ran out).
+CREATE FUNCTION public.hardening_recurse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE onboarding.account SET holder_name = 'seen again'
+     WHERE provider = NEW.provider AND account_key = NEW.subject;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hardening_recurse AFTER INSERT ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION public.hardening_recurse();
+\set VERBOSITY terse
+INSERT INTO onboarding.inbox (payload) VALUES
+  ('{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "pending_kyc_analysis",
+     "event_datetime": "2024-05-01 10:00:00"}');
+\set VERBOSITY default
+SELECT count(*) AS h_recurse_deliveries FROM onboarding.inbox WHERE subject = 'h-recurse';
+-- with WHEN (NEW.forced_by IS NULL), as the hint says, it works
+DROP TRIGGER hardening_recurse ON onboarding.inbox;
+CREATE TRIGGER hardening_recurse AFTER INSERT ON onboarding.inbox
+    FOR EACH ROW WHEN (NEW.forced_by IS NULL) EXECUTE FUNCTION public.hardening_recurse();
+INSERT INTO onboarding.inbox (payload) VALUES
+  ('{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "pending_kyc_analysis",
+     "event_datetime": "2024-05-01 10:00:00"}');
+SELECT account_key, status, holder_name FROM onboarding.account WHERE account_key = 'h-recurse';
+DROP TRIGGER hardening_recurse ON onboarding.inbox;
+DROP FUNCTION public.hardening_recurse();
+
+-- The library loads when the first statement of a connection fires its
+-- trigger, after that statement started: the checks of a statement's start
+-- still hold for it.  A fresh connection for each case.
+-- A CTE that delivers and updates the same account, either way round:
+\c
+WITH d AS (INSERT INTO onboarding.inbox (payload) VALUES
+    ('{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "account_rejected",
+       "event_datetime": "2024-05-01 12:00:00"}') RETURNING subject)
+UPDATE onboarding.account SET holder_name = 'cte' WHERE account_key IN (SELECT subject FROM d);
+\c
+WITH u AS (UPDATE onboarding.account SET holder_name = 'cte' WHERE account_key = 'h-recurse' RETURNING 1)
+INSERT INTO onboarding.inbox (payload) VALUES
+    ('{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "account_rejected",
+       "event_datetime": "2024-05-01 12:00:00"}');
+-- ... and inside a DO block, whose statement the connection's portal does not show
+\c
+\set VERBOSITY terse
+DO $$ BEGIN
+WITH d AS (INSERT INTO onboarding.inbox (payload) VALUES
+    ('{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "account_rejected",
+       "event_datetime": "2024-05-01 12:00:00"}') RETURNING subject)
+UPDATE onboarding.account SET holder_name = 'cte' WHERE account_key IN (SELECT subject FROM d);
+END $$;
+\set VERBOSITY default
+SELECT count(*) AS h_recurse_deliveries, max(holder_name) AS holder
+  FROM onboarding.inbox i JOIN onboarding.account a ON a.account_key = i.subject
+ WHERE subject = 'h-recurse';
+-- The owner's INSERT ... ON CONFLICT DO NOTHING on the id of the latest
+-- delivery of the same account, as a connection's first statement and from
+-- a DO block: nothing is derived from the row it discards.
+SELECT max(id) AS h_latest FROM onboarding.inbox WHERE subject = 'h-recurse' \gset
+\c
+INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE
+VALUES (:h_latest, '{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "account_rejected",
+                     "event_datetime": "2024-05-01 19:00:00"}')
+ON CONFLICT DO NOTHING;
+\c
+DO $$ BEGIN
+INSERT INTO onboarding.inbox (id, payload) OVERRIDING SYSTEM VALUE
+VALUES ((SELECT max(id) FROM onboarding.inbox WHERE subject = 'h-recurse'),
+        '{"webhook_type": "account_request.status_change", "key": "h-recurse", "status": "account_rejected",
+          "event_datetime": "2024-05-01 09:00:00"}')
+ON CONFLICT DO NOTHING;
+END $$;
+SELECT account_key, status FROM onboarding.account WHERE account_key = 'h-recurse';
+
+-- The statuses are a fixed vocabulary: a label added to a status enum (or
+-- one renamed) would be dropped by the transition graphs; refused at DDL time.
+ALTER TYPE onboarding.account_status ADD VALUE 'frozen';
+ALTER TYPE onboarding.document_status RENAME VALUE 'expired' TO 'lapsed';
+SELECT pg_catalog.array_length(enum_range(NULL::onboarding.account_status), 1) AS account_labels;
+
+-- Every case left the log and the state in agreement.
+SELECT count(*) AS verify_rows FROM onboarding.verify();

@@ -78,6 +78,11 @@ ALTER TABLE onboarding.settled_by_proposal REPLICA IDENTITY FULL;
 --  - a deferrable constraint on a state table or history, or a deferrable
 --    foreign key to one: checked at commit, it would fail the transaction
 --    and lose its deliveries instead of refusing one of them.
+CREATE FUNCTION onboarding.check_status_labels() RETURNS void
+    AS 'MODULE_PATHNAME', 'onboarding_check_status_labels' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.check_status_labels() IS
+    'raises when a status enum has a label the transition graphs do not know (run by onboarding_guard_state_ddl after ALTER TYPE)';
+
 CREATE FUNCTION onboarding.guard_state_ddl() RETURNS event_trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -85,6 +90,10 @@ CREATE FUNCTION onboarding.guard_state_ddl() RETURNS event_trigger
 DECLARE
     bad record;
 BEGIN
+    IF TG_TAG = 'ALTER TYPE' THEN
+        PERFORM onboarding.check_status_labels();
+        RETURN;
+    END IF;
     SELECT * INTO bad FROM (
         SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
                'fires for a list of columns (UPDATE OF)' AS why,
@@ -127,9 +136,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
-    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints)';
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum';
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE')
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
 COMMENT ON EVENT TRIGGER onboarding_guard_state_ddl IS
     'refuses at DDL time what the pipeline cannot honour on the state tables and history (see onboarding.guard_state_ddl())';

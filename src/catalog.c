@@ -20,12 +20,12 @@
  */
 #include "onboarding.h"
 
+#include "commands/extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "access/htup_details.h"
-#include "catalog/pg_enum.h"
 #include "utils/catcache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -524,4 +524,51 @@ onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
 	atts->body_hash = onboarding_attnum(desc, "inbox", "body_hash");
 	atts->duplicate_of = onboarding_attnum(desc, "inbox", "duplicate_of");
 	atts->forced_by = onboarding_attnum(desc, "inbox", "forced_by");
+}
+
+/*
+ * onboarding.check_status_labels(), run by the event trigger
+ * onboarding_guard_state_ddl after ALTER TYPE: the labels of the status
+ * enums are the contract (SPEC §3.1) and the transition graphs are compiled
+ * against them, so a label added or renamed would be dropped silently by
+ * the rule cache: refuse it, naming the label.  The extension's own scripts
+ * (ALTER EXTENSION ... UPDATE) may change them.
+ */
+PG_FUNCTION_INFO_V1(onboarding_check_status_labels);
+Datum
+onboarding_check_status_labels(PG_FUNCTION_ARGS)
+{
+	if (creating_extension)
+		PG_RETURN_VOID();
+	for (int g = 0; g < OB_NGRAPHS; g++)
+	{
+		const char *type = enum_type_names[graph_enum[g]];
+		Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+											 CStringGetDatum(type),
+											 ObjectIdGetDatum(onboarding_schema_oid()));
+		CatCList   *list;
+
+		if (!OidIsValid(typoid))
+			continue;
+		list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typoid));
+		for (int i = 0; i < list->n_members; i++)
+		{
+			Form_pg_enum en = (Form_pg_enum) GETSTRUCT(&list->members[i]->tuple);
+			const char *label = NameStr(en->enumlabel);
+
+			if (onboarding_status_label((ObGraph) g, label) == NULL)
+			{
+				char	   *copy = pstrdup(label);
+
+				ReleaseSysCacheList(list);
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("onboarding.%s cannot have the label \"%s\"", type, copy),
+						 errdetail("The statuses of the state tables are a fixed vocabulary: the transition rules and reports are built on it."),
+						 errhint("Map the provider's status to one of the existing labels with a row of onboarding.status_map; its own name is kept in provider_status.")));
+			}
+		}
+		ReleaseSysCacheList(list);
+	}
+	PG_RETURN_VOID();
 }

@@ -242,6 +242,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_inbox_before_insert\" must be fired BEFORE INSERT FOR EACH ROW")));
 	atts = inbox_atts(fcinfo);
+	onboarding_store_adopt();
 
 	/* the previous row of this statement is in the index by now */
 	onboarding_dedupe_release();

@@ -497,6 +497,8 @@ extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
 extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
 extern bool onboarding_store_row_may_be_discarded(void);
+extern void onboarding_store_adopt(void);
+extern bool onboarding_store_window_holds(Oid relid);
 extern Relation onboarding_store_index(ObStore *s, Oid indexoid);
 extern TupleTableSlot *onboarding_store_slot(ObStore *s);
 extern ObBind *onboarding_store_bind(ObStore *s);

@@ -58,6 +58,36 @@ state_field_text(Form_pg_attribute att, Datum v)
 	return OidOutputFunctionCall(out, v);
 }
 
+/* The rows whose direct UPDATE is being recorded ("relid/key"), innermost first */
+static List *recording = NIL;
+
+/*
+ * An UPDATE of a row whose previous UPDATE is still being recorded (a
+ * trigger on the inbox fired by the record, writing the row again, before
+ * the first UPDATE has written it): PostgreSQL refuses a row changed twice
+ * by one command's triggers, and so do we, with the way out in the hint.
+ */
+static void
+state_refuse_reentry(Relation rel, HeapTuple oldt, const char *keycol)
+{
+	char	   *key;
+	char	   *me;
+	ListCell   *lc;
+
+	if (recording == NIL)
+		return;
+	key = SPI_getvalue(oldt, RelationGetDescr(rel), SPI_fnumber(RelationGetDescr(rel), keycol));
+	me = psprintf("%u/%s", RelationGetRelid(rel), key);
+	foreach(lc, recording)
+		if (strcmp((char *) lfirst(lc), me) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+					 errmsg("onboarding.%s row \"%s\" was updated again while its update was being recorded",
+							RelationGetRelationName(rel), onboarding_clip(key, 64)),
+					 errdetail("A direct UPDATE of a state row is recorded as a delivery; a trigger on onboarding.inbox fired by that record updated the same row before the first UPDATE was written."),
+					 errhint("Let the trigger skip the records of direct updates: add WHEN (NEW.forced_by IS NULL) to it.")));
+}
+
 /*
  * A legal direct UPDATE of a state row is recorded as an operator's
  * delivery (event type direct_update, forced_by the role that made it), so
@@ -177,12 +207,26 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	a[0] = CStringGetTextDatum(onboarding_provider_name(provider));
 	a[1] = CStringGetTextDatum(body.data);
 	a[2] = CStringGetTextDatum(by);
-	/* as the owner: a forced body of kind direct_update is stored, not derived */
+	/*
+	 * As the owner: a forced body of kind direct_update is stored, not
+	 * derived.  A user's AFTER INSERT trigger on the inbox fires before
+	 * this UPDATE writes the row: one that updates the same row again is
+	 * refused (state_refuse_reentry), not left to recurse.
+	 */
 	onboarding_spi_connect(&spi);
-	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
-							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-							  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not record the direct update");
+	recording = lcons(psprintf("%u/%s", RelationGetRelid(rel), key), recording);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
+								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
+								  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not record the direct update");
+	}
+	PG_FINALLY();
+	{
+		recording = list_delete_first(recording);
+	}
+	PG_END_TRY();
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	received = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 
@@ -276,6 +320,18 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 	/* the pipeline's own write of a bound table (bind.c): judged already */
 	if (onboarding_bind_is_pipeline_write(trigdata->tg_relation, trigdata->tg_trigtuple))
 		return PointerGetDatum(trigdata->tg_newtuple);
+
+	/* a statement that delivers to this row and writes it too */
+	state_refuse_reentry(trigdata->tg_relation, trigdata->tg_trigtuple, args[1]);
+	onboarding_store_adopt();
+	if (onboarding_store_window_holds(RelationGetRelid(trigdata->tg_relation)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a statement cannot both insert into onboarding.inbox and write onboarding.%s",
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errdetail("The deliveries of a statement derive state while it runs; another write of the same rows in that statement would be lost or fail."),
+				 errhint("Write the state table in a statement of its own after the delivery, "
+						 "for instance from an AFTER INSERT trigger on onboarding.inbox, or use onboarding.force_status().")));
 
 	/* what identifies and orders a row is the pipeline's alone */
 	{

@@ -57,6 +57,8 @@
 #include "catalog/pg_index.h"
 #include "catalog/namespace.h"
 #include "parser/parsetree.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -180,6 +182,8 @@ static struct
  */
 static bool holds_rows = false;	/* this transaction has locked or created a row */
 static int	on_conflict_running = 0;	/* statements with ON CONFLICT started, not ended */
+static bool adopt_pending = false;	/* loaded while statements ran: look at them */
+static bool unseen_running = false; /* a statement our hooks never saw may be running */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
 static List *holds_saves = NIL;	/* holds_rows at each open subtransaction's start */
 static List *window_restored = NIL; /* WindowRow *, dirty */
@@ -287,6 +291,7 @@ store_xact_callback(XactEvent event, void *arg)
 			holds_rows = false;
 			holds_saves = NIL;
 			on_conflict_running = 0;
+			unseen_running = false;
 			onboarding_store_flush(true);
 			break;
 		case XACT_EVENT_ABORT:
@@ -294,6 +299,7 @@ store_xact_callback(XactEvent event, void *arg)
 			onboarding_bind_reset();
 			holds_rows = false;
 			on_conflict_running = 0;
+			unseen_running = false;
 			store_close(true);
 			window_saves = NIL;	/* in TopTransactionContext: gone with it */
 			holds_saves = NIL;
@@ -776,6 +782,29 @@ static long
 window_size(void)
 {
 	return store.window ? hash_get_num_entries(store.window) : 0;
+}
+
+/*
+ * Does the window hold a row of this table?  A user's UPDATE of it now is
+ * part of the statement whose deliveries put the row there: a nested
+ * statement writes the window first (store_executor_start).
+ */
+bool
+onboarding_store_window_holds(Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	WindowRow  *w;
+
+	if (store.window == NULL)
+		return false;
+	hash_seq_init(&seq, store.window);
+	while ((w = hash_seq_search(&seq)) != NULL)
+		if (store.tables[w->k.which] != NULL && store.tables[w->k.which]->relid == relid)
+		{
+			hash_seq_term(&seq);
+			return true;
+		}
+	return false;
 }
 
 /* Free a copy of a window row made for a subtransaction (store_subxact). */
@@ -1694,12 +1723,13 @@ store_plan_on_conflict(PlannedStmt *stmt)
  * Only while a statement with ON CONFLICT runs: without one, a row whose
  * id is taken fails the statement, and what it derived goes with it.  A
  * statement that ended by an error is counted until the transaction ends,
- * which only makes the inbox look more often.
+ * which only makes the inbox look more often; so is a statement that began
+ * before the library was loaded (onboarding_store_adopt).
  */
 bool
 onboarding_store_row_may_be_discarded(void)
 {
-	return on_conflict_running > 0;
+	return on_conflict_running > 0 || unseen_running;
 }
 
 /*
@@ -1812,10 +1842,59 @@ store_executor_end(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 }
 
+/*
+ * The library is loaded by the first of its functions a backend calls,
+ * usually the inbox's trigger: the statement that fires it started before
+ * our executor hooks were installed, so they never saw it.  The first
+ * trigger after the load (the inbox's, or a state table's) looks at the
+ * portal that is running instead: a statement that delivers and writes
+ * state is refused as store_executor_start would have, and one with ON
+ * CONFLICT is counted.  A statement the portal does not show (a function's,
+ * run by a top-level statement that does not insert into the inbox, or a
+ * DO block's) may have ON CONFLICT too: until the transaction ends, every
+ * delivery looks for its id (onboarding_store_row_may_be_discarded).  A
+ * top-level COPY runs no statement of its own before the trigger.  Not in
+ * _PG_init itself: an error there would leave the library half loaded.
+ */
+void
+onboarding_store_adopt(void)
+{
+	Oid			inbox;
+	bool		seen = false;
+	ListCell   *lc;
+
+	if (!adopt_pending)
+		return;
+	adopt_pending = false;
+	if (ActivePortal == NULL)
+		return;
+	inbox = onboarding_inbox_oids()->inbox;
+	foreach(lc, ActivePortal->stmts)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+		ListCell   *rc;
+
+		if (stmt->commandType == CMD_UTILITY)
+		{
+			seen |= IsA(stmt->utilityStmt, CopyStmt);
+			continue;
+		}
+		if (list_length(stmt->resultRelations) > 1)
+			store_refuse_mixed_statement(stmt);
+		if (store_plan_on_conflict(stmt))
+			on_conflict_running++;
+		foreach(rc, stmt->resultRelations)
+			seen |= rt_fetch(lfirst_int(rc), stmt->rtable)->relid == inbox;
+	}
+	if (!seen)
+		unseen_running = true;
+}
+
 /* Module load: install the executor hooks and the transaction callback. */
 void
 onboarding_store_init(void)
 {
+	adopt_pending = IsTransactionState();
 	RegisterXactCallback(store_xact_callback, NULL);
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = store_executor_start;

@@ -82,6 +82,10 @@
 #                     endpoint receives it) or `random` (any row of the corpus:
 #                     mostly out of order, and a third of them repeated)
 #                                                                  (sequential)
+#   BENCH_BASELINE    a git revision of this repository (e.g. v0.2.0): its
+#                     build is measured in the same run, in (a) and (b),
+#                     alternating with this one, and the table gains its
+#                     figures 1, 2 and peer ratios beside ours        (none)
 #   BENCH_CALLGRIND   0: skip the instructions by stage at the end
 #                     (test/bench/callgrind.sh, with its own knobs)    (1)
 set -euo pipefail
@@ -104,6 +108,7 @@ STREAM_ROWS=$MEM_ROWS      # deliveries of the stream (below): pgbench and memor
 MEM_BUDGET=${BENCH_MEM_BUDGET:-300}
 PICK=${BENCH_PICK:-sequential}
 CALLGRIND=${BENCH_CALLGRIND:-1}
+BASELINE=${BENCH_BASELINE:-}
 CLIENTS=8
 THREADS=2
 MEM_FIRST=100000            # the "after 100,000 rows" point of target 4
@@ -124,6 +129,25 @@ case "$CALLGRIND" in 0 | 1) ;; *) echo "BENCH_CALLGRIND must be 0 or 1" >&2; exi
 [ "$MEM_ROWS" -gt "$MEM_FIRST" ] || { echo "BENCH_MEM_ROWS must exceed $MEM_FIRST" >&2; exit 2; }
 
 log() { printf '== %s\n' "$*" >&2; }
+
+# The baseline build (BENCH_BASELINE): the revision's tree, built with the
+# same pg_config; use_build installs it or this tree's build again, so that
+# the next fresh_inbox creates the extension from it (its own default
+# version) and the next connection loads its library.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ -n "$BASELINE" ]; then
+	log "baseline: building $BASELINE"
+	mkdir -p "$TMP/baseline"
+	git archive --format=tar "$BASELINE" | tar -x -C "$TMP/baseline"
+	make -C "$TMP/baseline" -s PG_CONFIG="${PG_CONFIG:-pg_config}" >/dev/null
+	BASELINE_NAME="$BASELINE ($(git rev-parse --short "$BASELINE"))"
+fi
+use_build() { # baseline|current
+	[ -n "$BASELINE" ] || return 0
+	local dir=.
+	[ "$1" = baseline ] && dir=$TMP/baseline
+	as_root make -C "$dir" -s install PG_CONFIG="${PG_CONFIG:-pg_config}" >/dev/null
+}
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"   # no "does not exist, skipping"
 
 # psql on the benchmark database: unaligned, tuples only, stop at the first error.
@@ -270,6 +294,7 @@ C_FILE_MB=$(calc "$(stat -c %s "$CORPUS_FILE") / 1048576" | cut -d. -f1)
 BATCH_PLAIN=0
 BATCH_INBOX=0
 BATCH_PEER=0
+BATCH_BASE=0                # the baseline build's inbox (BENCH_BASELINE)
 CPU_PLAIN=0                 # the same, per CPU second of the backend
 CPU_INBOX=0
 CPU_PEER=0
@@ -278,6 +303,16 @@ for i in $(seq 1 "$REPEAT"); do
 	log "a. batch COPY, run $i of $REPEAT: plain"
 	fresh_plain
 	read -r t_plain c_plain < <(timed "COPY plain (payload) FROM '$CORPUS_FILE';")
+	if [ -n "$BASELINE" ]; then
+		log "a. batch COPY, run $i of $REPEAT: inbox of $BASELINE"
+		use_build baseline
+		fresh_inbox
+		read -r t_base c_base < <(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
+		use_build current
+		r_base=$(calc "$SCALE / $t_base")
+		BATCH_RUNS+="    run $i: inbox of $BASELINE ${t_base} s (CPU ${c_base} s) = $(num "$r_base") rows/s"$'\n'
+		BATCH_BASE=$(calc "$r_base > $BATCH_BASE ? $r_base : $BATCH_BASE")
+	fi
 	log "a. batch COPY, run $i of $REPEAT: inbox"
 	fresh_inbox
 	read -r t_inbox c_inbox < <(timed "COPY onboarding.inbox (payload) FROM '$CORPUS_FILE';")
@@ -437,6 +472,14 @@ pgb_pair() {
 	printf -v "$1_NOTE" %s "$note"
 }
 pgb_pair PGB ""
+if [ -n "$BASELINE" ]; then
+	log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, inbox of $BASELINE"
+	use_build baseline
+	fresh_inbox
+	read -r PGB_BASE PGB_BASE_N < <(pgb_run onboarding.inbox)
+	use_build current
+	fresh_inbox
+fi
 log "b. webhook-style: $CLIENTS clients x ${PGB_SECONDS} s, peer (PL/pgSQL)"
 fresh_peer
 read -r PGB_PEER PGB_PEER_N < <(pgb_run peer.inbox)
@@ -640,6 +683,7 @@ echo "    peer outcomes:  $PEER_OUTCOMES; $PEER_STATE"
 echo "b. $CLIENTS clients, single-row INSERT transactions, pgbench -M prepared -j $THREADS, ${PGB_SECONDS} s each, $PICK pick, fsync off:"
 echo "    plain $(num "$PGB_PLAIN") tps ($(num "$PGB_PLAIN_N") transactions), inbox $(num "$PGB_INBOX") tps ($(num "$PGB_INBOX_N") transactions)$PGB_NOTE"
 echo "    peer $(num "$PGB_PEER") tps ($(num "$PGB_PEER_N") transactions)"
+[ -z "$BASELINE" ] || echo "    inbox of $BASELINE_NAME $(num "$PGB_BASE") tps ($(num "$PGB_BASE_N") transactions)"
 echo "    inbox outcomes: $PGB_OUTCOMES"
 echo "    inbox fingerprint: $(fp_line $PGB_FP)"
 echo "    peer outcomes:  $PGB_PEER_OUTCOMES"
@@ -698,6 +742,17 @@ echo
 		fi
 		echo "   batch COPY, $label vs in order|$(num "${ORDER_INBOX[$o]}")|$(num "${ORDER_INBOX[0]}") (in order)|$(pct "${ORDER_INBOX[$o]}" "${ORDER_INBOX[0]}")|$target"
 	done
+	if [ -n "$BASELINE" ]; then
+		# the same figures for the baseline build, measured alternately with ours
+		b1=$(calc "$BATCH_BASE / $BATCH_PLAIN"); o1=$(calc "$BATCH_INBOX / $BATCH_PLAIN")
+		b2=$(calc "$PGB_BASE / $PGB_PLAIN"); o2=$(calc "$PGB_INBOX / $PGB_PLAIN")
+		b5=$(calc "$BATCH_BASE / $BATCH_PEER"); o5=$(calc "$BATCH_INBOX / $BATCH_PEER")
+		b6=$(calc "$PGB_BASE / $PGB_PEER"); o6=$(calc "$PGB_INBOX / $PGB_PEER")
+		echo "B1. batch COPY, $BASELINE, rows/s|$(num "$BATCH_BASE")|$(num "$BATCH_PLAIN")|$(pct "$BATCH_BASE" "$BATCH_PLAIN")|ours >= 90% of it|$(met "$o1 >= 0.9 * $b1") ($(pct "$o1" "$b1"))"
+		echo "B2. $CLIENTS clients, $BASELINE, tps|$(num "$PGB_BASE")|$(num "$PGB_PLAIN")|$(pct "$PGB_BASE" "$PGB_PLAIN")|ours >= 90% of it|$(met "$o2 >= 0.9 * $b2") ($(pct "$o2" "$b2"))"
+		echo "B5. batch COPY, $BASELINE vs peer|$(num "$BATCH_BASE")|$(num "$BATCH_PEER") (peer)|$(pct "$BATCH_BASE" "$BATCH_PEER")|ours >= 90% of it|$(met "$o5 >= 0.9 * $b5") ($(pct "$o5" "$b5"))"
+		echo "B6. $CLIENTS clients, $BASELINE vs peer|$(num "$PGB_BASE")|$(num "$PGB_PEER") (peer)|$(pct "$PGB_BASE" "$PGB_PEER")|ours >= 90% of it|$(met "$o6 >= 0.9 * $b6") ($(pct "$o6" "$b6"))"
+	fi
 } | awk -F'|' '
 	{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
 	  if (NF > nf) nf = NF }
