@@ -705,14 +705,27 @@ x_field_cmp(const void *a, const void *b)
 }
 
 /*
- * Read the rule tables through SPI and compile them into cache c.  With
+ * Read the rule tables (ruleread.c) and compile them into cache c.  With
  * shipped (the text of the file of shipped providers), only the providers,
  * from it: a 0.1.0 schema has no rule tables (see x_cache).
  */
 static void
 x_load(XCache *c, const char *shipped)
 {
+	static const char *const provider_cols[] = {"provider", "title", "marker", "marker_object",
+	"event_path", "time_paths", "fold_status"};
+	static const char *const code_cols[] = {"code_table", "code", "value"};
+	static const char *const value_cols[] = {"provider", "event_type", "entity", "field", "position",
+	"paths", "transform", "arg", "if_absent"};
+	static const char *const event_cols[] = {"provider", "event_type", "match", "rule_event",
+	"requires", "needs_status"};
+	static const char *const effect_cols[] = {"provider", "event_type", "entity", "consequence",
+	"for_each", "for_each_else"};
+	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding rule rows",
+												  ALLOCSET_DEFAULT_SIZES);
 	ObSpiFrame	spi;
+	HeapTuple  *rows;
+	int			nrows;
 	HASHCTL		ctl;
 	List	   *codes = NIL;
 	List	   *levels = NIL;
@@ -731,20 +744,17 @@ x_load(XCache *c, const char *shipped)
 	c->events = hash_create("onboarding events", 64, &ctl,
 							HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 
-	onboarding_spi_connect(&spi);
-
 	/* the providers: the table, or (a 0.1.0 schema) the file of shipped ones */
+	MemoryContextSwitchTo(scratch);
 	if (shipped == NULL)
-	{
-		if (SPI_execute("SELECT provider::pg_catalog.text, title, marker, marker_object, event_path,"
-						"       time_paths, fold_status"
-						"  FROM onboarding.provider_rule ORDER BY position", true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read onboarding.provider_rule");
-	}
+		nrows = onboarding_rule_rows("provider_rule", provider_cols, lengthof(provider_cols),
+									 (const char *[]) {"position"}, 1, &desc, &rows);
 	else
 	{
 		Oid			argtype = JSONBOID;
 		Datum		arg = DirectFunctionCall1(jsonb_in, CStringGetDatum(shipped));
+
+		onboarding_spi_connect(&spi);
 
 		if (SPI_execute_with_args("SELECT provider, title, marker, marker_object, event_path,"
 								  "       time_paths, fold_status"
@@ -754,15 +764,17 @@ x_load(XCache *c, const char *shipped)
 								  "          fold_status boolean)"
 								  " ORDER BY position", 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the shipped providers");
+		desc = SPI_tuptable->tupdesc;
+		rows = SPI_tuptable->vals;
+		nrows = (int) SPI_processed;
 	}
 	MemoryContextSwitchTo(c->context);
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
 		XProvider  *p = palloc0(sizeof(XProvider));
 		char	  **times;
 
-		tup = SPI_tuptable->vals[i];
+		tup = rows[i];
 		p->provider = onboarding_provider_from_name(x_col(tup, desc, 1));
 		if (p->provider == OB_PROVIDER_NONE)
 			continue;			/* the column's type makes this unreachable */
@@ -781,37 +793,36 @@ x_load(XCache *c, const char *shipped)
 	if (shipped != NULL)
 	{
 		onboarding_spi_finish(&spi);
+		MemoryContextSwitchTo(c->context);
+		MemoryContextDelete(scratch);
 		compiling = NULL;
 		return;
 	}
 
-	if (SPI_execute("SELECT code_table, code, value FROM onboarding.code_map"
-					" ORDER BY code_table, code", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.code_map");
+	MemoryContextSwitchTo(scratch);
+	nrows = onboarding_rule_rows("code_map", code_cols, lengthof(code_cols),
+								 code_cols, 2, &desc, &rows);
 	MemoryContextSwitchTo(c->context);
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
-		tup = SPI_tuptable->vals[i];
+		tup = rows[i];
 		codes = lappend(codes, x_col(tup, desc, 1));
 		codes = lappend(codes, x_col(tup, desc, 2));
 		codes = lappend(codes, x_col(tup, desc, 3));
 	}
 
-	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, entity, field, position, paths,"
-					"       transform, arg, if_absent"
-					"  FROM onboarding.value_rule ORDER BY provider, event_type, entity, position, field",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.value_rule");
+	MemoryContextSwitchTo(scratch);
+	nrows = onboarding_rule_rows("value_rule", value_cols, lengthof(value_cols),
+								 (const char *[]) {"provider", "event_type", "entity", "position", "field"}, 5,
+								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
 		ObProvider	provider;
 		XValue	   *v;
 		XLevel	   *l;
 
-		tup = SPI_tuptable->vals[i];
+		tup = rows[i];
 		provider = onboarding_provider_from_name(x_col(tup, desc, 1));
 		v = x_value_compile(tup, desc, codes);
 		if (provider == OB_PROVIDER_NONE || v->slot < 0)
@@ -820,25 +831,25 @@ x_load(XCache *c, const char *shipped)
 		x_chain(&l->slots[v->slot], v);
 	}
 
-	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, match, coalesce(rule_event, event_type),"
-					"       requires, needs_status"
-					"  FROM onboarding.event_rule ORDER BY provider, position, event_type",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.event_rule");
+	MemoryContextSwitchTo(scratch);
+	nrows = onboarding_rule_rows("event_rule", event_cols, lengthof(event_cols),
+								 (const char *[]) {"provider", "position", "event_type"}, 3,
+								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
 		XEvent	   *e = palloc0(sizeof(XEvent));
 		XProvider  *p;
 
-		tup = SPI_tuptable->vals[i];
+		tup = rows[i];
 		e->provider = onboarding_provider_from_name(x_col(tup, desc, 1));
 		if (e->provider == OB_PROVIDER_NONE || (p = c->by_provider[e->provider]) == NULL)
 			continue;			/* an event of a provider without a provider_rule */
 		e->event_type = x_col(tup, desc, 2);
 		e->contains = strcmp(x_col(tup, desc, 3), "contains") == 0;
 		e->rule_event = x_col(tup, desc, 4);
+		if (e->rule_event == NULL)
+			e->rule_event = e->event_type;	/* the rule of its own name */
 		e->requires = x_path_new(x_col(tup, desc, 5));
 		e->needs_status = x_bool(tup, desc, 6);
 		events = lappend(events, e);
@@ -853,21 +864,19 @@ x_load(XCache *c, const char *shipped)
 		}
 	}
 
-	if (SPI_execute("SELECT provider::pg_catalog.text, event_type, entity, consequence, for_each,"
-					"       for_each_else"
-					"  FROM onboarding.effect_rule ORDER BY provider, event_type, consequence, position, entity",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.effect_rule");
+	MemoryContextSwitchTo(scratch);
+	nrows = onboarding_rule_rows("effect_rule", effect_cols, lengthof(effect_cols),
+								 (const char *[]) {"provider", "event_type", "consequence", "position", "entity"}, 5,
+								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
-	desc = SPI_tuptable->tupdesc;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (int i = 0; i < nrows; i++)
 	{
 		XEffect    *x = palloc0(sizeof(XEffect));
 		ObProvider	provider;
 		const char *event_type;
 		XEvent	   *e = NULL;
 
-		tup = SPI_tuptable->vals[i];
+		tup = rows[i];
 		provider = onboarding_provider_from_name(x_col(tup, desc, 1));
 		event_type = x_col(tup, desc, 2);
 		foreach(lc, events)
@@ -885,7 +894,7 @@ x_load(XCache *c, const char *shipped)
 		x->for_each_else = x_path_new(x_col(tup, desc, 6));
 		e->effects = lappend(e->effects, x);
 	}
-	onboarding_spi_finish(&spi);
+	MemoryContextDelete(scratch);
 	compiling = NULL;
 
 	/* each provider's and event's values, from the most specific level */

@@ -287,6 +287,11 @@ extern AttrNumber onboarding_attnum(TupleDesc desc, const char *table, const cha
 extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
 extern Oid	onboarding_relation_oid(const char *name);
 
+/* ruleread.c */
+extern int	onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
+								 const char *const *order, int norder, TupleDesc *desc,
+								 HeapTuple **rows);
+
 /* The statuses, by transition graph (the labels of their enums) */
 #define OB_MAX_STATUSES	16
 

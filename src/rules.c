@@ -154,14 +154,18 @@ rules_rank(RuleCache *cache)
 	}
 }
 
-/* Read both rule tables through SPI into a new cache. */
+/*
+ * Read the rule tables (status_map, status_guard, transition, settings;
+ * ruleread.c reads them without SQL) into a new cache.
+ */
 static RuleCache *
 rules_load(void)
 {
 	MemoryContext cxt;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scratch;
 	RuleCache  *cache;
 	uint64		n;
-	ObSpiFrame	spi;
 
 	/* a child of the current context until complete (see the banner) */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "onboarding rules", ALLOCSET_SMALL_SIZES);
@@ -170,65 +174,77 @@ rules_load(void)
 	cache->providers_gen = onboarding_providers_generation();
 	cache->nproviders = onboarding_provider_count();
 	cache->graphs = MemoryContextAllocZero(cxt, sizeof(RuleGraphs) * Max(cache->nproviders, 1));
+	/* the rows read, and what is made of them on the way, go with this */
+	scratch = AllocSetContextCreate(caller, "onboarding rule rows", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(scratch);
 
-	onboarding_spi_connect(&spi);
-	/* each mapping with its guard (status_guard is 0.2.0's) */
-	if (SPI_execute(OidIsValid(status_guard_relid) ?
-					"SELECT m.provider::pg_catalog.text, m.event_type, m.status_raw, m.entity, m.status,"
-					"       m.label, g.from_status"
-					"  FROM onboarding.status_map m"
-					"  LEFT JOIN onboarding.status_guard g"
-					"    ON g.provider OPERATOR(pg_catalog.=) m.provider"
-					"   AND g.event_type OPERATOR(pg_catalog.=) m.event_type"
-					"   AND g.entity OPERATOR(pg_catalog.=) m.entity"
-					"   AND g.status OPERATOR(pg_catalog.=) m.status"
-					" ORDER BY m.provider" :
-					"SELECT provider::pg_catalog.text, event_type, status_raw, entity, status, label,"
-					"       NULL::pg_catalog.text[] FROM onboarding.status_map ORDER BY provider",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.status_map");
-	n = SPI_processed;
-	cache->mappings = MemoryContextAllocZero(cxt, sizeof(RuleMapping) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
+	/* each mapping with its guard (status_guard is 0.2.0's), in provider order */
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *provider = SPI_getvalue(tup, desc, 1);
-		char	   *entity = SPI_getvalue(tup, desc, 4);
-		char	   *status = SPI_getvalue(tup, desc, 5);
-		char	   *label = SPI_getvalue(tup, desc, 6);
-		RuleMapping *m = &cache->mappings[cache->nmappings];
-		ObEntity	e = onboarding_entity_from_name(entity);
-		bool		isnull;
-		Datum		only_from = SPI_getbinval(tup, desc, 7, &isnull);	/* status_guard */
+		static const char *const map_cols[] = {"provider", "event_type", "status_raw", "entity",
+		"status", "label"};
+		static const char *const map_order[] = {"provider"};
+		static const char *const guard_cols[] = {"provider", "event_type", "entity", "status",
+		"from_status"};
+		TupleDesc	desc;
+		TupleDesc	gdesc = NULL;
+		HeapTuple  *rows;
+		HeapTuple  *guards = NULL;
+		int			nguards = 0;
 
-		if (e == OB_NENTITIES || onboarding_status_label(onboarding_entity_graph(e), status) == NULL)
-			continue;			/* the table's CHECK constraints make this unreachable */
-		m->provider = onboarding_provider_from_name(provider);
-		if (!isnull)
+		n = onboarding_rule_rows("status_map", map_cols, lengthof(map_cols), map_order,
+								 lengthof(map_order), &desc, &rows);
+		if (OidIsValid(status_guard_relid))
+			nguards = onboarding_rule_rows("status_guard", guard_cols, lengthof(guard_cols),
+										   NULL, 0, &gdesc, &guards);
+		cache->mappings = MemoryContextAllocZero(cxt, sizeof(RuleMapping) * Max(n, 1));
+		for (uint64 i = 0; i < n; i++)
 		{
-			Datum	   *elems;
-			bool	   *enulls;
-			int			n_from;
+			HeapTuple	tup = rows[i];
+			char	   *provider = SPI_getvalue(tup, desc, 1);
+			char	   *event_type = SPI_getvalue(tup, desc, 2);
+			char	   *entity = SPI_getvalue(tup, desc, 4);
+			char	   *status = SPI_getvalue(tup, desc, 5);
+			char	   *label = SPI_getvalue(tup, desc, 6);
+			RuleMapping *m = &cache->mappings[cache->nmappings];
+			ObEntity	e = onboarding_entity_from_name(entity);
+			bool		isnull = true;
+			Datum		only_from = (Datum) 0;
 
-			deconstruct_array(DatumGetArrayTypeP(only_from), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &enulls, &n_from);
-			m->only_from = MemoryContextAllocZero(cxt, sizeof(char *) * (n_from + 1));
-			for (int k = 0, j = 0; k < n_from; k++)
+			if (e == OB_NENTITIES || onboarding_status_label(onboarding_entity_graph(e), status) == NULL)
+				continue;		/* the table's CHECK constraints make this unreachable */
+			/* its guard: the status_guard row of the same provider, event, entity and status */
+			for (int g = 0; g < nguards && isnull; g++)
+				if (strcmp(SPI_getvalue(guards[g], gdesc, 1), provider) == 0 &&
+					strcmp(SPI_getvalue(guards[g], gdesc, 2), event_type) == 0 &&
+					strcmp(SPI_getvalue(guards[g], gdesc, 3), entity) == 0 &&
+					strcmp(SPI_getvalue(guards[g], gdesc, 4), status) == 0)
+					only_from = SPI_getbinval(guards[g], gdesc, 5, &isnull);
+			m->provider = onboarding_provider_from_name(provider);
+			if (!isnull)
 			{
-				const char *l = enulls[k] ? NULL :
-					onboarding_status_label(onboarding_entity_graph(e), TextDatumGetCString(elems[k]));
+				Datum	   *elems;
+				bool	   *enulls;
+				int			n_from;
 
-				if (l != NULL)
-					m->only_from[j++] = l;
+				deconstruct_array(DatumGetArrayTypeP(only_from), TEXTOID, -1, false, TYPALIGN_INT,
+								  &elems, &enulls, &n_from);
+				m->only_from = MemoryContextAllocZero(cxt, sizeof(char *) * (n_from + 1));
+				for (int k = 0, j = 0; k < n_from; k++)
+				{
+					const char *l = enulls[k] ? NULL :
+						onboarding_status_label(onboarding_entity_graph(e), TextDatumGetCString(elems[k]));
+
+					if (l != NULL)
+						m->only_from[j++] = l;
+				}
 			}
+			m->event_type = MemoryContextStrdup(cxt, event_type);
+			m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+			m->entity = e;
+			m->status = onboarding_status_label(onboarding_entity_graph(e), status);
+			m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
+			cache->nmappings++;
 		}
-		m->event_type = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
-		m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
-		m->entity = e;
-		m->status = onboarding_status_label(onboarding_entity_graph(e), status);
-		m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
-		cache->nmappings++;
 	}
 	/* where each provider's mappings start (they come in provider order) */
 	cache->first = MemoryContextAllocZero(cxt, sizeof(int) * (cache->nproviders + 1));
@@ -239,28 +255,30 @@ rules_load(void)
 		cache->first[p] = i;
 	}
 
-	if (SPI_execute("SELECT entity, provider::pg_catalog.text, from_status, to_status"
-					"  FROM onboarding.transition", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.transition");
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		int			g = rules_graph_from_name(SPI_getvalue(tup, desc, 1));
-		char	   *provider = SPI_getvalue(tup, desc, 2);
-		int			from,
-					to;
+		static const char *const cols[] = {"entity", "provider", "from_status", "to_status"};
+		TupleDesc	desc;
+		HeapTuple  *rows;
 
-		if (g < 0)
-			continue;
-		from = onboarding_status_index(g, SPI_getvalue(tup, desc, 3));
-		to = onboarding_status_index(g, SPI_getvalue(tup, desc, 4));
-		if (from < 0 || to < 0)
-			continue;
-		for (int p = 0; p < cache->nproviders; p++)
-			if (provider == NULL || strcmp(provider, onboarding_provider_name(p)) == 0)
-				cache->graphs[p].legal[g][from][to] = true;
+		n = onboarding_rule_rows("transition", cols, lengthof(cols), NULL, 0, &desc, &rows);
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = rows[i];
+			int			g = rules_graph_from_name(SPI_getvalue(tup, desc, 1));
+			char	   *provider = SPI_getvalue(tup, desc, 2);
+			int			from,
+						to;
+
+			if (g < 0)
+				continue;
+			from = onboarding_status_index(g, SPI_getvalue(tup, desc, 3));
+			to = onboarding_status_index(g, SPI_getvalue(tup, desc, 4));
+			if (from < 0 || to < 0)
+				continue;
+			for (int p = 0; p < cache->nproviders; p++)
+				if (provider == NULL || strcmp(provider, onboarding_provider_name(p)) == 0)
+					cache->graphs[p].legal[g][from][to] = true;
+		}
 	}
 
 	rules_rank(cache);
@@ -274,11 +292,13 @@ rules_load(void)
 	cache->timezone = onboarding_resolve_timezone(OB_DEFAULT_TIMEZONE);
 	if (OidIsValid(settings_relid))
 	{
-		if (SPI_execute("SELECT timezone FROM onboarding.settings", true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read onboarding.settings");
-		if (SPI_processed > 0)
+		static const char *const cols[] = {"timezone"};
+		TupleDesc	desc;
+		HeapTuple  *rows;
+
+		if (onboarding_rule_rows("settings", cols, 1, NULL, 0, &desc, &rows) > 0)
 		{
-			char	   *zone = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			char	   *zone = SPI_getvalue(rows[0], desc, 1);
 			pg_tz	   *tz = onboarding_resolve_timezone(zone);
 
 			if (tz == NULL)		/* the table's CHECK makes this unreachable */
@@ -286,7 +306,8 @@ rules_load(void)
 			cache->timezone = tz;
 		}
 	}
-	onboarding_spi_finish(&spi);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scratch);
 
 	/* complete: from now on it lives as long as the backend wants it */
 	MemoryContextSetParent(cxt, CacheMemoryContext);

@@ -28,6 +28,8 @@
 #               cluster's setting); then plain vs inbox again with a durable
 #               commit (fsync on, synchronous_commit on, set for the cluster
 #               by ALTER SYSTEM and a reload, and reset afterwards)
+#   f. first    a connection's first and second delivery (BENCH_FIRST_CONNS
+#               fresh connections, 20), the server's time of each
 #   d. memory   the backend's private memory while it COPYs BENCH_MEM_ROWS
 #               deliveries into the inbox: at ~100,000 rows and at the end
 #
@@ -531,6 +533,41 @@ log "b. webhook-style, synchronous commit: fsync off again"
 durable off
 
 # ---------------------------------------------------------------------------
+# f. A connection's first delivery: FIRST_CONNS fresh connections into a
+#    fresh inbox, each sending two deliveries of new entities (one statement
+#    each, as an application that opens a connection per webhook does); the
+#    server's time of each statement (psql's \timing), median of the first
+#    and of the second.  With a baseline build, the same for it, after ours.
+# ---------------------------------------------------------------------------
+FIRST_CONNS=${BENCH_FIRST_CONNS:-20}
+first_second() { # label -> prints "first_median second_median" (ms)
+	local i n
+	for i in $(seq 1 "$FIRST_CONNS"); do
+		n=$(( (STREAM_ROWS - 2 * i) ))
+		psql -X -q -d "$DB" <<-EOF | awk '/^Time: / { printf "%s ", $2 } END { print "" }'
+			\timing on
+			INSERT INTO onboarding.inbox (payload) SELECT body FROM bench.stream WHERE n = $n;
+			INSERT INTO onboarding.inbox (payload) SELECT body FROM bench.stream WHERE n = $((n + 1));
+		EOF
+	done | awk '{ f[NR] = $1; s[NR] = $2 }
+	            END { n = NR; asort_f(f, n); asort_f(s, n)
+	                  printf "%.2f %.2f\n", (n % 2 ? f[(n + 1) / 2] : (f[n / 2] + f[n / 2 + 1]) / 2),
+	                                         (n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2) }
+	            function asort_f(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]
+	                  for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }'
+}
+log "f. first delivery of a connection: $FIRST_CONNS connections"
+fresh_inbox
+read -r FIRST_MS SECOND_MS < <(first_second)
+if [ -n "$BASELINE" ]; then
+	log "f. first delivery of a connection: $FIRST_CONNS connections, $BASELINE"
+	use_build baseline
+	fresh_inbox
+	read -r BASE_FIRST_MS BASE_SECOND_MS < <(first_second)
+	use_build current
+fi
+
+# ---------------------------------------------------------------------------
 # d. Memory: one COPY of MEM_ROWS deliveries into a fresh inbox; from outside,
 #    every quarter second, the backend's rows so far (pg_stat_progress_copy) and
 #    its private memory: RssAnon of /proc/<pid>/status, i.e. resident memory
@@ -723,6 +760,8 @@ for o in $ORDERS; do
 	echo "        fingerprint: $(fp_line ${ORDER_FP[$o]})"
 done
 echo "    state and history the same for the three orders: $ORDER_SAME"
+echo "f. a connection's first and second delivery (median of $FIRST_CONNS fresh connections, server time of each statement):"
+echo "    first ${FIRST_MS} ms, second ${SECOND_MS} ms${BASELINE:+; $BASELINE: first ${BASE_FIRST_MS:-} ms, second ${BASE_SECOND_MS:-} ms}"
 echo "d. COPY of $(num "$MEM_ROWS") rows: plain $(printf '%.0f' "$t_mem_plain") s, inbox $(printf '%.0f' "$t_mem_inbox") s${MEM_LABEL:+ — $MEM_LABEL}"
 echo "    inbox backend private memory (RssAnon, MB) by rows: $CURVE"
 echo "    inbox backend at ${I1_ROWS} rows: RssAnon $(mb "$I1_ANON") MB, VmRSS $(mb "$I1_RSS") MB (of which shared memory $(mb "$I1_SHM") MB)"
@@ -757,7 +796,9 @@ echo
 		fi
 		echo "   batch COPY, $label vs in order|$(num "${ORDER_INBOX[$o]}")|$(num "${ORDER_INBOX[0]}") (in order)|$(pct "${ORDER_INBOX[$o]}" "${ORDER_INBOX[0]}")|$target"
 	done
+	echo "8. a connection's first delivery, ms (median)|$FIRST_MS|$SECOND_MS (its second)|+$(calc "$FIRST_MS - $SECOND_MS") ms|within 5 ms|$(met "$FIRST_MS - $SECOND_MS <= 5")"
 	if [ -n "$BASELINE" ]; then
+		echo "B8. a connection's first delivery, $BASELINE, ms|$BASE_FIRST_MS|$BASE_SECOND_MS (its second)|+$(calc "$BASE_FIRST_MS - $BASE_SECOND_MS") ms|(reference)|-"
 		# the same figures for the baseline build, measured alternately with ours
 		b1=$(calc "$BATCH_BASE / $BATCH_PLAIN"); o1=$(calc "$BATCH_INBOX / $BATCH_PLAIN")
 		b2=$(calc "$PGB_BASE / $PGB_PLAIN"); o2=$(calc "$PGB_OURS / $PGB_PLAIN")
