@@ -58,9 +58,9 @@
 void		_PG_init(void);
 
 /*
- * Module load: reserve the prefix of our setting names, and set up store.c
- * (the executor hooks that write the window before a nested statement
- * reads state, its transaction callback).  The extension has no GUC: the
+ * Module load: reserve the prefix of our setting names, set up store.c
+ * (its transaction callback) and statement.c (the executor hooks that
+ * write the window before a nested statement reads state).  The extension has no GUC: the
  * zone naive times are read in is a row of onboarding.settings, one value
  * for the whole database (rules.c).
  */
@@ -69,6 +69,7 @@ _PG_init(void)
 {
 	MarkGUCPrefixReserved("onboarding");
 	onboarding_store_init();
+	onboarding_statement_init();
 }
 
 /* Complain unless we were called as the expected kind of trigger. */
@@ -141,7 +142,7 @@ inbox_id_chosen(Relation rel, int64 id)
  * caller that chose the id can collide.  With ON CONFLICT the row would
  * then be discarded after the trigger derived state from it, so the
  * trigger looks first whenever a statement with ON CONFLICT is running
- * (onboarding_store_row_may_be_discarded); without one, a taken id fails
+ * (onboarding_statement_row_may_be_discarded); without one, a taken id fails
  * the statement, and what the trigger derived goes with it.
  */
 static bool
@@ -242,7 +243,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_inbox_before_insert\" must be fired BEFORE INSERT FOR EACH ROW")));
 	atts = inbox_atts(fcinfo);
-	onboarding_store_adopt();
+	onboarding_statement_adopt();
 
 	/* the previous row of this statement is in the index by now */
 	onboarding_dedupe_release();
@@ -273,7 +274,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		MemoryContextDelete(rowcxt);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
 	}
-	if (onboarding_store_row_may_be_discarded() && inbox_id_taken(rel, d.id))
+	if (onboarding_statement_row_may_be_discarded() && inbox_id_taken(rel, d.id))
 	{
 		if (!owner)
 			ereport(ERROR,

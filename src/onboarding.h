@@ -19,9 +19,11 @@
  * on foundations: taxid.c (the CPF/CNPJ base type), onboarding.c (shared
  * helpers), jsonutil.c (safe jsonb access), catalog.c (names resolved
  * once, the state tables' columns), spi.c (SPI as the extension's owner),
- * timeparse.c (provider times), bind.c (what a user added to a state
- * table, honoured through the executor's row primitives) and store.c (the
- * pipeline's own reads and writes of its tables).
+ * timeparse.c (provider times), ruleread.c (the rule tables read without
+ * SQL), bind.c (what a user added to a state table, honoured through the
+ * executor's row primitives), store.c (the pipeline's own reads and writes
+ * of its tables) and statement.c (the executor hooks that police the
+ * statements running while it writes).
  * The entry points sit on top: inbox.c (the inbox's triggers, module
  * load), state.c (the state tables' trigger, force_status(), rebuild())
  * and explain.c.
@@ -501,9 +503,16 @@ extern void onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, 
 extern void onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values);
 extern void onboarding_store_flush(bool close);
 extern void onboarding_store_append(ObStore *s, Datum *values, bool *nulls);
-extern bool onboarding_store_row_may_be_discarded(void);
-extern void onboarding_store_adopt(void);
 extern bool onboarding_store_window_holds(Oid relid);
+extern bool onboarding_store_pending(void);
+extern bool onboarding_store_plan_touches(struct PlannedStmt *stmt);
+extern const char *onboarding_store_name(ObStoreId which);
+
+/* statement.c */
+extern void onboarding_statement_init(void);
+extern void onboarding_statement_reset(void);
+extern void onboarding_statement_adopt(void);
+extern bool onboarding_statement_row_may_be_discarded(void);
 extern Relation onboarding_store_index(ObStore *s, Oid indexoid);
 extern TupleTableSlot *onboarding_store_slot(ObStore *s);
 extern ObBind *onboarding_store_bind(ObStore *s);

@@ -323,7 +323,7 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 
 	/* a statement that delivers to this row and writes it too */
 	state_refuse_reentry(trigdata->tg_relation, trigdata->tg_trigtuple, args[1]);
-	onboarding_store_adopt();
+	onboarding_statement_adopt();
 	if (onboarding_store_window_holds(RelationGetRelid(trigdata->tg_relation)))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -57,8 +57,6 @@
 #include "catalog/pg_index.h"
 #include "catalog/namespace.h"
 #include "parser/parsetree.h"
-#include "tcop/pquery.h"
-#include "utils/portal.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -181,9 +179,6 @@ static struct
  * rolls back, and rows put back but not yet in the window.
  */
 static bool holds_rows = false;	/* this transaction has locked or created a row */
-static int	on_conflict_running = 0;	/* statements with ON CONFLICT started, not ended */
-static bool adopt_pending = false;	/* loaded while statements ran: look at them */
-static bool unseen_running = false; /* a statement our hooks never saw may be running */
 static List *window_saves = NIL;	/* WindowSave *, innermost first */
 static List *holds_saves = NIL;	/* holds_rows at each open subtransaction's start */
 static List *window_restored = NIL; /* WindowRow *, dirty */
@@ -290,16 +285,14 @@ store_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			holds_rows = false;
 			holds_saves = NIL;
-			on_conflict_running = 0;
-			unseen_running = false;
+			onboarding_statement_reset();
 			onboarding_store_flush(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			onboarding_bind_reset();
 			holds_rows = false;
-			on_conflict_running = 0;
-			unseen_running = false;
+			onboarding_statement_reset();
 			store_close(true);
 			window_saves = NIL;	/* in TopTransactionContext: gone with it */
 			holds_saves = NIL;
@@ -805,6 +798,43 @@ onboarding_store_window_holds(Oid relid)
 			return true;
 		}
 	return false;
+}
+
+/*
+ * Is anything waiting to be written (the window, rows a rolled-back
+ * subtransaction put back, history)?  And does a plan name a table the
+ * store has open?  statement.c asks before a nested statement runs.
+ */
+bool
+onboarding_store_pending(void)
+{
+	return store.window != NULL || window_restored != NIL || history_pending();
+}
+
+bool
+onboarding_store_plan_touches(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->relationOids)
+		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
+			if (store.tables[i] != NULL && store.tables[i]->relid == lfirst_oid(lc))
+				return true;
+	return false;
+}
+
+/* The SQL name of a store (its table in schema onboarding). */
+const char *
+onboarding_store_name(ObStoreId which)
+{
+	return store_names[which];
+}
+
+/* Module load: the transaction callback. */
+void
+onboarding_store_init(void)
+{
+	RegisterXactCallback(store_xact_callback, NULL);
 }
 
 /* Free a copy of a window row made for a subtransaction (store_subxact). */
@@ -1685,221 +1715,6 @@ history_discard(ObStore *s)
 	for (int i = 0; i < s->npending; i++)
 		ExecClearTuple(s->pending[i]);
 	s->npending = 0;
-}
-
-/* ---------------------------------------------------------------------
- * Statements that run inside a delivering statement
- * ---------------------------------------------------------------------
- */
-
-static ExecutorStart_hook_type prev_executor_start = NULL;
-static ExecutorEnd_hook_type prev_executor_end = NULL;
-
-/* Does a plan have an INSERT ... ON CONFLICT, at its top or in a CTE? */
-static bool
-store_plan_on_conflict(PlannedStmt *stmt)
-{
-	ListCell   *lc;
-
-	if (stmt->commandType == CMD_SELECT && !stmt->hasModifyingCTE)
-		return false;
-	if (IsA(stmt->planTree, ModifyTable) &&
-		((ModifyTable *) stmt->planTree)->onConflictAction != ONCONFLICT_NONE)
-		return true;
-	foreach(lc, stmt->subplans)
-	{
-		Plan	   *plan = (Plan *) lfirst(lc);
-
-		if (plan != NULL && IsA(plan, ModifyTable) &&
-			((ModifyTable *) plan)->onConflictAction != ONCONFLICT_NONE)
-			return true;
-	}
-	return false;
-}
-
-/*
- * Could the row being inserted into the inbox be discarded after its
- * triggers ran (ON CONFLICT DO NOTHING, or DO UPDATE's conflict path)?
- * Only while a statement with ON CONFLICT runs: without one, a row whose
- * id is taken fails the statement, and what it derived goes with it.  A
- * statement that ended by an error is counted until the transaction ends,
- * which only makes the inbox look more often; so is a statement that began
- * before the library was loaded (onboarding_store_adopt).
- */
-bool
-onboarding_store_row_may_be_discarded(void)
-{
-	return on_conflict_running > 0 || unseen_running;
-}
-
-/*
- * A statement with several result relations (data-modifying CTEs) that
- * inserts into onboarding.inbox and writes a state table or history would
- * write rows the pipeline is writing in the same command: refuse it before
- * it runs, with the supported way in the hint.
- */
-static void
-store_refuse_mixed_statement(PlannedStmt *stmt)
-{
-	Oid			nsp = get_namespace_oid("onboarding", true);
-	bool		inbox = false;
-	const char *state = NULL;
-	ListCell   *lc;
-
-	if (!OidIsValid(nsp))
-		return;
-	foreach(lc, stmt->resultRelations)
-	{
-		Oid			relid = rt_fetch(lfirst_int(lc), stmt->rtable)->relid;
-		char	   *name;
-
-		if (get_rel_namespace(relid) != nsp)
-			continue;
-		name = get_rel_name(relid);
-		if (strcmp(name, "inbox") == 0)
-			inbox = true;
-		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
-			if (strcmp(name, store_names[i]) == 0)
-				state = store_names[i];
-	}
-	if (inbox && state != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a statement cannot both insert into onboarding.inbox and write onboarding.%s", state),
-				 errdetail("The deliveries of a statement derive state while it runs; another write of the same rows in that statement would be lost or fail."),
-				 errhint("Write the state table in a statement of its own after the delivery, "
-						 "for instance from an AFTER INSERT trigger on onboarding.inbox, or use onboarding.force_status().")));
-}
-
-/* Does a plan read or write one of the tables the window holds rows of? */
-static bool
-store_plan_touches_window(PlannedStmt *stmt)
-{
-	ListCell   *lc;
-
-	foreach(lc, stmt->relationOids)
-		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
-			if (store.tables[i] != NULL && store.tables[i]->relid == lfirst_oid(lc))
-				return true;
-	return false;
-}
-
-/*
- * ExecutorStart hook.  A statement that runs while a delivering statement
- * is still going (a user's trigger on the inbox, a function it calls) must
- * see the state the deliveries so far derived, and may write it: the
- * window is written first, and the statement's snapshot moved past those
- * writes.
- */
-static void
-store_executor_start(QueryDesc *queryDesc, int eflags)
-{
-	PlannedStmt *stmt = queryDesc->plannedstmt;
-
-	if (list_length(stmt->resultRelations) > 1)
-		store_refuse_mixed_statement(stmt);
-	if (store_plan_on_conflict(stmt))
-		on_conflict_running++;
-	if ((store.window != NULL || window_restored != NIL || history_pending()) &&
-		store_plan_touches_window(stmt))
-	{
-		onboarding_store_flush(false);
-		CommandCounterIncrement();
-
-		/*
-		 * The statement sees those writes through a copy of its snapshot
-		 * moved past them; the snapshot it was given may be the outer
-		 * statement's too, and is left as it is.
-		 */
-		if (queryDesc->snapshot != NULL && IsMVCCSnapshot(queryDesc->snapshot))
-		{
-			Snapshot	moved;
-
-			PushCopiedSnapshot(queryDesc->snapshot);
-			moved = GetActiveSnapshot();
-			moved->curcid = GetCurrentCommandId(false);
-			moved = RegisterSnapshot(moved);
-			PopActiveSnapshot();
-			UnregisterSnapshot(queryDesc->snapshot);
-			queryDesc->snapshot = moved;
-		}
-	}
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-}
-
-/* ExecutorEnd hook: a statement with ON CONFLICT is over. */
-static void
-store_executor_end(QueryDesc *queryDesc)
-{
-	if (on_conflict_running > 0 && store_plan_on_conflict(queryDesc->plannedstmt))
-		on_conflict_running--;
-	if (prev_executor_end)
-		prev_executor_end(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
-}
-
-/*
- * The library is loaded by the first of its functions a backend calls,
- * usually the inbox's trigger: the statement that fires it started before
- * our executor hooks were installed, so they never saw it.  The first
- * trigger after the load (the inbox's, or a state table's) looks at the
- * portal that is running instead: a statement that delivers and writes
- * state is refused as store_executor_start would have, and one with ON
- * CONFLICT is counted.  A statement the portal does not show (a function's,
- * run by a top-level statement that does not insert into the inbox, or a
- * DO block's) may have ON CONFLICT too: until the transaction ends, every
- * delivery looks for its id (onboarding_store_row_may_be_discarded).  A
- * top-level COPY runs no statement of its own before the trigger.  Not in
- * _PG_init itself: an error there would leave the library half loaded.
- */
-void
-onboarding_store_adopt(void)
-{
-	Oid			inbox;
-	bool		seen = false;
-	ListCell   *lc;
-
-	if (!adopt_pending)
-		return;
-	adopt_pending = false;
-	if (ActivePortal == NULL)
-		return;
-	inbox = onboarding_inbox_oids()->inbox;
-	foreach(lc, ActivePortal->stmts)
-	{
-		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
-		ListCell   *rc;
-
-		if (stmt->commandType == CMD_UTILITY)
-		{
-			seen |= IsA(stmt->utilityStmt, CopyStmt);
-			continue;
-		}
-		if (list_length(stmt->resultRelations) > 1)
-			store_refuse_mixed_statement(stmt);
-		if (store_plan_on_conflict(stmt))
-			on_conflict_running++;
-		foreach(rc, stmt->resultRelations)
-			seen |= rt_fetch(lfirst_int(rc), stmt->rtable)->relid == inbox;
-	}
-	if (!seen)
-		unseen_running = true;
-}
-
-/* Module load: install the executor hooks and the transaction callback. */
-void
-onboarding_store_init(void)
-{
-	adopt_pending = IsTransactionState();
-	RegisterXactCallback(store_xact_callback, NULL);
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = store_executor_start;
-	prev_executor_end = ExecutorEnd_hook;
-	ExecutorEnd_hook = store_executor_end;
 }
 
 /* The state table (0 .. 3) whose row a history row's entity names. */
