@@ -215,3 +215,60 @@ SELECT s.tax_id, coalesce(i.event_at, i.received_at), i.provider, NULL, s.subjec
  WHERE i.outcome IN ('stale', 'illegal_transition', 'invalid', 'unrecognized')
     OR i.outcome::text = 'refused';
 
+
+-- ---------------------------------------------------------------------------
+-- Every object of the extension has a comment (0.3.0), so that \d+, \dT+
+-- and \df+ describe it; the suite `comments` checks that none is missing.
+-- ---------------------------------------------------------------------------
+COMMENT ON TABLE onboarding.account IS
+    'current state of each account, one row per (provider, account_key), derived from the inbox; your columns, constraints and triggers bind the pipeline (README, "Your own columns")';
+COMMENT ON TABLE onboarding.proposal IS
+    'current state of each proposal with its background check and documentscopy, one row per (provider, proposal_key), derived from the inbox';
+COMMENT ON TABLE onboarding.document IS
+    'current state of each document, one row per (provider, document_key), derived from the inbox';
+COMMENT ON TABLE onboarding.closure IS
+    'current state of each account closure request, one row per (provider, account_key), derived from the inbox';
+COMMENT ON TABLE onboarding.history IS
+    'every status change of every entity, in event order per entity, with the delivery (inbox_id) that made it; rewritten by late deliveries and rebuild()';
+COMMENT ON SEQUENCE onboarding.inbox_id_seq IS 'identity of onboarding.inbox.id: arrival order';
+COMMENT ON SEQUENCE onboarding.history_id_seq IS 'identity of onboarding.history.id: event order within an entity';
+COMMENT ON SEQUENCE onboarding.transition_id_seq IS 'identity of onboarding.transition.id';
+COMMENT ON SEQUENCE onboarding.settled_status_id_seq IS 'identity of onboarding.settled_status.id';
+COMMENT ON TYPE onboarding.provider IS 'a Banking-as-a-Service provider; a label added here, with its rule rows, teaches a new one';
+COMMENT ON TYPE onboarding.outcome IS 'what became of a delivery: applied, duplicate, stale, illegal_transition, unrecognized, invalid, refused';
+COMMENT ON TYPE onboarding.account_status IS 'status of an account (fixed vocabulary: labels cannot be added)';
+COMMENT ON TYPE onboarding.proposal_status IS 'status of a proposal (fixed vocabulary: labels cannot be added)';
+COMMENT ON TYPE onboarding.check_status IS 'status of a background check or documentscopy (fixed vocabulary: labels cannot be added)';
+COMMENT ON TYPE onboarding.document_status IS 'status of a document (fixed vocabulary: labels cannot be added)';
+COMMENT ON TYPE onboarding.document_type IS 'kind of a document (identity, proof of address, selfie, ...)';
+COMMENT ON TYPE onboarding.closure_status IS 'status of an account closure request (fixed vocabulary: labels cannot be added)';
+COMMENT ON FUNCTION onboarding.inbox_before_insert() IS
+    'trigger inbox_pipeline (BEFORE INSERT FOR EACH ROW on onboarding.inbox): parse, classify, dedupe, derive state; fills the derived columns';
+COMMENT ON FUNCTION onboarding.inbox_before_update() IS
+    'trigger inbox_immutable (BEFORE UPDATE on onboarding.inbox): deliveries are evidence, never updated';
+COMMENT ON FUNCTION onboarding.inbox_after_insert() IS
+    'trigger inbox_settle (AFTER INSERT FOR EACH STATEMENT on onboarding.inbox): writes the state rows the statement kept in memory';
+COMMENT ON FUNCTION onboarding.inbox_refuse_delete() IS
+    'triggers on onboarding.inbox (BEFORE DELETE, BEFORE TRUNCATE): deliveries are kept forever';
+COMMENT ON FUNCTION onboarding.state_before_update() IS
+    'trigger on the state tables (BEFORE UPDATE): refuses illegal status changes, records a legal direct UPDATE as an operator''s delivery';
+COMMENT ON FUNCTION onboarding.rules_changed() IS
+    'statement trigger on the rule tables: every backend reloads its rule caches at its next command';
+COMMENT ON FUNCTION onboarding.is_status(text, text) IS
+    'is status a label of the status enum of entity (''check'' = background_check and documentscopy)? (rule tables'' CHECK constraints)';
+COMMENT ON FUNCTION onboarding.are_statuses(text, text[]) IS
+    'are all statuses labels of the status enum of entity? (rule tables'' CHECK constraints)';
+COMMENT ON FUNCTION onboarding.is_json_path(text) IS
+    'is path a path into a body the extraction rules accept (dot-separated keys; @. for the current element)? (rule tables'' CHECK constraints)';
+COMMENT ON FUNCTION onboarding.are_json_paths(text[]) IS
+    'are all paths JSON paths the extraction rules accept? (rule tables'' CHECK constraints)';
+COMMENT ON FUNCTION onboarding.is_template(text) IS
+    'is template a value template the extraction rules accept (literal text with {path|transform?default} placeholders)?';
+COMMENT ON FUNCTION onboarding.force_status_record(text, onboarding.provider, text, text, text) IS
+    'owner only: the half of force_status() that records the override as a delivery; call onboarding.force_status()';
+COMMENT ON FUNCTION onboarding.derived_rows() IS
+    'owner only: every state, history and derived inbox row as jsonb, the half of verify() that reads them';
+COMMENT ON FUNCTION onboarding.in_progress(text, onboarding.provider, text) IS
+    'is an entity in this status on its way (a legal move leaves it, and it is not settled)? read by stuck() and in_progress_entities';
+COMMENT ON FUNCTION onboarding.in_progress_labels(text[], anyarray) IS
+    'the labels in which an entity of one of entities is on its way for some provider (in_progress_entities reads those rows only)';
