@@ -11,7 +11,8 @@
  * 1.1-1.3 ms for its second).  The tables are small and read whole, so a
  * sequential scan under the active snapshot, a sort on the columns the
  * loader needs its rows in, and tuples of just the columns it asked for do
- * the same for the price of opening the relation.
+ * the same for the price of opening the relation (through the table access
+ * method, whichever the table has).
  *
  * As the SPI reads did (they ran as the inbox's owner, without row-level
  * security), this reads every row whatever the caller's privileges: the
@@ -21,11 +22,11 @@
  */
 #include "onboarding.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "parser/parse_relation.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -145,9 +146,7 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 	int			room = 0;
 	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	TableScanDesc scan;
-	HeapTuple	tup;
-	Datum	   *all = palloc(sizeof(Datum) * reldesc->natts);
-	bool	   *allnulls = palloc(sizeof(bool) * reldesc->natts);
+	TupleTableSlot *slot;
 
 	/* every attribute named, once: the columns, then the sort keys */
 	for (int i = 0; i < ncols; i++)
@@ -180,8 +179,9 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 	}
 
 	/* read */
+	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, snapshot, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		RuleRow    *r;
 
@@ -192,19 +192,20 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 				repalloc(read, sizeof(RuleRow) * room);
 		}
 		r = &read[nread++];
-		heap_deform_tuple(tup, reldesc, all, allnulls);
+		slot_getallattrs(slot);
 		r->values = palloc(sizeof(Datum) * nnames);
 		r->nulls = palloc(sizeof(bool) * nnames);
 		for (int i = 0; i < nnames; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(reldesc, attnums[i] - 1);
 
-			r->nulls[i] = allnulls[attnums[i] - 1];
+			r->nulls[i] = slot->tts_isnull[attnums[i] - 1];
 			r->values[i] = r->nulls[i] ? (Datum) 0 :
-				datumCopy(all[attnums[i] - 1], att->attbyval, att->attlen);
+				datumCopy(slot->tts_values[attnums[i] - 1], att->attbyval, att->attlen);
 		}
 	}
 	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
 
 	if (nread > 1 && norder > 0)
 		qsort_arg(read, nread, sizeof(RuleRow), rule_row_cmp, &sort);
