@@ -1650,3 +1650,133 @@ COMMENT ON FUNCTION onboarding.in_progress(text, onboarding.provider, text) IS
     'is an entity in this status on its way (a legal move leaves it, and it is not settled)? read by stuck() and in_progress_entities';
 COMMENT ON FUNCTION onboarding.in_progress_labels(text[], anyarray) IS
     'the labels in which an entity of one of entities is on its way for some provider (in_progress_entities reads those rows only)';
+
+-- ---------------------------------------------------------------------------
+-- check_rules() (0.3.0): the rules that cannot match or resolve, each with
+-- the row to fix.  Rules alone: a value_rule of an event no event_rule
+-- names, a status_map row under an event name no event_rule sends, a code
+-- transform naming a code table with no rows.  Against the deliveries seen
+-- (the latest 1,000 of each event rule, and of each provider): the paths of
+-- subject, key, status and time that resolve in none of them (other fields
+-- are optional: a body may lack them), and provider statuses that no
+-- status_map row maps (deliveries stored unrecognized).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION onboarding.check_rules(provider onboarding.provider DEFAULT NULL)
+    RETURNS TABLE (provider onboarding.provider, rule_table text, rule jsonb, problem text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH events AS (     -- each event rule with its latest deliveries
+        SELECT e.provider, e.event_type, e.match, coalesce(e.rule_event, e.event_type) AS rule_event
+          FROM onboarding.event_rule e
+         WHERE check_rules.provider IS NULL OR e.provider = check_rules.provider
+    ), seen AS (
+        SELECT ev.provider, ev.event_type, d.payload
+          FROM events ev
+          CROSS JOIN LATERAL (
+                SELECT i.payload FROM onboarding.inbox i
+                 WHERE i.provider = ev.provider AND i.payload IS NOT NULL
+                   AND (CASE ev.match WHEN 'exact' THEN i.event_type = ev.event_type
+                                      ELSE strpos(i.event_type, ev.event_type) > 0 END)
+                 ORDER BY i.id DESC LIMIT 1000) d
+    ), seen_provider AS (
+        SELECT p.provider, d.payload
+          FROM onboarding.provider_rule p
+          CROSS JOIN LATERAL (
+                SELECT i.payload FROM onboarding.inbox i
+                 WHERE i.provider = p.provider AND i.payload IS NOT NULL
+                 ORDER BY i.id DESC LIMIT 1000) d
+         WHERE check_rules.provider IS NULL OR p.provider = check_rules.provider
+    ), value_rules AS (
+        SELECT v.*, jsonb_build_object('provider', v.provider, 'event_type', v.event_type,
+                                       'entity', v.entity, 'field', v.field, 'position', v.position) AS k
+          FROM onboarding.value_rule v
+         WHERE check_rules.provider IS NULL OR v.provider = check_rules.provider
+    )
+    -- a value_rule of an event that no event_rule names: it never applies
+    SELECT v.provider, 'value_rule', v.k,
+           format('no event_rule of %s has event_type %L: this rule never applies', v.provider, v.event_type)
+      FROM value_rules v
+     WHERE v.event_type <> '*'
+       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.provider = v.provider AND e.event_type = v.event_type)
+    UNION ALL
+    -- a status_map row under an event name that no event_rule sends
+    SELECT m.provider, 'status_map',
+           jsonb_build_object('provider', m.provider, 'event_type', m.event_type,
+                              'status_raw', m.status_raw, 'entity', m.entity),
+           format('no event_rule of %s has %L as its rule_event (or event_type): this row never maps a status',
+                  m.provider, m.event_type)
+      FROM onboarding.status_map m
+     WHERE (check_rules.provider IS NULL OR m.provider = check_rules.provider)
+       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.provider = m.provider AND e.rule_event = m.event_type)
+    UNION ALL
+    -- a code transform naming a code table that has no rows
+    SELECT v.provider, 'value_rule', v.k,
+           format('code table %L has no rows in onboarding.code_map', v.arg)
+      FROM value_rules v
+     WHERE v.transform = 'code'
+       AND NOT EXISTS (SELECT 1 FROM onboarding.code_map c WHERE c.code_table = v.arg)
+    UNION ALL
+    -- subject, key and status: the rows of one (event, entity, field) are
+    -- alternatives, tried in position order; reported when the paths of none
+    -- of them resolve in any delivery seen of their event
+    SELECT g.provider, 'value_rule',
+           jsonb_build_object('provider', g.provider, 'event_type', g.event_type,
+                              'entity', g.entity, 'field', g.field),
+           format('none of the paths %s resolves in the %s latest deliveries of %s',
+                  g.paths::text, n.deliveries,
+                  CASE g.event_type WHEN '*' THEN 'provider ' || g.provider ELSE 'event ' || g.event_type END)
+      FROM (SELECT v.provider, v.event_type, v.entity, v.field,
+                   array_agg(p ORDER BY v.position, o) AS paths
+              FROM value_rules v, unnest(v.paths) WITH ORDINALITY AS u (p, o)
+             WHERE v.field IN ('subject', 'key', 'status')  -- what recognition needs; other fields are optional
+               AND v.transform NOT IN ('template', 'const')
+             GROUP BY 1, 2, 3, 4
+            HAVING bool_and(p NOT LIKE '@%')) g
+      CROSS JOIN LATERAL (
+            SELECT count(*) AS deliveries,
+                   count(*) FILTER (WHERE EXISTS (
+                        SELECT 1 FROM unnest(g.paths) p
+                         WHERE s.payload #> string_to_array(p, '.') IS NOT NULL)) AS resolved
+              FROM (SELECT payload FROM seen s WHERE s.provider = g.provider AND s.event_type = g.event_type
+                    UNION ALL
+                    SELECT payload FROM seen_provider s WHERE g.event_type = '*' AND s.provider = g.provider) s
+          ) n
+     WHERE n.deliveries > 0 AND n.resolved = 0
+    UNION ALL
+    -- the provider's time paths, in none of its deliveries seen
+    SELECT p.provider, 'provider_rule', jsonb_build_object('provider', p.provider),
+           format('none of the time paths %s resolves in the %s latest deliveries of %s',
+                  p.time_paths::text, n.deliveries, p.provider)
+      FROM onboarding.provider_rule p
+      CROSS JOIN LATERAL (
+            SELECT count(*) AS deliveries,
+                   count(*) FILTER (WHERE EXISTS (
+                        SELECT 1 FROM unnest(p.time_paths) t
+                         WHERE s.payload #> string_to_array(t, '.') IS NOT NULL)) AS resolved
+              FROM seen_provider s WHERE s.provider = p.provider) n
+     WHERE (check_rules.provider IS NULL OR p.provider = check_rules.provider)
+       AND cardinality(p.time_paths) > 0 AND n.deliveries > 0 AND n.resolved = 0
+    UNION ALL
+    -- provider statuses that no status_map row maps, under the rule_event
+    -- their row needs
+    SELECT i.provider, 'status_map',
+           jsonb_build_object('provider', i.provider, 'event_type', coalesce(ev.rule_event, i.event_type),
+                              'status_raw', i.status_raw),
+           format('%s %s of event %s with status %L stored unrecognized: no status_map row of event_type %L maps it',
+                  count(*), CASE count(*) WHEN 1 THEN 'delivery' ELSE 'deliveries' END,
+                  i.event_type, i.status_raw, coalesce(ev.rule_event, i.event_type))
+      FROM onboarding.inbox i
+      LEFT JOIN LATERAL (
+            SELECT e.rule_event FROM events e
+             WHERE e.provider = i.provider
+               AND (CASE e.match WHEN 'exact' THEN i.event_type = e.event_type
+                                 ELSE strpos(i.event_type, e.event_type) > 0 END)
+             LIMIT 1) ev ON true
+     WHERE i.outcome = 'unrecognized' AND i.provider IS NOT NULL AND i.status_raw IS NOT NULL
+       AND (check_rules.provider IS NULL OR i.provider = check_rules.provider)
+     GROUP BY i.provider, i.event_type, i.status_raw, ev.rule_event
+    ORDER BY 1, 2, 3
+    $$;
+COMMENT ON FUNCTION onboarding.check_rules(onboarding.provider) IS
+    'the rules of a provider (or of all) that cannot match or resolve, each with the row to fix: value rules of unknown events, status_map rows no event sends, missing code tables, paths absent from the deliveries seen, statuses no row maps';
