@@ -231,7 +231,7 @@ COMMENT ON TABLE onboarding.closure IS
 COMMENT ON TABLE onboarding.history IS
     'every status change of every entity, in event order per entity, with the delivery (inbox_id) that made it; rewritten by late deliveries and rebuild()';
 COMMENT ON SEQUENCE onboarding.inbox_id_seq IS 'identity of onboarding.inbox.id: arrival order';
-COMMENT ON SEQUENCE onboarding.history_id_seq IS 'identity of onboarding.history.id: event order within an entity';
+COMMENT ON SEQUENCE onboarding.history_id_seq IS 'identity of onboarding.history.id: the order rows were written (an entity''s event order is event_at, then id)';
 COMMENT ON SEQUENCE onboarding.transition_id_seq IS 'identity of onboarding.transition.id';
 COMMENT ON SEQUENCE onboarding.settled_status_id_seq IS 'identity of onboarding.settled_status.id';
 COMMENT ON TYPE onboarding.provider IS 'a Banking-as-a-Service provider; a label added here, with its rule rows, teaches a new one';
@@ -402,3 +402,35 @@ CREATE FUNCTION onboarding.check_rules(provider onboarding.provider DEFAULT NULL
     $$;
 COMMENT ON FUNCTION onboarding.check_rules(onboarding.provider) IS
     'the rules of a provider (or of all) that cannot match or resolve, each with the row to fix: value rules of unknown events, status_map rows no event sends, missing code tables, paths absent from the deliveries seen, statuses no row maps';
+
+-- A late delivery refolds only what its arrival changes (derive.c, "The
+-- bounded refold"): it reads the deliveries after its place in event time,
+-- and the status just before it from history, through these two indexes.
+-- Duplicate detection searches the same body's provider, subject and time.
+DROP INDEX onboarding.inbox_group_idx;
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, event_at, body_hash)
+    WITH (deduplicate_items = off);
+DROP INDEX onboarding.history_entity_idx;
+CREATE INDEX history_entity_idx ON onboarding.history (entity_key, event_at);
+
+-- History rows a bounded refold writes take new ids at their place in the
+-- middle of an entity's history: event order is event_at, then id.
+CREATE OR REPLACE VIEW onboarding.stage_durations WITH (security_invoker = true) AS
+WITH spans AS (
+    SELECT provider, entity, to_status AS status,
+           lead(event_at) OVER w - event_at AS spent
+      FROM (SELECT h.*,
+                   -- a change without a time sits right after the latest
+                   -- event before it (ids are in event order up to there)
+                   coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY h.provider, h.entity,
+                            h.entity_key ORDER BY h.id)) AS place
+              FROM onboarding.history h) h
+    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY place, id)
+)
+SELECT provider, entity, status, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY spent) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY spent) AS p90,
+       max(spent) AS max
+  FROM spans
+ WHERE spent IS NOT NULL
+ GROUP BY provider, entity, status;

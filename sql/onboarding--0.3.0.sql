@@ -142,11 +142,13 @@ COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this overrid
 
 -- the inbox's one secondary index: every delivery of a group (provider,
 -- subject), which a late delivery folds again (derive.c) and timeline() reads
--- besides history; and, with body_hash, the candidates duplicate detection
--- compares against (the same body has the same provider and subject)
+-- besides history; in event time, the deliveries placed after a late one
+-- (the bounded refold reads only those); and, with body_hash, the candidates
+-- duplicate detection compares against (the same body has the same
+-- provider, subject and event time)
 -- (body_hash sets almost every key apart: btree deduplication would find
 -- nothing to merge, and a page would pay for the search before each split)
-CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, body_hash)
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, event_at, body_hash)
     WITH (deduplicate_items = off);
 
 CREATE FUNCTION onboarding.inbox_before_insert() RETURNS trigger
@@ -316,11 +318,11 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
 CREATE INDEX account_tax_id_idx ON onboarding.account (tax_id);
 CREATE INDEX proposal_tax_id_idx ON onboarding.proposal (tax_id);
 CREATE INDEX document_tax_id_idx ON onboarding.document (tax_id);
--- history by entity: found by equality only, so a hash index on entity_key,
--- the column that tells rows apart (provider and entity are compared row by
--- row); each delivery's history row inserts a hash entry, cheaper than a
--- btree's three text columns
-CREATE INDEX history_entity_idx ON onboarding.history USING hash (entity_key);
+-- history by entity, in event time: entity_key tells rows apart (provider
+-- and entity are compared row by row); event_at lets a late delivery read
+-- the status just before its place, and the rows after it, without reading
+-- the entity's whole history
+CREATE INDEX history_entity_idx ON onboarding.history (entity_key, event_at);
 
 CREATE FUNCTION onboarding.state_before_update() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_state_before_update' LANGUAGE C;
@@ -1369,8 +1371,13 @@ CREATE VIEW onboarding.stage_durations WITH (security_invoker = true) AS
 WITH spans AS (
     SELECT provider, entity, to_status AS status,
            lead(event_at) OVER w - event_at AS spent
-      FROM onboarding.history
-    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY id)
+      FROM (SELECT h.*,
+                   -- a change without a time sits right after the latest
+                   -- event before it (ids are in event order up to there)
+                   coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY h.provider, h.entity,
+                            h.entity_key ORDER BY h.id)) AS place
+              FROM onboarding.history h) h
+    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY place, id)
 )
 SELECT provider, entity, status, count(*) AS n,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY spent) AS p50,
@@ -1609,7 +1616,7 @@ COMMENT ON TABLE onboarding.closure IS
 COMMENT ON TABLE onboarding.history IS
     'every status change of every entity, in event order per entity, with the delivery (inbox_id) that made it; rewritten by late deliveries and rebuild()';
 COMMENT ON SEQUENCE onboarding.inbox_id_seq IS 'identity of onboarding.inbox.id: arrival order';
-COMMENT ON SEQUENCE onboarding.history_id_seq IS 'identity of onboarding.history.id: event order within an entity';
+COMMENT ON SEQUENCE onboarding.history_id_seq IS 'identity of onboarding.history.id: the order rows were written (an entity''s event order is event_at, then id)';
 COMMENT ON SEQUENCE onboarding.transition_id_seq IS 'identity of onboarding.transition.id';
 COMMENT ON SEQUENCE onboarding.settled_status_id_seq IS 'identity of onboarding.settled_status.id';
 COMMENT ON TYPE onboarding.provider IS 'a Banking-as-a-Service provider; a label added here, with its rule rows, teaches a new one';

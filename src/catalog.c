@@ -24,6 +24,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "access/htup_details.h"
 #include "utils/catcache.h"
@@ -337,6 +338,15 @@ onboarding_inbox_oids(void)
 		fresh.inbox = onboarding_relation_oid("inbox");
 		fresh.group_index = get_relname_relid("inbox_group_idx", onboarding_schema_oid());
 		fresh.hash_index = get_relname_relid("inbox_body_hash_idx", onboarding_schema_oid());
+		fresh.group_by_time = false;
+		if (OidIsValid(fresh.group_index))
+		{
+			tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(fresh.group_index));
+			if (!HeapTupleIsValid(tup))
+				elog(ERROR, "cache lookup failed for index %u", fresh.group_index);
+			fresh.group_by_time = ((Form_pg_index) GETSTRUCT(tup))->indnatts == 4;
+			ReleaseSysCache(tup);
+		}
 		if (!OidIsValid(fresh.group_index) && !OidIsValid(fresh.hash_index))
 			elog(ERROR, "onboarding.inbox has neither inbox_group_idx nor inbox_body_hash_idx");
 		fresh.pkey_index = onboarding_relation_oid("inbox_pkey");

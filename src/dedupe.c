@@ -179,7 +179,7 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 	ObStore    *store;
 	Relation	index;
 	SnapshotData dirty;
-	ScanKeyData keys[3];
+	ScanKeyData keys[4];
 	int			nkeys = 0;
 	TupleTableSlot *slot;
 	int64		found = 0;
@@ -210,7 +210,12 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 				   ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
 		dedupe_key(&keys[nkeys++], 2, d->subject == NULL, index->rd_indcollation[1],
 				   F_TEXTEQ, d->subject == NULL ? (Datum) 0 : CStringGetTextDatum(d->subject));
-		ScanKeyEntryInitialize(&keys[nkeys++], 0, 3, BTEqualStrategyNumber, InvalidOid,
+		/* the same body has the same time (0.3.0's index has event_at before body_hash) */
+		if (oids->group_by_time)
+			dedupe_key(&keys[nkeys++], 3, !d->has_event_at, InvalidOid, F_TIMESTAMPTZ_EQ,
+					   d->has_event_at ? TimestampTzGetDatum(d->event_at) : (Datum) 0);
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, oids->group_by_time ? 4 : 3,
+							   BTEqualStrategyNumber, InvalidOid,
 							   InvalidOid, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
 	}
 	else

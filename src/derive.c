@@ -65,6 +65,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
@@ -282,7 +283,11 @@ typedef struct EntState
 	/* group fold */
 	bool		has_max_at;		/* latest time among deliveries placed so far */
 	TimestampTz max_at;
-	int64		min_id_after;	/* smallest id among later deliveries (stale) */
+	int64	   *later;			/* ids of later deliveries that may make an
+								 * earlier one stale, nearest on top (group_fold) */
+	int			nlater;
+	/* bounded refold: fields and provider_status the fold has set */
+	bool	   *set;
 } EntState;
 
 /* What one delivery does to one entity row */
@@ -315,6 +320,19 @@ typedef struct Fold
 	List	   *history;		/* HistRow *, in the order made */
 } Fold;
 
+/* A bounded refold, planned: what it writes */
+typedef struct Window
+{
+	bool		ready;			/* planned: write it (window_write) */
+	Fold		fnew;			/* the rows with L, their final values */
+	List	   *rewrite;		/* GroupItem * judged otherwise than stored */
+	List	   *removed;		/* ItemPointer: history rows no longer made */
+	List	   *added;			/* HistRow *: history rows newly made */
+	EntState   *stale_ent;		/* L is stale: the row, */
+	int64		stale_id;		/* and the delivery after it that came first */
+	int			read;			/* deliveries read after L's place */
+} Window;
+
 /* The verdict of §6 for one status column */
 typedef enum Verdict
 {
@@ -334,6 +352,11 @@ static EntState *group_gather(Relation inbox, const ObInboxAtts *atts, ObDeliver
 							  List **items, HTAB *pool);
 static EntState *derive_lock_nowait(ObProvider provider, List *ents);
 static void hist_values(Oid provider, HistRow *h, Datum **valuesp, bool **nullsp);
+static void derive_stale(ObDelivery *d, EntState *e, int64 later_id);
+
+static bool window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f,
+						HTAB *pool, Window *w);
+static void window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Window *w);
 
 /* The row of (table, key) the fold knows, added when new. */
 static EntState *
@@ -356,7 +379,6 @@ fold_ent(Fold *f, ObTable table, const char *key)
 	e->values = palloc0(cols->natts * sizeof(Datum));
 	e->nulls = palloc(cols->natts * sizeof(bool));
 	memset(e->nulls, true, cols->natts * sizeof(bool));
-	e->min_id_after = PG_INT64_MAX;
 	ItemPointerSetInvalid(&e->row.tid);
 	f->ents = lappend(f->ents, e);
 	return e;
@@ -653,6 +675,8 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 	{
 		e->values[cols->provider_status] = CStringGetTextDatum(provider_status);
 		e->nulls[cols->provider_status] = false;
+		if (e->set != NULL)
+			e->set[cols->provider_status] = true;
 	}
 
 	/* other fields: the first effect on this row that carries one provides it */
@@ -670,6 +694,8 @@ fold_apply(Fold *f, ObDelivery *d, Touch *t)
 		e->nulls[cols->fields[fi]] = (src->carried[field] == OB_CARRIED_NULL);
 		if (src->carried[field] == OB_CARRIED)
 			e->values[cols->fields[fi]] = src->values[field];
+		if (e->set != NULL)
+			e->set[cols->fields[fi]] = true;
 	}
 
 	/* proposal.flow: set once, by the first check in event order */
@@ -1463,7 +1489,8 @@ derive_lock_nowait(ObProvider provider, List *ents)
  * the delivery is late; the group's deliveries it read are left in pool.
  */
 static bool
-derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTAB *pool)
+derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTAB *pool,
+				  Window *w)
 {
 	for (;;)
 	{
@@ -1482,7 +1509,8 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *
 			{
 				foreach(lc, f->ents)
 					late |= !derive_in_order(d, (EntState *) lfirst(lc));
-				if (late)
+				/* late: its window if that says it all, else its group's rows too */
+				if (late && !window_plan(inbox, atts, d, f, pool, w))
 				{
 					Fold		g;
 					List	   *items;
@@ -1529,6 +1557,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	HTAB	   *pool = NULL;
 	char	   *why = NULL;
 	int64		culprit = 0;
+	Window		w = {0};
 
 	Assert(d->effects != NIL);
 	f.provider = d->provider;
@@ -1537,17 +1566,26 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	if (!dry_run && !onboarding_store_holds_rows())
 	{
 		pool = group_pool_create();
-		late = derive_lock_fresh(inbox, atts, d, &f, pool);
+		late = derive_lock_fresh(inbox, atts, d, &f, pool, &w);
 	}
 	else
 	{
 		derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
 		foreach(lc, f.ents)
 			late |= !derive_in_order(d, (EntState *) lfirst(lc));
+		if (late && !dry_run)
+		{
+			pool = group_pool_create();
+			(void) window_plan(inbox, atts, d, &f, pool, &w);
+		}
 	}
 	if (late)
 	{
-		derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), dry_run, pool);
+		/* what its arrival changes, or its whole group */
+		if (w.ready)
+			window_write(inbox, atts, d, &w);
+		else
+			derive_group(inbox, atts, d, d->provider, derive_subjects(d, &f), dry_run, pool);
 		return;
 	}
 
@@ -1599,7 +1637,7 @@ typedef struct GroupItem
 {
 	ObDelivery *d;
 	ObDelivery	prepared;		/* *d as prepared, before any fold judged it */
-	int			prepared_detail;	/* the length of its detail then */
+	char	   *prepared_detail;	/* its detail then */
 	HeapTuple	stored;			/* its inbox row; NULL for the one being inserted */
 	List	   *touches;		/* Touch *, when it takes part in the fold */
 	bool		has_at;			/* its place: time ... */
@@ -1683,17 +1721,18 @@ group_pool_create(void)
 
 /*
  * A delivery as it was prepared again: prepared is its copy then, and
- * detail_len the length its detail had (the detail's buffer is kept).
+ * detail the text its detail had (a verdict puts its sentence first, so
+ * the text is kept, not only its length; the detail's buffer is kept).
  */
 static void
-delivery_reset(ObDelivery *d, const ObDelivery *prepared, int detail_len)
+delivery_reset(ObDelivery *d, const ObDelivery *prepared, const char *detail)
 {
-	StringInfoData detail = d->detail;
+	StringInfoData buf = d->detail;
 
 	*d = *prepared;
-	detail.len = detail_len;
-	detail.data[detail.len] = '\0';
-	d->detail = detail;
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, detail);
+	d->detail = buf;
 }
 
 /* Undo what a fold did to a pooled delivery: it is as prepared again. */
@@ -1743,7 +1782,7 @@ group_item_read(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
 			(uint64) DatumGetInt64(hash);
 	}
 	it->prepared = *it->d;
-	it->prepared_detail = it->d->detail.len;
+	it->prepared_detail = pstrdup(it->d->detail.data);
 	return it;
 }
 
@@ -1913,10 +1952,20 @@ group_place(Fold *f, List *items)
 	}
 }
 
+/* Say that an applied delivery is stale: delivery later_id of row e came after it and arrived first. */
+static void
+derive_stale(ObDelivery *d, EntState *e, int64 later_id)
+{
+	onboarding_decide(d, OB_STALE,
+					  "arrived after a later event of %s %s (delivery %lld); applied at its place in event order",
+					  table_names[e->table], onboarding_clip(e->key, 200), (long long) later_id);
+}
+
 /*
  * Fold the group in event order from nothing, then say which applied
  * deliveries are stale: they arrived after a later event of a row they
- * touch.
+ * touch.  The detail names the first delivery after it in event order
+ * that arrived before it (the bounded refold finds the same one).
  */
 static void
 group_fold(Fold *f, List *ordered)
@@ -1929,7 +1978,8 @@ group_fold(Fold *f, List *ordered)
 		EntState   *e = (EntState *) lfirst(lc);
 
 		e->exists = false;
-		e->min_id_after = PG_INT64_MAX;
+		e->later = palloc(Max(list_length(ordered), 1) * sizeof(int64));
+		e->nlater = 0;
 	}
 	foreach(lc, ordered)
 	{
@@ -1944,6 +1994,7 @@ group_fold(Fold *f, List *ordered)
 		GroupItem  *it = (GroupItem *) list_nth(ordered, i);
 		ObDelivery *d = it->d;
 		EntState   *later = NULL;
+		int64		later_id = 0;
 
 		if (d->outcome == OB_DUPLICATE)
 			continue;
@@ -1951,15 +2002,22 @@ group_fold(Fold *f, List *ordered)
 		{
 			EntState   *e = ((Touch *) lfirst(lt))->ent;
 
-			if (e->min_id_after < d->id && later == NULL)
+			/*
+			 * e->later: the later deliveries that arrived before every one
+			 * between them and d, nearest on top (ids rise to the top); the
+			 * first one below d's id is the nearest that arrived before d.
+			 */
+			while (e->nlater > 0 && e->later[e->nlater - 1] > d->id)
+				e->nlater--;
+			if (e->nlater > 0 && later == NULL)
+			{
 				later = e;
-			e->min_id_after = Min(e->min_id_after, d->id);
+				later_id = e->later[e->nlater - 1];
+			}
+			e->later[e->nlater++] = d->id;
 		}
 		if (later != NULL && d->outcome == OB_APPLIED)
-			onboarding_decide(d, OB_STALE,
-							  "arrived after a later event of %s %s (delivery %lld); applied at its place in event order",
-							  table_names[later->table], onboarding_clip(later->key, 200),
-							  (long long) later->min_id_after);
+			derive_stale(d, later, later_id);
 	}
 }
 
@@ -2101,14 +2159,14 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 	char	   *why = NULL;
 	int64		culprit = 0;
 	ObDelivery	late_prepared;	/* late as prepared, for each attempt */
-	int			late_detail = 0;
+	char	   *late_detail = NULL;
 
 	if (pool == NULL)
 		pool = group_pool_create();
 	if (late != NULL)
 	{
 		late_prepared = *late;
-		late_detail = late->detail.len;
+		late_detail = pstrdup(late->detail.data);
 	}
 	for (int attempt = 1; attempt <= OB_MAX_ATTEMPTS; attempt++)
 	{
@@ -2199,6 +2257,633 @@ derive_group(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
 					onboarding_clip((const char *) linitial(subjects), 64)),
 			 errdetail("Others delivered to it or created its rows %d times while it was derived.",
 					   OB_MAX_ATTEMPTS)));
+}
+
+/* ---------------------------------------------------------------------
+ * The bounded refold: a late delivery refolds only what its arrival changes
+ * ---------------------------------------------------------------------
+ *
+ * A late delivery L at time t needs, for the rows it touches, the state
+ * just before its place and the deliveries after it, not its whole group.
+ * The status before t comes from history (the latest row before t, found
+ * through history's index by (entity_key, event_at)); the other columns
+ * are unknown there and start empty, each marked set once a delivery of
+ * the window writes it.  Two folds then run side by side over the
+ * deliveries after t, read in event time through the inbox's group index:
+ * the old one (without L, as the stored state was made) and the new one
+ * (with L).  As soon as their rows are equal after the same delivery,
+ * every later delivery meets the same state in both, and the stored rows
+ * stand as they are; only the deliveries between judged otherwise, and
+ * the history rows made otherwise, are rewritten.  Columns that add up
+ * over every delivery (first_event_at, last_received_at, subjects) take
+ * L's share.
+ *
+ * The old fold must give back what is stored (the outcomes of the
+ * deliveries it meets); where it does not, or where the window cannot say
+ * what the whole fold would (a delivery without a time in the group,
+ * events at the same time as L's or each other's, a delivery that touches
+ * rows L does not, several subjects, a user's additions to the tables, an
+ * illegal delivery that L makes legal), the group is folded whole, as
+ * before.  So the two paths can never disagree on a result.
+ */
+
+
+/* Deliveries a bounded refold may read after its place before it gives up */
+#define OB_WINDOW_MAX 64
+
+/* Which columns of a state table a bounded refold treats apart */
+typedef enum WinCol
+{
+	WC_KEEP,					/* provider, key, a user's: as stored */
+	WC_STATUS,					/* a status: known just before the place */
+	WC_FLOW,					/* proposal.flow: known just before the place */
+	WC_SET,						/* fields, provider_status: set by a delivery */
+	WC_LATEST,					/* times and ids of the latest event: empty before */
+	WC_ADD						/* first_event_at, last_received_at, subjects */
+} WinCol;
+
+/* How a bounded refold treats column i of a table. */
+static WinCol
+window_col(const TableDef *def, TableCols *cols, int i)
+{
+	if (!cols->owned[i] || i == cols->provider || i == cols->key)
+		return WC_KEEP;
+	for (int c = 0; c < def->nstatus; c++)
+	{
+		if (i == cols->status[c])
+			return WC_STATUS;
+		if (i == cols->statustime[c])
+			return WC_LATEST;
+	}
+	if (i == cols->flow)
+		return WC_FLOW;
+	if (i == cols->provider_status)
+		return WC_SET;
+	for (int f = 0; f < def->nfields; f++)
+		if (i == cols->fields[f])
+			return WC_SET;
+	if (i == cols->first_event_at || i == cols->last_received_at || i == cols->subjects)
+		return WC_ADD;
+	return WC_LATEST;			/* last_event_at, last_inbox_id, last_seen_id */
+}
+
+/* A copy of a row of a fold, for another fold. */
+static EntState *
+window_copy(EntState *e)
+{
+	TableCols  *cols;
+	EntState   *c = palloc(sizeof(EntState));
+
+	(void) derive_open(e->table, &cols);
+	*c = *e;
+	c->values = palloc(cols->natts * sizeof(Datum));
+	c->nulls = palloc(cols->natts * sizeof(bool));
+	memcpy(c->values, e->values, cols->natts * sizeof(Datum));
+	memcpy(c->nulls, e->nulls, cols->natts * sizeof(bool));
+	c->set = palloc0(cols->natts * sizeof(bool));
+	return c;
+}
+
+/*
+ * A stored row as it was just before time t: its statuses from history,
+ * the other columns it takes from deliveries empty.  Returns false when
+ * history cannot say (no index by time).
+ */
+static bool
+window_before(ObProvider provider, EntState *e, TimestampTz t)
+{
+	const TableDef *def = &tables[e->table];
+	TableCols  *cols;
+	bool		existed = false;
+	bool		checked = false;
+
+	(void) derive_open(e->table, &cols);
+	for (int c = 0; c < def->nstatus; c++)
+	{
+		char	   *status;
+
+		if (!onboarding_store_history_before(onboarding_provider_oid(provider),
+											 onboarding_entity_names[derive_entity(e->table, c)],
+											 e->key, t, &status))
+			return false;
+		e->nulls[cols->status[c]] = (status == NULL);
+		if (status != NULL)
+			e->values[cols->status[c]] =
+				ObjectIdGetDatum(onboarding_status_oid(derive_graph(e->table, c), status));
+		existed |= (status != NULL);
+		checked |= (c > 0 && status != NULL);
+	}
+	for (int i = 0; i < cols->natts; i++)
+		switch (window_col(def, cols, i))
+		{
+			case WC_KEEP:
+			case WC_STATUS:
+				break;
+			case WC_FLOW:
+				/* set by the first check in event order: before t, or not yet */
+				if (!checked)
+					e->nulls[i] = true;
+				break;
+			case WC_ADD:
+				if (i != cols->subjects)
+					e->nulls[i] = true;
+				break;
+			case WC_SET:
+			case WC_LATEST:
+				e->nulls[i] = true;
+				break;
+		}
+	e->exists = existed;
+	return true;
+}
+
+/* Are the rows of two folds the same, but for the columns that add up? */
+static bool
+window_same(Fold *a, Fold *b)
+{
+	ListCell   *la,
+			   *lb;
+
+	forboth(la, a->ents, lb, b->ents)
+	{
+		EntState   *x = (EntState *) lfirst(la);
+		EntState   *y = (EntState *) lfirst(lb);
+		const TableDef *def = &tables[x->table];
+		TableCols  *cols;
+		TupleDesc	desc = onboarding_store_desc(derive_open(x->table, &cols));
+
+		if (x->exists != y->exists)
+			return false;
+		for (int i = 0; i < cols->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			WinCol		kind = window_col(def, cols, i);
+
+			if (kind == WC_KEEP || kind == WC_ADD)
+				continue;
+			if (x->nulls[i] != y->nulls[i] || (kind == WC_SET && x->set[i] != y->set[i]))
+				return false;
+			if (!x->nulls[i] && !datumIsEqual(x->values[i], y->values[i], att->attbyval, att->attlen))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The final values of the rows: the stored ones where the two folds met
+ * (converged), else the new fold's where it set them.  Returns false when
+ * a column the old fold set in the window and the new one did not needs
+ * its value from before the place, which no one kept.
+ */
+static bool
+window_final(Window *w, Fold *old, List *stored, ObDelivery *late, bool converged)
+{
+	ListCell   *ln,
+			   *lo,
+			   *ls;
+
+	forthree(ln, w->fnew.ents, lo, old->ents, ls, stored)
+	{
+		EntState   *n = (EntState *) lfirst(ln);
+		EntState   *o = (EntState *) lfirst(lo);
+		EntState   *s = (EntState *) lfirst(ls);
+		const TableDef *def = &tables[n->table];
+		TableCols  *cols;
+		TupleDesc	desc = onboarding_store_desc(derive_open(n->table, &cols));
+
+		for (int i = 0; i < cols->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			WinCol		kind = window_col(def, cols, i);
+			bool		new_set,
+						old_set;
+
+			if (kind == WC_KEEP || kind == WC_ADD || converged)
+			{
+				n->values[i] = s->values[i];
+				n->nulls[i] = s->nulls[i];
+				continue;
+			}
+			new_set = kind == WC_SET ? n->set[i] : (kind != WC_LATEST || !n->nulls[i]);
+			old_set = kind == WC_SET ? o->set[i] : (kind != WC_LATEST || !o->nulls[i]);
+			if (old_set && kind != WC_STATUS && kind != WC_FLOW &&
+				(s->nulls[i] != o->nulls[i] ||
+				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				return false;	/* the old fold does not give back what is stored */
+			if ((kind == WC_STATUS || kind == WC_FLOW) &&
+				(s->nulls[i] != o->nulls[i] ||
+				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				return false;
+			if (!new_set)
+			{
+				if (old_set)
+					return false;	/* its value before the place is not known */
+				n->values[i] = s->values[i];
+				n->nulls[i] = s->nulls[i];
+			}
+		}
+		n->exists = true;
+		/* what adds up over every delivery: L's share */
+		derive_bound(&n->values[cols->first_event_at], &n->nulls[cols->first_event_at],
+					 late->has_order_at, late->order_at, false);
+		if (cols->last_received_at >= 0)
+			derive_bound(&n->values[cols->last_received_at], &n->nulls[cols->last_received_at],
+						 late->has_received_at, late->received_at, true);
+		ent_add_subject(n, late->subject);
+	}
+	return true;
+}
+
+/* Do two history rows say the same? */
+static bool
+hist_same(const HistRow *a, const HistRow *b)
+{
+#define STREQ(x, y) ((x) == NULL ? (y) == NULL : ((y) != NULL && strcmp((x), (y)) == 0))
+	return a->entity == b->entity && a->inbox_id == b->inbox_id && a->has_at == b->has_at &&
+		(!a->has_at || a->at == b->at) && STREQ(a->key, b->key) && STREQ(a->from, b->from) &&
+		STREQ(a->to, b->to) && STREQ(a->reason, b->reason);
+#undef STREQ
+}
+
+/*
+ * The history rows the old fold made and the new one does not (found in
+ * the table: w->removed), and those the new one made that are new
+ * (w->added).  Returns false when a row the old fold made is not stored.
+ */
+static bool
+window_history(Window *w, Fold *old)
+{
+	ListCell   *lo,
+			   *ln;
+	Oid			provider = onboarding_provider_oid(old->provider);
+
+	foreach(lo, old->history)
+	{
+		HistRow    *h = (HistRow *) lfirst(lo);
+		bool		kept = false;
+		ItemPointer tid;
+
+		foreach(ln, w->fnew.history)
+			kept |= hist_same(h, (HistRow *) lfirst(ln));
+		if (kept)
+			continue;
+		tid = palloc(sizeof(ItemPointerData));
+		if (!h->has_at ||
+			!onboarding_store_history_find(provider, onboarding_entity_names[h->entity], h->key,
+										   h->at, h->inbox_id, h->from, h->to, tid))
+			return false;
+		w->removed = lappend(w->removed, tid);
+	}
+	foreach(ln, w->fnew.history)
+	{
+		HistRow    *h = (HistRow *) lfirst(ln);
+		bool		known = false;
+
+		foreach(lo, old->history)
+			known |= hist_same(h, (HistRow *) lfirst(lo));
+		if (!known)
+			w->added = lappend(w->added, h);
+	}
+	return true;
+}
+
+/*
+ * The deliveries of a group after time t in event time, read one by one
+ * (the inbox's group index is (provider, subject, event_at, body_hash)).
+ * Deliveries other transactions are still inserting are left out, as the
+ * group fold leaves them (they hold the rows they touch).
+ */
+typedef struct WindowScan
+{
+	SysScanDesc scan;
+	SnapshotData dirty;
+	ScanKeyData keys[3];
+} WindowScan;
+
+static void
+window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObProvider provider,
+				  const char *subject, bool timeless, TimestampTz t)
+{
+	InitDirtySnapshot(ws->dirty);
+	ScanKeyEntryInitialize(&ws->keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
+	ScanKeyEntryInitialize(&ws->keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+	if (timeless)
+		ScanKeyEntryInitialize(&ws->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
+							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	else
+		ScanKeyEntryInitialize(&ws->keys[2], 0, atts->event_at, BTGreaterEqualStrategyNumber,
+							   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
+	ws->scan = systable_beginscan(inbox, onboarding_inbox_oids()->group_index, true, &ws->dirty,
+								  3, ws->keys);
+}
+
+/* The next stored delivery, or NULL at the end. */
+static HeapTuple
+window_scan_next(WindowScan *ws)
+{
+	HeapTuple	tup;
+
+	while (HeapTupleIsValid(tup = systable_getnext(ws->scan)))
+		if (!TransactionIdIsValid(ws->dirty.xmin))
+			return tup;
+	return NULL;
+}
+
+/* The stored outcome of an inbox row. */
+static ObOutcome
+window_outcome(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		isnull;
+	Oid			oid = DatumGetObjectId(heap_getattr(tup, atts->outcome, desc, &isnull));
+
+	for (int o = 0; o < OB_NOUTCOMES; o++)
+		if (!isnull && onboarding_outcome_oid((ObOutcome) o) == oid)
+			return (ObOutcome) o;
+	return OB_NOUTCOMES;
+}
+
+/*
+ * Has a delivery of L's group (provider and subject) that arrived after L
+ * been derived before it (two sessions)?  Placed before L, it is stale by
+ * L's arrival, which only the group fold says.  Read through the inbox's
+ * primary key from L's id on: nothing, as a rule.
+ */
+static bool
+window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
+{
+	TupleDesc	desc = RelationGetDescr(inbox);
+	Oid			provider = onboarding_provider_oid(d->provider);
+	SnapshotData dirty;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		newer = false;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+						   F_INT8GT, Int64GetDatum(d->id));
+	scan = systable_beginscan(inbox, onboarding_inbox_oids()->pkey_index, true, &dirty, 1, &key);
+	while (!newer && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		v;
+
+		if (TransactionIdIsValid(dirty.xmin))
+			continue;			/* another transaction's, still being inserted */
+		v = heap_getattr(tup, atts->provider, desc, &isnull);
+		if (isnull || DatumGetObjectId(v) != provider)
+			continue;
+		v = heap_getattr(tup, atts->subject, desc, &isnull);
+		newer = !isnull && strcmp(TextDatumGetCString(v), d->subject) == 0;
+	}
+	systable_endscan(scan);
+	return newer;
+}
+
+/* Does a delivery touch row e (by table and key)? */
+static bool
+window_touches(List *touches, EntState *e)
+{
+	ListCell   *lc;
+
+	foreach(lc, touches)
+	{
+		EntState   *x = ((Touch *) lfirst(lc))->ent;
+
+		if (x->table == e->table && strcmp(x->key, e->key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Plan the bounded refold of late delivery d, whose rows f holds (locked,
+ * as stored).  Reads only; returns whether w is ready to write.  When not,
+ * d is as it came and the caller folds the group whole.
+ */
+static bool
+window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTAB *pool,
+			Window *w)
+{
+	ObDelivery	prepared = *d;
+	char	   *detail = pstrdup(d->detail.data);
+	TupleDesc	desc = RelationGetDescr(inbox);
+	List	   *subjects;
+	List	   *stored = NIL;
+	List	   *touches;
+	List	   *stale_from;		/* L's rows, in its touches' order */
+	Fold		old = {0};
+	WindowScan	ws;
+	HeapTuple	tup;
+	ListCell   *lc;
+	bool		converged = false;
+	bool		stale_known = false;
+	TimestampTz prev_at = 0;
+
+	memset(w, 0, sizeof(Window));
+	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
+		d->duplicate_candidate != 0 || fold_bound(f))
+		return false;
+	foreach(lc, f->ents)
+		if (!((EntState *) lfirst(lc))->in_table)
+			return false;
+	subjects = derive_subjects(d, f);
+	if (list_length(subjects) != 1 || window_newer(inbox, atts, d))
+		return false;
+
+	/* a delivery without a time takes its place by arrival: fold it whole */
+	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, true, 0);
+	tup = window_scan_next(&ws);
+	systable_endscan(ws.scan);
+	if (tup != NULL)
+		return false;
+
+	/* the rows just before L's place, in both folds */
+	w->fnew.provider = old.provider = d->provider;
+	foreach(lc, f->ents)
+	{
+		EntState   *e = window_copy((EntState *) lfirst(lc));
+
+		stored = lappend(stored, window_copy((EntState *) lfirst(lc)));
+		if (!window_before(d->provider, e, d->event_at))
+			return false;
+		w->fnew.ents = lappend(w->fnew.ents, e);
+		old.ents = lappend(old.ents, window_copy(e));
+	}
+
+	/* L at its place */
+	d->has_order_at = true;
+	d->order_at = d->event_at;
+	touches = fold_touches(&w->fnew, d);
+	stale_from = NIL;
+	foreach(lc, touches)
+		stale_from = lappend(stale_from, ((Touch *) lfirst(lc))->ent);
+	fold_step(&w->fnew, d, touches);
+	stale_known = d->decided;	/* an illegal L is not stale */
+
+	/* then the deliveries after it, in both folds, until they meet */
+	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, false, d->event_at);
+	while (!(converged && stale_known) && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		bool		isnull;
+		int64		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+		PoolEntry  *entry;
+		bool		found;
+		GroupItem  *it;
+		List	   *tnew;
+		List	   *told;
+		bool		old_illegal;
+		bool		new_illegal;
+		char	   *old_detail;
+		int			nents = list_length(f->ents);
+
+		/* what L cannot change: duplicates, bodies no rule reads */
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (was != OB_APPLIED && was != OB_STALE && was != OB_ILLEGAL)
+			goto fold_whole;	/* refused: judged against a user's additions */
+		if (++w->read > OB_WINDOW_MAX)
+			goto fold_whole;
+		entry = (PoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
+		if (!found)
+			entry->it = group_item_read(tup, desc, atts);
+		it = entry->it;
+		group_item_reset(it);
+		if (it->d->decided || it->d->forced || !it->d->has_event_at ||
+			it->d->duplicate_candidate != 0 || it->d->event_at == d->event_at ||
+			(w->read > 1 && it->d->event_at == prev_at))
+			goto fold_whole;	/* not as stored, or its place needs the group */
+		prev_at = it->d->event_at;
+		it->d->has_order_at = true;
+		it->d->order_at = it->d->event_at;
+
+		if (converged)
+		{
+			/* only the delivery that makes L stale is still sought */
+			Fold		scratch = {0};
+
+			scratch.provider = d->provider;
+			tnew = fold_touches(&scratch, it->d);
+		}
+		else
+		{
+			tnew = fold_touches(&w->fnew, it->d);
+			told = fold_touches(&old, it->d);
+			if (list_length(w->fnew.ents) != nents || list_length(old.ents) != nents)
+				goto fold_whole;	/* it touches rows L does not */
+
+			fold_step(&old, it->d, told);
+			old_illegal = it->d->decided;
+			old_detail = pstrdup(it->d->detail.data);
+			if (old_illegal != (was == OB_ILLEGAL) ||
+				(old_illegal && it->d->outcome != OB_ILLEGAL))
+				goto fold_whole;	/* the old fold does not give back what is stored */
+			group_item_reset(it);
+			it->d->has_order_at = true;
+			it->d->order_at = it->d->event_at;
+			fold_step(&w->fnew, it->d, tnew);
+			new_illegal = it->d->decided;
+			if (new_illegal && it->d->outcome != OB_ILLEGAL)
+				goto fold_whole;
+			if (old_illegal && !new_illegal)
+				goto fold_whole;	/* whether it is stale needs every later arrival */
+			if (new_illegal && (!old_illegal || strcmp(old_detail, it->d->detail.data) != 0))
+				w->rewrite = lappend(w->rewrite, it);
+			converged = window_same(&w->fnew, &old);
+		}
+
+		/* L is stale when a delivery after it arrived before it (group_fold) */
+		if (!stale_known && it->d->id < d->id)
+		{
+			EntState   *first = (EntState *) linitial(stale_from);
+
+			if (window_touches(tnew, first))
+			{
+				w->stale_ent = first;
+				w->stale_id = it->d->id;
+				stale_known = true;
+			}
+			else if (list_length(stale_from) > 1)
+				goto fold_whole;	/* (several rows: the whole group says which) */
+		}
+	}
+
+	/*
+	 * Where the folds met, the next delivery must not share the last one's
+	 * time: history rows at one time keep their order by id, and the last
+	 * one's may have been written again.
+	 */
+	while (converged && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		bool		isnull;
+		Datum		at = heap_getattr(tup, atts->event_at, desc, &isnull);
+
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (isnull || DatumGetTimestampTz(at) == prev_at)
+			goto fold_whole;
+		break;
+	}
+	systable_endscan(ws.scan);
+	ws.scan = NULL;
+
+	if (!window_final(w, &old, stored, d, converged) || !window_history(w, &old))
+		goto fold_whole;
+	w->ready = true;
+	ereport(DEBUG1,
+			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries prepared again: %d, history rows removed: %d, added: %d, other outcomes rewritten: %d",
+							 (long long) d->id, w->read, list_length(w->removed),
+							 list_length(w->added), list_length(w->rewrite))));
+	return true;
+
+fold_whole:
+	ereport(DEBUG1,
+			(errmsg_internal("late delivery %lld folds its whole group", (long long) d->id)));
+	if (ws.scan != NULL)
+		systable_endscan(ws.scan);
+	delivery_reset(d, &prepared, detail);
+	memset(w, 0, sizeof(Window));
+	return false;
+}
+
+/*
+ * Write a planned bounded refold: the rows, the history rows that change,
+ * and the derived columns of the deliveries judged otherwise.
+ */
+static void
+window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Window *w)
+{
+	ListCell   *lc;
+	ObStore    *s;
+	Oid			provider = onboarding_provider_oid(w->fnew.provider);
+
+	if (!fold_write_rows(&w->fnew))
+		elog(ERROR, "a row of a bounded refold was not in its table");
+	foreach(lc, w->removed)
+		onboarding_store_history_delete((ItemPointer) lfirst(lc));
+	s = derive_open_history();
+	foreach(lc, w->added)
+	{
+		Datum	   *values;
+		bool	   *nulls;
+
+		hist_values(provider, (HistRow *) lfirst(lc), &values, &nulls);
+		onboarding_store_append(s, values, nulls);
+	}
+	foreach(lc, w->rewrite)
+	{
+		GroupItem  *it = (GroupItem *) lfirst(lc);
+
+		onboarding_delivery_rewrite(it->d, it->stored, RelationGetDescr(inbox), atts);
+	}
+	if (!d->decided && w->stale_ent != NULL)
+		derive_stale(d, w->stale_ent, w->stale_id);
+	w->fnew.history = NIL;
 }
 
 /*

@@ -266,7 +266,10 @@ typedef struct ObInboxOids
 {
 	Oid			inbox;
 	Oid			group_index;	/* onboarding.inbox_group_idx (provider, subject,
-								 * body_hash); InvalidOid on a 0.1.0 schema */
+								 * event_at, body_hash); InvalidOid on a 0.1.0
+								 * schema */
+	bool		group_by_time;	/* it has event_at (0.3.0): else (provider,
+								 * subject, body_hash) */
 	Oid			hash_index;		/* onboarding.inbox_body_hash_idx: a 0.1.0
 								 * schema's, else InvalidOid */
 	Oid			pkey_index;		/* onboarding.inbox_pkey */
@@ -522,6 +525,12 @@ extern void onboarding_store_clear_bound(void);
 extern bool onboarding_store_is_primary_key(const char *table, const char *constraint);
 extern int64 onboarding_store_sweep(ObStoreId which,
 									bool (*keep) (int table, Oid provider, const char *key));
+extern bool onboarding_store_history_before(Oid provider, const char *entity, const char *key,
+											TimestampTz at, char **status);
+extern bool onboarding_store_history_find(Oid provider, const char *entity, const char *key,
+										  TimestampTz at, int64 inbox_id, const char *from,
+										  const char *to, ItemPointer tid);
+extern void onboarding_store_history_delete(ItemPointer tid);
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
 extern void onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,

@@ -86,6 +86,7 @@ struct ObStore
 	AttrNumber	keyatt[2];		/* its columns */
 	int			entcol[3];		/* history: index columns of provider, entity, key
 								 * (-1: not in the index, compared row by row) */
+	bool		by_time;		/* history: the index is (entity_key, event_at) */
 	AttrNumber	entatt[3];		/* history: table columns of the same */
 	List	   *arbiter;		/* the primary key, for speculative insertion */
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
@@ -304,10 +305,10 @@ store_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * History's index by entity, whole (not partial): since 0.2.0 a hash
- * index on entity_key alone (an equality search is all history needs, and
- * a hash entry costs less to insert than a btree's three text columns);
- * in a 0.1.0 schema, before ALTER EXTENSION UPDATE, a btree on provider,
+ * History's index by entity, whole (not partial): since 0.3.0 a btree on
+ * (entity_key, event_at), which also finds an entity's rows around a time
+ * (the bounded refold); in a 0.2.0 schema, before ALTER EXTENSION UPDATE,
+ * a hash index on entity_key alone; in a 0.1.0 schema a btree on provider,
  * entity and entity_key.  A user's partial index would miss rows.
  */
 static void
@@ -322,9 +323,22 @@ store_history_index(ObStore *s)
 		int			natts = index->rd_index->indnatts;
 		int			col[3] = {-1, -1, -1};
 		bool		hash = index->rd_rel->relam == HASH_AM_OID;
+		bool		by_time = false;
 
-		if (!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
-			!(hash ? natts == 1 : (natts == 3 && index->rd_rel->relam == BTREE_AM_OID)))
+		if (!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+			continue;
+		if (natts == 2 && index->rd_rel->relam == BTREE_AM_OID)
+		{
+			AttrNumber	first = index->rd_index->indkey.values[0];
+			AttrNumber	second = index->rd_index->indkey.values[1];
+
+			by_time = first > 0 && second > 0 &&
+				strcmp(NameStr(TupleDescAttr(desc, first - 1)->attname), "entity_key") == 0 &&
+				strcmp(NameStr(TupleDescAttr(desc, second - 1)->attname), "event_at") == 0;
+			if (!by_time)
+				continue;
+		}
+		else if (!(hash ? natts == 1 : (natts == 3 && index->rd_rel->relam == BTREE_AM_OID)))
 			continue;
 		for (int c = 0; c < natts; c++)
 		{
@@ -334,10 +348,11 @@ store_history_index(ObStore *s)
 				if (strcmp(NameStr(TupleDescAttr(desc, att - 1)->attname), cols[k]) == 0)
 					col[k] = c;
 		}
-		/* the key, and for a btree the other two: each found once */
-		if (col[2] >= 0 && (hash || (col[0] >= 0 && col[1] >= 0)))
+		/* the key, and for 0.1.0's btree the other two: each found once */
+		if (col[2] >= 0 && (hash || by_time || (col[0] >= 0 && col[1] >= 0)))
 		{
 			memcpy(s->entcol, col, sizeof(col));
+			s->by_time = by_time;
 			s->pkey = index;
 		}
 	}
@@ -1623,6 +1638,153 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 				 entity, key, (int) res);
 	}
 	return kept;
+}
+
+/*
+ * The bounded refold's reads of one entity's history (derive.c), through
+ * 0.3.0's index by (entity_key, event_at); false without it.  Rows this
+ * transaction appended are written first, so that they are found.
+ */
+static ObStore *
+history_by_time(void)
+{
+	ObStore    *s = onboarding_store(OB_S_HISTORY);
+
+	if (!s->by_time)
+		return NULL;
+	history_write(s);
+	CommandCounterIncrement();
+	return s;
+}
+
+/* Start a scan of an entity's history rows at, or before, a time. */
+static IndexScanDesc
+history_scan_at(ObStore *s, Snapshot snapshot, const char *key, StrategyNumber strategy,
+				RegProcedure op, TimestampTz at)
+{
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   s->pkey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(key));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, strategy, InvalidOid, InvalidOid, op,
+						   TimestampTzGetDatum(at));
+	scan = ob_index_beginscan(s->rel, s->pkey, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	return scan;
+}
+
+/* Is a slot's text column equal to a string (NULL: is the column null)? */
+static bool
+history_text_is(TupleTableSlot *slot, AttrNumber att, const char *want)
+{
+	bool		isnull;
+	Datum		v = slot_getattr(slot, att, &isnull);
+
+	if (isnull || want == NULL)
+		return isnull && want == NULL;
+	return DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, v,
+												CStringGetTextDatum(want)));
+}
+
+/*
+ * The status an entity (provider, entity name, key) had just before time
+ * at: the to_status of its latest history row with an earlier event_at.
+ * *status is NULL when it had none.  Returns false when history has no
+ * index by time (the caller folds the whole group instead).
+ */
+bool
+onboarding_store_history_before(Oid provider, const char *entity, const char *key,
+								TimestampTz at, char **status)
+{
+	ObStore    *s = history_by_time();
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	Datum		probe[3];
+
+	*status = NULL;
+	if (s == NULL)
+		return false;
+	InitDirtySnapshot(dirty);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	scan = history_scan_at(s, &dirty, key, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
+	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	{
+		bool		isnull;
+		Datum		to;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;			/* another entity's row */
+		to = slot_getattr(s->slot, onboarding_store_attnum(s, "to_status"), &isnull);
+		if (!isnull)
+			*status = TextDatumGetCString(to);
+		break;
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	return true;
+}
+
+/*
+ * Find the stored history row (provider, entity, key, event_at at,
+ * inbox_id, from -> to) of an entity, for a bounded refold that no longer
+ * makes it: *tid says where it is.  Returns false when there is none.
+ */
+bool
+onboarding_store_history_find(Oid provider, const char *entity, const char *key,
+							  TimestampTz at, int64 inbox_id, const char *from, const char *to,
+							  ItemPointer tid)
+{
+	ObStore    *s = history_by_time();
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	Datum		probe[3];
+	bool		found = false;
+
+	if (s == NULL)
+		return false;
+	InitDirtySnapshot(dirty);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	scan = history_scan_at(s, &dirty, key, BTEqualStrategyNumber, F_TIMESTAMPTZ_EQ, at);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	{
+		bool		isnull;
+		Datum		id;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		id = slot_getattr(s->slot, onboarding_store_attnum(s, "inbox_id"), &isnull);
+		if (isnull || DatumGetInt64(id) != inbox_id ||
+			!history_text_is(s->slot, onboarding_store_attnum(s, "from_status"), from) ||
+			!history_text_is(s->slot, onboarding_store_attnum(s, "to_status"), to))
+			continue;
+		*tid = s->slot->tts_tid;
+		found = true;
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	return found;
+}
+
+/* Delete a history row onboarding_store_history_find() found (history has no user additions). */
+void
+onboarding_store_history_delete(ItemPointer tid)
+{
+	ObStore    *s = onboarding_store(OB_S_HISTORY);
+	TM_FailureData tmfd;
+	TM_Result	res;
+
+	Assert(s->bind == NULL);
+	res = table_tuple_delete(s->rel, tid, GetCurrentCommandId(true), InvalidSnapshot,
+							 InvalidSnapshot, true, &tmfd, false);
+	if (res != TM_Ok)
+		elog(ERROR, "could not delete a history row (result %d)", (int) res);
 }
 
 /*

@@ -32,6 +32,10 @@
 #               fresh connections, 20), the server's time of each
 #   d. memory   the backend's private memory while it COPYs BENCH_MEM_ROWS
 #               deliveries into the inbox: at ~100,000 rows and at the end
+#   g. history  one entity with 100, 1,000 and 10,000 deliveries in four
+#               arrival orders: time and instructions per delivery
+#               (test/bench/history.sh, after the table; BENCH_HISTORY=0
+#               skips it, BENCH_MODE=history runs it alone)
 #
 # (in that order: rebuild() replays what the last batch run loaded), then
 # prints the details and one table: figure, value, baseline, ratio, target,
@@ -96,7 +100,8 @@ cd "$(dirname "$0")/../.."
 case "${BENCH_MODE:-${BENCH:-time}}" in
 time) ;;
 callgrind) exec bash test/bench/callgrind.sh ;;
-*) echo "BENCH_MODE must be time (the default) or callgrind" >&2; exit 2 ;;
+history) exec bash test/bench/history.sh ;;
+*) echo "BENCH_MODE must be time (the default), callgrind or history" >&2; exit 2 ;;
 esac
 
 : "${PGHOST:?run through 'make bench' (test/run.sh exports the cluster)}"
@@ -815,6 +820,15 @@ echo
 	END { for (r = 1; r <= NR; r++) { line = ""
 	          for (i = 1; i <= nf; i++) line = line sprintf("%-" (w[i] + 2) "s", cell[r, i])
 	          sub(/ +$/, "", line); print line } }'
+
+# ---------------------------------------------------------------------------
+# g. History length: test/bench/history.sh (its own table; time, and
+#    instructions unless BENCH_CALLGRIND=0); BENCH_HISTORY=0 skips it.
+# ---------------------------------------------------------------------------
+if [ "${BENCH_HISTORY:-1}" != 0 ]; then
+	log "g. history length: test/bench/history.sh"
+	BENCH_CALLGRIND=$CALLGRIND bash test/bench/history.sh
+fi
 echo
 if [ "$CALLGRIND" = 0 ]; then
 	echo "wall time: $((SECONDS - START)) s"

@@ -37,7 +37,8 @@
 # Proves, for every flow: (1) the state rows (every column but
 # last_inbox_id, last_seen_id and last_received_at: arrival ids and times),
 # (2) the history (every column but id and inbox_id; one entity's rows in
-# id order, i.e. history written in event order) and (3) the outcomes of
+# event order: event_at, then id, a row without a time right after the
+# latest event before it in id order) and (3) the outcomes of
 # each body (as a multiset; stale counted as applied, since it now means
 # "applied at its place, arrived late"), with the run's key suffix and CPF
 # put back to placeholders, are identical across all runs: ONE distinct
@@ -107,11 +108,13 @@ dump() {	# flow database suffix
 	              SELECT (to_jsonb(t) - 'last_inbox_id' - 'last_seen_id' - 'last_received_at'
 	                      || jsonb_build_object('table', 'closure'))::text FROM onboarding.closure t" \
 		>"$dir/$1.state.$3"
-	q -d "$2" -c "SELECT (to_jsonb(h) - 'id' - 'inbox_id'
+	q -d "$2" -c "SELECT (to_jsonb(h) - 'id' - 'inbox_id' - 'place'
 	                      || CASE WHEN i.event_at IS NULL AND h.event_at = i.received_at
 	                              THEN '{\"event_at\": \"received_at\"}'::jsonb ELSE '{}' END)::text
-	                 FROM onboarding.history h LEFT JOIN onboarding.inbox i ON i.id = h.inbox_id
-	                ORDER BY h.provider, h.entity, h.entity_key, h.id" >"$dir/$1.history.$3"
+	                 FROM (SELECT h.*, coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY
+	                              h.provider, h.entity, h.entity_key ORDER BY h.id)) AS place
+	                         FROM onboarding.history h) h LEFT JOIN onboarding.inbox i ON i.id = h.inbox_id
+	                ORDER BY h.provider, h.entity, h.entity_key, h.place, h.id" >"$dir/$1.history.$3"
 	q -d "$2" -c "SELECT headers->>'run', headers->>'b', outcome FROM onboarding.inbox ORDER BY id" \
 		>"$dir/$1.outcomes.$3"
 }
