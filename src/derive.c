@@ -2606,12 +2606,11 @@ window_outcome(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
 }
 
 /*
- * Has a delivery of L's group (provider and subject) that arrived after L
- * been derived before it (two sessions)?  Placed before L, it is stale by
- * L's arrival, which only the group fold says.  Read through the inbox's
- * primary key from L's id on: nothing, as a rule.
+ * The deliveries of L's group (provider and subject) that arrived after L
+ * but were derived before it (two sessions): HeapTuple copies, read through
+ * the inbox's primary key from L's id on (none, as a rule).
  */
-static bool
+static List *
 window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 {
 	TupleDesc	desc = RelationGetDescr(inbox);
@@ -2620,13 +2619,13 @@ window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	bool		newer = false;
+	List	   *newer = NIL;
 
 	InitDirtySnapshot(dirty);
 	ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
 						   F_INT8GT, Int64GetDatum(d->id));
 	scan = systable_beginscan(inbox, onboarding_inbox_oids()->pkey_index, true, &dirty, 1, &key);
-	while (!newer && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
 		Datum		v;
@@ -2637,7 +2636,8 @@ window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 		if (isnull || DatumGetObjectId(v) != provider)
 			continue;
 		v = heap_getattr(tup, atts->subject, desc, &isnull);
-		newer = !isnull && strcmp(TextDatumGetCString(v), d->subject) == 0;
+		if (!isnull && strcmp(TextDatumGetCString(v), d->subject) == 0)
+			newer = lappend(newer, heap_copytuple(tup));
 	}
 	systable_endscan(scan);
 	return newer;
@@ -2660,6 +2660,86 @@ window_touches(List *touches, EntState *e)
 }
 
 /*
+ * A delivery X of L's group that arrived after L and was derived before it
+ * (window_newer), placed before L: L, placed after it and arrived before
+ * it, may make it stale, or stale by a nearer delivery.  Its staleness is
+ * judged again as group_fold judges it: the first delivery after it in
+ * event order, L included, that touches its row and arrived before it.
+ * Returns false when the window cannot say (X touches several rows, or
+ * shares its time with another delivery); else X goes to w->rewrite.
+ */
+static bool
+window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *late_touches,
+				   HeapTuple x, HTAB *pool, Window *w)
+{
+	TupleDesc	desc = RelationGetDescr(inbox);
+	GroupItem  *it;
+	PoolEntry  *entry;
+	Fold		scratch = {0};
+	List	   *touches;
+	EntState   *row;
+	WindowScan	ws;
+	HeapTuple	tup;
+	bool		isnull;
+	int64		id = DatumGetInt64(heap_getattr(x, atts->id, desc, &isnull));
+	bool		found;
+	int64		ref = 0;
+	int			read = 0;
+	bool		unsure = false;
+
+	/* (read apart from the pool: a pooled item may be judged again meanwhile) */
+	it = group_item_read(x, desc, atts);
+	if (it->d->decided || !it->d->has_event_at)
+		return false;
+	scratch.provider = late->provider;
+	touches = fold_touches(&scratch, it->d);
+	if (list_length(touches) != 1)
+		return false;
+	row = ((Touch *) linitial(touches))->ent;
+
+	window_scan_begin(&ws, inbox, atts, late->provider, late->subject, false, it->d->event_at);
+	while (ref == 0 && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		int64		other = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+		TimestampTz at = DatumGetTimestampTz(heap_getattr(tup, atts->event_at, desc, &isnull));
+		GroupItem  *o;
+		Fold		f2 = {0};
+
+		if (other == id || was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (at == it->d->event_at || ++read > OB_WINDOW_MAX)
+		{
+			unsure = true;		/* a tie: the group's order, not the index's */
+			break;
+		}
+		if (at >= late->event_at)
+			break;				/* L comes first */
+		if (other > id)
+			continue;
+		/* its rows, as prepared (the item itself may be on its way to a rewrite) */
+		entry = (PoolEntry *) hash_search(pool, &other, HASH_ENTER, &found);
+		if (!found)
+			entry->it = group_item_read(tup, desc, atts);
+		o = entry->it;
+		if (o->prepared.decided)
+			continue;
+		f2.provider = late->provider;
+		if (window_touches(fold_touches(&f2, &o->prepared), row))
+			ref = other;
+	}
+	systable_endscan(ws.scan);
+	if (unsure)
+		return false;
+	if (ref == 0 && window_touches(late_touches, row))
+		ref = late->id;
+	if (ref != 0)
+		derive_stale(it->d, row, ref);
+	w->rewrite = lappend(w->rewrite, it);
+	return true;
+}
+
+/*
  * Plan the bounded refold of late delivery d, whose rows f holds (locked,
  * as stored).  Reads only; returns whether w is ready to write.  When not,
  * d is as it came and the caller folds the group whole.
@@ -2675,6 +2755,7 @@ window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTA
 	List	   *stored = NIL;
 	List	   *touches;
 	List	   *stale_from;		/* L's rows, in its touches' order */
+	List	   *newer;			/* HeapTuple: arrived after L, derived before */
 	Fold		old = {0};
 	WindowScan	ws;
 	HeapTuple	tup;
@@ -2691,8 +2772,9 @@ window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTA
 		if (!((EntState *) lfirst(lc))->in_table)
 			return false;
 	subjects = derive_subjects(d, f);
-	if (list_length(subjects) != 1 || window_newer(inbox, atts, d))
+	if (list_length(subjects) != 1)
 		return false;
+	newer = window_newer(inbox, atts, d);
 
 	/* a delivery without a time takes its place by arrival: fold it whole */
 	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, true, 0);
@@ -2834,6 +2916,22 @@ window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, Fold *f, HTA
 
 	if (!window_final(w, &old, stored, d, converged) || !window_history(w, &old))
 		goto fold_whole;
+
+	/* the deliveries that arrived after L, derived before it, placed before it */
+	foreach(lc, newer)
+	{
+		HeapTuple	x = (HeapTuple) lfirst(lc);
+		bool		isnull;
+		Datum		at = heap_getattr(x, atts->event_at, desc, &isnull);
+		ObOutcome	was = window_outcome(x, desc, atts);
+
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID ||
+			was == OB_ILLEGAL || (!isnull && DatumGetTimestampTz(at) > d->event_at))
+			continue;			/* not stale by L, or folded in the window */
+		if (isnull || was == OB_REFUSED || DatumGetTimestampTz(at) == d->event_at ||
+			!window_newer_stale(inbox, atts, d, touches, x, pool, w))
+			goto fold_whole;
+	}
 	w->ready = true;
 	ereport(DEBUG1,
 			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries prepared again: %d, history rows removed: %d, added: %d, other outcomes rewritten: %d",
