@@ -30,7 +30,12 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 PG ?=
 CHROOT_DIR ?= $(HOME)/.cache/onboarding/chroot
 
-.PHONY: test demo bench diagrams
+.PHONY: test demo bench diagrams deb
+
+# `make deb`: the Debian packages (debian/) of these majors, each built in
+# a Debian chroot and tested in a clean one (test/chroot.sh, test/deb.sh);
+# the .deb files land in packages/.
+DEB_MAJORS ?= 15 17 18
 
 # The two commands of README.md: each installs what is missing, builds,
 # installs, runs against a throwaway cluster and stops it again.
@@ -51,6 +56,9 @@ bench:
 
 diagrams:
 	@bash test/run.sh diagrams
+
+deb:
+	@set -e; for v in $(DEB_MAJORS); do CHROOT_DIR='$(CHROOT_DIR)' bash test/chroot.sh $$v deb; done
 
 ifneq ($(PGXS),)
 include $(PGXS)

@@ -2,7 +2,7 @@
 # test/chroot.sh — `make test PG=17` and `make test PG=18`: the same suite
 # as `make test`, against another PostgreSQL major, in a Debian chroot.
 #
-#   bash test/chroot.sh MAJOR [test|demo|bench]
+#   bash test/chroot.sh MAJOR [test|demo|bench|deb]
 #
 # The chroot is made once with debootstrap (Debian trixie for 17, sid for
 # 18), from the mirror apt already uses here, with that major's server and
@@ -14,6 +14,12 @@
 # /proc, /dev and a private /dev/shm (PostgreSQL's dynamic shared memory)
 # for the run, runs test/run.sh there with PG_CONFIG pointing to that
 # major, and unmounts and removes the copy afterwards, whatever happened.
+#
+# Mode deb (`make deb`, any of 15, 17, 18; Debian bookworm for 15) builds
+# the major's Debian package in the chroot and tests it in another, clean
+# one: each an overlay on the chroot that is thrown away afterwards (see
+# deb_build and deb_check below).  The packages land in DEB_DIR (default
+# ./packages).
 #
 # Needs root (debootstrap, chroot, mount).  Knobs (environment):
 # CHROOT_DIR, ONBOARDING_MIRROR (a Debian mirror URL instead of apt's);
@@ -30,13 +36,15 @@ log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'test/chroot.sh: %s\n' "$*" >&2; exit 1; }
 
 case "$MAJOR" in
+15) SUITE=bookworm ;;
 17) SUITE=trixie ;;
 18) SUITE=sid ;;
-*) die "no chroot recipe for PostgreSQL $MAJOR (known: 17, 18; 15 runs on the host: make test)" ;;
+*) die "no chroot recipe for PostgreSQL $MAJOR (known: 15, 17, 18)" ;;
 esac
 case "$MODE" in
-test | demo | bench) ;;
-*) die "usage: $0 MAJOR [test|demo|bench]" ;;
+test | demo | bench) [ "$MAJOR" != 15 ] || die "PostgreSQL 15 runs on the host: make $MODE" ;;
+deb) ;;
+*) die "usage: $0 MAJOR [test|demo|bench|deb]" ;;
 esac
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot, mount): sudo make test PG=$MAJOR"
 
@@ -197,6 +205,7 @@ cleanup() {
 	unmount_all
 	[ -n "$RUNDIR" ] && remove_tree "$RUNDIR"
 	[ -n "$BUILDING" ] && { unmount_under "$BUILDING"; remove_tree "$BUILDING"; rm -f "$BUILDING.log"; }
+	[ -n "${DEB_TMP:-}" ] && { unmount_under "$DEB_TMP"; remove_tree "$DEB_TMP"; }
 	return 0
 }
 trap cleanup EXIT
@@ -211,12 +220,25 @@ if [ ! -f "$ROOT/$STAMP" ] || [ "$(head -1 "$ROOT/$STAMP")" != "$WANT" ]; then
 	build_root
 fi
 
-# a copy of the source tree, without build products
-RUNDIR=$(mktemp -d "$ROOT/tmp/onboarding-src.XXXXXX")
-chmod 755 "$RUNDIR"
-tar -C "$TOP" --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-	--exclude=./results --exclude=./output_iso --exclude=./log --exclude='./tmp_check*' \
-	--exclude=./regression.diffs --exclude=./regression.out -cf - . | tar -C "$RUNDIR" -xf -
+# copy_source root -> a copy of the source tree, without build products,
+# in root's /tmp (its path inside root is printed)
+copy_source() {
+	local dir
+	dir=$(mktemp -d "$1/tmp/onboarding-src.XXXXXX")
+	chmod 755 "$dir"
+	tar -C "$TOP" --exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=./results --exclude=./output_iso --exclude=./log --exclude='./tmp_check*' \
+		--exclude=./packages --exclude=./regression.diffs --exclude=./regression.out -cf - . |
+		tar -C "$dir" -xf -
+	printf '%s\n' "${dir#"$1"}"
+}
+
+if [ "$MODE" = deb ]; then
+	. "$TOP/test/deb.sh"
+	exit 0
+fi
+
+RUNDIR=$ROOT$(copy_source "$ROOT")
 
 mount_at -t proc proc "$ROOT/proc"
 mount_at --bind /dev "$ROOT/dev"

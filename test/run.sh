@@ -12,6 +12,8 @@
 #   bash test/run.sh demo    ingest the fixture corpus and show what it became
 #   bash test/run.sh bench   the benchmark of test/bench (make bench)
 #   bash test/run.sh diagrams  redraw docs/diagrams from the rules (make diagrams)
+#   bash test/run.sh installcheck  the suites against an extension already
+#                            installed (the Debian package: test/deb.sh)
 #
 # Knobs (environment): PG_CONFIG, ONBOARDING_TEST_USER (OS user that runs
 # the server when started as root), ONBOARDING_KEEP=1 (keep the cluster dir).
@@ -162,6 +164,17 @@ test)
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 	;;
+installcheck)
+	# the suites against an extension installed by other means (test/deb.sh:
+	# the Debian package): no build, no install
+	start_cluster
+	log "regression suites"
+	run_regress installcheck ISOLATION=
+	log "isolation specs"
+	run_regress installcheck REGRESS=
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	;;
 demo)
 	install_deps
 	build_install
@@ -181,7 +194,7 @@ bench)
 	bash test/bench/run.sh
 	;;
 *)
-	echo "usage: $0 test|demo|bench|diagrams" >&2
+	echo "usage: $0 test|demo|bench|diagrams|installcheck" >&2
 	exit 2
 	;;
 esac

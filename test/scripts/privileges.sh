@@ -37,8 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 # README's grants, with this run's role names
-grants=$(awk '/^## Security and grants/ { in_s = 1; next }
-              /^## / { in_s = 0 }
+grants=$(awk '/^##+ Security and grants/ { in_s = 1; next }
+              /^##+ / { in_s = 0 }
               in_s && /^```sql/ { inb = 1; next }
               inb && /^```/ { exit }
               inb { print }' README.md)

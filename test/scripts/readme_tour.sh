@@ -1,23 +1,73 @@
 #!/usr/bin/env bash
-# The README's five-minute tour, run against a fresh database: every SQL
-# block under "## A five-minute tour" must run without an error, so the tour
-# can never rot.  Needs PGHOST/PGPORT/PGUSER (test/run.sh sets them).
+# The README, run: every SQL block under "## A five-minute tour" and then
+# every SQL block under "## Teaching a new provider" (the recipe) must run
+# without an error against a fresh database, so that neither can rot; the
+# recipe must end with an empty check_rules() for the provider it taught,
+# and verify() must be empty.  Then the reference: every table, view,
+# function and type of the extension is named in docs/reference.md and has
+# a COMMENT ON.  Needs PGHOST/PGPORT/PGUSER (test/run.sh sets them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-sql=$(awk '/^## A five-minute tour/ { intour = 1; next }
-           /^## / { intour = 0 }
-           intour && /^```sql/ { inblock = 1; next }
-           inblock && /^```/ { inblock = 0; next }
-           inblock { print }' README.md)
-[ -n "$sql" ] || { echo "no SQL found in the README tour"; exit 1; }
+# blocks "heading" -> the SQL blocks of that level-2 section of README.md
+blocks() {
+	awk -v h="## $1" '$0 == h { ins = 1; next }
+	                  /^## / { ins = 0 }
+	                  ins && /^[ \t]*```sql/ { inblock = 1; next }
+	                  inblock && /^[ \t]*```/ { inblock = 0; next }
+	                  inblock { print }' README.md
+}
+tour=$(blocks "A five-minute tour")
+recipe=$(blocks "Teaching a new provider")
+[ -n "$tour" ] || { echo "no SQL found in the README tour"; exit 1; }
+[ -n "$recipe" ] || { echo "no SQL found in the README recipe"; exit 1; }
 
 db=onboarding_tour
 export PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-printf '%s\n' "$sql" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
-statements=$(printf '%s\n' "$sql" | grep -c ';$' || true)
+trap 'psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+printf '%s\n' "$tour" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+statements=$(printf '%s\n' "$tour" | grep -c ';$' || true)
+printf '%s\n' "$recipe" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+rstatements=$(printf '%s\n' "$recipe" | grep -c ';$' || true)
+taught=$(psql -X -At -d "$db" -c "SELECT count(*) FROM pg_enum WHERE enumtypid = 'onboarding.provider'::regtype AND enumlabel NOT IN ('celcoin', 'qitech', 'fitbank')")
+problems=$(psql -X -At -d "$db" -c "SELECT count(*) FROM onboarding.check_rules()")
 diff=$(psql -X -At -d "$db" -c "SELECT count(*) FROM onboarding.verify()")
-psql -X -q -d postgres -c "DROP DATABASE $db"
-echo "readme tour: $statements statements ran, verify() differences: $diff"
-[ "$diff" = 0 ]
+echo "readme tour: $statements statements ran; recipe: $rstatements statements ran, $taught provider taught," \
+	"check_rules() problems: $problems; verify() differences: $diff"
+[ "$taught" -ge 1 ] && [ "$problems" = 0 ] && [ "$diff" = 0 ] || exit 1
+
+# the reference: every member of the extension named, and commented
+members=$(psql -X -At -d "$db" <<-'SQL'
+	WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'onboarding'),
+	m AS (SELECT d.classid, d.objid FROM pg_depend d, ext
+	       WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e')
+	SELECT kind || ' ' || name || ' ' || CASE WHEN descr IS NULL THEN 'no' ELSE 'yes' END FROM (
+	  SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END AS kind, c.relname::text AS name,
+	         obj_description(c.oid, 'pg_class') AS descr
+	    FROM m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+	   WHERE c.relkind IN ('r', 'p', 'v', 'm')
+	  UNION
+	  SELECT 'function', p.proname::text, obj_description(p.oid, 'pg_proc')
+	    FROM m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+	   WHERE p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
+	  UNION
+	  SELECT 'type', t.typname::text, obj_description(t.oid, 'pg_type')
+	    FROM m JOIN pg_type t ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+	   WHERE t.typtype IN ('e', 'd', 'b') OR (t.typtype = 'c' AND NOT EXISTS
+	         (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c'))
+	) x ORDER BY 1
+SQL
+)
+missing=0 total=0
+while read -r kind name commented; do
+	total=$((total + 1))
+	if ! grep -q "onboarding\.$name\b" docs/reference.md; then
+		echo "docs/reference.md does not name the $kind onboarding.$name"; missing=$((missing + 1))
+	fi
+	if [ "$commented" != yes ]; then
+		echo "the $kind onboarding.$name has no COMMENT ON"; missing=$((missing + 1))
+	fi
+done <<<"$members"
+echo "reference: $total tables, views, functions and types; $missing missing from docs/reference.md or without a comment"
+[ "$total" -gt 50 ] && [ "$missing" = 0 ]
