@@ -150,7 +150,20 @@ SELECT event_at FROM onboarding.inbox WHERE subject = 'time-utc';
 SELECT count(*) AS deliveries_before FROM onboarding.inbox \gset
 SELECT jsonb_pretty(onboarding.explain('{"webhook_type": "account_request.status_change",
     "key": "acc-1", "status": "rejected", "rejection_reason": "UNSC",
-    "event_datetime": "2024-05-01 11:00:00"}'));
+    "event_datetime": "2024-05-01 11:00:00"}') - 'rules');
+-- ... and where each value came from: the rule row, the path, what was read
+-- (0.3.0); a value no rule could give has no rule, and lists the paths
+-- tried in vain (here the account fields this body does not carry; below,
+-- a body without its key and time).
+SELECT r->>'value' AS value, r->>'rule' AS rule, r->>'path' AS path, r->>'read' AS read,
+       r->'unresolved' AS unresolved
+  FROM jsonb_array_elements(onboarding.explain('{"webhook_type": "account_request.status_change",
+    "key": "acc-1", "status": "rejected", "rejection_reason": "UNSC",
+    "event_datetime": "2024-05-01 11:00:00"}')->'rules') AS r;
+SELECT r->>'value' AS value, r->>'rule' AS rule, r->>'path' AS path, r->'unresolved' AS unresolved
+  FROM jsonb_array_elements(onboarding.explain('{"webhook_type": "account_request.status_change",
+    "status": "rejected"}')->'rules') AS r
+ WHERE r->>'rule' IS NULL;
 SELECT onboarding.explain('{"webhook_type": "account_request.status_change", "key": "acc-1",
     "status": "pending_bacen_validation", "event_datetime": "2024-05-01 09:00:00"}') ->> 'outcome' AS older;
 SELECT onboarding.explain('{"webhook_type": "account_request.status_change", "key": "acc-1",

@@ -17,9 +17,15 @@ CREATE FUNCTION pg_temp.acme(event text, at text, data jsonb) RETURNS text
       FROM onboarding.ingest(jsonb_build_object('event', event, 'occurred_at', at, 'data', data)) i
     $$;
 
--- Before any rule, a body of this shape is nobody's: stored, unrecognized.
+-- Before any rule, a body of this shape is nobody's: stored, unrecognized,
+-- and an anomaly.
 SELECT outcome, detail
   FROM onboarding.ingest('{"event": "application.started", "data": {"customer": {"document": "529.982.247-25"}}}');
+SELECT outcome, detail
+  FROM onboarding.ingest('{"event": "application.received", "occurred_at": "2025-05-30T09:00:00Z",
+                           "data": {"customer": {"document": "147.258.369-82"}}}');
+SELECT provider, event_type, outcome, detail FROM onboarding.anomalies
+ WHERE id >= (SELECT min(id) FROM onboarding.inbox WHERE payload->>'event' = 'application.started') ORDER BY id;
 -- Given by the caller, the provider is kept (it is evidence), and the
 -- delivery waits for the rules.
 SELECT provider, outcome, detail
@@ -72,13 +78,26 @@ INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, sta
 
 -- What the rules make of a body, before anything is stored.
 SELECT onboarding.explain('{"event": "application.reviewing", "occurred_at": "2025-06-01T10:05:00Z",
-                            "data": {"customer": {"document": "529.982.247-25"}}}') - 'effects' AS explained;
+                            "data": {"customer": {"document": "529.982.247-25"}}}') - 'effects' - 'rules' AS explained;
+-- ... which rule gave each value, and from which path
+SELECT r->>'value' AS value, r->>'rule' AS rule, r->>'path' AS path, r->>'read' AS read
+  FROM jsonb_array_elements(onboarding.explain('{"event": "application.reviewing", "occurred_at": "2025-06-01T10:05:00Z",
+                            "data": {"customer": {"document": "529.982.247-25"}}}')->'rules') AS r;
 
--- The delivery that came before the rules, with its provider, is read
--- again by rebuild().
+-- The deliveries that came before the rules are read again by rebuild():
+-- the one given its provider, and those of no provider, which the rules
+-- now recognise (their provider is filled in, as if they arrived now).
+-- Each is derived as it would be today: state, history, no anomaly but
+-- for an event the rules do not know.
 SELECT onboarding.rebuild() > 0 AS rebuilt;
 SELECT provider, event_type, subject, status_raw, event_at, outcome, detail
-  FROM onboarding.inbox WHERE payload->>'event' = 'application.received';
+  FROM onboarding.inbox WHERE payload->>'event' LIKE 'application.%' ORDER BY id;
+SELECT provider, proposal_key, status FROM onboarding.proposal WHERE proposal_key = '14725836982';
+SELECT provider, entity, entity_key, from_status, to_status FROM onboarding.history
+ WHERE entity_key = '14725836982';
+SELECT provider, event_type, outcome, detail FROM onboarding.anomalies
+ WHERE id >= (SELECT min(id) FROM onboarding.inbox WHERE payload->>'event' = 'application.started') ORDER BY id;
+SELECT count(*) AS differences FROM onboarding.verify();
 
 -- A flow: the application is reviewed and approved, the account opened
 -- (which settles the application) and blocked; an event the rules do not
@@ -114,7 +133,9 @@ SELECT provider, entity, status, how_many, share FROM onboarding.funnel WHERE pr
 SELECT event_type, subject, outcome, detail FROM onboarding.anomalies WHERE provider = 'acme' ORDER BY id;
 SELECT provider, entity, entity_key, status FROM onboarding.stuck('1 day')
  WHERE provider = 'acme' ORDER BY entity_key;
-SELECT at, provider, entity, entity_key, from_status, to_status, outcome, detail
+-- (the time-less delivery of before the rules is placed at its arrival)
+SELECT CASE WHEN at < '2026-01-01' THEN at::text ELSE 'on arrival' END AS at,
+       provider, entity, entity_key, from_status, to_status, outcome, detail
   FROM onboarding.timeline('529.982.247-25');
 
 -- Acme's account number was never data.number: it is data.account_number.

@@ -270,7 +270,10 @@ delivery_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDel
  * the row says.  stored is the row as the caller read it (desc and
  * stored_atts describe it, which may be a query's projection; its t_self
  * says where it is stored); the table's own column numbers come with the
- * open store.  Evidence is never touched.
+ * open store.  Evidence is never touched, with one exception: a delivery
+ * stored with no provider (none given, none recognised when it arrived)
+ * that the rules now recognise gets that provider, as if it had arrived
+ * now; the provider given or recognised on arrival is never changed.
  */
 void
 onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
@@ -279,11 +282,16 @@ onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
 	ObStore    *inbox;
 	const ObInboxAtts *atts;
 	DeliveryCols c = {0};
+	bool		recognised;
 
-	if (delivery_unchanged(stored, desc, stored_atts, d))
+	(void) heap_getattr(stored, stored_atts->provider, desc, &recognised);
+	recognised = recognised && d->provider != OB_PROVIDER_NONE;
+	if (!recognised && delivery_unchanged(stored, desc, stored_atts, d))
 		return;
 	inbox = onboarding_store(OB_S_INBOX);
 	atts = onboarding_store_inbox_atts(inbox);
+	if (recognised)
+		delivery_col(&c, atts->provider, false, ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
 	delivery_derived_cols(&c, atts, d);
 	onboarding_store_rewrite(inbox, d->id, &stored->t_self, c.n, c.cols, c.values, c.nulls);
 }

@@ -5,7 +5,9 @@
  *
  * Runs the pipeline on a body without storing it: detection, duplicate
  * check, classification, and the §6 verdict against the current state,
- * read without locks.  Writes nothing.
+ * read without locks.  Writes nothing.  Its "rules" say where each value
+ * came from: the rule row, the path that resolved, the paths tried in vain
+ * (recorded by extract.c for this delivery alone: ObDelivery.trace).
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +34,9 @@ explain_field(StringInfo out, const char *key, const char *value, bool first)
 }
 
 /*
- * explain(payload jsonb, provider onboarding.provider DEFAULT NULL) → jsonb
+ * explain(payload jsonb, provider onboarding.provider DEFAULT NULL) → jsonb:
+ * provider, event type, entity, key, statuses, time, outcome and detail;
+ * each effect with its verdict; each value read with its rule.
  */
 PG_FUNCTION_INFO_V1(onboarding_explain);
 Datum
@@ -55,6 +59,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	d.payload = PG_GETARG_JSONB_P(0);
 	d.provider = PG_ARGISNULL(1) ? OB_PROVIDER_NONE :
 		onboarding_provider_from_oid(PG_GETARG_OID(1));
+	d.trace_on = true;
 
 	inbox = table_open(onboarding_relation_oid("inbox"), AccessShareLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
@@ -92,6 +97,28 @@ onboarding_explain(PG_FUNCTION_ARGS)
 		explain_field(&out, "to", e->status, false);
 		explain_field(&out, "verdict", e->verdict, false);
 		appendStringInfoChar(&out, '}');
+	}
+	appendStringInfoString(&out, "], \"rules\": [");
+	foreach(lc, d.trace)
+	{
+		ObTrace    *t = (ObTrace *) lfirst(lc);
+		ListCell   *p;
+
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&out, ", ");
+		appendStringInfoChar(&out, '{');
+		explain_field(&out, "value", t->what, true);
+		explain_field(&out, "rule", t->rule, false);
+		explain_field(&out, "path", t->path, false);
+		explain_field(&out, "read", t->value, false);
+		appendStringInfoString(&out, ", \"unresolved\": [");
+		foreach(p, t->unresolved)
+		{
+			if (foreach_current_index(p) > 0)
+				appendStringInfoString(&out, ", ");
+			escape_json(&out, (const char *) lfirst(p));
+		}
+		appendStringInfoString(&out, "]}");
 	}
 	appendStringInfoString(&out, "]}");
 

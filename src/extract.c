@@ -141,6 +141,7 @@ typedef struct XValue
 	/* const */
 	bool		const_ok;
 	Datum		const_datum;
+	const char *rule;			/* the row, as explain() names it */
 	struct XValue *next;
 } XValue;
 
@@ -560,6 +561,8 @@ x_value_compile(HeapTuple tup, TupleDesc desc, List *codes)
 			v->transform = (XTransform) t;
 	v->arg = x_col(tup, desc, 8);
 	v->if_absent = x_col(tup, desc, 9);
+	v->rule = psprintf("value_rule (%s, '%s', %s, %s, %d)", x_col(tup, desc, 1), x_col(tup, desc, 2),
+					   x_col(tup, desc, 3), x_col(tup, desc, 4), v->position);
 
 	if (v->transform == X_TEMPLATE)
 	{
@@ -1137,7 +1140,8 @@ x_text(XRead *r, const XPath *path)
 
 /*
  * The first of paths with a text (see x_text), else dflt (a copy), else
- * NULL; *what names where it was found, for notes.
+ * NULL; *what names where it was found, for notes (the first path when the
+ * default was taken, "value" without paths).
  */
 static char *
 x_first_text(XRead *r, const XPath *paths, int npaths, const char *dflt, const char **what)
@@ -1154,6 +1158,80 @@ x_first_text(XRead *r, const XPath *paths, int npaths, const char *dflt, const c
 	}
 	*what = npaths > 0 ? paths[0].text : "value";
 	return dflt != NULL ? pstrdup(dflt) : NULL;
+}
+
+/*
+ * explain(): record that what (a value of the delivery) came from rule
+ * through path, or, with rule NULL, that no rule gave it; unresolved holds
+ * the paths tried in vain on the way (see ObTrace).  Nothing unless the
+ * delivery is traced.
+ */
+static void
+x_trace(XRead *r, const char *what, const char *rule, const char *path, const char *value,
+		List *unresolved)
+{
+	ObTrace    *t;
+
+	if (!r->d->trace_on)
+		return;
+	t = palloc0(sizeof(ObTrace));
+	t->what = what;
+	t->rule = rule;
+	t->path = path;
+	t->value = value != NULL ? pstrdup(value) : NULL;
+	t->unresolved = unresolved;
+	r->d->trace = lappend(r->d->trace, t);
+}
+
+/* explain(): the paths of v added to unresolved (a template's, its parts'). */
+static List *
+x_trace_miss(XRead *r, List *unresolved, const XValue *v)
+{
+	if (!r->d->trace_on)
+		return unresolved;
+	for (int i = 0; i < v->npaths; i++)
+		unresolved = lappend(unresolved, (void *) v->paths[i].text);
+	for (int p = 0; p < v->nparts; p++)
+		for (int i = 0; i < v->parts[p].npaths; i++)
+			unresolved = lappend(unresolved, (void *) v->parts[p].paths[i].text);
+	return unresolved;
+}
+
+/*
+ * explain(): where alternative v found its value: the path, "if_absent"
+ * when its default was taken, the template, or "constant".
+ */
+static const char *
+x_trace_source(XRead *r, const XValue *v)
+{
+	if (v->transform == X_CONST)
+		return "constant";
+	if (v->transform == X_TEMPLATE)
+		return v->arg;
+	for (int i = 0; i < v->npaths; i++)
+	{
+		JsonbValue *j = x_get(r, &v->paths[i]);
+
+		if (j != NULL && j->type != jbvNull && j->type != jbvBool &&
+			!(j->type == jbvString && j->val.string.len == 0))
+			return v->paths[i].text;
+	}
+	return v->if_absent != NULL ? "if_absent" : NULL;
+}
+
+/* explain(): drop what was recorded of what (the event's own rule reads it again). */
+static void
+x_trace_forget(XRead *r, const char *what)
+{
+	ListCell   *lc;
+
+	if (!r->d->trace_on)
+		return;
+	foreach(lc, r->d->trace)
+	{
+		if (strcmp(((ObTrace *) lfirst(lc))->what, what) == 0)
+			r->d->trace = foreach_delete_current(r->d->trace, lc);
+	}
 }
 
 /* The key form of a taxpayer number: canonical when valid, else unmasked. */
@@ -1227,20 +1305,31 @@ x_template(XRead *r, const XValue *v)
 static char *
 x_status(XRead *r, const XValue *alternatives)
 {
+	List	   *missed = NIL;
+
 	for (const XValue *v = alternatives; v != NULL; v = v->next)
 		for (int i = 0; i < v->npaths; i++)
 		{
 			JsonbValue *j = x_get(r, &v->paths[i]);
+			char	   *s;
 
 			if (j == NULL || j->type == jbvNull)
+			{
+				missed = r->d->trace_on ? lappend(missed, (void *) v->paths[i].text) : NIL;
 				continue;
+			}
 			if (j->type != jbvString && j->type != jbvNumeric)
 			{
 				onboarding_note(r->d, "%s is %s", v->paths[i].text, onboarding_json_type_name(j));
+				missed = r->d->trace_on ? lappend(missed, (void *) v->paths[i].text) : NIL;
 				continue;
 			}
-			return onboarding_json_scalar_text(j);
+			s = onboarding_json_scalar_text(j);
+			x_trace(r, "status", v->rule, v->paths[i].text, s, missed);
+			return s;
 		}
+	if (alternatives != NULL)
+		x_trace(r, "status", NULL, NULL, NULL, missed);
 	return NULL;
 }
 
@@ -1265,8 +1354,10 @@ x_set_text(XRead *r, ObEffect *e, int slot, const char *what, const char *s)
  * NULL.  No notes: a key is what it is.
  */
 static char *
-x_key(XRead *r, const XValue *alternatives)
+x_key(XRead *r, const XValue *alternatives, const char *label)
 {
+	List	   *missed = NIL;
+
 	for (const XValue *v = alternatives; v != NULL; v = v->next)
 	{
 		const char *what;
@@ -1279,8 +1370,14 @@ x_key(XRead *r, const XValue *alternatives)
 		else
 			s = x_keyed(x_first_text(r, v->paths, v->npaths, v->if_absent, &what), v->transform);
 		if (s != NULL)
+		{
+			x_trace(r, label, v->rule, x_trace_source(r, v), s, missed);
 			return s;
+		}
+		missed = x_trace_miss(r, missed, v);
 	}
+	if (alternatives != NULL)
+		x_trace(r, label, NULL, NULL, NULL, missed);
 	return NULL;
 }
 
@@ -1396,6 +1493,13 @@ x_field_code(XRead *r, ObEffect *e, const XValue *v, const char *what, const cha
 static void
 x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 {
+	List	   *missed = NIL;
+	const char *label = NULL;
+
+	if (r->d->trace_on && alternatives != NULL)
+		label = psprintf("%s.%s", onboarding_entity_names[e->entity],
+						 alternatives->slot < OB_NFIELDS ?
+						 onboarding_field_names[alternatives->slot] : "?");
 	for (const XValue *v = alternatives; v != NULL; v = v->next)
 	{
 		const char *what;
@@ -1410,19 +1514,25 @@ x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 				else
 					onboarding_note(r->d, "constant \"%s\" is not a value of %s; ignored",
 									v->arg, onboarding_field_names[v->slot]);
+				x_trace(r, label, v->rule, "constant", v->arg, missed);
 				return;
 			case X_TEMPLATE:
 				if ((s = x_template(r, v)) == NULL)
+				{
+					missed = x_trace_miss(r, missed, v);
 					continue;
+				}
 				x_set_text(r, e, v->slot, "template", s);
+				x_trace(r, label, v->rule, v->arg, s, missed);
 				return;
 			case X_JSONB:
-				if (x_field_jsonb(r, e, v))
-					return;
-				continue;
 			case X_TIME:
-				if (x_field_time(r, e, v))
+				if (v->transform == X_JSONB ? x_field_jsonb(r, e, v) : x_field_time(r, e, v))
+				{
+					x_trace(r, label, v->rule, x_trace_source(r, v), NULL, missed);
 					return;
+				}
+				missed = x_trace_miss(r, missed, v);
 				continue;
 			default:
 				break;
@@ -1431,7 +1541,11 @@ x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 		/* the transforms of one text */
 		s = x_first_text(r, v->paths, v->npaths, v->if_absent, &what);
 		if (s == NULL)
+		{
+			missed = x_trace_miss(r, missed, v);
 			continue;
+		}
+		x_trace(r, label, v->rule, x_trace_source(r, v), s, missed);
 		switch (v->transform)
 		{
 			case X_TAXID:
@@ -1454,12 +1568,19 @@ x_field(XRead *r, ObEffect *e, const XValue *alternatives)
 		}
 		return;
 	}
+	if (alternatives != NULL)
+		x_trace(r, label, NULL, NULL, NULL, missed);
 }
 
 /* The event time: the first of the provider's time paths that is present. */
 static void
 x_event_time(XRead *r)
 {
+	List	   *missed = NIL;
+	const char *rule = NULL;
+
+	if (r->d->trace_on)
+		rule = psprintf("provider_rule (%s).time_paths", onboarding_provider_name(r->d->provider));
 	for (int i = 0; i < r->p->ntimes; i++)
 	{
 		const XPath *path = &r->p->times[i];
@@ -1467,16 +1588,24 @@ x_event_time(XRead *r)
 		char	   *s;
 
 		if (v == NULL)
+		{
+			missed = r->d->trace_on ? lappend(missed, (void *) path->text) : NIL;
 			continue;
+		}
 		if (v->type == jbvNull)
+		{
+			x_trace(r, "event time", rule, path->text, NULL, missed);
 			return;
+		}
 		if (v->type != jbvString)
 		{
 			onboarding_note(r->d, "%s is %s, not a time; treated as absent", path->text,
 							onboarding_json_type_name(v));
+			x_trace(r, "event time", rule, path->text, NULL, missed);
 			return;
 		}
 		s = pnstrdup(v->val.string.val, v->val.string.len);
+		x_trace(r, "event time", rule, path->text, s, missed);
 		switch (onboarding_parse_time(s, onboarding_timezone(), &r->d->event_at))
 		{
 			case OB_TIME_OK:
@@ -1491,6 +1620,8 @@ x_event_time(XRead *r)
 		}
 		return;
 	}
+	if (r->p->ntimes > 0)
+		x_trace(r, "event time", NULL, NULL, NULL, missed);
 }
 
 /*
@@ -1553,6 +1684,9 @@ x_detect_provider(XCache *c, XRead *r)
 		if (x_recognises(r, p))
 		{
 			r->d->provider = p->provider;
+			if (r->d->trace_on)
+				x_trace(r, "provider", psprintf("provider_rule (%s).marker", onboarding_provider_name(p->provider)),
+						p->marker.text, onboarding_provider_name(p->provider), NIL);
 			return true;
 		}
 	}
@@ -1611,7 +1745,9 @@ static void
 x_effect(XRead *r, XEvent *ev, XEffect *x)
 {
 	ObEffect   *e = palloc0(sizeof(ObEffect));
-	char	   *key = x->key ? x_key(r, x->key) : NULL;
+	char	   *key = x->key ?
+		x_key(r, x->key, r->d->trace_on ? psprintf("%s.key", onboarding_entity_names[x->entity]) : NULL) :
+		NULL;
 
 	e->entity = x->entity;
 	e->key = key != NULL ? key : r->d->subject;
@@ -1691,6 +1827,8 @@ onboarding_extract(ObDelivery *d, JsonbContainer *root)
 
 	r.memo = palloc(sizeof(JsonbValue *) * Max(c->nnodes, 1));
 	r.looked = palloc0(sizeof(bool) * Max(c->nnodes, 1));
+	if (d->trace != NIL)
+		d->trace_on = false;	/* traced once: its first extraction */
 	if (d->provider == OB_PROVIDER_NONE && !x_detect_provider(c, &r))
 		return false;
 	if (d->provider < 0 || d->provider >= c->nproviders || c->by_provider[d->provider] == NULL)
@@ -1705,9 +1843,13 @@ onboarding_extract(ObDelivery *d, JsonbContainer *root)
 
 		if (v != NULL && v->type == jbvString)
 			d->event_type = pnstrdup(v->val.string.val, v->val.string.len);
+		if (d->trace_on)
+			x_trace(&r, "event type", psprintf("provider_rule (%s).event_path",
+											   onboarding_provider_name(d->provider)),
+					r.p->event_path.text, d->event_type, NIL);
 	}
 	if (r.p->subject != NULL)
-		d->subject = x_key(&r, r.p->subject);
+		d->subject = x_key(&r, r.p->subject, "subject");
 	if (r.p->status != NULL)
 		d->status_raw = x_status(&r, r.p->status);
 	if (d->event_type == NULL)
@@ -1736,11 +1878,21 @@ onboarding_extract(ObDelivery *d, JsonbContainer *root)
 		return onboarding_decide(d, OB_UNRECOGNIZED, "%s %s \"%s\" is not an onboarding event",
 								 r.p->title, r.p->event_path.text, d->event_type);
 
+	if (d->trace_on)
+		x_trace(&r, "event", psprintf("event_rule (%s, '%s')", onboarding_provider_name(d->provider),
+									  ev->event_type), NULL, ev->rule_event, NIL);
+
 	/* the event's own subject and status, where it has them */
 	if (ev->subject != NULL)
-		d->subject = x_key(&r, ev->subject);
+	{
+		x_trace_forget(&r, "subject");
+		d->subject = x_key(&r, ev->subject, "subject");
+	}
 	if (ev->status != NULL)
+	{
+		x_trace_forget(&r, "status");
 		d->status_raw = x_status(&r, ev->status);
+	}
 	if (d->subject == NULL)
 		return onboarding_decide(d, OB_INVALID, "%s %s without %s", r.p->title, d->event_type,
 								 x_describe(ev->subject ? ev->subject : r.p->subject));

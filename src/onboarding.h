@@ -192,7 +192,25 @@ typedef struct ObDelivery
 	int64		duplicate_of;	/* 0 when not a duplicate */
 	int64		duplicate_candidate;	/* a time-less repeat: derivation decides */
 	uint64		body_hash;
+	/* explain(): which rule gave each value, and what did not resolve */
+	bool		trace_on;		/* set by explain() for its own delivery */
+	List	   *trace;			/* ObTrace *, in the order they were read */
 } ObDelivery;
+
+/*
+ * One value as extraction read it, for explain(): what it is ("subject",
+ * "status", "event time", "account.number", ...), the rule row that gave
+ * it, the path it came from (NULL when nothing resolved) and the value; the
+ * paths of that rule and of the rules before it that resolved to nothing.
+ */
+typedef struct ObTrace
+{
+	const char *what;
+	const char *rule;
+	const char *path;
+	char	   *value;
+	List	   *unresolved;		/* const char * */
+} ObTrace;
 
 extern const char *const onboarding_entity_names[OB_NENTITIES];
 extern const char *const onboarding_outcome_names[OB_NOUTCOMES];

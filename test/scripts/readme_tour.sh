@@ -20,6 +20,8 @@ blocks() {
 tour=$(blocks "A five-minute tour")
 recipe=$(blocks "Teaching a new provider")
 [ -n "$tour" ] || { echo "no SQL found in the README tour"; exit 1; }
+lines=$(wc -l <README.md)
+[ "$lines" -le 700 ] || { echo "README.md has $lines lines: it is for users, keep it under 700"; exit 1; }
 [ -n "$recipe" ] || { echo "no SQL found in the README recipe"; exit 1; }
 
 db=onboarding_tour
