@@ -5,7 +5,8 @@
  *
  * Runs the pipeline on a body without storing it: detection, duplicate
  * check, classification, and the §6 verdict against the current state,
- * read without locks.  Writes nothing.  Its "rules" say where each value
+ * read without locks.  Writes nothing of its own (what this transaction
+ * derived before is written out first, to be seen).  Its "rules" say where each value
  * came from: the rule row, the path that resolved, the paths tried in vain
  * (recorded by extract.c for this delivery alone: ObDelivery.trace).
  *
@@ -14,10 +15,12 @@
 #include "onboarding.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 /* Append "key": "value" (or null) to a JSON object being built. */
 static void
@@ -49,6 +52,7 @@ onboarding_explain(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	ObEffect   *first = NULL;
 	bool		firsteffect = true;
+	bool		moved = false;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -61,11 +65,32 @@ onboarding_explain(PG_FUNCTION_ARGS)
 		onboarding_provider_from_oid(PG_GETARG_OID(1));
 	d.trace_on = true;
 
+	/*
+	 * State this transaction derived may still be in the window (a
+	 * force_status() of an earlier statement, say): it is written now, as
+	 * a statement reading a state table would (statement.c).  The reads
+	 * below see it, and what an earlier call in this statement wrote out,
+	 * through a copy of the snapshot moved to the current command.
+	 */
+	if (onboarding_store_pending())
+	{
+		onboarding_store_flush(false);
+		CommandCounterIncrement();
+	}
+	if (ActiveSnapshotSet())
+	{
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+		moved = true;
+	}
+
 	inbox = table_open(onboarding_relation_oid("inbox"), AccessShareLock);
 	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
 
 	onboarding_process_delivery(inbox, &atts, &d, NULL, OB_RUN_DRY, 0);
 	table_close(inbox, AccessShareLock);
+	if (moved)
+		PopActiveSnapshot();
 
 	if (d.effects != NIL)
 		first = (ObEffect *) linitial(d.effects);

@@ -14,7 +14,11 @@
  *		dedupe.c	the body seen before?
  *		delivery.c	a delivery read from an inbox row, prepared (the steps
  *					above), its derived columns written back
- *		derive.c	lock the entities, order, check, write state and history
+ *		derive.c	the fold in event order: the incremental path, rows read
+ *					and written, and the pipeline's way in; with fold.c (the
+ *					rules of SPEC §6), lock.c (the rows locked all or none),
+ *					group.c (a group folded again) and window.c (a late
+ *					delivery refolded from its place)
  *
  * on foundations: taxid.c (the CPF/CNPJ base type), onboarding.c (shared
  * helpers), jsonutil.c (safe jsonb access), catalog.c (names resolved
@@ -604,5 +608,210 @@ extern Datum onboarding_subjects_with(Datum current, const char *subject);
 extern void onboarding_derive_seen_begin(void);
 extern bool onboarding_derive_seen(int table, Oid provider, const char *key);
 extern void onboarding_derive_seen_end(void);
+
+/* ---------------------------------------------------------------------
+ * The fold's own files: fold.c (the rules), lock.c (the lock protocol),
+ * derive.c (rows read and written, the incremental path), group.c (the
+ * group fold), window.c (the bounded refold).  What they share; nothing
+ * outside them uses it.
+ * ---------------------------------------------------------------------
+ */
+/* The state tables, in locking order */
+typedef enum ObTable
+{
+	OB_T_ACCOUNT = 0,
+	OB_T_PROPOSAL,
+	OB_T_DOCUMENT,
+	OB_T_CLOSURE,
+	OB_NTABLES
+} ObTable;
+
+#define OB_MAX_STATUS_COLS OB_MAX_STATE_STATUSES
+#define OB_MAX_ATTEMPTS 8		/* rounds of lock-or-create before giving up */
+
+extern const char *const onboarding_table_names[OB_NTABLES];
+
+/*
+ * Column positions (0-based) of a state table, resolved for the table as
+ * opened in the current transaction.
+ */
+typedef struct ObTableCols
+{
+	uint64		serial;			/* of the open table they were resolved for */
+	int			natts;
+	int			provider;
+	int			key;
+	int			status[OB_MAX_STATUS_COLS];
+	int			statustime[OB_MAX_STATUS_COLS];	/* -1: last_event_at */
+	int			provider_status;
+	int			fields[OB_MAX_STATE_FIELDS];
+	int			first_event_at;
+	int			last_event_at;
+	int			last_inbox_id;
+	int			last_seen_id;
+	int			last_received_at;	/* -1: none (a 0.1.0 schema) */
+	int			subjects;		/* -1: none (a 0.1.0 schema) */
+	int			flow;			/* -1: none */
+	bool	   *owned;			/* per attribute: a column the pipeline writes
+								 * (the others are a user's, kept as they are) */
+} ObTableCols;
+
+/* The same for onboarding.history */
+typedef struct ObHistoryCols
+{
+	uint64		serial;
+	int			natts;
+	int			provider;
+	int			entity;
+	int			entity_key;
+	int			from_status;
+	int			to_status;
+	int			event_at;
+	int			inbox_id;
+	int			reason;
+} ObHistoryCols;
+
+/* One entity row: its state as the fold has it */
+typedef struct ObEntState
+{
+	ObTable		table;
+	char	   *key;
+	bool		in_table;		/* found (and locked) in its table */
+	bool		exists;			/* has a state in the fold */
+	ObStoreRow	row;
+	Datum	   *values;			/* its columns */
+	bool	   *nulls;
+	/* group fold */
+	bool		has_max_at;		/* latest time among deliveries placed so far */
+	TimestampTz max_at;
+	int64	   *later;			/* ids of later deliveries that may make an
+								 * earlier one stale, nearest on top (group.c) */
+	int			nlater;
+	/* bounded refold: fields and provider_status the fold has set */
+	bool	   *set;
+} ObEntState;
+
+/* What one delivery does to one entity row */
+typedef struct ObTouch
+{
+	ObEntState *ent;
+	ObEffect   *effect[OB_MAX_STATUS_COLS];
+	const char *next[OB_MAX_STATUS_COLS];
+	bool		changed[OB_MAX_STATUS_COLS];
+} ObTouch;
+
+/* A history row the fold made */
+typedef struct ObHistRow
+{
+	ObEntity	entity;
+	const char *key;
+	const char *from;
+	const char *to;
+	bool		has_at;
+	TimestampTz at;
+	int64		inbox_id;
+	const char *reason;
+} ObHistRow;
+
+/* A fold: the rows it knows, and the history it makes */
+typedef struct ObFold
+{
+	ObProvider	provider;
+	List	   *ents;			/* ObEntState * */
+	List	   *history;		/* ObHistRow *, in the order made */
+} ObFold;
+
+/* A bounded refold, planned: what it writes (window.c) */
+typedef struct ObWindow
+{
+	bool		ready;			/* planned: write it (window_write) */
+	ObFold		fnew;			/* the rows with L, their final values */
+	List	   *rewrite;		/* ObGroupItem * judged otherwise than stored */
+	List	   *removed;		/* ItemPointer: history rows no longer made */
+	List	   *added;			/* ObHistRow *: history rows newly made */
+	ObEntState *stale_ent;		/* L is stale: the row, */
+	int64		stale_id;		/* and the delivery after it that came first */
+	int			read;			/* deliveries read after L's place */
+} ObWindow;
+
+/* A delivery of a group, as the fold sees it (group.c) */
+typedef struct ObGroupItem
+{
+	ObDelivery *d;
+	ObDelivery	prepared;		/* *d as prepared, before any fold judged it */
+	char	   *prepared_detail;	/* its detail then */
+	HeapTuple	stored;			/* its inbox row; NULL for the one being inserted */
+	List	   *touches;		/* ObTouch *, when it takes part in the fold */
+	bool		has_at;			/* its place: time ... */
+	TimestampTz at;
+	uint64		seq;			/* ... and tie-break */
+} ObGroupItem;
+
+/*
+ * A derivation's pool of the group deliveries it has read, by inbox id:
+ * each is read and prepared once, however often the group is gathered
+ * again (it grows, or others delivered to it while we waited).
+ */
+typedef struct ObPoolEntry
+{
+	int64		id;
+	ObGroupItem *it;
+} ObPoolEntry;
+
+/* How a fold's writes went (derive.c) */
+typedef enum ObWriteResult
+{
+	W_DONE,
+	W_RACED,					/* a row another session created meanwhile */
+	W_REFUSED					/* a user's constraint or trigger refused them */
+} ObWriteResult;
+
+/* fold.c */
+extern void onboarding_derive_bound(Datum *value, bool *isnull, bool has_t, TimestampTz t,
+		bool greatest);
+extern void onboarding_ent_add_subject(ObEntState *e, const char *subject);
+extern List *onboarding_ent_subjects(ObEntState *e);
+extern void onboarding_fold_step(ObFold *f, ObDelivery *d, List *touches);
+extern List *onboarding_fold_touches(ObFold *f, ObDelivery *d);
+extern bool onboarding_subjects_add(List **list, const char *s);
+
+/* lock.c */
+extern ObEntState *onboarding_derive_lock_attempt(ObProvider provider, List *ents, ObLockMode mode,
+		bool keep);
+extern ObEntState *onboarding_derive_lock_nowait(ObProvider provider, List *ents);
+extern void onboarding_derive_lock_rows(ObProvider provider, List *ents, bool dry_run);
+extern void onboarding_derive_subxact_rethrow(MemoryContext cxt, ResourceOwner owner);
+
+/* derive.c */
+extern ObEntity onboarding_derive_entity(ObTable table, int col);
+extern ObGraph onboarding_derive_graph(ObTable table, int col);
+extern ObStore *onboarding_derive_open(ObTable which, ObTableCols **colsp);
+extern ObStore *onboarding_derive_open_history(void);
+extern List *onboarding_derive_subjects(ObDelivery *d, ObFold *f);
+extern ObTable onboarding_derive_table(ObEntity entity, int *col);
+extern ObWriteResult onboarding_derive_write(ObFold *f, bool group, char **why, int64 *culprit);
+extern bool onboarding_fold_bound(ObFold *f);
+extern bool onboarding_fold_write_rows(ObFold *f);
+extern void onboarding_hist_values(Oid provider, ObHistRow *h, Datum **valuesp, bool **nullsp);
+
+/* group.c */
+extern void onboarding_delivery_reset(ObDelivery *d, const ObDelivery *prepared,
+		const char *detail);
+extern void onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
+		ObProvider provider, List *subjects, bool dry_run, HTAB *pool);
+extern void onboarding_derive_stale(ObDelivery *d, ObEntState *e, int64 later_id);
+extern ObEntState *onboarding_group_gather(Relation inbox, const ObInboxAtts *atts,
+		ObDelivery *late, List *refused, ObProvider provider, List **subjects, ObLockMode mode,
+		ObFold *f, List **items, HTAB *pool);
+extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
+		const ObInboxAtts *atts);
+extern void onboarding_group_item_reset(ObGroupItem *it);
+extern HTAB *onboarding_group_pool_create(void);
+
+/* window.c */
+extern bool onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+		ObFold *f, HTAB *pool, ObWindow *w);
+extern void onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+		ObWindow *w);
 
 #endif							/* ONBOARDING_H */

@@ -5,7 +5,9 @@
 # recipe must end with an empty check_rules() for the provider it taught,
 # and verify() must be empty.  Then the reference: every table, view,
 # function and type of the extension is named in docs/reference.md and has
-# a COMMENT ON.  Needs PGHOST/PGPORT/PGUSER (test/run.sh sets them).
+# a COMMENT ON (row and array types, listed as members from PostgreSQL 17,
+# are described by their table and element type, as in the suite comments).
+# Needs PGHOST/PGPORT/PGUSER (test/run.sh sets them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -56,8 +58,7 @@ members=$(psql -X -At -d "$db" <<-'SQL'
 	  UNION
 	  SELECT 'type', t.typname::text, obj_description(t.oid, 'pg_type')
 	    FROM m JOIN pg_type t ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
-	   WHERE t.typtype IN ('e', 'd', 'b') OR (t.typtype = 'c' AND NOT EXISTS
-	         (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c'))
+	   WHERE t.typrelid = 0 AND t.typcategory <> 'A'   -- not a table's row type or an array type
 	) x ORDER BY 1
 SQL
 )

@@ -1,0 +1,753 @@
+/*-------------------------------------------------------------------------
+ *
+ * window.c
+ *		The bounded refold: a late delivery refolds only what its arrival
+ *		changes.
+ *
+ * See the section comment below.  What it cannot decide it leaves to the
+ * group fold (group.c); both fold through fold.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+/* ---------------------------------------------------------------------
+ * The bounded refold: a late delivery refolds only what its arrival changes
+ * ---------------------------------------------------------------------
+ *
+ * A late delivery L at time t needs, for the rows it touches, the state
+ * just before its place and the deliveries after it, not its whole group.
+ * The status before t comes from history (the latest row before t, found
+ * through history's index by (entity_key, event_at)); the other columns
+ * are unknown there and start empty, each marked set once a delivery of
+ * the window writes it.  Two folds then run side by side over the
+ * deliveries after t, read in event time through the inbox's group index:
+ * the old one (without L, as the stored state was made) and the new one
+ * (with L).  As soon as their rows are equal after the same delivery,
+ * every later delivery meets the same state in both, and the stored rows
+ * stand as they are; only the deliveries between judged otherwise, and
+ * the history rows made otherwise, are rewritten.  Columns that add up
+ * over every delivery (first_event_at, last_received_at, subjects) take
+ * L's share.
+ *
+ * The old fold must give back what is stored (the outcomes of the
+ * deliveries it meets); where it does not, or where the window cannot say
+ * what the whole fold would (a delivery without a time in the group,
+ * events at the same time as L's or each other's, a delivery that touches
+ * rows L does not, several subjects, a user's additions to the tables, an
+ * illegal delivery that L makes legal), the group is folded whole, as
+ * before.  So the two paths can never disagree on a result.
+ */
+
+/* Deliveries a bounded refold may read after its place before it gives up */
+#define OB_WINDOW_MAX 64
+
+/* Which columns of a state table a bounded refold treats apart */
+typedef enum WinCol
+{
+	WC_KEEP,					/* provider, key, a user's: as stored */
+	WC_STATUS,					/* a status: known just before the place */
+	WC_FLOW,					/* proposal.flow: known just before the place */
+	WC_SET,						/* fields, provider_status: set by a delivery */
+	WC_LATEST,					/* times and ids of the latest event: empty before */
+	WC_ADD						/* first_event_at, last_received_at, subjects */
+} WinCol;
+
+/* How a bounded refold treats column i of a table. */
+static WinCol
+window_col(const ObStateTable *def, ObTableCols *cols, int i)
+{
+	if (!cols->owned[i] || i == cols->provider || i == cols->key)
+		return WC_KEEP;
+	for (int c = 0; c < def->nstatus; c++)
+	{
+		if (i == cols->status[c])
+			return WC_STATUS;
+		if (i == cols->statustime[c])
+			return WC_LATEST;
+	}
+	if (i == cols->flow)
+		return WC_FLOW;
+	if (i == cols->provider_status)
+		return WC_SET;
+	for (int f = 0; f < def->nfields; f++)
+		if (i == cols->fields[f])
+			return WC_SET;
+	if (i == cols->first_event_at || i == cols->last_received_at || i == cols->subjects)
+		return WC_ADD;
+	return WC_LATEST;			/* last_event_at, last_inbox_id, last_seen_id */
+}
+
+/* A copy of a row of a fold, for another fold. */
+static ObEntState *
+window_copy(ObEntState *e)
+{
+	ObTableCols *cols;
+	ObEntState *c = palloc(sizeof(ObEntState));
+
+	(void) onboarding_derive_open(e->table, &cols);
+	*c = *e;
+	c->values = palloc(cols->natts * sizeof(Datum));
+	c->nulls = palloc(cols->natts * sizeof(bool));
+	memcpy(c->values, e->values, cols->natts * sizeof(Datum));
+	memcpy(c->nulls, e->nulls, cols->natts * sizeof(bool));
+	c->set = palloc0(cols->natts * sizeof(bool));
+	return c;
+}
+
+/*
+ * A stored row as it was just before time t: its statuses from history,
+ * the other columns it takes from deliveries empty.  Returns false when
+ * history cannot say (no index by time).
+ */
+static bool
+window_before(ObProvider provider, ObEntState *e, TimestampTz t)
+{
+	const ObStateTable *def = &onboarding_state_tables[e->table];
+	ObTableCols *cols;
+	bool		existed = false;
+	bool		checked = false;
+
+	(void) onboarding_derive_open(e->table, &cols);
+	for (int c = 0; c < def->nstatus; c++)
+	{
+		char	   *status;
+
+		if (!onboarding_store_history_before(onboarding_provider_oid(provider),
+											 onboarding_entity_names[onboarding_derive_entity(e->table, c)],
+											 e->key, t, &status))
+			return false;
+		e->nulls[cols->status[c]] = (status == NULL);
+		if (status != NULL)
+			e->values[cols->status[c]] =
+				ObjectIdGetDatum(onboarding_status_oid(onboarding_derive_graph(e->table, c), status));
+		existed |= (status != NULL);
+		checked |= (c > 0 && status != NULL);
+	}
+	for (int i = 0; i < cols->natts; i++)
+		switch (window_col(def, cols, i))
+		{
+			case WC_KEEP:
+			case WC_STATUS:
+				break;
+			case WC_FLOW:
+				/* set by the first check in event order: before t, or not yet */
+				if (!checked)
+					e->nulls[i] = true;
+				break;
+			case WC_ADD:
+				if (i != cols->subjects)
+					e->nulls[i] = true;
+				break;
+			case WC_SET:
+			case WC_LATEST:
+				e->nulls[i] = true;
+				break;
+		}
+	e->exists = existed;
+	return true;
+}
+
+/* Are the rows of two folds the same, but for the columns that add up? */
+static bool
+window_same(ObFold *a, ObFold *b)
+{
+	ListCell   *la,
+			   *lb;
+
+	forboth(la, a->ents, lb, b->ents)
+	{
+		ObEntState *x = (ObEntState *) lfirst(la);
+		ObEntState *y = (ObEntState *) lfirst(lb);
+		const ObStateTable *def = &onboarding_state_tables[x->table];
+		ObTableCols *cols;
+		TupleDesc	desc = onboarding_store_desc(onboarding_derive_open(x->table, &cols));
+
+		if (x->exists != y->exists)
+			return false;
+		for (int i = 0; i < cols->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			WinCol		kind = window_col(def, cols, i);
+
+			if (kind == WC_KEEP || kind == WC_ADD)
+				continue;
+			if (x->nulls[i] != y->nulls[i] || (kind == WC_SET && x->set[i] != y->set[i]))
+				return false;
+			if (!x->nulls[i] && !datumIsEqual(x->values[i], y->values[i], att->attbyval, att->attlen))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The final values of the rows: the stored ones where the two folds met
+ * (converged), else the new fold's where it set them.  Returns false when
+ * a column the old fold set in the window and the new one did not needs
+ * its value from before the place, which no one kept.
+ */
+static bool
+window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool converged)
+{
+	ListCell   *ln,
+			   *lo,
+			   *ls;
+
+	forthree(ln, w->fnew.ents, lo, old->ents, ls, stored)
+	{
+		ObEntState *n = (ObEntState *) lfirst(ln);
+		ObEntState *o = (ObEntState *) lfirst(lo);
+		ObEntState *s = (ObEntState *) lfirst(ls);
+		const ObStateTable *def = &onboarding_state_tables[n->table];
+		ObTableCols *cols;
+		TupleDesc	desc = onboarding_store_desc(onboarding_derive_open(n->table, &cols));
+
+		for (int i = 0; i < cols->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			WinCol		kind = window_col(def, cols, i);
+			bool		new_set,
+						old_set;
+
+			if (kind == WC_KEEP || kind == WC_ADD || converged)
+			{
+				n->values[i] = s->values[i];
+				n->nulls[i] = s->nulls[i];
+				continue;
+			}
+			new_set = kind == WC_SET ? n->set[i] : (kind != WC_LATEST || !n->nulls[i]);
+			old_set = kind == WC_SET ? o->set[i] : (kind != WC_LATEST || !o->nulls[i]);
+			if (old_set && kind != WC_STATUS && kind != WC_FLOW &&
+				(s->nulls[i] != o->nulls[i] ||
+				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				return false;	/* the old fold does not give back what is stored */
+			if ((kind == WC_STATUS || kind == WC_FLOW) &&
+				(s->nulls[i] != o->nulls[i] ||
+				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				return false;
+			if (!new_set)
+			{
+				if (old_set)
+					return false;	/* its value before the place is not known */
+				n->values[i] = s->values[i];
+				n->nulls[i] = s->nulls[i];
+			}
+		}
+		n->exists = true;
+		/* what adds up over every delivery: L's share */
+		onboarding_derive_bound(&n->values[cols->first_event_at], &n->nulls[cols->first_event_at],
+					 late->has_order_at, late->order_at, false);
+		if (cols->last_received_at >= 0)
+			onboarding_derive_bound(&n->values[cols->last_received_at], &n->nulls[cols->last_received_at],
+						 late->has_received_at, late->received_at, true);
+		onboarding_ent_add_subject(n, late->subject);
+	}
+	return true;
+}
+
+/* Do two history rows say the same? */
+static bool
+hist_same(const ObHistRow *a, const ObHistRow *b)
+{
+#define STREQ(x, y) ((x) == NULL ? (y) == NULL : ((y) != NULL && strcmp((x), (y)) == 0))
+	return a->entity == b->entity && a->inbox_id == b->inbox_id && a->has_at == b->has_at &&
+		(!a->has_at || a->at == b->at) && STREQ(a->key, b->key) && STREQ(a->from, b->from) &&
+		STREQ(a->to, b->to) && STREQ(a->reason, b->reason);
+#undef STREQ
+}
+
+/*
+ * The history rows the old fold made and the new one does not (found in
+ * the table: w->removed), and those the new one made that are new
+ * (w->added).  Returns false when a row the old fold made is not stored.
+ */
+static bool
+window_history(ObWindow *w, ObFold *old)
+{
+	ListCell   *lo,
+			   *ln;
+	Oid			provider = onboarding_provider_oid(old->provider);
+
+	foreach(lo, old->history)
+	{
+		ObHistRow  *h = (ObHistRow *) lfirst(lo);
+		bool		kept = false;
+		ItemPointer tid;
+
+		foreach(ln, w->fnew.history)
+			kept |= hist_same(h, (ObHistRow *) lfirst(ln));
+		if (kept)
+			continue;
+		tid = palloc(sizeof(ItemPointerData));
+		if (!h->has_at ||
+			!onboarding_store_history_find(provider, onboarding_entity_names[h->entity], h->key,
+										   h->at, h->inbox_id, h->from, h->to, tid))
+			return false;
+		w->removed = lappend(w->removed, tid);
+	}
+	foreach(ln, w->fnew.history)
+	{
+		ObHistRow  *h = (ObHistRow *) lfirst(ln);
+		bool		known = false;
+
+		foreach(lo, old->history)
+			known |= hist_same(h, (ObHistRow *) lfirst(lo));
+		if (!known)
+			w->added = lappend(w->added, h);
+	}
+	return true;
+}
+
+/*
+ * The deliveries of a group after time t in event time, read one by one
+ * (the inbox's group index is (provider, subject, event_at, body_hash)).
+ * Deliveries other transactions are still inserting are left out, as the
+ * group fold leaves them (they hold the rows they touch).
+ */
+typedef struct WindowScan
+{
+	SysScanDesc scan;
+	SnapshotData dirty;
+	ScanKeyData keys[3];
+} WindowScan;
+
+static void
+window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObProvider provider,
+				  const char *subject, bool timeless, TimestampTz t)
+{
+	InitDirtySnapshot(ws->dirty);
+	ScanKeyEntryInitialize(&ws->keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
+	ScanKeyEntryInitialize(&ws->keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+	if (timeless)
+		ScanKeyEntryInitialize(&ws->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
+							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	else
+		ScanKeyEntryInitialize(&ws->keys[2], 0, atts->event_at, BTGreaterEqualStrategyNumber,
+							   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
+	ws->scan = systable_beginscan(inbox, onboarding_inbox_oids()->group_index, true, &ws->dirty,
+								  3, ws->keys);
+}
+
+/* The next stored delivery, or NULL at the end. */
+static HeapTuple
+window_scan_next(WindowScan *ws)
+{
+	HeapTuple	tup;
+
+	while (HeapTupleIsValid(tup = systable_getnext(ws->scan)))
+		if (!TransactionIdIsValid(ws->dirty.xmin))
+			return tup;
+	return NULL;
+}
+
+/* The stored outcome of an inbox row. */
+static ObOutcome
+window_outcome(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		isnull;
+	Oid			oid = DatumGetObjectId(heap_getattr(tup, atts->outcome, desc, &isnull));
+
+	for (int o = 0; o < OB_NOUTCOMES; o++)
+		if (!isnull && onboarding_outcome_oid((ObOutcome) o) == oid)
+			return (ObOutcome) o;
+	return OB_NOUTCOMES;
+}
+
+/*
+ * The deliveries of L's group (provider and subject) that arrived after L
+ * but were derived before it (two sessions): HeapTuple copies, read through
+ * the inbox's primary key from L's id on (none, as a rule).
+ */
+static List *
+window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
+{
+	TupleDesc	desc = RelationGetDescr(inbox);
+	Oid			provider = onboarding_provider_oid(d->provider);
+	SnapshotData dirty;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *newer = NIL;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+						   F_INT8GT, Int64GetDatum(d->id));
+	scan = systable_beginscan(inbox, onboarding_inbox_oids()->pkey_index, true, &dirty, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		v;
+
+		if (TransactionIdIsValid(dirty.xmin))
+			continue;			/* another transaction's, still being inserted */
+		v = heap_getattr(tup, atts->provider, desc, &isnull);
+		if (isnull || DatumGetObjectId(v) != provider)
+			continue;
+		v = heap_getattr(tup, atts->subject, desc, &isnull);
+		if (!isnull && strcmp(TextDatumGetCString(v), d->subject) == 0)
+			newer = lappend(newer, heap_copytuple(tup));
+	}
+	systable_endscan(scan);
+	return newer;
+}
+
+/* Does a delivery touch row e (by table and key)? */
+static bool
+window_touches(List *touches, ObEntState *e)
+{
+	ListCell   *lc;
+
+	foreach(lc, touches)
+	{
+		ObEntState *x = ((ObTouch *) lfirst(lc))->ent;
+
+		if (x->table == e->table && strcmp(x->key, e->key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A delivery X of L's group that arrived after L and was derived before it
+ * (window_newer), placed before L: L, placed after it and arrived before
+ * it, may make it stale, or stale by a nearer delivery.  Its staleness is
+ * judged again as group_fold judges it: the first delivery after it in
+ * event order, L included, that touches its row and arrived before it.
+ * Returns false when the window cannot say (X touches several rows, or
+ * shares its time with another delivery); else X goes to w->rewrite.
+ */
+static bool
+window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *late_touches,
+				   HeapTuple x, HTAB *pool, ObWindow *w)
+{
+	TupleDesc	desc = RelationGetDescr(inbox);
+	ObGroupItem *it;
+	ObPoolEntry *entry;
+	ObFold		scratch = {0};
+	List	   *touches;
+	ObEntState *row;
+	WindowScan	ws;
+	HeapTuple	tup;
+	bool		isnull;
+	int64		id = DatumGetInt64(heap_getattr(x, atts->id, desc, &isnull));
+	bool		found;
+	int64		ref = 0;
+	int			read = 0;
+	bool		unsure = false;
+
+	/* (read apart from the pool: a pooled item may be judged again meanwhile) */
+	it = onboarding_group_item_read(x, desc, atts);
+	if (it->d->decided || !it->d->has_event_at)
+		return false;
+	scratch.provider = late->provider;
+	touches = onboarding_fold_touches(&scratch, it->d);
+	if (list_length(touches) != 1)
+		return false;
+	row = ((ObTouch *) linitial(touches))->ent;
+
+	window_scan_begin(&ws, inbox, atts, late->provider, late->subject, false, it->d->event_at);
+	while (ref == 0 && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		int64		other = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+		TimestampTz at = DatumGetTimestampTz(heap_getattr(tup, atts->event_at, desc, &isnull));
+		ObGroupItem *o;
+		ObFold		f2 = {0};
+
+		if (other == id || was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (at == it->d->event_at || ++read > OB_WINDOW_MAX)
+		{
+			unsure = true;		/* a tie: the group's order, not the index's */
+			break;
+		}
+		if (at >= late->event_at)
+			break;				/* L comes first */
+		if (other > id)
+			continue;
+		/* its rows, as prepared (the item itself may be on its way to a rewrite) */
+		entry = (ObPoolEntry *) hash_search(pool, &other, HASH_ENTER, &found);
+		if (!found)
+			entry->it = onboarding_group_item_read(tup, desc, atts);
+		o = entry->it;
+		if (o->prepared.decided)
+			continue;
+		f2.provider = late->provider;
+		if (window_touches(onboarding_fold_touches(&f2, &o->prepared), row))
+			ref = other;
+	}
+	systable_endscan(ws.scan);
+	if (unsure)
+		return false;
+	if (ref == 0 && window_touches(late_touches, row))
+		ref = late->id;
+	if (ref != 0)
+		onboarding_derive_stale(it->d, row, ref);
+	w->rewrite = lappend(w->rewrite, it);
+	return true;
+}
+
+/*
+ * Plan the bounded refold of late delivery d, whose rows f holds (locked,
+ * as stored).  Reads only; returns whether w is ready to write.  When not,
+ * d is as it came and the caller folds the group whole.
+ */
+bool
+onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold *f, HTAB *pool,
+			ObWindow   *w)
+{
+	ObDelivery	prepared = *d;
+	char	   *detail = pstrdup(d->detail.data);
+	TupleDesc	desc = RelationGetDescr(inbox);
+	List	   *subjects;
+	List	   *stored = NIL;
+	List	   *touches;
+	List	   *stale_from;		/* L's rows, in its touches' order */
+	List	   *newer;			/* HeapTuple: arrived after L, derived before */
+	ObFold		old = {0};
+	WindowScan	ws;
+	HeapTuple	tup;
+	ListCell   *lc;
+	bool		converged = false;
+	bool		stale_known = false;
+	TimestampTz prev_at = 0;
+
+	memset(w, 0, sizeof(ObWindow));
+	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
+		d->duplicate_candidate != 0 || onboarding_fold_bound(f))
+		return false;
+	foreach(lc, f->ents)
+		if (!((ObEntState *) lfirst(lc))->in_table)
+			return false;
+	subjects = onboarding_derive_subjects(d, f);
+	if (list_length(subjects) != 1)
+		return false;
+	newer = window_newer(inbox, atts, d);
+
+	/* a delivery without a time takes its place by arrival: fold it whole */
+	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, true, 0);
+	tup = window_scan_next(&ws);
+	systable_endscan(ws.scan);
+	if (tup != NULL)
+		return false;
+
+	/* the rows just before L's place, in both folds */
+	w->fnew.provider = old.provider = d->provider;
+	foreach(lc, f->ents)
+	{
+		ObEntState *e = window_copy((ObEntState *) lfirst(lc));
+
+		stored = lappend(stored, window_copy((ObEntState *) lfirst(lc)));
+		if (!window_before(d->provider, e, d->event_at))
+			return false;
+		w->fnew.ents = lappend(w->fnew.ents, e);
+		old.ents = lappend(old.ents, window_copy(e));
+	}
+
+	/* L at its place */
+	d->has_order_at = true;
+	d->order_at = d->event_at;
+	touches = onboarding_fold_touches(&w->fnew, d);
+	stale_from = NIL;
+	foreach(lc, touches)
+		stale_from = lappend(stale_from, ((ObTouch *) lfirst(lc))->ent);
+	onboarding_fold_step(&w->fnew, d, touches);
+	stale_known = d->decided;	/* an illegal L is not stale */
+
+	/* then the deliveries after it, in both folds, until they meet */
+	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, false, d->event_at);
+	while (!(converged && stale_known) && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		bool		isnull;
+		int64		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+		ObPoolEntry *entry;
+		bool		found;
+		ObGroupItem *it;
+		List	   *tnew;
+		List	   *told;
+		bool		old_illegal;
+		bool		new_illegal;
+		char	   *old_detail;
+		int			nents = list_length(f->ents);
+
+		/* what L cannot change: duplicates, bodies no rule reads */
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (was != OB_APPLIED && was != OB_STALE && was != OB_ILLEGAL)
+			goto fold_whole;	/* refused: judged against a user's additions */
+		if (++w->read > OB_WINDOW_MAX)
+			goto fold_whole;
+		entry = (ObPoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
+		if (!found)
+			entry->it = onboarding_group_item_read(tup, desc, atts);
+		it = entry->it;
+		onboarding_group_item_reset(it);
+		if (it->d->decided || it->d->forced || !it->d->has_event_at ||
+			it->d->duplicate_candidate != 0 || it->d->event_at == d->event_at ||
+			(w->read > 1 && it->d->event_at == prev_at))
+			goto fold_whole;	/* not as stored, or its place needs the group */
+		prev_at = it->d->event_at;
+		it->d->has_order_at = true;
+		it->d->order_at = it->d->event_at;
+
+		if (converged)
+		{
+			/* only the delivery that makes L stale is still sought */
+			ObFold		scratch = {0};
+
+			scratch.provider = d->provider;
+			tnew = onboarding_fold_touches(&scratch, it->d);
+		}
+		else
+		{
+			tnew = onboarding_fold_touches(&w->fnew, it->d);
+			told = onboarding_fold_touches(&old, it->d);
+			if (list_length(w->fnew.ents) != nents || list_length(old.ents) != nents)
+				goto fold_whole;	/* it touches rows L does not */
+
+			onboarding_fold_step(&old, it->d, told);
+			old_illegal = it->d->decided;
+			old_detail = pstrdup(it->d->detail.data);
+			if (old_illegal != (was == OB_ILLEGAL) ||
+				(old_illegal && it->d->outcome != OB_ILLEGAL))
+				goto fold_whole;	/* the old fold does not give back what is stored */
+			onboarding_group_item_reset(it);
+			it->d->has_order_at = true;
+			it->d->order_at = it->d->event_at;
+			onboarding_fold_step(&w->fnew, it->d, tnew);
+			new_illegal = it->d->decided;
+			if (new_illegal && it->d->outcome != OB_ILLEGAL)
+				goto fold_whole;
+			if (old_illegal && !new_illegal)
+				goto fold_whole;	/* whether it is stale needs every later arrival */
+			if (new_illegal && (!old_illegal || strcmp(old_detail, it->d->detail.data) != 0))
+				w->rewrite = lappend(w->rewrite, it);
+			converged = window_same(&w->fnew, &old);
+		}
+
+		/* L is stale when a delivery after it arrived before it (group_fold) */
+		if (!stale_known && it->d->id < d->id)
+		{
+			ObEntState *first = (ObEntState *) linitial(stale_from);
+
+			if (window_touches(tnew, first))
+			{
+				w->stale_ent = first;
+				w->stale_id = it->d->id;
+				stale_known = true;
+			}
+			else if (list_length(stale_from) > 1)
+				goto fold_whole;	/* (several rows: the whole group says which) */
+		}
+	}
+
+	/*
+	 * Where the folds met, the next delivery must not share the last one's
+	 * time: history rows at one time keep their order by id, and the last
+	 * one's may have been written again.
+	 */
+	while (converged && (tup = window_scan_next(&ws)) != NULL)
+	{
+		ObOutcome	was = window_outcome(tup, desc, atts);
+		bool		isnull;
+		Datum		at = heap_getattr(tup, atts->event_at, desc, &isnull);
+
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
+			continue;
+		if (isnull || DatumGetTimestampTz(at) == prev_at)
+			goto fold_whole;
+		break;
+	}
+	systable_endscan(ws.scan);
+	ws.scan = NULL;
+
+	if (!window_final(w, &old, stored, d, converged) || !window_history(w, &old))
+		goto fold_whole;
+
+	/* the deliveries that arrived after L, derived before it, placed before it */
+	foreach(lc, newer)
+	{
+		HeapTuple	x = (HeapTuple) lfirst(lc);
+		bool		isnull;
+		Datum		at = heap_getattr(x, atts->event_at, desc, &isnull);
+		ObOutcome	was = window_outcome(x, desc, atts);
+
+		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID ||
+			was == OB_ILLEGAL || (!isnull && DatumGetTimestampTz(at) > d->event_at))
+			continue;			/* not stale by L, or folded in the window */
+		if (isnull || was == OB_REFUSED || DatumGetTimestampTz(at) == d->event_at ||
+			!window_newer_stale(inbox, atts, d, touches, x, pool, w))
+			goto fold_whole;
+	}
+	w->ready = true;
+	ereport(DEBUG1,
+			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries prepared again: %d, history rows removed: %d, added: %d, other outcomes rewritten: %d",
+							 (long long) d->id, w->read, list_length(w->removed),
+							 list_length(w->added), list_length(w->rewrite))));
+	return true;
+
+fold_whole:
+	ereport(DEBUG1,
+			(errmsg_internal("late delivery %lld folds its whole group", (long long) d->id)));
+	if (ws.scan != NULL)
+		systable_endscan(ws.scan);
+	onboarding_delivery_reset(d, &prepared, detail);
+	memset(w, 0, sizeof(ObWindow));
+	return false;
+}
+
+/*
+ * Write a planned bounded refold: the rows, the history rows that change,
+ * and the derived columns of the deliveries judged otherwise.
+ */
+void
+onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObWindow *w)
+{
+	ListCell   *lc;
+	ObStore    *s;
+	Oid			provider = onboarding_provider_oid(w->fnew.provider);
+
+	if (!onboarding_fold_write_rows(&w->fnew))
+		elog(ERROR, "a row of a bounded refold was not in its table");
+	foreach(lc, w->removed)
+		onboarding_store_history_delete((ItemPointer) lfirst(lc));
+	s = onboarding_derive_open_history();
+	foreach(lc, w->added)
+	{
+		Datum	   *values;
+		bool	   *nulls;
+
+		onboarding_hist_values(provider, (ObHistRow *) lfirst(lc), &values, &nulls);
+		onboarding_store_append(s, values, nulls);
+	}
+	foreach(lc, w->rewrite)
+	{
+		ObGroupItem *it = (ObGroupItem *) lfirst(lc);
+
+		onboarding_delivery_rewrite(it->d, it->stored, RelationGetDescr(inbox), atts);
+	}
+	if (!d->decided && w->stale_ent != NULL)
+		onboarding_derive_stale(d, w->stale_ent, w->stale_id);
+	w->fnew.history = NIL;
+}
