@@ -4,7 +4,8 @@
  *		The fold rules: one delivery folded onto the state of the rows it
  *		touches, at its place in event order.
  *
- * Pure rules, no locks, no reads and no writes: a fold (ObFold) holds the
+ * Rules only: no locks, no row read or written (the state tables are
+ * opened for their column positions, nothing else).  A fold (ObFold) holds the
  * rows it knows (ObEntState, values as their table's columns); fold_touches
  * says which rows a delivery's effects touch (adding those the fold does not
  * know yet, empty), and fold_step judges each status column by SPEC §6 (the
