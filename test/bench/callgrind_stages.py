@@ -38,9 +38,9 @@ STAGES = [
     ("detect", "detect and extract (detect.c, extract.c; jsonutil/timeparse/taxid when they call them)"),
     ("dedupe", "dedupe (dedupe.c)"),
     ("classify", "classify (rules.c)"),
-    ("derive", "derive (derive.c, but history)"),
+    ("derive", "derive (derive.c, fold.c, lock.c, group.c, window.c, but history)"),
     ("store", "store and index maintenance (store.c, heap_*, index inserts)"),
-    ("history", "history (derive_history, onboarding_store_append)"),
+    ("history", "history (fold_write_history, group_write_history, onboarding_store_append)"),
     ("wal", "WAL (XLog*)"),
     ("glue", "trigger glue (inbox.c, delivery.c, onboarding.c, catalog.c, spi.c, state.c, explain.c)"),
     ("other", "other (COPY loop, executor, trigger dispatch, commit)"),
@@ -49,12 +49,13 @@ STAGES = [
 # extension source files -> stage (files not listed belong to their callers)
 FILE_STAGE = {
     "parse.c": "parse", "detect.c": "detect", "extract.c": "detect", "dedupe.c": "dedupe", "rules.c": "classify",
-    "derive.c": "derive", "store.c": "store", "inbox.c": "glue", "delivery.c": "glue", "onboarding.c": "glue",
+    "derive.c": "derive", "fold.c": "derive", "lock.c": "derive", "group.c": "derive", "window.c": "derive",
+    "store.c": "store", "inbox.c": "glue", "delivery.c": "glue", "onboarding.c": "glue",
     "catalog.c": "glue", "spi.c": "glue", "state.c": "glue", "explain.c": "glue",
 }
 # named functions -> stage (win over their file)
 FUNC_STAGE = {
-    "derive_history": "history", "onboarding_store_append": "history",
+    "fold_write_history": "history", "group_write_history": "history", "onboarding_store_append": "history",
     "NextCopyFrom": "input",
 }
 # heap and index writers: store, or history inside history
