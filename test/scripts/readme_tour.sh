@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README, run: every SQL block under "## A five-minute tour" and then
-# every SQL block under "## Teaching a new provider" (the recipe) must run
-# without an error against a fresh database, so that neither can rot; the
+# The README, run: every SQL block under "## A five-minute tour", then
+# every SQL block under "## Teaching a new provider" (the recipe), then
+# every SQL block of docs/reference.md must run without an error against a
+# fresh database, so that neither can rot; the
 # recipe must end with an empty check_rules() for the provider it taught,
 # and verify() must be empty.  Then the reference: every table, view,
 # function and type of the extension is named in docs/reference.md and has
@@ -34,10 +35,17 @@ printf '%s\n' "$tour" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
 statements=$(printf '%s\n' "$tour" | grep -c ';$' || true)
 printf '%s\n' "$recipe" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
 rstatements=$(printf '%s\n' "$recipe" | grep -c ';$' || true)
+# the reference's SQL examples, against the same database
+reference=$(awk '/^[ \t]*```sql/ { inblock = 1; next }
+                 inblock && /^[ \t]*```/ { inblock = 0; next }
+                 inblock { print }' docs/reference.md)
+printf '%s\n' "$reference" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+fstatements=$(printf '%s\n' "$reference" | grep -c ';' || true)
 taught=$(psql -X -At -d "$db" -c "SELECT count(*) FROM pg_enum WHERE enumtypid = 'onboarding.provider'::regtype AND enumlabel NOT IN ('celcoin', 'qitech', 'fitbank')")
 problems=$(psql -X -At -d "$db" -c "SELECT count(*) FROM onboarding.check_rules()")
 diff=$(psql -X -At -d "$db" -c "SELECT count(*) FROM onboarding.verify()")
-echo "readme tour: $statements statements ran; recipe: $rstatements statements ran, $taught provider taught," \
+echo "readme tour: $statements statements ran; recipe: $rstatements statements ran, $taught provider taught;" \
+	"reference examples: $fstatements statements ran;" \
 	"check_rules() problems: $problems; verify() differences: $diff"
 [ "$taught" -ge 1 ] && [ "$problems" = 0 ] && [ "$diff" = 0 ] || exit 1
 
