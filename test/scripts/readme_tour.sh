@@ -2,7 +2,7 @@
 # The README, run: every SQL block under "## A five-minute tour", then
 # every SQL block under "## Teaching a new provider" (the recipe), then
 # every SQL block of docs/reference.md must run without an error against a
-# fresh database, so that neither can rot; the
+# fresh database, so that none of them can rot; the
 # recipe must end with an empty check_rules() for the provider it taught,
 # and verify() must be empty.  Then the reference: every table, view,
 # function and type of the extension is named in docs/reference.md and has
