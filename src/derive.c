@@ -12,7 +12,7 @@
  * entities that arrived before it, in arrival order.
  *
  * Folding, each delivery meets the state its entities have just before its
- * place (fold_step):
+ * place (onboarding_fold_step):
  *
  *		no state yet				-> created in s
  *		s = s0						-> a refresh of the other fields
@@ -105,7 +105,7 @@ onboarding_derive_table(ObEntity entity, int *col)
 	}
 }
 
-/* The entity of a table's status column (the inverse of derive_table). */
+/* The entity of a table's status column (inverse of onboarding_derive_table). */
 ObEntity
 onboarding_derive_entity(ObTable table, int col)
 {
@@ -469,15 +469,14 @@ fold_write_all(ObFold *f, bool group)
 }
 
 /*
- * Write what a fold made.  When a user added to one of the tables it
- * writes, the writes go through the executor (store.c, bind.c) in a
- * subtransaction of their own, their AFTER triggers fired at the end;
- * a constraint or trigger that refuses them (an integrity constraint
- * violation, class 23, or a trigger's RAISE EXCEPTION, P0001) rolls them
- * back, *why says what refused, and *culprit which delivery's history
- * row was being written then (0: a state row).  A unique violation of a state table's
- * primary key is another session that created the row first (W_RACED).
- * Any other error is raised.
+ * Write what a fold made.  When a user added to one of the tables it writes,
+ * the writes go through the executor (store.c, bind.c) in a subtransaction of
+ * their own, their AFTER triggers fired at the end; a constraint or trigger
+ * that refuses them (an integrity constraint violation, class 23, or a
+ * trigger's RAISE EXCEPTION, P0001) rolls them back, *why says what refused,
+ * and *culprit which delivery's history row was being written then (0: a state
+ * row).  A unique violation of a state table's primary key is another session
+ * that created the row first (W_RACED). Any other error is raised.
  */
 ObWriteResult
 onboarding_derive_write(ObFold *f, bool group, char **why, int64 *culprit)
@@ -589,11 +588,11 @@ onboarding_derive_subjects(ObDelivery *d, ObFold *f)
 }
 
 /*
- * The rows of a delivery, for a transaction that holds none yet: all or
- * none (see derive_lock_rows) — and when the delivery turns out late, the
- * rows of its whole group in the same attempt, so that a single delivery
- * never waits holding a row, on the late path either.  Returns whether
- * the delivery is late; the group's deliveries it read are left in pool.
+ * The rows of a delivery, for a transaction that holds none yet: all or none
+ * (see onboarding_derive_lock_rows) — and when the delivery turns out late,
+ * the rows of its whole group in the same attempt, so that a single delivery
+ * never waits holding a row, on the late path either.  Returns whether the
+ * delivery is late; the group's deliveries it read are left in pool.
  */
 static bool
 derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold *f, HTAB *pool,

@@ -4,16 +4,17 @@
  *		The fold rules: one delivery folded onto the state of the rows it
  *		touches, at its place in event order.
  *
- * Rules only: no locks, no row read or written (the state tables are
- * opened for their column positions, nothing else).  A fold (ObFold) holds the
- * rows it knows (ObEntState, values as their table's columns); fold_touches
- * says which rows a delivery's effects touch (adding those the fold does not
- * know yet, empty), and fold_step judges each status column by SPEC §6 (the
- * table in derive.c's header), applies the legal ones with their fields and
- * bookkeeping, and makes the history rows.  The incremental path (derive.c),
- * the group fold (group.c) and the bounded refold (window.c) all fold
- * through here, so the three can never judge a delivery otherwise.  The
- * suite `fold` tests these rules on their own, through explain().
+ * Rules only: no locks, no row read or written (the state tables are opened
+ * for their column positions, nothing else).  A fold (ObFold) holds the rows
+ * it knows (ObEntState, values as their table's columns);
+ * onboarding_fold_touches says which rows a delivery's effects touch (adding
+ * those the fold does not know yet, empty), and onboarding_fold_step judges
+ * each status column by SPEC §6 (the table in derive.c's header), applies the
+ * legal ones with their fields and bookkeeping, and makes the history rows. 
+ * The incremental path (derive.c), the group fold (group.c) and the bounded
+ * refold (window.c) all fold through here, so the three can never judge a
+ * delivery otherwise.  The suite `fold` tests these rules on their own,
+ * through explain().
  *
  *-------------------------------------------------------------------------
  */

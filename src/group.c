@@ -529,11 +529,11 @@ group_refuse(ObDelivery *late, List *ordered, const char *why, int64 culprit, Li
 }
 
 /*
- * Fold a group again (see group_gather), the one being inserted (late,
- * may be NULL) included.  Deliveries that arrived while we waited for the
- * rows are read again.  Writes state, history (the rows' earlier history
- * is replaced) and the derived columns of the group's other deliveries
- * where they changed; a dry run writes nothing and only judges late.
+ * Fold a group again (see onboarding_group_gather), the one being inserted
+ * (late, may be NULL) included.  Deliveries that arrived while we waited for
+ * the rows are read again.  Writes state, history (the rows' earlier history
+ * is replaced) and the derived columns of the group's other deliveries where
+ * they changed; a dry run writes nothing and only judges late.
  */
 void
 onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,

@@ -3,14 +3,13 @@
  * lock.c
  *		The lock protocol: the rows a delivery touches, locked all or none.
  *
- * Rows are locked with FOR UPDATE strength (row locks, not lock-table
- * entries, so a million-row COPY is fine) in a fixed order (table, then
- * key).  A delivery that touches several rows and is the first of its
- * transaction takes them all or none: it waits for the first, then tries
- * the others without waiting, and starts again when one is held, so two
- * single deliveries never deadlock (derive_lock_rows).  A row that does not
- * exist yet is created later, with its final values, by a speculative
- * insertion (derive.c).
+ * Rows are locked with FOR UPDATE strength (row locks, not lock-table entries,
+ * so a million-row COPY is fine) in a fixed order (table, then key).  A
+ * delivery that touches several rows and is the first of its transaction takes
+ * them all or none: it waits for the first, then tries the others without
+ * waiting, and starts again when one is held, so two single deliveries never
+ * deadlock (onboarding_derive_lock_rows).  A row that does not exist yet is
+ * created later, with its final values, by a speculative insertion (derive.c).
  *
  *-------------------------------------------------------------------------
  */

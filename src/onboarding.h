@@ -724,7 +724,7 @@ typedef struct ObFold
 /* A bounded refold, planned: what it writes (window.c) */
 typedef struct ObWindow
 {
-	bool		ready;			/* planned: write it (window_write) */
+	bool		ready;			/* planned: write it (onboarding_window_write) */
 	ObFold		fnew;			/* the rows with L, their final values */
 	List	   *rewrite;		/* ObGroupItem * judged otherwise than stored */
 	List	   *removed;		/* ItemPointer: history rows no longer made */
