@@ -1685,8 +1685,12 @@ x_detect_provider(XCache *c, XRead *r)
 		{
 			r->d->provider = p->provider;
 			if (r->d->trace_on)
-				x_trace(r, "provider", psprintf("provider_rule (%s).marker", onboarding_provider_name(p->provider)),
-						p->marker.text, onboarding_provider_name(p->provider), NIL);
+			{
+				const char *name = onboarding_provider_name(p->provider);
+
+				x_trace(r, "provider", psprintf("provider_rule (%s).marker", name),
+						p->marker.text, name, NIL);
+			}
 			return true;
 		}
 	}
