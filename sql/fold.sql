@@ -1,5 +1,6 @@
 -- The fold rules (src/fold.c) on their own: SPEC §6's table, for every
--- (state, status) pair of two graphs, judged by the rules alone.  Each
+-- (state, status) pair of the account, proposal and closure graphs, through
+-- three providers' bodies, judged by the rules alone.  Each
 -- entity is put in a state s0 (a first delivery, then force_status()), and
 -- explain() asks what a later delivery of status s would do to it; the
 -- verdict must be what the rule tables say: "create" on no state,
@@ -94,6 +95,66 @@ SELECT verdict, outcome, count(*) FROM prop_judged GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT s0, s, from_status, verdict, expected FROM prop_judged
  WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0
     OR outcome <> CASE WHEN expected = 'illegal' THEN 'illegal_transition' ELSE 'applied' END;
+
+-- Fitbank accounts: the same graph through another provider's body (the
+-- status a code in AccountConditionType, the time in SendDate)
+CREATE TEMP TABLE fbacc(s0 text);
+INSERT INTO fbacc SELECT unnest(enum_range(NULL::onboarding.account_status))::text;
+SELECT count(*) AS created
+  FROM fbacc, LATERAL onboarding.ingest(jsonb_build_object('Method', 'UpdateAccount', 'AccountKey', 'fold-fb-' || s0,
+           'TaxNumber', '615.120.612-63', 'AccountConditionType', 0, 'AccountStatus', 0, 'SendDate', '2024-01-01T10:00:00-03:00')) i;
+SELECT count(*) AS forced
+  FROM fbacc, LATERAL onboarding.force_status('account', 'fitbank', 'fold-fb-' || s0, s0, 'suite fold') f
+ WHERE s0 <> 'created';
+CREATE TEMP TABLE fbacc_s AS
+SELECT status::text AS s, min(status_raw) AS raw FROM onboarding.status_map
+ WHERE provider = 'fitbank' AND entity = 'account' AND event_type = 'UpdateAccount' GROUP BY status;
+CREATE TEMP TABLE fbacc_judged AS
+SELECT fbacc.s0, fbacc_s.s, x->>'outcome' AS outcome, e->>'from' AS from_status, e->>'verdict' AS verdict,
+       CASE WHEN fbacc_s.s = fbacc.s0 THEN 'refresh'
+            WHEN EXISTS (SELECT 1 FROM onboarding.transition t
+                          WHERE t.entity = 'account' AND (t.provider IS NULL OR t.provider = 'fitbank')
+                            AND t.from_status = fbacc.s0 AND t.to_status = fbacc_s.s) THEN 'change'
+            ELSE 'illegal' END AS expected
+  FROM fbacc CROSS JOIN fbacc_s
+ CROSS JOIN LATERAL onboarding.explain(jsonb_build_object('Method', 'UpdateAccount', 'AccountKey', 'fold-fb-' || fbacc.s0,
+           'TaxNumber', '615.120.612-63', 'AccountConditionType', fbacc_s.raw::int, 'AccountStatus', 1,
+           'SendDate', '2024-01-02T10:00:00-03:00')) x
+ CROSS JOIN LATERAL jsonb_array_elements(x->'effects') e
+ WHERE e->>'entity' = 'account';
+SELECT verdict, outcome, count(*) FROM fbacc_judged GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT s0, s, from_status, verdict, expected FROM fbacc_judged
+ WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0
+    OR outcome <> CASE WHEN expected = 'illegal' THEN 'illegal_transition' ELSE 'applied' END;
+
+-- Fitbank closure requests: the closure graph (an approved one also closes
+-- its account, a consequence: only the closure's own verdict is judged here)
+CREATE TEMP TABLE clo(s0 text);
+INSERT INTO clo SELECT unnest(enum_range(NULL::onboarding.closure_status))::text;
+SELECT count(*) AS created
+  FROM clo, LATERAL onboarding.ingest(jsonb_build_object('Method', 'UpdateCloseAccount', 'AccountKey', 'fold-clo-' || s0,
+           'CloseAccountInformationStatus', 0, 'SendDate', '2024-01-01T10:00:00-03:00')) i;
+SELECT count(*) AS forced
+  FROM clo, LATERAL onboarding.force_status('closure', 'fitbank', 'fold-clo-' || s0, s0, 'suite fold') f
+ WHERE s0 <> 'created';
+CREATE TEMP TABLE clo_s AS
+SELECT status::text AS s, min(status_raw) AS raw FROM onboarding.status_map
+ WHERE provider = 'fitbank' AND entity = 'closure' AND event_type = 'UpdateCloseAccount' GROUP BY status;
+CREATE TEMP TABLE clo_judged AS
+SELECT clo.s0, clo_s.s, e->>'from' AS from_status, e->>'verdict' AS verdict,
+       CASE WHEN clo_s.s = clo.s0 THEN 'refresh'
+            WHEN EXISTS (SELECT 1 FROM onboarding.transition t
+                          WHERE t.entity = 'closure' AND (t.provider IS NULL OR t.provider = 'fitbank')
+                            AND t.from_status = clo.s0 AND t.to_status = clo_s.s) THEN 'change'
+            ELSE 'illegal' END AS expected
+  FROM clo CROSS JOIN clo_s
+ CROSS JOIN LATERAL onboarding.explain(jsonb_build_object('Method', 'UpdateCloseAccount', 'AccountKey', 'fold-clo-' || clo.s0,
+           'CloseAccountInformationStatus', clo_s.raw::int, 'SendDate', '2024-01-02T10:00:00-03:00')) x
+ CROSS JOIN LATERAL jsonb_array_elements(x->'effects') e
+ WHERE e->>'entity' = 'closure';
+SELECT verdict, count(*) FROM clo_judged GROUP BY 1 ORDER BY 1;
+SELECT s0, s, from_status, verdict, expected FROM clo_judged
+ WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0;
 
 -- explain() wrote nothing, and what is stored is what a rebuild gives
 SELECT count(*) AS deliveries FROM onboarding.inbox WHERE subject LIKE 'fold-%';
