@@ -1,5 +1,6 @@
 -- The fold rules (src/fold.c) on their own: SPEC §6's table, for every
--- (state, status) pair of the account, proposal and closure graphs, through
+-- (state, status) pair of the account, proposal, document and closure graphs,
+-- through
 -- three providers' bodies, judged by the rules alone.  Each
 -- entity is put in a state s0 (a first delivery, then force_status()), and
 -- explain() asks what a later delivery of status s would do to it; the
@@ -155,6 +156,40 @@ SELECT clo.s0, clo_s.s, e->>'from' AS from_status, e->>'verdict' AS verdict,
 SELECT verdict, count(*) FROM clo_judged GROUP BY 1 ORDER BY 1;
 SELECT s0, s, from_status, verdict, expected FROM clo_judged
  WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0;
+
+-- Fitbank documents: the document graph (eleven statuses, a code in
+-- Document.DocumentStatus)
+CREATE TEMP TABLE doc(s0 text);
+INSERT INTO doc SELECT unnest(enum_range(NULL::onboarding.document_status))::text;
+SELECT count(*) AS created
+  FROM doc, LATERAL onboarding.ingest(jsonb_build_object('Method', 'UpdatePersonDocument',
+           'Document', jsonb_build_object('DocumentKey', 'fold-doc-' || s0, 'DocumentStatus', 4,
+                                          'DocumentType', 0, 'TaxNumber', '24952122204'),
+           'SendDate', '2024-01-01T10:00:00-03:00')) i;
+SELECT count(*) AS forced
+  FROM doc, LATERAL onboarding.force_status('document', 'fitbank', 'fold-doc-' || s0, s0, 'suite fold') f
+ WHERE s0 <> 'sent';
+CREATE TEMP TABLE doc_s AS
+SELECT status::text AS s, min(status_raw) AS raw FROM onboarding.status_map
+ WHERE provider = 'fitbank' AND entity = 'document' AND event_type = 'UpdatePersonDocument' GROUP BY status;
+CREATE TEMP TABLE doc_judged AS
+SELECT doc.s0, doc_s.s, x->>'outcome' AS outcome, e->>'from' AS from_status, e->>'verdict' AS verdict,
+       CASE WHEN doc_s.s = doc.s0 THEN 'refresh'
+            WHEN EXISTS (SELECT 1 FROM onboarding.transition t
+                          WHERE t.entity = 'document' AND (t.provider IS NULL OR t.provider = 'fitbank')
+                            AND t.from_status = doc.s0 AND t.to_status = doc_s.s) THEN 'change'
+            ELSE 'illegal' END AS expected
+  FROM doc CROSS JOIN doc_s
+ CROSS JOIN LATERAL onboarding.explain(jsonb_build_object('Method', 'UpdatePersonDocument',
+           'Document', jsonb_build_object('DocumentKey', 'fold-doc-' || doc.s0, 'DocumentStatus', doc_s.raw::int,
+                                          'DocumentType', 0, 'TaxNumber', '24952122204'),
+           'SendDate', '2024-01-02T10:00:00-03:00')) x
+ CROSS JOIN LATERAL jsonb_array_elements(x->'effects') e
+ WHERE e->>'entity' = 'document';
+SELECT verdict, outcome, count(*) FROM doc_judged GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT s0, s, from_status, verdict, expected FROM doc_judged
+ WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0
+    OR outcome <> CASE WHEN expected = 'illegal' THEN 'illegal_transition' ELSE 'applied' END;
 
 -- explain() wrote nothing, and what is stored is what a rebuild gives
 SELECT count(*) AS deliveries FROM onboarding.inbox WHERE subject LIKE 'fold-%';
