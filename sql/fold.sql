@@ -1,8 +1,7 @@
 -- The fold rules (src/fold.c) on their own: SPEC §6's table, for every
 -- (state, status) pair of the account, proposal, document and closure graphs,
--- through
--- three providers' bodies, judged by the rules alone.  Each
--- entity is put in a state s0 (a first delivery, then force_status()), and
+-- through three providers' bodies, judged by the rules alone.  Each entity is
+-- put in a state s0 (a first delivery, then force_status()), and
 -- explain() asks what a later delivery of status s would do to it; the
 -- verdict must be what the rule tables say: "create" on no state,
 -- "refresh" when s = s0, "change" when s0 -> s is a row of
