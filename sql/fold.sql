@@ -1,6 +1,6 @@
 -- The fold rules (src/fold.c) on their own: SPEC §6's table, for every
--- (state, status) pair of the account, proposal, document and closure graphs,
--- through three providers' bodies, judged by the rules alone.  Each entity is
+-- (state, status) pair of every graph (account, proposal, check, document,
+-- closure), through three providers' bodies, judged by the rules alone.  Each entity is
 -- put in a state s0 (a first delivery, then force_status()), and
 -- explain() asks what a later delivery of status s would do to it; the
 -- verdict must be what the rule tables say: "create" on no state,
@@ -189,6 +189,37 @@ SELECT verdict, outcome, count(*) FROM doc_judged GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT s0, s, from_status, verdict, expected FROM doc_judged
  WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0
     OR outcome <> CASE WHEN expected = 'illegal' THEN 'illegal_transition' ELSE 'applied' END;
+
+-- Celcoin background checks: the check graph (a proposal's column of its
+-- own; a check in analysis also moves its proposal, a consequence: only the
+-- check's own verdict is judged here)
+CREATE TEMP TABLE chk(s0 text);
+INSERT INTO chk SELECT unnest(enum_range(NULL::onboarding.check_status))::text;
+SELECT count(*) AS created
+  FROM chk, LATERAL onboarding.ingest(jsonb_build_object('entity', 'onboarding-backgroundcheck', 'status', 'CREATED',
+           'createTimestamp', '2024-01-01T10:00:00Z', 'body', jsonb_build_object('proposalId', 'fold-chk-' || s0))) i;
+SELECT count(*) AS forced
+  FROM chk, LATERAL onboarding.force_status('background_check', 'celcoin', 'fold-chk-' || s0, s0, 'suite fold') f
+ WHERE s0 <> 'created';
+CREATE TEMP TABLE chk_s AS
+SELECT status::text AS s, min(status_raw) AS raw FROM onboarding.status_map
+ WHERE provider = 'celcoin' AND entity = 'background_check' AND event_type = 'onboarding-backgroundcheck'
+ GROUP BY status;
+CREATE TEMP TABLE chk_judged AS
+SELECT chk.s0, chk_s.s, e->>'from' AS from_status, e->>'verdict' AS verdict,
+       CASE WHEN chk_s.s = chk.s0 THEN 'refresh'
+            WHEN EXISTS (SELECT 1 FROM onboarding.transition t
+                          WHERE t.entity = 'check' AND (t.provider IS NULL OR t.provider = 'celcoin')
+                            AND t.from_status = chk.s0 AND t.to_status = chk_s.s) THEN 'change'
+            ELSE 'illegal' END AS expected
+  FROM chk CROSS JOIN chk_s
+ CROSS JOIN LATERAL onboarding.explain(jsonb_build_object('entity', 'onboarding-backgroundcheck', 'status', chk_s.raw,
+           'createTimestamp', '2024-01-02T10:00:00Z', 'body', jsonb_build_object('proposalId', 'fold-chk-' || chk.s0))) x
+ CROSS JOIN LATERAL jsonb_array_elements(x->'effects') e
+ WHERE e->>'entity' = 'background_check';
+SELECT verdict, count(*) FROM chk_judged GROUP BY 1 ORDER BY 1;
+SELECT s0, s, from_status, verdict, expected FROM chk_judged
+ WHERE verdict IS DISTINCT FROM expected OR from_status IS DISTINCT FROM s0;
 
 -- explain() wrote nothing, and what is stored is what a rebuild gives
 SELECT count(*) AS deliveries FROM onboarding.inbox WHERE subject LIKE 'fold-%';
