@@ -282,10 +282,11 @@ onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
 	ObStore    *inbox;
 	const ObInboxAtts *atts;
 	DeliveryCols c = {0};
+	bool		no_provider;
 	bool		recognised;
 
-	(void) heap_getattr(stored, stored_atts->provider, desc, &recognised);
-	recognised = recognised && d->provider != OB_PROVIDER_NONE;
+	(void) heap_getattr(stored, stored_atts->provider, desc, &no_provider);
+	recognised = no_provider && d->provider != OB_PROVIDER_NONE;
 	if (!recognised && delivery_unchanged(stored, desc, stored_atts, d))
 		return;
 	inbox = onboarding_store(OB_S_INBOX);

@@ -1183,6 +1183,13 @@ x_trace(XRead *r, const char *what, const char *rule, const char *path, const ch
 	r->d->trace = lappend(r->d->trace, t);
 }
 
+/* explain(): a path added to unresolved. */
+static List *
+x_trace_missed(XRead *r, List *unresolved, const char *path)
+{
+	return r->d->trace_on ? lappend(unresolved, (void *) path) : unresolved;
+}
+
 /* explain(): the paths of v added to unresolved (a template's, its parts'). */
 static List *
 x_trace_miss(XRead *r, List *unresolved, const XValue *v)
@@ -1190,10 +1197,10 @@ x_trace_miss(XRead *r, List *unresolved, const XValue *v)
 	if (!r->d->trace_on)
 		return unresolved;
 	for (int i = 0; i < v->npaths; i++)
-		unresolved = lappend(unresolved, (void *) v->paths[i].text);
+		unresolved = x_trace_missed(r, unresolved, v->paths[i].text);
 	for (int p = 0; p < v->nparts; p++)
 		for (int i = 0; i < v->parts[p].npaths; i++)
-			unresolved = lappend(unresolved, (void *) v->parts[p].paths[i].text);
+			unresolved = x_trace_missed(r, unresolved, v->parts[p].paths[i].text);
 	return unresolved;
 }
 
@@ -1204,6 +1211,8 @@ x_trace_miss(XRead *r, List *unresolved, const XValue *v)
 static const char *
 x_trace_source(XRead *r, const XValue *v)
 {
+	if (!r->d->trace_on)
+		return NULL;			/* (called for its argument: keep it off the live path) */
 	if (v->transform == X_CONST)
 		return "constant";
 	if (v->transform == X_TEMPLATE)
@@ -1315,13 +1324,13 @@ x_status(XRead *r, const XValue *alternatives)
 
 			if (j == NULL || j->type == jbvNull)
 			{
-				missed = r->d->trace_on ? lappend(missed, (void *) v->paths[i].text) : NIL;
+				missed = x_trace_missed(r, missed, v->paths[i].text);
 				continue;
 			}
 			if (j->type != jbvString && j->type != jbvNumeric)
 			{
 				onboarding_note(r->d, "%s is %s", v->paths[i].text, onboarding_json_type_name(j));
-				missed = r->d->trace_on ? lappend(missed, (void *) v->paths[i].text) : NIL;
+				missed = x_trace_missed(r, missed, v->paths[i].text);
 				continue;
 			}
 			s = onboarding_json_scalar_text(j);
@@ -1589,7 +1598,7 @@ x_event_time(XRead *r)
 
 		if (v == NULL)
 		{
-			missed = r->d->trace_on ? lappend(missed, (void *) path->text) : NIL;
+			missed = x_trace_missed(r, missed, path->text);
 			continue;
 		}
 		if (v->type == jbvNull)

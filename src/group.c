@@ -90,14 +90,25 @@ group_repair_note(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInbox
 	onboarding_note(d, "%s", start);
 }
 
-/* A derivation's pool of the group deliveries it has read (ObPoolEntry). */
+/*
+ * A derivation's pool of the group deliveries it has read, by inbox id:
+ * each is read and prepared once, however often the group is gathered
+ * again (it grows, or others delivered to it while we waited) or a window
+ * reads it.
+ */
+typedef struct PoolEntry
+{
+	int64		id;
+	ObGroupItem *it;
+} PoolEntry;
+
 HTAB *
 onboarding_group_pool_create(void)
 {
 	HASHCTL		ctl;
 
 	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(ObPoolEntry);
+	ctl.entrysize = sizeof(PoolEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	return hash_create("onboarding group deliveries", 32, &ctl,
 					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -170,6 +181,30 @@ onboarding_group_item_read(HeapTuple tup, TupleDesc desc, const ObInboxAtts *att
 	return it;
 }
 
+/* The item of a stored delivery (inbox id id), from the pool, read into it when new. */
+ObGroupItem *
+onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup, TupleDesc desc,
+							 const ObInboxAtts *atts)
+{
+	bool		found;
+	PoolEntry  *entry = (PoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
+
+	if (!found)
+		entry->it = onboarding_group_item_read(tup, desc, atts);
+	return entry->it;
+}
+
+/* Scan keys 0 and 1 of the inbox's group index: provider and subject. */
+void
+onboarding_group_keys(ScanKey keys, const ObInboxAtts *atts, ObProvider provider,
+					  const char *subject)
+{
+	ScanKeyEntryInitialize(&keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
+	ScanKeyEntryInitialize(&keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+}
+
 /*
  * The deliveries of a group stored in the inbox (committed, or this
  * transaction's), from the pool when read before.  Deliveries other
@@ -189,26 +224,18 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	List	   *items = NIL;
 
 	InitDirtySnapshot(dirty);
-	ScanKeyEntryInitialize(&keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
-	ScanKeyEntryInitialize(&keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+	onboarding_group_keys(keys, atts, provider, subject);
 	/* (a 0.1.0 schema has no group index: then the heap is scanned) */
 	scan = systable_beginscan(inbox, index, OidIsValid(index), &dirty, 2, keys);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
 		int64		id;
-		ObPoolEntry *entry;
-		bool		found;
 
 		if (TransactionIdIsValid(dirty.xmin))
 			continue;			/* another transaction is inserting it */
 		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
-		entry = (ObPoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
-		if (!found)
-			entry->it = onboarding_group_item_read(tup, desc, atts);
-		items = lappend(items, entry->it);
+		items = lappend(items, onboarding_group_item_pooled(pool, id, tup, desc, atts));
 	}
 	systable_endscan(scan);
 	return items;

@@ -747,17 +747,6 @@ typedef struct ObGroupItem
 	uint64		seq;			/* ... and tie-break */
 } ObGroupItem;
 
-/*
- * A derivation's pool of the group deliveries it has read, by inbox id:
- * each is read and prepared once, however often the group is gathered
- * again (it grows, or others delivered to it while we waited).
- */
-typedef struct ObPoolEntry
-{
-	int64		id;
-	ObGroupItem *it;
-} ObPoolEntry;
-
 /* How a fold's writes went (derive.c) */
 typedef enum ObWriteResult
 {
@@ -805,6 +794,10 @@ extern ObEntState *onboarding_group_gather(Relation inbox, const ObInboxAtts *at
 		ObFold *f, List **items, HTAB *pool);
 extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
 		const ObInboxAtts *atts);
+extern ObGroupItem *onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup,
+		TupleDesc desc, const ObInboxAtts *atts);
+extern void onboarding_group_keys(struct ScanKeyData *keys, const ObInboxAtts *atts, ObProvider provider,
+		const char *subject);
 extern void onboarding_group_item_reset(ObGroupItem *it);
 extern HTAB *onboarding_group_pool_create(void);
 

@@ -334,10 +334,7 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 				  const char *subject, bool timeless, TimestampTz t)
 {
 	InitDirtySnapshot(ws->dirty);
-	ScanKeyEntryInitialize(&ws->keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
-	ScanKeyEntryInitialize(&ws->keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
+	onboarding_group_keys(ws->keys, atts, provider, subject);
 	if (timeless)
 		ScanKeyEntryInitialize(&ws->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
 							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
@@ -442,7 +439,6 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 {
 	TupleDesc	desc = RelationGetDescr(inbox);
 	ObGroupItem *it;
-	ObPoolEntry *entry;
 	ObFold		scratch = {0};
 	List	   *touches;
 	ObEntState *row;
@@ -450,7 +446,6 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 	HeapTuple	tup;
 	bool		isnull;
 	int64		id = DatumGetInt64(heap_getattr(x, atts->id, desc, &isnull));
-	bool		found;
 	int64		ref = 0;
 	int			read = 0;
 	bool		unsure = false;
@@ -486,10 +481,7 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 		if (other > id)
 			continue;
 		/* its rows, as prepared (the item itself may be on its way to a rewrite) */
-		entry = (ObPoolEntry *) hash_search(pool, &other, HASH_ENTER, &found);
-		if (!found)
-			entry->it = onboarding_group_item_read(tup, desc, atts);
-		o = entry->it;
+		o = onboarding_group_item_pooled(pool, other, tup, desc, atts);
 		if (o->prepared.decided)
 			continue;
 		f2.provider = late->provider;
@@ -581,8 +573,6 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		ObOutcome	was = window_outcome(tup, desc, atts);
 		bool		isnull;
 		int64		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
-		ObPoolEntry *entry;
-		bool		found;
 		ObGroupItem *it;
 		List	   *tnew;
 		List	   *told;
@@ -598,10 +588,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			goto fold_whole;	/* refused: judged against a user's additions */
 		if (++w->read > OB_WINDOW_MAX)
 			goto fold_whole;
-		entry = (ObPoolEntry *) hash_search(pool, &id, HASH_ENTER, &found);
-		if (!found)
-			entry->it = onboarding_group_item_read(tup, desc, atts);
-		it = entry->it;
+		it = onboarding_group_item_pooled(pool, id, tup, desc, atts);
 		onboarding_group_item_reset(it);
 		if (it->d->decided || it->d->forced || !it->d->has_event_at ||
 			it->d->duplicate_candidate != 0 || it->d->event_at == d->event_at ||
