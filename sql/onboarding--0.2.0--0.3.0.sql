@@ -144,7 +144,9 @@ COMMENT ON EVENT TRIGGER onboarding_guard_state_ddl IS
     'refuses at DDL time what the pipeline cannot honour on the state tables and history (see onboarding.guard_state_ddl())';
 
 COMMENT ON FUNCTION onboarding.rebuild() IS
-    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives; returns how many';
+    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives (a delivery stored with no provider gets the one the rules now recognise); returns how many';
+COMMENT ON FUNCTION onboarding.explain(jsonb, onboarding.provider) IS
+    'dry run: what the delivery is, what it would do to state now, and which rule gave each value it read (rules); writes nothing';
 
 -- Reports run with the rights of whoever queries them, so that row-level
 -- security on a state table holds in reports too.

@@ -1114,7 +1114,7 @@ CREATE FUNCTION onboarding.explain(payload jsonb, provider onboarding.provider D
     LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION onboarding.explain(jsonb, onboarding.provider) IS
-    'dry run: what the delivery is and what it would do to state now; writes nothing';
+    'dry run: what the delivery is, what it would do to state now, and which rule gave each value it read (rules); writes nothing';
 REVOKE ALL ON FUNCTION onboarding.explain(jsonb, onboarding.provider) FROM PUBLIC;
 
 CREATE FUNCTION onboarding.force_status_record(entity text, provider onboarding.provider,
@@ -1150,7 +1150,7 @@ CREATE FUNCTION onboarding.rebuild() RETURNS bigint
     SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION onboarding.rebuild() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.rebuild() IS
-    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives; returns how many';
+    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives (a delivery stored with no provider gets the one the rules now recognise); returns how many';
 
 CREATE FUNCTION onboarding.replay_lock() RETURNS void
     AS 'MODULE_PATHNAME', 'onboarding_replay_lock'
