@@ -1144,13 +1144,46 @@ REVOKE ALL ON FUNCTION onboarding.force_status(text, onboarding.provider, text, 
 COMMENT ON FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) IS
     'audited override of a state: recorded in the inbox, applied past the transition graph';
 
-CREATE FUNCTION onboarding.rebuild() RETURNS bigint
+CREATE FUNCTION onboarding.rebuild(provider onboarding.provider DEFAULT NULL,
+                                   entity text DEFAULT NULL,
+                                   subject text DEFAULT NULL,
+                                   since timestamptz DEFAULT NULL) RETURNS bigint
     AS 'MODULE_PATHNAME', 'onboarding_rebuild'
     LANGUAGE C VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION onboarding.rebuild() FROM PUBLIC;
-COMMENT ON FUNCTION onboarding.rebuild() IS
-    'replay every delivery in arrival order, rewriting the state and history rows that change and deleting those no delivery derives (a delivery stored with no provider gets the one the rules now recognise); returns how many';
+REVOKE ALL ON FUNCTION onboarding.rebuild(onboarding.provider, text, text, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.rebuild(onboarding.provider, text, text, timestamptz) IS
+    'derive again, in one transaction that holds deliveries off, what the deliveries derive: every one (no argument) or the groups of a scope (a provider, an entity, a subject, deliveries received since a time); rewrites the state and history rows that change, deletes those no delivery derives (a delivery stored with no provider gets the one the rules now recognise); returns how many deliveries it read';
+
+CREATE PROCEDURE onboarding.rebuild_concurrently(provider onboarding.provider DEFAULT NULL,
+                                                 entity text DEFAULT NULL,
+                                                 subject text DEFAULT NULL,
+                                                 since timestamptz DEFAULT NULL)
+    AS 'MODULE_PATHNAME', 'onboarding_rebuild_concurrently'
+    LANGUAGE C;
+REVOKE ALL ON PROCEDURE onboarding.rebuild_concurrently(onboarding.provider, text, text, timestamptz) FROM PUBLIC;
+COMMENT ON PROCEDURE onboarding.rebuild_concurrently(onboarding.provider, text, text, timestamptz) IS
+    'rebuild() of the same scope without an outage: one transaction per group and no table lock, so a delivery waits for one group at most; CALL it outside a transaction block; its progress is committed to onboarding.rebuild_progress as it goes';
+
+CREATE TABLE onboarding.rebuild_progress (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pid               integer NOT NULL,
+    concurrent        boolean NOT NULL,
+    scope             jsonb NOT NULL,
+    phase             text NOT NULL,
+    started_at        timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL,
+    finished_at       timestamptz,
+    groups_total      bigint NOT NULL DEFAULT 0,
+    groups_done       bigint NOT NULL DEFAULT 0,
+    deliveries        bigint NOT NULL DEFAULT 0,
+    rows_deleted      bigint NOT NULL DEFAULT 0,
+    groups_per_second double precision,
+    estimated_end     timestamptz
+);
+COMMENT ON TABLE onboarding.rebuild_progress IS
+    'one row per rebuild: its scope, phase and counts, rate and estimated end; rebuild_concurrently() commits it every few seconds, rebuild() once it is done; finished_at NULL and a pid no longer running: a run that stopped';
+COMMENT ON SEQUENCE onboarding.rebuild_progress_id_seq IS 'identity of onboarding.rebuild_progress.id';
 
 CREATE FUNCTION onboarding.replay_lock() RETURNS void
     AS 'MODULE_PATHNAME', 'onboarding_replay_lock'

@@ -271,15 +271,15 @@ derive_seen_add(ObProvider provider, ObEntState *e)
 	(void) hash_search(derive_seen, &h, HASH_ENTER, NULL);
 }
 
-/* Start remembering the rows a replay derives (in the current memory context). */
+/* Start remembering the rows a replay derives (in memory context cxt). */
 void
-onboarding_derive_seen_begin(void)
+onboarding_derive_seen_begin(MemoryContext cxt)
 {
 	HASHCTL		ctl;
 
 	ctl.keysize = sizeof(uint64);
 	ctl.entrysize = sizeof(uint64);
-	ctl.hcxt = CurrentMemoryContext;
+	ctl.hcxt = cxt;
 	derive_seen = hash_create("onboarding rows derived", 1024, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
@@ -691,7 +691,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 		if (w.ready)
 			onboarding_window_write(inbox, atts, d, &w);
 		else
-			onboarding_group_derive(inbox, atts, d, d->provider, onboarding_derive_subjects(d, &f), dry_run, pool);
+			onboarding_group_derive(inbox, atts, d, d->provider, onboarding_derive_subjects(d, &f), dry_run, pool, NULL);
 		return;
 	}
 
@@ -724,7 +724,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 			d->decided = false;
 			d->outcome = OB_APPLIED;
 			d->duplicate_of = 0;
-			onboarding_group_derive(inbox, atts, d, d->provider, onboarding_derive_subjects(d, &f), false, pool);
+			onboarding_group_derive(inbox, atts, d, d->provider, onboarding_derive_subjects(d, &f), false, pool, NULL);
 			break;
 		case W_REFUSED:
 			d->decided = false;
@@ -734,14 +734,16 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 }
 
 /*
- * rebuild(): fold one group from nothing (the state tables are empty).
+ * rebuild(): fold one group again over the rows it derived before; report
+ * (may be NULL) says what it read.
  */
 void
 onboarding_derive_group(Relation inbox, const ObInboxAtts *atts, ObProvider provider,
-						const char *subject)
+						const char *subject, ObGroupReport *report)
 {
 	onboarding_store_begin();
-	onboarding_group_derive(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false, NULL);
+	onboarding_group_derive(inbox, atts, NULL, provider, list_make1(pstrdup(subject)), false, NULL,
+							report);
 }
 
 /*

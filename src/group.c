@@ -556,15 +556,50 @@ group_refuse(ObDelivery *late, List *ordered, const char *why, int64 culprit, Li
 }
 
 /*
+ * What a group fold read, for rebuild(): how many stored deliveries, the
+ * subjects it covered, and the subjects its deliveries have now that are not
+ * among them (the rules moved them to another group, which must be folded
+ * again too).
+ */
+static void
+group_report(ObGroupReport *report, List *items, List *subjects)
+{
+	ListCell   *lc,
+			   *ls;
+
+	report->deliveries = 0;
+	report->subjects = NIL;
+	report->moved = NIL;
+	foreach(lc, subjects)
+		(void) onboarding_subjects_add(&report->subjects, (const char *) lfirst(lc));
+	foreach(lc, items)
+	{
+		ObGroupItem *it = (ObGroupItem *) lfirst(lc);
+		bool		covered = false;
+
+		if (it->stored == NULL)
+			continue;
+		report->deliveries++;
+		if (it->d->subject == NULL)
+			continue;
+		foreach(ls, report->subjects)
+			covered |= strcmp((const char *) lfirst(ls), it->d->subject) == 0;
+		if (!covered)
+			(void) onboarding_subjects_add(&report->moved, it->d->subject);
+	}
+}
+
+/*
  * Fold a group again (see onboarding_group_gather), the one being inserted
  * (late, may be NULL) included.  Deliveries that arrived while we waited for
  * the rows are read again.  Writes state, history (the rows' earlier history
  * is replaced) and the derived columns of the group's other deliveries where
- * they changed; a dry run writes nothing and only judges late.
+ * they changed; a dry run writes nothing and only judges late.  report
+ * (may be NULL) is told what was read.
  */
 void
 onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-			 ObProvider provider, List *subjects, bool dry_run, HTAB *pool)
+			 ObProvider provider, List *subjects, bool dry_run, HTAB *pool, ObGroupReport *report)
 {
 	List	   *refused = NIL;	/* GroupRefusal * */
 	char	   *why = NULL;
@@ -659,6 +694,8 @@ onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *lat
 			if (it->stored != NULL)
 				onboarding_delivery_rewrite(it->d, it->stored, RelationGetDescr(inbox), atts);
 		}
+		if (report != NULL)
+			group_report(report, items, subjects);
 		return;
 	}
 	ereport(ERROR,

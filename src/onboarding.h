@@ -29,8 +29,8 @@
  * of its tables) and statement.c (the executor hooks that police the
  * statements running while it writes).
  * The entry points sit on top: inbox.c (the inbox's triggers, module
- * load), state.c (the state tables' trigger, force_status(), rebuild())
- * and explain.c.
+ * load), state.c (the state tables' trigger, force_status()), rebuild.c
+ * (rebuild() and rebuild_concurrently()) and explain.c.
  *
  * The sections below follow that order from the bottom up: a file calls
  * only into the sections above its own, and the entry points call into
@@ -546,7 +546,8 @@ extern void onboarding_store_forget_bound(void);
 extern void onboarding_store_clear_bound(void);
 extern bool onboarding_store_is_primary_key(const char *table, const char *constraint);
 extern int64 onboarding_store_sweep(ObStoreId which,
-									bool (*keep) (int table, Oid provider, const char *key));
+									 bool (*keep) (int table, Oid provider, const char *key),
+									 bool dry);
 extern bool onboarding_store_history_before(Oid provider, const char *entity, const char *key,
 											TimestampTz at, char **status);
 extern bool onboarding_store_history_find(Oid provider, const char *entity, const char *key,
@@ -602,10 +603,19 @@ extern void onboarding_process_delivery(struct RelationData *inbox, const ObInbo
 										ObDelivery *d, text *raw, ObRunMode mode, int64 original);
 extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
 							  bool dry_run);
+/* What folding a group again found (rebuild(); group.c) */
+typedef struct ObGroupReport
+{
+	int64		deliveries;		/* stored deliveries folded */
+	List	   *subjects;		/* char *: the subjects it covered (it may grow) */
+	List	   *moved;			/* char *: subjects its deliveries have now, elsewhere */
+} ObGroupReport;
+
 extern void onboarding_derive_group(struct RelationData *inbox, const ObInboxAtts *atts,
-									ObProvider provider, const char *subject);
+									ObProvider provider, const char *subject,
+									ObGroupReport *report);
 extern Datum onboarding_subjects_with(Datum current, const char *subject);
-extern void onboarding_derive_seen_begin(void);
+extern void onboarding_derive_seen_begin(MemoryContext cxt);
 extern bool onboarding_derive_seen(int table, Oid provider, const char *key);
 extern void onboarding_derive_seen_end(void);
 
@@ -787,7 +797,7 @@ extern void onboarding_hist_values(Oid provider, ObHistRow *h, Datum **valuesp, 
 extern void onboarding_delivery_reset(ObDelivery *d, const ObDelivery *prepared,
 		const char *detail);
 extern void onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *late,
-		ObProvider provider, List *subjects, bool dry_run, HTAB *pool);
+		ObProvider provider, List *subjects, bool dry_run, HTAB *pool, ObGroupReport *report);
 extern void onboarding_derive_stale(ObDelivery *d, ObEntState *e, int64 later_id);
 extern ObEntState *onboarding_group_gather(Relation inbox, const ObInboxAtts *atts,
 		ObDelivery *late, List *refused, ObProvider provider, List **subjects, ObLockMode mode,

@@ -1909,10 +1909,11 @@ store_entity_table(const char *entity)
  * a user's that points at a row the replay derives again holds; a row
  * that is deleted goes through the executor when a user added to its
  * table (its triggers fire, a foreign key to it is checked).  Returns how
- * many rows were deleted.
+ * many rows were deleted; with dry, how many would be, deleting none.
  */
 int64
-onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, const char *key))
+onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, const char *key),
+					   bool dry)
 {
 	ObStore    *s = onboarding_store(which);
 	AttrNumber	provider_att = onboarding_store_attnum(s, "provider");
@@ -1938,6 +1939,9 @@ onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, c
 
 		if (keep(table, provider, key))
 			continue;
+		deleted++;
+		if (dry)
+			continue;
 		if (s->bind != NULL)
 			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
 		else
@@ -1948,7 +1952,6 @@ onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, c
 								   InvalidSnapshot, true, &tmfd, false) != TM_Ok)
 				elog(ERROR, "could not delete a row of onboarding.%s", store_names[which]);
 		}
-		deleted++;
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);

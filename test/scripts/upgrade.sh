@@ -165,7 +165,7 @@ q -d $new >/dev/null <<<"$deliver_force"
 schema() {
 	"$ONBOARDING_BINDIR/pg_dump" --schema-only --binary-upgrade --exclude-table=public.corpus -d "$1" \
 		| grep -v '^\\restrict \|^\\unrestrict ' \
-		| sed -E -e '/binary_upgrade_set_next_attribute_versions/d' -e "/setval\('onboarding.history_id_seq'/d" -e '/binary_upgrade_|relfrozenxid|relminmxid|^WHERE oid = / s/[0-9]+/N/g'
+		| sed -E -e '/binary_upgrade_set_next_attribute_versions/d' -e "/setval\('onboarding.(history|rebuild_progress)_id_seq'/d" -e '/binary_upgrade_|relfrozenxid|relminmxid|^WHERE oid = / s/[0-9]+/N/g'
 }
 schema $old >"$out/schema_upgraded.sql"
 schema $new >"$out/schema_fresh.sql"
