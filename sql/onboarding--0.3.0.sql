@@ -1185,6 +1185,26 @@ COMMENT ON TABLE onboarding.rebuild_progress IS
     'one row per rebuild: its scope, phase and counts, rate and estimated end; rebuild_concurrently() commits it every few seconds, rebuild() once it is done; finished_at NULL and a pid no longer running: a run that stopped';
 COMMENT ON SEQUENCE onboarding.rebuild_progress_id_seq IS 'identity of onboarding.rebuild_progress.id';
 
+CREATE TABLE onboarding.erasure (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    erased_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    erased_by      text NOT NULL,
+    reason         text NOT NULL,
+    deliveries     bigint NOT NULL DEFAULT 0,
+    values_erased  bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE onboarding.erasure IS
+    'one row per erase(): when, by whom, why, how many deliveries and values; never the tax id (its tombstone in the erased bodies is erased-<id>)';
+COMMENT ON SEQUENCE onboarding.erasure_id_seq IS 'identity of onboarding.erasure.id';
+
+CREATE FUNCTION onboarding.erase(tax_id onboarding.taxid, reason text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_erase'
+    LANGUAGE C VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION onboarding.erase(onboarding.taxid, text) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.erase(onboarding.taxid, text) IS
+    'LGPD art. 18: erase a person''s personal data (tax id, names, e-mails, phones, file names, URLs) from their stored deliveries and the rows they derive, keeping outcomes, statuses and times; the tax id becomes erased-<id>; returns the id of its onboarding.erasure row';
+
 CREATE FUNCTION onboarding.replay_lock() RETURNS void
     AS 'MODULE_PATHNAME', 'onboarding_replay_lock'
     LANGUAGE C VOLATILE SECURITY DEFINER

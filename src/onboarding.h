@@ -30,11 +30,12 @@
  * statements running while it writes).
  * The entry points sit on top: inbox.c (the inbox's triggers, module
  * load), state.c (the state tables' trigger, force_status()), rebuild.c
- * (rebuild() and rebuild_concurrently()) and explain.c.
+ * (rebuild() and rebuild_concurrently()), erase.c (erase(), which folds
+ * the person's groups again through rebuild.c) and explain.c.
  *
  * The sections below follow that order from the bottom up: a file calls
  * only into the sections above its own, and the entry points call into
- * none of each other.
+ * none of each other but for erase.c, which calls rebuild.c's engine.
  *
  *-------------------------------------------------------------------------
  */
@@ -618,6 +619,10 @@ extern Datum onboarding_subjects_with(Datum current, const char *subject);
 extern void onboarding_derive_seen_begin(MemoryContext cxt);
 extern bool onboarding_derive_seen(int table, Oid provider, const char *key);
 extern void onboarding_derive_seen_end(void);
+
+/* rebuild.c, for erase.c: its locks, and its group engine for a set of subjects */
+extern void onboarding_rebuild_lock(void);
+extern int64 onboarding_rebuild_subjects(Datum subjects, Datum loose_ids, int64 erasure);
 
 /* ---------------------------------------------------------------------
  * The fold's own files: fold.c (the rules), lock.c (the lock protocol),

@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -50,7 +51,9 @@ typedef struct RebuildScope
 	ObProvider	provider;		/* OB_PROVIDER_NONE: every provider */
 	const char *entity;			/* NULL: every entity */
 	int			entity_table;	/* its state table (ObTable), or -1 */
-	const char *subject;		/* NULL: every subject */
+	Datum		subjects;		/* text[] of subjects, or (Datum) 0: every subject */
+	int64		erasure;		/* an erasure's run: its id, the scope it shows */
+	Datum		loose_ids;		/* int8[]: with subjects, the deliveries of no group to read */
 	bool		has_since;		/* only groups with a delivery received since */
 	TimestampTz since;
 } RebuildScope;
@@ -121,8 +124,8 @@ static Rebuild *sweep_run = NULL;
  * waited for one of them while holding another could close a cycle with
  * either.  It waits only holding nothing, then tries again.
  */
-static void
-rebuild_lock_all(void)
+void
+onboarding_rebuild_lock(void)
 {
 	const char *const names[] = {"inbox", "account", "proposal", "document", "closure", "history"};
 	Oid			rels[lengthof(names)];
@@ -152,14 +155,14 @@ rebuild_lock_all(void)
 }
 
 /*
- * replay_lock() → void: the locks of rebuild_lock_all(), for verify(),
+ * replay_lock() → void: the locks of onboarding_rebuild_lock(), for verify(),
  * which must hold them across the rebuild it rolls back.
  */
 PG_FUNCTION_INFO_V1(onboarding_replay_lock);
 Datum
 onboarding_replay_lock(PG_FUNCTION_ARGS)
 {
-	rebuild_lock_all();
+	onboarding_rebuild_lock();
 	PG_RETURN_VOID();
 }
 
@@ -202,7 +205,11 @@ rebuild_scope_read(FunctionCallInfo fcinfo, RebuildScope *scope)
 		scope->entity_table = (int) onboarding_derive_table(e, &col);
 	}
 	if (!PG_ARGISNULL(2))
-		scope->subject = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	{
+		Datum		one = PG_GETARG_DATUM(2);
+
+		scope->subjects = PointerGetDatum(construct_array(&one, 1, TEXTOID, -1, false, TYPALIGN_INT));
+	}
 	if (!PG_ARGISNULL(3))
 	{
 		scope->has_since = true;
@@ -215,7 +222,7 @@ static bool
 rebuild_scope_whole(const RebuildScope *scope)
 {
 	return scope->provider == OB_PROVIDER_NONE && scope->entity == NULL &&
-		scope->subject == NULL && !scope->has_since;
+		scope->subjects == (Datum) 0 && !scope->has_since;
 }
 
 /* The scope as the four parameters $1 .. $4 of the queries below. */
@@ -224,7 +231,7 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
 {
 	types[0] = TEXTOID;
 	types[1] = TEXTOID;
-	types[2] = TEXTOID;
+	types[2] = TEXTARRAYOID;
 	types[3] = TIMESTAMPTZOID;
 	memset(nulls, 'n', 4);
 	if (scope->provider != OB_PROVIDER_NONE)
@@ -237,9 +244,9 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
 		values[1] = CStringGetTextDatum(scope->entity);
 		nulls[1] = ' ';
 	}
-	if (scope->subject != NULL)
+	if (scope->subjects != (Datum) 0)
 	{
-		values[2] = CStringGetTextDatum(scope->subject);
+		values[2] = scope->subjects;
 		nulls[2] = ' ';
 	}
 	if (scope->has_since)
@@ -252,11 +259,11 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
 /*
  * The groups of a scope, over inbox i: $1 provider, $2 entity (a group of
  * whose deliveries one has an event that touches the entity by the rules,
- * or whose subject has history as that entity), $3 subject, $4 since.
+ * or whose subject has history as that entity), $3 subjects, $4 since.
  */
 #define REBUILD_SCOPE_SQL \
 	"     ($1 IS NULL OR i.provider OPERATOR(pg_catalog.=) $1::onboarding.provider)" \
-	" AND ($3 IS NULL OR i.subject OPERATOR(pg_catalog.=) $3)" \
+	" AND ($3 IS NULL OR i.subject OPERATOR(pg_catalog.=) ANY ($3))" \
 	" AND ($4 IS NULL OR i.received_at OPERATOR(pg_catalog.>=) $4)" \
 	" AND ($2 IS NULL" \
 	"      OR EXISTS (SELECT FROM onboarding.effect_rule e" \
@@ -275,8 +282,9 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
 /*
  * The deliveries that belong to no group (no provider or no subject yet) a
  * scope re-reads: those of its provider or of none, received since its
- * time (a scope by subject has none; one by entity has them all, as no
- * entity is known of them); after id $5, a batch at a time.  Each comes with its ctid and the
+ * time (a scope by subject has only those of $6, an erasure's; one by
+ * entity has them all, as no entity is known of them); after id $5, a
+ * batch at a time.  Each comes with its ctid and the
  * first delivery of the same provider and body among them (its original,
  * as rebuild() judges duplicates: a body repeats the same derived columns,
  * so its earlier copies are among these too).
@@ -293,7 +301,7 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
 	" WHERE (i.provider IS NULL OR i.subject IS NULL)" \
 	"   AND ($1 IS NULL OR i.provider IS NULL OR i.provider OPERATOR(pg_catalog.=) $1::onboarding.provider)" \
 	"   AND ($4 IS NULL OR i.received_at OPERATOR(pg_catalog.>=) $4)" \
-	"   AND $3 IS NULL" \
+	"   AND ($3 IS NULL OR i.id OPERATOR(pg_catalog.=) ANY ($6))" \
 	"   AND i.id OPERATOR(pg_catalog.>) $5" \
 	" ORDER BY i.id LIMIT " CppAsString2(REBUILD_BATCH)
 
@@ -363,15 +371,17 @@ rebuild_progress_write(Rebuild *r, TimestampTz now, double rate, double left, bo
 	{
 		rebuild_exec(r, "INSERT INTO onboarding.rebuild_progress"
 					 "   (pid, concurrent, scope, phase, started_at, updated_at)"
-					 " VALUES (pg_catalog.pg_backend_pid(), $5, pg_catalog.jsonb_strip_nulls("
-					 "         pg_catalog.jsonb_build_object('provider', $1, 'entity', $2,"
-					 "                                       'subject', $3, 'since', $4)),"
+					 " VALUES (pg_catalog.pg_backend_pid(), $5,"
+					 "         CASE WHEN $8 OPERATOR(pg_catalog.>) 0"
+					 "              THEN pg_catalog.jsonb_build_object('erasure', $8)"
+					 "              ELSE pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+					 "                       'provider', $1, 'entity', $2, 'subject', $3[1], 'since', $4)) END,"
 					 "         $6, $7, $7)"
 					 " RETURNING id",
-					 3, (Oid[]) {BOOLOID, TEXTOID, TIMESTAMPTZOID},
+					 4, (Oid[]) {BOOLOID, TEXTOID, TIMESTAMPTZOID, INT8OID},
 					 (Datum[]) {BoolGetDatum(r->concurrent), CStringGetTextDatum(r->phase),
-						 TimestampTzGetDatum(r->started)},
-					 "   ", SPI_OK_INSERT_RETURNING);
+						 TimestampTzGetDatum(r->started), Int64GetDatum(r->scope.erasure)},
+					 "    ", SPI_OK_INSERT_RETURNING);
 		r->progress_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													 SPI_tuptable->tupdesc, 1, &isnull));
 		return;
@@ -437,7 +447,13 @@ rebuild_begin(Rebuild *r, FunctionCallInfo fcinfo, bool concurrent)
 	HASHCTL		ctl;
 
 	memset(r, 0, sizeof(Rebuild));
-	rebuild_scope_read(fcinfo, &r->scope);
+	if (fcinfo != NULL)
+		rebuild_scope_read(fcinfo, &r->scope);
+	else
+	{
+		r->scope.provider = OB_PROVIDER_NONE;
+		r->scope.entity_table = -1;
+	}
 	r->concurrent = concurrent;
 	r->cxt = AllocSetContextCreate(concurrent ? TopMemoryContext : CurrentMemoryContext,
 								   "onboarding rebuild", ALLOCSET_DEFAULT_SIZES);
@@ -654,7 +670,8 @@ rebuild_keep(int table, Oid provider, const char *key)
 		return true;
 	if (r->scope.entity_table >= 0 && table != r->scope.entity_table)
 		return true;
-	if ((r->scope.subject != NULL || r->scope.has_since) && rebuild_folded_at(r, provider, key) < 0)
+	if ((r->scope.subjects != (Datum) 0 || r->scope.has_since) &&
+		rebuild_folded_at(r, provider, key) < 0)
 		return true;
 	if (r->collect)
 	{
@@ -764,8 +781,9 @@ rebuild_groups(Rebuild *r)
 		uint64		nrows;
 
 		rebuild_unit_begin(r, &u);
-		rebuild_exec(r, REBUILD_LOOSE_SQL, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(last_id)},
-					 " ", SPI_OK_SELECT);
+		rebuild_exec(r, REBUILD_LOOSE_SQL, 2, (Oid[]) {INT8OID, INT8ARRAYOID},
+					 (Datum[]) {Int64GetDatum(last_id), r->scope.loose_ids},
+					 (char[]) {' ', r->scope.loose_ids == (Datum) 0 ? 'n' : ' '}, SPI_OK_SELECT);
 		batch = SPI_tuptable;
 		nrows = SPI_processed;
 		onboarding_inbox_atts(batch->tupdesc, &ratts);
@@ -868,7 +886,7 @@ rebuild_sweep_concurrently(Rebuild *r)
 
 	r->phase = "deleting rows no delivery derives";
 	rebuild_unit_begin(r, &u);
-	rebuild_lock_all();
+	onboarding_rebuild_lock();
 	foreach(lc, r->candidates)
 	{
 		SweepCandidate *c = (SweepCandidate *) lfirst(lc);
@@ -950,7 +968,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	rebuild_check_isolation("rebuild()");
 	rebuild_begin(&r, fcinfo, false);
 	/* no delivery may arrive while we replay */
-	rebuild_lock_all();
+	onboarding_rebuild_lock();
 
 	/* write what this transaction's window holds, and let go of the tables */
 	onboarding_store_flush(true);
@@ -1016,6 +1034,41 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	onboarding_store_flush(true);
 	MemoryContextDelete(r.cxt);
 	PG_RETURN_INT64(r.deliveries);
+}
+
+/*
+ * erase(): fold again the groups of some subjects (a text[]), and read
+ * again some deliveries of no group (loose_ids, an int8[], or (Datum) 0),
+ * in the caller's transaction, which holds the locks of replay_lock() and is
+ * connected to SPI as the owner.  Its progress row names the erasure, not
+ * the subjects (a subject may be the very tax id being erased).  Returns
+ * how many deliveries it read.
+ */
+int64
+onboarding_rebuild_subjects(Datum subjects, Datum loose_ids, int64 erasure)
+{
+	Rebuild		r;
+
+	rebuild_begin(&r, NULL, false);
+	r.scope.subjects = subjects;
+	r.scope.loose_ids = loose_ids;
+	r.scope.erasure = erasure;
+	onboarding_derive_seen_begin(r.cxt);
+	PG_TRY();
+	{
+		(void) rebuild_groups(&r);
+		r.phase = "deleting rows no delivery derives";
+		r.deleted = rebuild_sweep(&r, false);
+		rebuild_queue_drop(&r);
+		rebuild_end(&r);
+	}
+	PG_FINALLY();
+	{
+		onboarding_derive_seen_end();
+	}
+	PG_END_TRY();
+	MemoryContextDelete(r.cxt);
+	return r.deliveries;
 }
 
 /*

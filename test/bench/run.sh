@@ -19,7 +19,9 @@
 #               also, for the record, the inbox's storage alone (its table
 #               shape and indexes without the trigger)
 #   c. rebuild  onboarding.rebuild() of the inbox that (a) loaded, against
-#               the inbox's batch rate (best of BENCH_REPEAT)
+#               the inbox's batch rate (best of BENCH_REPEAT); then one
+#               session delivering every 20 ms while rebuild() and while
+#               rebuild_concurrently() run: its longest INSERT in each
 #   e. order    the corpus's deliveries in three arrival orders (disorder.sql):
 #               in order, 2% and 20% out of order; COPY file -> plain vs
 #               COPY file -> onboarding.inbox for each (best of BENCH_REPEAT)
@@ -49,7 +51,9 @@
 #   1. batch COPY, inbox            >= 40% of plain (aim: 50%)
 #   2. 8 clients single-row INSERT  >= 60% of plain's tps with fsync off,
 #                                   >= 50% with synchronous commit
-#   3. rebuild()                    >= 100% of the inbox's batch rate (figure 1)
+#   3. rebuild()                    >= 100% of the inbox's batch rate (figure 1);
+#                                   a delivery during rebuild_concurrently()
+#                                   waits < 1 s (issue 25)
 #   4. memory                       private memory of the backend grows by
 #                                   <= 10 MB from 100,000 rows to the end
 #   5. batch COPY, PL/pgSQL peer    its ratio to plain for reference; the
@@ -394,6 +398,49 @@ for i in $(seq 1 "$REPEAT"); do
 	CPU_REBUILD=$(calc "$c > 0 && $SCALE / $c > ${CPU_REBUILD:-0} ? $SCALE / $c : ${CPU_REBUILD:-0}")
 done
 REBUILD_FP=$(fingerprint)
+
+# ---------------------------------------------------------------------------
+# c'. A delivery racing a whole rebuild: one session delivers a new QI Tech
+#     account every 20 ms while rebuild() (one transaction, deliveries held
+#     off) and then rebuild_concurrently() (a group per transaction) run
+#     over the same inbox; the longest an INSERT of it took during each (its
+#     first five, a new connection's, left out), against its median.
+# ---------------------------------------------------------------------------
+racer() {
+	{
+		echo "SET client_min_messages = warning;"
+		for i in $(seq 1 5000); do
+			cat <<-EOF
+				SELECT clock_timestamp() AS t0 \gset
+				INSERT INTO onboarding.inbox (payload) VALUES (jsonb_build_object(
+				    'webhook_type', 'account_request.status_change', 'key', 'race-$1-$i',
+				    'status', 'pending_kyc_analysis', 'event_datetime', '2025-03-01 10:00:00'));
+				SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric * 1000, 1) AS ms,
+				       NOT EXISTS (SELECT FROM bench_race_on) AS stop \gset
+				\echo wait :ms
+				\if :stop
+				\q
+				\endif
+				SELECT pg_sleep(0.02);
+			EOF
+		done
+	} | psql -X -q -At -d "$DB" 2>/dev/null
+}
+# race NAME SQL: "seconds longest_ms median_ms deliveries" of a rebuild raced
+race() {
+	q -c "CREATE TABLE IF NOT EXISTS bench_race_on (x int); TRUNCATE bench_race_on; INSERT INTO bench_race_on VALUES (1)"
+	racer "$1" >"$ONBOARDING_WORK/race-$1.out" &
+	local pid=$! t c
+	sleep 1
+	read -r t c < <(timed "$2" 2>/dev/null)
+	q -c "TRUNCATE bench_race_on"
+	wait "$pid" || true
+	awk '/^wait / { if (++n > 5) print $2 }' "$ONBOARDING_WORK/race-$1.out" | sort -n |
+		awk -v t="$t" '{ w[++k] = $1 } END { printf "%s %.1f %.1f %d\n", t, w[k], w[int((k + 1) / 2)], k + 5 }'
+}
+log "c'. a delivery racing rebuild(), then rebuild_concurrently()"
+read -r RACE_T RACE_MAX RACE_MED RACE_N < <(race whole "SELECT onboarding.rebuild();")
+read -r RACE_C_T RACE_C_MAX RACE_C_MED RACE_C_N < <(race concurrently "CALL onboarding.rebuild_concurrently();")
 
 # ---------------------------------------------------------------------------
 # e. Arrival order: the same deliveries in order, 2% and 20% out of order
@@ -753,6 +800,9 @@ printf '%s' "$REBUILD_RUNS"
 echo "    per CPU second of the backend: $(num "$CPU_REBUILD") deliveries = $(pct "$CPU_REBUILD" "$CPU_INBOX") of the inbox's batch rate per CPU second"
 echo "    fingerprint after rebuild(): $(fp_line $REBUILD_FP)"
 echo "        state and history as the load left them: $([ "$(cut -d' ' -f2-3 <<<"$REBUILD_FP")" = "$(cut -d' ' -f2-3 <<<"$BATCH_FP")" ] && echo yes || echo NO)"
+echo "c'. one session delivering every 20 ms while a whole rebuild runs (the longest INSERT, against its median):"
+echo "    rebuild():              ${RACE_T} s; longest ${RACE_MAX} ms, median ${RACE_MED} ms, over ${RACE_N} deliveries"
+echo "    rebuild_concurrently(): ${RACE_C_T} s; longest ${RACE_C_MAX} ms, median ${RACE_C_MED} ms, over ${RACE_C_N} deliveries"
 echo "e. the same $(num "$SCALE") deliveries in three arrival orders (disorder.sql; best of $REPEAT, fresh table each run):"
 for o in $ORDERS; do
 	echo "    $o%: $(num "${ORDER_OOO[$o]}") out of order ($(pct "${ORDER_OOO[$o]}" "$SCALE")), $(num "${ORDER_SWAPPED[$o]}") of $(num "$ORDER_CANDIDATES") candidate pairs swapped"
@@ -784,6 +834,7 @@ echo
 	echo "2. $CLIENTS clients single-row INSERT, fsync off, tps|$(num "$PGB_INBOX")|$(num "$PGB_PLAIN")|$R_PGB|>= 60%|$M_PGB"
 	echo "   $CLIENTS clients single-row INSERT, synchronous commit, tps|$(num "$PGB_SYNC_INBOX")|$(num "$PGB_SYNC_PLAIN")|$R_PGB_SYNC|>= 50%|$M_PGB_SYNC"
 	echo "3. rebuild(), deliveries/s|$(num "$REBUILD")|$(num "$BATCH_INBOX") (inbox batch)|$R_REBUILD|>= 100%|$M_REBUILD"
+	echo "   longest wait of a delivery during rebuild_concurrently(), ms|${RACE_C_MAX}|${RACE_MAX} (during rebuild())|-|< 1000|$(met "$RACE_C_MAX < 1000")"
 	echo "4. $MEM_FIG|$(printf '%+.1f' "$MEM_DELTA")|$(printf '%+.1f' "$MEM_BASE_DELTA")|-|<= 10 MB|$M_MEM"
 	echo "5. batch COPY, PL/pgSQL peer, rows/s|$(num "$BATCH_PEER")|$(num "$BATCH_PLAIN")|$(pct "$BATCH_PEER" "$BATCH_PLAIN")|(reference)|-"
 	echo "   batch COPY, inbox vs peer, rows/s|$(num "$BATCH_INBOX")|$(num "$BATCH_PEER") (peer)|$(pct "$BATCH_INBOX" "$BATCH_PEER")|>= 250%|$M_PEER"
