@@ -547,7 +547,8 @@ extern void onboarding_store_forget_bound(void);
 extern void onboarding_store_clear_bound(void);
 extern bool onboarding_store_is_primary_key(const char *table, const char *constraint);
 extern int64 onboarding_store_sweep(ObStoreId which,
-									 bool (*keep) (int table, Oid provider, const char *key),
+									 bool (*keep) (int table, Oid provider, const char *key,
+												   int64 written_by),
 									 bool dry);
 extern bool onboarding_store_history_before(Oid provider, const char *entity, const char *key,
 											TimestampTz at, char **status);

@@ -656,15 +656,19 @@ rebuild_fold(Rebuild *r, Relation inbox, const ObInboxAtts *atts)
 
 /*
  * The sweep's judgement of a row no fold of the run derived (state table
- * 0 .. 3, provider, key): kept when outside the scope; else deleted, or,
- * while collecting, remembered as a candidate and kept.
+ * 0 .. 3, provider, key, the delivery that last wrote it): kept when
+ * outside the scope, or written by a delivery stored after the run began
+ * (rebuild_concurrently(): ingestion went on, and derived it); else
+ * deleted, or, while collecting, remembered as a candidate and kept.
  */
 static bool
-rebuild_keep(int table, Oid provider, const char *key)
+rebuild_keep(int table, Oid provider, const char *key, int64 written_by)
 {
 	Rebuild    *r = sweep_run;
 
 	if (onboarding_derive_seen(table, provider, key))
+		return true;
+	if (r->concurrent && written_by > r->start_max_id)
 		return true;
 	if (r->scope.provider != OB_PROVIDER_NONE && provider != onboarding_provider_oid(r->scope.provider))
 		return true;
@@ -864,9 +868,10 @@ rebuild_groups(Rebuild *r)
 }
 
 /*
- * rebuild_concurrently(): the rows in the scope that no fold derived.  A
- * row no delivery derives any more exists only when the rules changed what
- * deliveries touch; listing them takes no lock.  When there are some, the
+ * rebuild_concurrently(): the rows in the scope that no fold derived (a
+ * row a delivery stored since the run began wrote is none: ingestion
+ * derived it).  A row no delivery derives any more exists only when the
+ * rules changed what deliveries touch; listing them takes no lock.  When there are some, the
  * deliveries are held off for a moment (the locks of rebuild()): the
  * groups of a listed row some delivery wrote since the run began are
  * folded again, and what is still derived by none is deleted.

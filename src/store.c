@@ -1905,18 +1905,21 @@ store_entity_table(const char *entity)
 /*
  * rebuild(): delete every row of a state table or of history that the
  * replay did not derive (keep() says which it did: state table 0 .. 3,
- * provider, key).  The tables are never emptied, so that a foreign key of
+ * provider, key, and the delivery that last wrote the row: a state row's
+ * last_seen_id, a history row's inbox_id).  The tables are never emptied, so that a foreign key of
  * a user's that points at a row the replay derives again holds; a row
  * that is deleted goes through the executor when a user added to its
  * table (its triggers fire, a foreign key to it is checked).  Returns how
  * many rows were deleted; with dry, how many would be, deleting none.
  */
 int64
-onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, const char *key),
+onboarding_store_sweep(ObStoreId which,
+					   bool (*keep) (int table, Oid provider, const char *key, int64 written_by),
 					   bool dry)
 {
 	ObStore    *s = onboarding_store(which);
 	AttrNumber	provider_att = onboarding_store_attnum(s, "provider");
+	AttrNumber	writer_att = onboarding_store_attnum(s, which == OB_S_HISTORY ? "inbox_id" : "last_seen_id");
 	AttrNumber	key_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity_key") : s->keyatt[1];
 	AttrNumber	entity_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity") : 0;
 	TupleTableSlot *slot = table_slot_create(s->rel, NULL);
@@ -1935,9 +1938,10 @@ onboarding_store_sweep(ObStoreId which, bool (*keep) (int table, Oid provider, c
 		char	   *key = TextDatumGetCString(slot_getattr(slot, key_att, &isnull));
 		int			table = which == OB_S_HISTORY ?
 			store_entity_table(TextDatumGetCString(slot_getattr(slot, entity_att, &isnull))) : (int) which;
+		int64		written_by = DatumGetInt64(slot_getattr(slot, writer_att, &isnull));
 		ItemPointerData tid = slot->tts_tid;
 
-		if (keep(table, provider, key))
+		if (keep(table, provider, key, isnull ? 0 : written_by))
 			continue;
 		deleted++;
 		if (dry)

@@ -11,6 +11,7 @@
 #   bash test/run.sh test    every suite; last line "N passed, N failed"
 #   bash test/run.sh demo    ingest the fixture corpus and show what it became
 #   bash test/run.sh bench   the benchmark of test/bench (make bench)
+#   bash test/run.sh bench-scale  years of deliveries (make bench-scale)
 #   bash test/run.sh diagrams  redraw docs/diagrams from the rules (make diagrams)
 #   bash test/run.sh installcheck  the suites against an extension already
 #                            installed (the Debian package: test/deb.sh)
@@ -193,8 +194,14 @@ bench)
 	start_cluster
 	bash test/bench/run.sh
 	;;
+bench-scale)
+	install_deps
+	build_install
+	start_cluster
+	bash test/bench/scale.sh
+	;;
 *)
-	echo "usage: $0 test|demo|bench|diagrams|installcheck" >&2
+	echo "usage: $0 test|demo|bench|bench-scale|diagrams|installcheck" >&2
 	exit 2
 	;;
 esac

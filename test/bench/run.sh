@@ -139,7 +139,8 @@ case "$PICK" in sequential | random) ;; *) echo "BENCH_PICK must be sequential o
 case "$CALLGRIND" in 0 | 1) ;; *) echo "BENCH_CALLGRIND must be 0 or 1" >&2; exit 2 ;; esac
 [ "$MEM_ROWS" -gt "$MEM_FIRST" ] || { echo "BENCH_MEM_ROWS must exceed $MEM_FIRST" >&2; exit 2; }
 
-log() { printf '== %s\n' "$*" >&2; }
+. test/bench/lib.sh
+
 
 # The baseline build (BENCH_BASELINE): the revision's tree, built with the
 # same pg_config; use_build installs it or this tree's build again, so that
@@ -161,37 +162,6 @@ use_build() { # baseline|current
 }
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"   # no "does not exist, skipping"
 
-# psql on the benchmark database: unaligned, tuples only, stop at the first error.
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-
-# "wall cpu": seconds the given SQL took, measured by the server around it
-# (one session, each statement committed on its own, as a loader would), and
-# the CPU seconds the backend spent meanwhile (/proc/self/stat of the backend:
-# utime + stime). CPU well below wall means the backend waited (I/O, or
-# another process on the machine took the CPU).
-TICKS=$(getconf CLK_TCK)
-BACKEND_CPU="(SELECT split_part(s, ' ', 14)::bigint + split_part(s, ' ', 15)::bigint
-                FROM pg_read_file('/proc/self/stat') s)"
-timed() {
-	q <<-EOF | tail -n 1
-		SELECT clock_timestamp() AS bench_t0, $BACKEND_CPU AS bench_c0 \gset
-		$1
-		SELECT round(extract(epoch FROM clock_timestamp() - :'bench_t0')::numeric, 3) || ' '
-		       || round(($BACKEND_CPU - :bench_c0) / $TICKS::numeric, 2);
-	EOF
-}
-
-# Arithmetic on decimals: calc 'expression' (awk syntax).
-calc() { awk "BEGIN { x = ($1); if (x == int(x)) printf \"%d\", x; else printf \"%.6f\", x }"; }
-# 1234567.8 -> 1,234,568
-num() {
-	awk -v x="$1" 'BEGIN { s = sprintf("%.0f", x); n = ""
-		while (length(s) > 3) { n = "," substr(s, length(s) - 2) n; s = substr(s, 1, length(s) - 3) }
-		print s n }'
-}
-
-met() { [ "$(calc "$1")" = 1 ] && echo yes || echo NO; }
-pct() { calc "100 * $1 / $2" | awk '{ printf "%.1f%%", $1 }'; }
 
 # A fresh baseline table, and a fresh extension (the inbox refuses TRUNCATE).
 fresh_plain() {
@@ -406,38 +376,6 @@ REBUILD_FP=$(fingerprint)
 #     over the same inbox; the longest an INSERT of it took during each (its
 #     first five, a new connection's, left out), against its median.
 # ---------------------------------------------------------------------------
-racer() {
-	{
-		echo "SET client_min_messages = warning;"
-		for i in $(seq 1 5000); do
-			cat <<-EOF
-				SELECT clock_timestamp() AS t0 \gset
-				INSERT INTO onboarding.inbox (payload) VALUES (jsonb_build_object(
-				    'webhook_type', 'account_request.status_change', 'key', 'race-$1-$i',
-				    'status', 'pending_kyc_analysis', 'event_datetime', '2025-03-01 10:00:00'));
-				SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric * 1000, 1) AS ms,
-				       NOT EXISTS (SELECT FROM bench_race_on) AS stop \gset
-				\echo wait :ms
-				\if :stop
-				\q
-				\endif
-				SELECT pg_sleep(0.02);
-			EOF
-		done
-	} | psql -X -q -At -d "$DB" 2>/dev/null
-}
-# race NAME SQL: "seconds longest_ms median_ms deliveries" of a rebuild raced
-race() {
-	q -c "CREATE TABLE IF NOT EXISTS bench_race_on (x int); TRUNCATE bench_race_on; INSERT INTO bench_race_on VALUES (1)"
-	racer "$1" >"$ONBOARDING_WORK/race-$1.out" &
-	local pid=$! t c
-	sleep 1
-	read -r t c < <(timed "$2" 2>/dev/null)
-	q -c "TRUNCATE bench_race_on"
-	wait "$pid" || true
-	awk '/^wait / { if (++n > 5) print $2 }' "$ONBOARDING_WORK/race-$1.out" | sort -n |
-		awk -v t="$t" '{ w[++k] = $1 } END { printf "%s %.1f %.1f %d\n", t, w[k], w[int((k + 1) / 2)], k + 5 }'
-}
 log "c'. a delivery racing rebuild(), then rebuild_concurrently()"
 read -r RACE_T RACE_MAX RACE_MED RACE_N < <(race whole "SELECT onboarding.rebuild();")
 read -r RACE_C_T RACE_C_MAX RACE_C_MED RACE_C_N < <(race concurrently "CALL onboarding.rebuild_concurrently();")

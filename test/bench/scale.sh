@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# test/bench/scale.sh — years of deliveries on one machine (`make bench-scale`,
+# issue 25; not run by CI: at its default size it takes about an hour).
+#
+# Runs against the throwaway cluster that test/run.sh started. What it does:
+#
+#   1. generates one chunk of SCALE_DELIVERIES / SCALE_CHUNKS deliveries with
+#      the benchmark's generator (corpus.sql: realistic flows of the three
+#      providers, about 10.6 deliveries per customer, ~2% of them arriving
+#      out of order and ~5% delivered twice);
+#   2. loads SCALE_CHUNKS chunks into onboarding.inbox, one COPY each, every
+#      chunk addressing other customers (their entity keys rewritten, as
+#      `make bench`'s stream does; a chunk's tax ids are the first chunk's,
+#      so one person ends up with an account, a proposal... per chunk), and
+#      prints each chunk's ingest rate;
+#   3. prints the sizes of the tables, in all and per delivery;
+#   4. times every report view and function as a dashboard asks it (the
+#      aggregates whole; the lists as a count and as their first page of
+#      100 rows; timeline() of one person; entity_status for one key), every
+#      row fetched: the first run and the best of the next two;
+#   5. a scoped rebuild() (the deliveries of the last chunk: `since`) and a
+#      one-subject one; then a whole rebuild_concurrently() while one session
+#      delivers every 20 ms (its longest wait), and verify().
+#
+# Last, one table: figure, value, target, met?  The targets are issue 25's:
+# each report < 500 ms and timeline() < 50 ms at 10M deliveries, the last
+# chunk's ingest rate >= 80% of the first's, a delivery during the whole
+# rebuild waits < 1 s.
+#
+# Knobs (environment):
+#   SCALE_DELIVERIES  deliveries in all                         (10000000)
+#   SCALE_CHUNKS      chunks they are loaded in                 (10)
+#   SCALE_VERIFY      0: skip verify() (minutes at 10M)         (1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+: "${PGHOST:?run through 'make bench-scale' (test/run.sh exports the cluster)}"
+: "${ONBOARDING_WORK:?run through 'make bench-scale'}"
+
+TOTAL=${SCALE_DELIVERIES:-10000000}
+CHUNKS=${SCALE_CHUNKS:-10}
+VERIFY=${SCALE_VERIFY:-1}
+CHUNK=$((TOTAL / CHUNKS))
+[ "$CHUNKS" -ge 1 ] && [ "$CHUNKS" -le 500 ] || { echo "SCALE_CHUNKS must be 1 to 500" >&2; exit 2; }
+[ "$CHUNK" -ge 1000 ] || { echo "SCALE_DELIVERIES / SCALE_CHUNKS must be at least 1000" >&2; exit 2; }
+
+DB=onboarding_scale
+CHUNK_FILE=$ONBOARDING_WORK/scale-chunk.copy
+trap 'rm -f "$CHUNK_FILE"' EXIT
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+START=$SECONDS
+
+. test/bench/lib.sh
+
+log "scale: $(num "$TOTAL") deliveries in $CHUNKS chunks of $(num "$CHUNK")"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -c "CREATE EXTENSION onboarding CASCADE"
+
+# ---------------------------------------------------------------------------
+# 1-2. The chunks: one generated corpus, its keys rewritten per chunk.
+# ---------------------------------------------------------------------------
+log "scale: generating a chunk's corpus"
+q -v scale="$CHUNK" -f test/bench/corpus.sql >/dev/null
+IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q -c "TABLE bench.corpus_info")
+
+declare -a RATE
+LAST_START=
+for ((r = 0; r < CHUNKS; r++)); do
+	q -c "COPY (SELECT CASE WHEN $r = 0 THEN body
+	                        ELSE replace(replace(body::text,
+	                                 '-4e00-', '-4' || lpad(to_hex(3584 + $r), 3, '0') || '-'),
+	                                 '\"860590-', '\"' || (860590 + $r) || '-')::jsonb END
+	              FROM bench.corpus ORDER BY n) TO '$CHUNK_FILE'"
+	[ "$r" -eq $((CHUNKS - 1)) ] && LAST_START=$(q -c "SELECT now()")
+	read -r t _ < <(timed "COPY onboarding.inbox (payload) FROM '$CHUNK_FILE';")
+	RATE[$r]=$(calc "$CHUNK / $t")
+	echo "chunk $((r + 1))/$CHUNKS: $(num "$CHUNK") deliveries in ${t} s, $(num "${RATE[$r]}") deliveries/s; inbox $(num "$(q -c "SELECT count(*) FROM onboarding.inbox")") rows"
+done
+rm -f "$CHUNK_FILE"
+q -c "VACUUM ANALYZE" >/dev/null
+
+echo
+echo "outcomes: $(q -c "SELECT string_agg(outcome || ' ' || n, ', ' ORDER BY outcome)
+                         FROM (SELECT outcome, count(*) n FROM onboarding.inbox GROUP BY 1) o")"
+echo "corpus chunk: $C_ROWS deliveries, $C_ENTITIES entities, $C_REDELIVERED delivered twice, $C_SWAPPED swapped with the previous of their entity, $C_TYPES event types"
+
+# ---------------------------------------------------------------------------
+# 3. Sizes.
+# ---------------------------------------------------------------------------
+echo
+echo "sizes (heap, indexes and TOAST), in all and per delivery:"
+q -F ' | ' -c "SELECT c.relname, pg_size_pretty(pg_total_relation_size(c.oid)),
+                      round(pg_total_relation_size(c.oid)::numeric / $TOTAL) || ' B',
+                      (SELECT reltuples::bigint FROM pg_class WHERE oid = c.oid) || ' rows'
+                 FROM pg_class c
+                WHERE c.relnamespace = 'onboarding'::regnamespace AND c.relkind IN ('r', 'p')
+                  AND pg_total_relation_size(c.oid) > 65536
+                ORDER BY pg_total_relation_size(c.oid) DESC"
+SIZE_ALL=$(q -c "SELECT sum(pg_total_relation_size(oid)) FROM pg_class
+                  WHERE relnamespace = 'onboarding'::regnamespace AND relkind IN ('r', 'p')")
+echo "all tables: $(calc "$SIZE_ALL / 1048576" | cut -d. -f1) MB, $(calc "$SIZE_ALL / $TOTAL" | cut -d. -f1) B per delivery"
+
+# ---------------------------------------------------------------------------
+# 4. Reports: as a dashboard asks them.
+# ---------------------------------------------------------------------------
+TAX_ID=$(q -c "SELECT tax_id FROM onboarding.account WHERE tax_id IS NOT NULL ORDER BY account_key LIMIT 1")
+KEY=$(q -c "SELECT account_key FROM onboarding.account ORDER BY account_key LIMIT 1")
+q <<-'EOF'
+	CREATE FUNCTION bench.report_ms(query text, OUT first_ms numeric, OUT best_ms numeric, OUT nrows bigint)
+	LANGUAGE plpgsql AS $$
+	DECLARE
+	    t0 timestamptz;
+	    ms numeric;
+	    r record;
+	BEGIN
+	    FOR i IN 1 .. 3 LOOP
+	        t0 := clock_timestamp();
+	        nrows := 0;
+	        FOR r IN EXECUTE query LOOP
+	            nrows := nrows + 1;
+	        END LOOP;
+	        ms := round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+	        IF i = 1 THEN first_ms := ms; ELSIF best_ms IS NULL OR ms < best_ms THEN best_ms := ms; END IF;
+	    END LOOP;
+	END
+	$$;
+EOF
+REPORTS=(
+	"funnel|500|SELECT * FROM onboarding.funnel"
+	"daily|500|SELECT * FROM onboarding.daily"
+	"stage_durations|500|SELECT * FROM onboarding.stage_durations"
+	"rejection_reasons|500|SELECT * FROM onboarding.rejection_reasons"
+	"entity_status, one key|500|SELECT * FROM onboarding.entity_status WHERE entity_key = '$KEY'"
+	"pending_documents, count|500|SELECT count(*) FROM onboarding.pending_documents"
+	"pending_documents, newest 100|500|SELECT * FROM onboarding.pending_documents ORDER BY since DESC LIMIT 100"
+	"anomalies, count|500|SELECT count(*) FROM onboarding.anomalies"
+	"anomalies, newest 100|500|SELECT * FROM onboarding.anomalies ORDER BY id DESC LIMIT 100"
+	"in_progress_entities, count|500|SELECT count(*) FROM onboarding.in_progress_entities"
+	"stuck('7 days'), count|500|SELECT count(*) FROM onboarding.stuck('7 days')"
+	"stuck('7 days'), longest idle 100|500|SELECT * FROM onboarding.stuck('7 days') ORDER BY idle DESC LIMIT 100"
+	"timeline(one person)|50|SELECT * FROM onboarding.timeline('$TAX_ID')"
+)
+echo
+echo "reports (ms: first run, best of the next two; rows returned):"
+declare -a TABLE
+for r in "${REPORTS[@]}"; do
+	IFS='|' read -r name target sql <<<"$r"
+	IFS='|' read -r first best rows < <(q -c "SELECT * FROM bench.report_ms(\$q\$$sql\$q\$)")
+	echo "  $name: ${first} ms, ${best} ms; $rows rows"
+	TABLE+=("$name|${best} ms|< $target ms|$(met "$best < $target")")
+done
+
+# ---------------------------------------------------------------------------
+# 5. Rebuilds and verify().
+# ---------------------------------------------------------------------------
+echo
+SUBJECT=$(q -c "SELECT subject FROM onboarding.inbox WHERE provider = 'celcoin' AND subject IS NOT NULL ORDER BY id DESC LIMIT 1")
+read -r t _ < <(timed "SELECT onboarding.rebuild(subject => '$SUBJECT');")
+echo "rebuild(subject => one Celcoin proposal): ${t} s"
+TABLE+=("rebuild(), one subject|${t} s||")
+read -r t _ < <(timed "SELECT onboarding.rebuild(since => '$LAST_START');")
+echo "rebuild(since => the last chunk's start): ${t} s, $(num "$(calc "$CHUNK / $t")") deliveries/s"
+TABLE+=("rebuild(), the last chunk (since)|${t} s||")
+log "scale: a whole rebuild_concurrently(), one session delivering every 20 ms"
+read -r RT RMAX RMED RN < <(race concurrently "CALL onboarding.rebuild_concurrently();")
+echo "rebuild_concurrently(), whole: ${RT} s, $(num "$(calc "$TOTAL / $RT")") deliveries/s; a delivery every 20 ms meanwhile: $RN sent, median ${RMED} ms, longest ${RMAX} ms"
+TABLE+=("rebuild_concurrently(), whole|${RT} s||")
+TABLE+=("longest wait of a delivery during it|${RMAX} ms|< 1000 ms|$(met "$RMAX < 1000")")
+if [ "$VERIFY" = 1 ]; then
+	read -r t _ < <(timed "SELECT count(*) FROM onboarding.verify();")
+	V=$(q -c "SELECT count(*) FROM onboarding.verify()")
+	echo "verify(): ${t} s (and again for its rows), $V differences"
+	TABLE+=("verify()|${t} s, $V rows|0 rows|$(met "$V == 0")")
+fi
+
+FIRST=${RATE[0]}
+LAST=${RATE[$((CHUNKS - 1))]}
+echo
+echo "| figure | value | target | met? |"
+echo "|---|---|---|---|"
+echo "| ingest, first chunk | $(num "$FIRST") deliveries/s | | |"
+echo "| ingest, last chunk | $(num "$LAST") deliveries/s ($(pct "$LAST" "$FIRST") of the first) | >= 80% of the first | $(met "$LAST >= 0.8 * $FIRST") |"
+echo "| all tables | $(calc "$SIZE_ALL / $TOTAL" | cut -d. -f1) B per delivery | | |"
+for row in "${TABLE[@]}"; do
+	IFS='|' read -r a b c d <<<"$row"
+	echo "| $a | $b | $c | $d |"
+done
+echo
+echo "$(num "$TOTAL") deliveries in $CHUNKS chunks; $(nproc) CPUs; $(psql -X -At -d "$DB" -c "SELECT version()" | cut -d, -f1);" \
+	"fsync $(q -c "SHOW fsync"), shared_buffers $(q -c "SHOW shared_buffers"); $((SECONDS - START)) s in all"
