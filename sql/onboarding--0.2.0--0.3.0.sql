@@ -202,6 +202,65 @@ COMMENT ON TABLE onboarding.rebuild_progress IS
     'one row per rebuild: its scope, phase and counts, rate and estimated end; rebuild_concurrently() commits it every few seconds, rebuild() once it is done; finished_at NULL and a pid no longer running: a run that stopped';
 COMMENT ON SEQUENCE onboarding.rebuild_progress_id_seq IS 'identity of onboarding.rebuild_progress.id';
 
+-- The counts behind onboarding.daily (0.3.0), kept by the pipeline as it
+-- stores deliveries and rewrites their outcomes (src/tally.c): deliveries
+-- per UTC day of arrival, provider ('' for none) and outcome, in rows of
+-- each backend's own (slot: its backend number; -1 for counts compacted or
+-- carried over by ALTER EXTENSION UPDATE), so that two transactions
+-- delivering at once never wait on a count.  The view sums the slots.
+CREATE TABLE onboarding.daily_tally (
+    day       date NOT NULL,
+    provider  text NOT NULL,
+    outcome   onboarding.outcome NOT NULL,
+    slot      integer NOT NULL,
+    n         bigint NOT NULL,
+    PRIMARY KEY (day, provider, outcome, slot)
+);
+COMMENT ON TABLE onboarding.daily_tally IS
+    'deliveries per UTC day of arrival, provider ('''' for none) and outcome, kept as deliveries are stored and their outcomes rewritten, in rows of each backend''s own (slot); onboarding.daily sums them, verify() checks them against the inbox';
+
+CREATE FUNCTION onboarding.compact_daily_tally() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    merged bigint;
+BEGIN
+    -- one compaction at a time; rows a delivering transaction holds are
+    -- left for the next one, so that it never waits on a delivery (nor a
+    -- delivery on it for longer than its own commit)
+    LOCK TABLE onboarding.daily_tally IN SHARE UPDATE EXCLUSIVE MODE;
+    WITH gone AS (
+        DELETE FROM onboarding.daily_tally t
+         WHERE t.ctid = ANY (ARRAY(SELECT l.ctid FROM onboarding.daily_tally l
+                                    WHERE l.slot OPERATOR(pg_catalog.<>) -1
+                                      FOR UPDATE SKIP LOCKED))
+        RETURNING t.day, t.provider, t.outcome, t.n
+    ), merged AS (
+        INSERT INTO onboarding.daily_tally AS t (day, provider, outcome, slot, n)
+        SELECT g.day, g.provider, g.outcome, -1, pg_catalog.sum(g.n)
+          FROM gone g
+         GROUP BY g.day, g.provider, g.outcome
+        ON CONFLICT (day, provider, outcome, slot)
+        DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) INTO merged FROM gone;
+    DELETE FROM onboarding.daily_tally WHERE n OPERATOR(pg_catalog.=) 0
+       AND slot OPERATOR(pg_catalog.=) -1;
+    RETURN merged;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.compact_daily_tally() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.compact_daily_tally() IS
+    'merge the per-backend rows of onboarding.daily_tally into one per day, provider and outcome (slot -1); returns the rows merged; run it now and then (nightly) so that daily reads few rows';
+
+-- onboarding.daily's counts, from the deliveries stored so far
+INSERT INTO onboarding.daily_tally (day, provider, outcome, slot, n)
+SELECT (received_at AT TIME ZONE 'UTC')::date, coalesce(provider::text, ''), outcome, -1, count(*)
+  FROM onboarding.inbox
+ GROUP BY 1, 2, 3;
+
 CREATE TABLE onboarding.erasure (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     erased_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -240,17 +299,69 @@ ALTER VIEW onboarding.in_progress_entities SET (security_invoker = true);
 -- so that both schemas are one).
 
 CREATE OR REPLACE VIEW onboarding.daily WITH (security_invoker = true) AS
-SELECT (received_at AT TIME ZONE 'UTC')::date AS day, provider,
-       count(*) AS deliveries,
-       count(*) FILTER (WHERE outcome = 'applied') AS applied,
-       count(*) FILTER (WHERE outcome = 'duplicate') AS duplicate,
-       count(*) FILTER (WHERE outcome = 'stale') AS stale,
-       count(*) FILTER (WHERE outcome = 'illegal_transition') AS illegal_transition,
-       count(*) FILTER (WHERE outcome = 'unrecognized') AS unrecognized,
-       count(*) FILTER (WHERE outcome = 'invalid') AS invalid,
-       count(*) FILTER (WHERE outcome::text = 'refused') AS refused
-  FROM onboarding.inbox
- GROUP BY 1, 2;
+SELECT day, nullif(provider, '')::onboarding.provider AS provider,
+       sum(n)::bigint AS deliveries,
+       coalesce(sum(n) FILTER (WHERE outcome = 'applied'), 0)::bigint AS applied,
+       coalesce(sum(n) FILTER (WHERE outcome = 'duplicate'), 0)::bigint AS duplicate,
+       coalesce(sum(n) FILTER (WHERE outcome = 'stale'), 0)::bigint AS stale,
+       coalesce(sum(n) FILTER (WHERE outcome = 'illegal_transition'), 0)::bigint AS illegal_transition,
+       coalesce(sum(n) FILTER (WHERE outcome = 'unrecognized'), 0)::bigint AS unrecognized,
+       coalesce(sum(n) FILTER (WHERE outcome = 'invalid'), 0)::bigint AS invalid,
+       coalesce(sum(n) FILTER (WHERE outcome::text = 'refused'), 0)::bigint AS refused
+  FROM onboarding.daily_tally
+ GROUP BY day, provider
+HAVING sum(n) <> 0;
+
+COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provider, by outcome (from onboarding.daily_tally: a few rows a day, whatever the size of the inbox)';
+
+-- verify() checks onboarding.daily's counts too
+CREATE OR REPLACE FUNCTION onboarding.verify()
+    RETURNS TABLE (kind text, key text, live jsonb, rebuilt jsonb)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning
+    AS $$
+DECLARE
+    differences jsonb;
+BEGIN
+    -- no delivery may arrive between the two snapshots; locks taken all or
+    -- none, so that verify() never deadlocks with a delivering transaction
+    PERFORM onboarding.replay_lock();
+    DROP TABLE IF EXISTS pg_temp.onboarding_verify_live;
+    CREATE TEMP TABLE onboarding_verify_live AS SELECT * FROM onboarding.derived_rows();
+    -- rebuild inside a block whose changes are rolled back; plpgsql
+    -- variables survive the rollback, so the differences come out
+    BEGIN
+        PERFORM onboarding.rebuild();
+        SELECT jsonb_agg(jsonb_build_array(coalesce(l.kind, r.kind), coalesce(l.key, r.key),
+                                           l.row_data, r.row_data)) INTO differences
+          FROM pg_temp.onboarding_verify_live l
+          FULL JOIN onboarding.derived_rows() r ON l.kind = r.kind AND l.key = r.key
+         WHERE l.row_data IS DISTINCT FROM r.row_data;
+        RAISE EXCEPTION USING ERRCODE = 'OB000', MESSAGE = 'roll back the verification rebuild';
+    EXCEPTION WHEN SQLSTATE 'OB000' THEN
+        NULL;
+    END;
+    DROP TABLE pg_temp.onboarding_verify_live;
+    -- onboarding.daily's counts (0.3.0) against the deliveries they count
+    SELECT coalesce(differences, '[]') || coalesce(jsonb_agg(jsonb_build_array('daily_tally',
+               concat_ws('/', coalesce(t.day, c.day), coalesce(t.provider, c.provider),
+                         coalesce(t.outcome, c.outcome)), to_jsonb(t.n), to_jsonb(c.n))), '[]')
+      INTO differences
+      FROM (SELECT day, provider, outcome::text AS outcome, sum(n) AS n
+              FROM onboarding.daily_tally GROUP BY 1, 2, 3 HAVING sum(n) <> 0) t
+      FULL JOIN (SELECT (received_at AT TIME ZONE 'UTC')::date AS day,
+                        coalesce(provider::text, '') AS provider, outcome::text AS outcome,
+                        count(*)::numeric AS n
+                   FROM onboarding.inbox GROUP BY 1, 2, 3) c
+        ON t.day = c.day AND t.provider = c.provider AND t.outcome = c.outcome
+     WHERE t.n IS DISTINCT FROM c.n;
+    RETURN QUERY
+    SELECT e ->> 0, e ->> 1, e -> 2, e -> 3
+      FROM jsonb_array_elements(coalesce(differences, '[]')) e
+     ORDER BY 1, 2;
+END
+$$;
 
 CREATE OR REPLACE VIEW onboarding.anomalies WITH (security_invoker = true) AS
 SELECT id, received_at, provider, event_type, subject, status_raw, event_at, outcome, detail

@@ -167,6 +167,11 @@ SELECT (ARRAY['celcoin', 'qitech', 'fitbank'])[1 + i % 3]::onboarding.provider,
        jsonb_build_object('n', i), 'account', 'acc-' || i, 'x',
        CASE WHEN i % 30 = 0 THEN 'stale' ELSE 'applied' END::onboarding.outcome
   FROM generate_series(1, 100000) i;
+-- and daily's counts of those deliveries, as the pipeline keeps them
+INSERT INTO onboarding.daily_tally (day, provider, outcome, slot, n)
+SELECT (received_at AT TIME ZONE 'UTC')::date, provider::text, outcome, -1, count(*)
+  FROM onboarding.inbox WHERE payload ? 'n' GROUP BY 1, 2, 3
+    ON CONFLICT (day, provider, outcome, slot) DO UPDATE SET n = daily_tally.n + excluded.n;
 RESET session_replication_role;
 ANALYZE onboarding.account, onboarding.proposal, onboarding.document, onboarding.closure,
         onboarding.history, onboarding.inbox;

@@ -467,6 +467,17 @@ onboarding_outcome_oid(ObOutcome outcome)
 	return cached_outcome[outcome];
 }
 
+/* The outcome an onboarding.outcome label OID stands for. */
+ObOutcome
+onboarding_outcome_from_oid(Oid label)
+{
+	for (int o = 0; o < OB_NOUTCOMES; o++)
+		if (onboarding_outcome_oid((ObOutcome) o) == label)
+			return (ObOutcome) o;
+	elog(ERROR, "unknown onboarding.outcome label %u", label);
+	return OB_APPLIED;			/* keep compiler quiet */
+}
+
 /* The enum label OID of a status of a graph (a label of onboarding_graph_labels). */
 Oid
 onboarding_status_oid(ObGraph graph, const char *label)

@@ -177,4 +177,16 @@ ob_exec_check_index_constraints(ResultRelInfo *rri, TupleTableSlot *slot, EState
 #define ob_check_is_enforced(check)	true
 #endif
 
+/*
+ * A number no other live backend has: MyProcNumber since 17, MyBackendId
+ * before (tally.c: each backend counts in rows of its own).
+ */
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define ob_backend_slot()	((int32) MyProcNumber)
+#else
+#include "storage/backendid.h"
+#define ob_backend_slot()	((int32) MyBackendId)
+#endif
+
 #endif							/* ONBOARDING_COMPAT_H */

@@ -532,7 +532,7 @@ onboarding_erase(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("INSERT INTO onboarding.erasure (erased_by, reason)"
 							  " VALUES (pg_catalog.session_user(), $1) RETURNING id",
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(reason)},
-							  NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+							  NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "erase: could not record the erasure");
 	erasure = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -633,5 +633,6 @@ onboarding_erase(PG_FUNCTION_ARGS)
 	table_close(inbox, NoLock);
 	onboarding_spi_finish(&spi);
 	onboarding_store_flush(true);
+	onboarding_tally_flush();
 	PG_RETURN_INT64(erasure);
 }

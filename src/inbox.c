@@ -59,7 +59,7 @@ void		_PG_init(void);
 
 /*
  * Module load: reserve the prefix of our setting names, set up store.c
- * (its transaction callback) and statement.c (the executor hooks that
+ * and tally.c (their transaction callbacks) and statement.c (the executor hooks that
  * write the window before a nested statement reads state).  The extension has no GUC: the
  * zone naive times are read in is a row of onboarding.settings, one value
  * for the whole database (rules.c).
@@ -69,6 +69,7 @@ _PG_init(void)
 {
 	MarkGUCPrefixReserved("onboarding");
 	onboarding_store_init();
+	onboarding_tally_init();
 	onboarding_statement_init();
 }
 
@@ -200,6 +201,25 @@ inbox_check_later_triggers(TriggerData *trigdata)
 	}
 }
 
+/* Count a row about to be stored in onboarding.daily's tally (tally.c). */
+static void
+inbox_tally(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		no_received;
+	bool		no_provider;
+	bool		no_outcome;
+	Datum		received = heap_getattr(tuple, atts->received_at, desc, &no_received);
+	Datum		provider = heap_getattr(tuple, atts->provider, desc, &no_provider);
+	Datum		outcome = heap_getattr(tuple, atts->outcome, desc, &no_outcome);
+
+	/* received_at and outcome are NOT NULL: the insertion fails without them */
+	if (no_received || no_outcome)
+		return;
+	onboarding_tally_delivery(DatumGetTimestampTz(received),
+							  no_provider ? OB_PROVIDER_NONE : onboarding_provider_from_oid(DatumGetObjectId(provider)),
+							  onboarding_outcome_from_oid(DatumGetObjectId(outcome)), 1);
+}
+
 /*
  * BEFORE INSERT FOR EACH ROW on onboarding.inbox: run the pipeline and
  * return the row with its derived columns filled in.
@@ -270,6 +290,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
 					 errdetail("Id %lld is beyond the ids the inbox has handed out.", (long long) d.id),
 					 errhint("Leave id to its default.")));
+		inbox_tally(tuple, desc, atts);
 		MemoryContextSwitchTo(caller);
 		MemoryContextDelete(rowcxt);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
@@ -314,6 +335,9 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(caller);
 	result = onboarding_delivery_store(tuple, desc, atts, &d, true);
+	/* a row that will not be stored (its id taken) is not counted */
+	if (mode != OB_RUN_DRY)
+		inbox_tally(result, desc, atts);
 	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(result);
 }
@@ -383,6 +407,7 @@ onboarding_inbox_after_insert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"onboarding_inbox_after_insert\" was not called by trigger manager")));
 	onboarding_store_flush(true);
+	onboarding_tally_flush();
 	return PointerGetDatum(NULL);
 }
 

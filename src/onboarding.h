@@ -311,6 +311,7 @@ extern ObProvider onboarding_provider_from_oid(Oid label);
 extern const char *onboarding_provider_name(ObProvider provider);
 extern ObProvider onboarding_provider_from_name(const char *name);
 extern Oid	onboarding_outcome_oid(ObOutcome outcome);
+extern ObOutcome onboarding_outcome_from_oid(Oid label);
 extern AttrNumber onboarding_attnum(TupleDesc desc, const char *table, const char *name);
 extern void onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts);
 extern Oid	onboarding_relation_oid(const char *name);
@@ -624,6 +625,12 @@ extern void onboarding_derive_seen_end(void);
 /* rebuild.c, for erase.c: its locks, and its group engine for a set of subjects */
 extern void onboarding_rebuild_lock(void);
 extern int64 onboarding_rebuild_subjects(Datum subjects, Datum loose_ids, int64 erasure);
+
+/* tally.c: the counts behind onboarding.daily */
+extern void onboarding_tally_init(void);
+extern void onboarding_tally_delivery(TimestampTz received_at, ObProvider provider,
+									  ObOutcome outcome, int delta);
+extern void onboarding_tally_flush(void);
 
 /* ---------------------------------------------------------------------
  * The fold's own files: fold.c (the rules), lock.c (the lock protocol),

@@ -263,7 +263,9 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
  */
 #define REBUILD_SCOPE_SQL \
 	"     ($1 IS NULL OR i.provider OPERATOR(pg_catalog.=) $1::onboarding.provider)" \
-	" AND ($3 IS NULL OR i.subject OPERATOR(pg_catalog.=) ANY ($3))" \
+	" AND ($3 IS NULL OR (i.subject OPERATOR(pg_catalog.=) ANY ($3)" \
+	"                     AND i.provider OPERATOR(pg_catalog.=) ANY" \
+	"                         (pg_catalog.enum_range(NULL::onboarding.provider))))" \
 	" AND ($4 IS NULL OR i.received_at OPERATOR(pg_catalog.>=) $4)" \
 	" AND ($2 IS NULL" \
 	"      OR EXISTS (SELECT FROM onboarding.effect_rule e" \
@@ -487,6 +489,8 @@ rebuild_unit_end(Rebuild *r, RebuildUnit *u)
 	table_close(u->inbox, NoLock);
 	if (r->concurrent)
 	{
+		/* what the unit changed of onboarding.daily's counts, before its commit */
+		onboarding_tally_flush();
 		onboarding_spi_finish(&u->spi);
 		PopActiveSnapshot();
 		SPI_commit();
@@ -776,9 +780,12 @@ rebuild_groups(Rebuild *r)
 	r->groups_total = SPI_processed;
 	rebuild_unit_end(r, &u);
 
-	/* the deliveries of no group yet, a batch per unit */
+	/*
+	 * the deliveries of no group yet, a batch per unit (a scope by subject
+	 * has none, but an erasure's)
+	 */
 	r->phase = "reading deliveries without a group";
-	for (;;)
+	while (r->scope.subjects == (Datum) 0 || r->scope.loose_ids != (Datum) 0)
 	{
 		SPITupleTable *batch;
 		ObInboxAtts ratts;
@@ -1037,6 +1044,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	onboarding_spi_finish(&spi);
 	onboarding_store_flush(true);
+	onboarding_tally_flush();
 	MemoryContextDelete(r.cxt);
 	PG_RETURN_INT64(r.deliveries);
 }

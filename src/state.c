@@ -208,7 +208,9 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	 * As the owner: a forced body of kind direct_update is stored, not
 	 * derived.  A user's AFTER INSERT trigger on the inbox fires before
 	 * this UPDATE writes the row: one that updates the same row again is
-	 * refused (state_refuse_reentry), not left to recurse.
+	 * refused (state_refuse_reentry), not left to recurse.  No row limit:
+	 * an INSERT stopped at its first row never fires its statement
+	 * triggers (inbox_settle among them).
 	 */
 	onboarding_spi_connect(&spi);
 	recording = lcons(psprintf("%u/%s", RelationGetRelid(rel), key), recording);
@@ -216,7 +218,7 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 	{
 		if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
 								  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-								  " RETURNING id, received_at", 3, t, a, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+								  " RETURNING id, received_at", 3, t, a, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not record the direct update");
 	}
 	PG_FINALLY();
@@ -528,12 +530,16 @@ onboarding_force_status(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(body.data);
 	args[2] = CStringGetTextDatum(by);
 
-	/* as the owner, who alone may set forced_by */
+	/*
+	 * As the owner, who alone may set forced_by; with no row limit, so that
+	 * the INSERT runs to its end and its statement triggers fire (the inbox's
+	 * inbox_settle writes what the delivery derived).
+	 */
 	onboarding_spi_connect(&spi);
 	state_check_exists(kind, PG_GETARG_DATUM(1), args[0], key);
 	if (SPI_execute_with_args("INSERT INTO onboarding.inbox (provider, payload, forced_by)"
 							  " VALUES ($1::onboarding.provider, $2::pg_catalog.jsonb, $3)"
-							  " RETURNING id", 3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+							  " RETURNING id", 3, types, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the override");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	onboarding_spi_finish(&spi);

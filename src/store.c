@@ -1346,6 +1346,32 @@ store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 	ExecClearTuple(slot);
 }
 
+/* The provider an inbox row's provider column holds (InvalidOid: none). */
+static ObProvider
+store_provider_of(Datum label)
+{
+	return OidIsValid(DatumGetObjectId(label)) ?
+		onboarding_provider_from_oid(DatumGetObjectId(label)) : OB_PROVIDER_NONE;
+}
+
+/*
+ * onboarding.daily counts a rewritten delivery under its provider and
+ * outcome now (tally.c): the version replaced is the one read here, which
+ * may be newer than the one the caller read (another transaction, or this
+ * one, rewrote it since).  Providers are label OIDs, InvalidOid for none.
+ */
+static void
+store_tally_rewrite(Datum received, Datum provider, Datum outcome,
+					Datum now_provider, Datum now_outcome)
+{
+	if (now_provider == provider && now_outcome == outcome)
+		return;
+	onboarding_tally_delivery(DatumGetTimestampTz(received), store_provider_of(provider),
+							  onboarding_outcome_from_oid(DatumGetObjectId(outcome)), -1);
+	onboarding_tally_delivery(DatumGetTimestampTz(received), store_provider_of(now_provider),
+							  onboarding_outcome_from_oid(DatumGetObjectId(now_outcome)), 1);
+}
+
 /*
  * Rewrite columns of a stored delivery (cols, values and nulls: n of them,
  * its derived columns), at tid or at a newer version of it.  Not through
@@ -1362,6 +1388,13 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 {
 	ItemPointerData at = *tid;
 	char		label[32];
+	const ObInboxAtts *atts = onboarding_store_inbox_atts(s);
+	Datum		old_received;
+	Datum		old_provider;
+	Datum		old_outcome;
+	Datum		new_provider;
+	Datum		new_outcome;
+	bool		isnull;
 
 	Assert(s->which == OB_S_INBOX);
 	snprintf(label, sizeof(label), INT64_FORMAT, id);
@@ -1389,8 +1422,17 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 			continue;
 		}
 		store_remember(&row, old);
+		old_received = heap_getattr(old, atts->received_at, RelationGetDescr(s->rel), &isnull);
+		old_provider = heap_getattr(old, atts->provider, RelationGetDescr(s->rel), &isnull);
+		if (isnull)
+			old_provider = ObjectIdGetDatum(InvalidOid);
+		old_outcome = heap_getattr(old, atts->outcome, RelationGetDescr(s->rel), &isnull);
 		newtup = heap_modify_tuple_by_cols(old, RelationGetDescr(s->rel), n, (int *) cols,
 										   (Datum *) values, (bool *) nulls);
+		new_provider = heap_getattr(newtup, atts->provider, RelationGetDescr(s->rel), &isnull);
+		if (isnull)
+			new_provider = ObjectIdGetDatum(InvalidOid);
+		new_outcome = heap_getattr(newtup, atts->outcome, RelationGetDescr(s->rel), &isnull);
 		ExecClearTuple(slot);
 		ExecForceStoreHeapTuple(newtup, slot, true);
 		cid = store_command_for(&row);
@@ -1405,6 +1447,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		}
 		if (res != TM_Ok)
 			store_refuse(s, label, res);
+		store_tally_rewrite(old_received, old_provider, old_outcome, new_provider, new_outcome);
 		ExecClearTuple(slot);
 		return;
 	}

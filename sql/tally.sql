@@ -1,0 +1,181 @@
+-- onboarding.daily is kept by the pipeline (onboarding.daily_tally) and must
+-- equal its full recomputation from the inbox after anything: three seeds
+-- of a generated corpus delivered in shuffled order (late deliveries
+-- rewrite earlier outcomes), in statements of random size, through INSERT,
+-- ingest() and ingest_text(), some in savepoints rolled back, some in
+-- transactions rolled back, on random days of arrival (before and after
+-- 2000-01-01, where the day's arithmetic turns); then a rule taught and
+-- scoped rebuilds, a whole rebuild_concurrently(), force_status(), erase(),
+-- compactions between any of them.  After each step the view is compared
+-- with the recomputation, and verify() (which checks the counts too) must
+-- be empty.  In a database of its own.
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS onboarding_tally;
+CREATE DATABASE onboarding_tally;
+\c onboarding_tally
+SET client_min_messages = warning;
+CREATE EXTENSION onboarding CASCADE;
+SET timezone = 'America/Sao_Paulo';     -- the view's days are UTC whatever the session's zone
+
+-- onboarding.daily as 0.2.0 computed it: from every stored delivery
+CREATE VIEW recomputed AS
+SELECT (received_at AT TIME ZONE 'UTC')::date AS day, provider,
+       count(*) AS deliveries,
+       count(*) FILTER (WHERE outcome = 'applied') AS applied,
+       count(*) FILTER (WHERE outcome = 'duplicate') AS duplicate,
+       count(*) FILTER (WHERE outcome = 'stale') AS stale,
+       count(*) FILTER (WHERE outcome = 'illegal_transition') AS illegal_transition,
+       count(*) FILTER (WHERE outcome = 'unrecognized') AS unrecognized,
+       count(*) FILTER (WHERE outcome = 'invalid') AS invalid,
+       count(*) FILTER (WHERE outcome = 'refused') AS refused
+  FROM onboarding.inbox
+ GROUP BY 1, 2;
+
+CREATE TABLE result (seed numeric, step text, ok boolean, detail text);
+CREATE PROCEDURE check_step(seed numeric, step text) LANGUAGE plpgsql AS $$
+DECLARE
+    differing bigint;
+    unverified bigint;
+BEGIN
+    SELECT count(*) INTO differing FROM
+        ((SELECT * FROM onboarding.daily EXCEPT ALL SELECT * FROM recomputed)
+         UNION ALL (SELECT * FROM recomputed EXCEPT ALL SELECT * FROM onboarding.daily)) d;
+    SELECT count(*) INTO unverified FROM onboarding.verify();
+    INSERT INTO result VALUES (seed, step, differing = 0 AND unverified = 0,
+                               differing || ' rows differing, verify() ' || unverified);
+END
+$$;
+
+-- Deliver the corpus: statements of 1 to 7 deliveries, each by one of the
+-- ways in; one statement in 6 inside a savepoint rolled back, one in 9 in
+-- a transaction rolled back (both delivered again afterwards, so that
+-- every delivery ends up stored once); received on one of six days.
+CREATE PROCEDURE deliver(seed numeric) LANGUAGE plpgsql AS $$
+DECLARE
+    first int := 1;
+    size int;
+    total int := (SELECT max(n) FROM corpus);
+    way int;
+    day timestamptz;
+BEGIN
+    PERFORM setseed(seed);
+    WHILE first <= total LOOP
+        size := 1 + floor(random() * 7)::int;
+        way := floor(random() * 3)::int;
+        day := (ARRAY['1999-12-31 23:59:59.5+00', '2000-01-01 00:00:00+00', '1999-12-30 12:00+00',
+                      '2025-03-10 02:59:59-03', '2025-03-10 03:00:00-03', '2025-03-11 12:00+00']::timestamptz[])
+               [1 + floor(random() * 6)::int];
+        IF random() < 1.0 / 6 THEN
+            BEGIN
+                INSERT INTO onboarding.inbox (payload, received_at)
+                SELECT body, day FROM corpus WHERE n BETWEEN first AND first + size - 1 ORDER BY n;
+                RAISE EXCEPTION USING ERRCODE = 'OB000', MESSAGE = 'roll back';
+            EXCEPTION WHEN SQLSTATE 'OB000' THEN
+                NULL;
+            END;
+        END IF;
+        IF way = 0 THEN
+            INSERT INTO onboarding.inbox (payload, received_at)
+            SELECT body, day FROM corpus WHERE n BETWEEN first AND first + size - 1 ORDER BY n;
+        ELSIF way = 1 THEN
+            PERFORM onboarding.ingest(body) FROM corpus WHERE n BETWEEN first AND first + size - 1 ORDER BY n;
+        ELSE
+            PERFORM onboarding.ingest_text(coalesce(raw, body::text)) FROM corpus
+              WHERE n BETWEEN first AND first + size - 1 ORDER BY n;
+        END IF;
+        IF random() < 1.0 / 9 THEN
+            COMMIT;
+            INSERT INTO onboarding.inbox (payload, received_at)
+            SELECT body, day FROM corpus WHERE n BETWEEN first + size AND first + 2 * size - 1 ORDER BY n;
+            ROLLBACK;
+        ELSE
+            COMMIT;
+        END IF;
+        first := first + size;
+    END LOOP;
+    -- a body that is not JSON, one that is not recognised, one with no body
+    INSERT INTO onboarding.inbox (raw) VALUES ('{"webhook_type": oops');
+    INSERT INTO onboarding.inbox (payload) VALUES ('{"hello": "world"}');
+    COMMIT;
+END
+$$;
+
+\set ECHO none
+\set scale 2
+\set seed 0.17
+\i test/reliability/corpus.sql
+CALL deliver(:seed);
+CALL check_step(:seed, '1 delivered');
+-- a status taught: the deliveries that carried it change outcome
+INSERT INTO onboarding.status_map (provider, event_type, status_raw, entity, status)
+VALUES ('qitech', 'account_request.status_change', 'pending_mystery', 'account', 'pending_data');
+SELECT onboarding.rebuild(provider => 'qitech') IS NOT NULL AS rebuilt \gset
+CALL check_step(:seed, '2 a status taught, rebuild(provider)');
+SELECT onboarding.compact_daily_tally() >= 0 AS compacted \gset
+CALL check_step(:seed, '3 compacted');
+DELETE FROM onboarding.status_map WHERE provider = 'qitech' AND status_raw = 'pending_mystery';
+CALL onboarding.rebuild_concurrently();
+CALL check_step(:seed, '4 untaught, rebuild_concurrently()');
+SELECT count(*) > 0 AS forced FROM (SELECT onboarding.force_status('account', 'qitech', a.account_key, 'blocked', 'tally test')
+                                       FROM onboarding.account a WHERE a.provider = 'qitech' AND a.status = 'active'
+                                      ORDER BY a.account_key LIMIT 2) f \gset
+CALL check_step(:seed, '5 force_status()');
+-- and counted at once, not at commit (the override's INSERT runs to its end,
+-- so the inbox's statement trigger writes the counts)
+BEGIN;
+SELECT count(*) > 0 AS forced FROM (SELECT onboarding.force_status('account', 'qitech', a.account_key, 'active', 'tally test')
+                                       FROM onboarding.account a WHERE a.provider = 'qitech' AND a.status = 'blocked'
+                                      ORDER BY a.account_key LIMIT 1) f \gset
+CALL check_step(:seed, '5b force_status(), before commit');
+COMMIT;
+SELECT onboarding.erase('615.120.612-63', 'tally test') > 0 AS erased \gset
+CALL check_step(:seed, '6 erase()');
+-- the whole corpus again: every delivery a duplicate now
+BEGIN;
+INSERT INTO onboarding.inbox (payload) SELECT body FROM corpus ORDER BY n DESC;
+SELECT onboarding.rebuild(since => now()) IS NOT NULL AS rebuilt \gset
+COMMIT;
+CALL check_step(:seed, '7 delivered again, rebuild(since)');
+DROP TABLE corpus;
+
+\set seed 0.58
+\i test/reliability/corpus.sql
+CALL deliver(:seed);
+CALL check_step(:seed, '1 delivered');
+SELECT onboarding.compact_daily_tally() >= 0 AS compacted \gset
+CALL check_step(:seed, '3 compacted');
+SELECT onboarding.rebuild() IS NOT NULL AS rebuilt \gset
+CALL check_step(:seed, '8 rebuild()');
+DROP TABLE corpus;
+
+\set seed 0.91
+\i test/reliability/corpus.sql
+CALL deliver(:seed);
+CALL check_step(:seed, '1 delivered');
+SELECT onboarding.erase('615.120.612-63', 'tally test') > 0 AS erased \gset
+CALL check_step(:seed, '6 erase()');
+\set ECHO all
+
+SELECT step, count(*) AS seeds, bool_and(ok) AS ok FROM result GROUP BY step ORDER BY step;
+SELECT seed, step, detail FROM result WHERE NOT ok;
+-- the counts are few: rows per day, provider, outcome and backend
+SELECT count(*) < 200 AS few_rows, count(DISTINCT day) AS days FROM onboarding.daily_tally;
+-- (and today's: the deliveries whose arrival the test did not choose)
+SELECT day, provider, deliveries > 0 AS some FROM onboarding.daily
+ WHERE day <> (now() AT TIME ZONE 'UTC')::date ORDER BY day, provider;
+SELECT count(*) AS providers_today FROM onboarding.daily WHERE day = (now() AT TIME ZONE 'UTC')::date;
+
+-- a reader of reports needs nothing more than SELECT
+CREATE ROLE onboarding_tally_report;
+GRANT USAGE ON SCHEMA onboarding TO onboarding_tally_report;
+GRANT SELECT ON ALL TABLES IN SCHEMA onboarding TO onboarding_tally_report;
+SET ROLE onboarding_tally_report;
+SELECT count(*) > 0 AS reads FROM onboarding.daily;
+SELECT onboarding.compact_daily_tally();
+RESET ROLE;
+DROP OWNED BY onboarding_tally_report;
+DROP ROLE onboarding_tally_report;
+
+\c contrib_regression
+SET client_min_messages = warning;
+DROP DATABASE onboarding_tally;
