@@ -362,12 +362,10 @@ static ObOutcome
 window_outcome(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
 {
 	bool		isnull;
-	Oid			oid = DatumGetObjectId(heap_getattr(tup, atts->outcome, desc, &isnull));
+	Datum		label = heap_getattr(tup, atts->outcome, desc, &isnull);
 
-	for (int o = 0; o < OB_NOUTCOMES; o++)
-		if (!isnull && onboarding_outcome_oid((ObOutcome) o) == oid)
-			return (ObOutcome) o;
-	return OB_NOUTCOMES;
+	/* outcome is NOT NULL; its labels are the contract (catalog.c checks them) */
+	return isnull ? OB_NOUTCOMES : onboarding_outcome_from_oid(DatumGetObjectId(label));
 }
 
 /*
