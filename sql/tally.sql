@@ -154,6 +154,46 @@ CALL deliver(:seed);
 CALL check_step(:seed, '1 delivered');
 SELECT onboarding.erase('615.120.612-63', 'tally test') > 0 AS erased \gset
 CALL check_step(:seed, '6 erase()');
+
+-- a delivery never waits on a count: a row of its session's counts that
+-- another transaction holds (here this session's own prepared transactions,
+-- which only COMMIT or ROLLBACK PREPARED ends) is passed over for one of
+-- the session's spare slots (before, the next delivery waited for ever)
+SET lock_timeout = '5s';
+BEGIN;
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "prepared 1"}');
+PREPARE TRANSACTION 'onboarding_tally_1';
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "after prepare"}');
+BEGIN;
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "prepared 2"}'), ('{"tally": "prepared 2"}');
+PREPARE TRANSACTION 'onboarding_tally_2';
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "after prepare"}');
+SELECT count(*) > 0 AS spare_slots FROM onboarding.daily_tally WHERE slot >= 1048576 \gset
+COMMIT PREPARED 'onboarding_tally_1';
+ROLLBACK PREPARED 'onboarding_tally_2';
+RESET lock_timeout;
+CALL check_step(0, '9a prepared transactions, spare slots ' || :'spare_slots');
+SELECT onboarding.compact_daily_tally() >= 0 AS compacted \gset
+CALL check_step(0, '9b prepared transactions, compacted');
+
+-- what a user adds to the counts' table takes part: with a trigger of
+-- theirs, the counts are written by a statement, and the trigger fires
+CREATE TABLE tally_seen (n bigint);
+CREATE FUNCTION tally_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.tally_seen VALUES (NEW.n);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER tally_seen BEFORE INSERT OR UPDATE ON onboarding.daily_tally
+    FOR EACH ROW EXECUTE FUNCTION tally_seen();
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "trigger"}'), ('{"tally": "trigger"}');
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "trigger 2"}');
+SELECT count(*) >= 2 AS fired FROM tally_seen \gset
+CALL check_step(0, '9c a user''s trigger on the counts, fired ' || :'fired');
+DROP TRIGGER tally_seen ON onboarding.daily_tally;
+INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "trigger"}'), ('{"tally": "no trigger"}');
+CALL check_step(0, '9d the trigger dropped');
 \set ECHO all
 
 SELECT step, count(*) AS seeds, bool_and(ok) AS ok FROM result GROUP BY step ORDER BY step;
