@@ -70,13 +70,13 @@ INSERT INTO change VALUES
      WHERE provider = 'fitbank' AND event_type = 'UpdateCloseAccount' AND entity = 'account'$$,
   $$INSERT INTO onboarding.effect_rule (provider, event_type, entity, position, consequence, shipped)
     VALUES ('fitbank', 'UpdateCloseAccount', 'account', 2, true, true)$$,
-  '[{"provider": "fitbank"}, {"entity": "account"}, {"entity": "closure"}]'),
+  '[{"provider": "fitbank"}, {"entity": "account"}, {"entity": "closure"}, {"since": "-infinity"}]'),
  ('derive a document no more',
   $$DELETE FROM onboarding.effect_rule
      WHERE provider = 'celcoin' AND event_type = 'onboarding-file' AND entity = 'document'$$,
   $$INSERT INTO onboarding.effect_rule (provider, event_type, entity, position, for_each, for_each_else, shipped)
     VALUES ('celcoin', 'onboarding-file', 'document', 1, 'body.files', 'body.url', true)$$,
-  '[{"provider": "celcoin"}]');
+  '[{"provider": "celcoin"}, {"since": "-infinity"}]');
 
 CREATE TABLE outcome_of (seed numeric, change text, scope jsonb, form text, equal boolean,
                          differences text);
@@ -184,6 +184,30 @@ SELECT count(*) FILTER (WHERE x->>1 LIKE '%' || :'one_key' || '%') AS key_rows,
   FROM jsonb_array_elements(derived()) x;
 DELETE FROM onboarding.status_map WHERE provider = 'qitech' AND status_raw = 'pending_mystery';
 SELECT onboarding.rebuild(provider => 'qitech') > 0 AS restored;
+
+-- and the rows of a subject whose keys are not the subject (a Celcoin
+-- proposal's documents, keyed by proposal and file): derived by nothing
+-- once the rule goes, deleted by the subject's rebuild (before, they stayed)
+SELECT subject AS doc_subject FROM onboarding.inbox
+ WHERE provider = 'celcoin' AND event_type = 'onboarding-file' AND outcome = 'applied'
+ ORDER BY id LIMIT 1 \gset
+SELECT count(*) > 0 AS has_documents FROM onboarding.document
+ WHERE provider = 'celcoin' AND split_part(document_key, ':', 1) = :'doc_subject';
+DELETE FROM onboarding.effect_rule
+ WHERE provider = 'celcoin' AND event_type = 'onboarding-file' AND entity = 'document';
+SELECT derived_after('{}') AS whole \gset
+SELECT onboarding.rebuild(subject => :'doc_subject') > 0 AS read_again;
+SELECT count(*) AS documents_left FROM onboarding.document
+ WHERE provider = 'celcoin' AND split_part(document_key, ':', 1) = :'doc_subject';
+SELECT count(*) FILTER (WHERE x->>1 LIKE '%' || :'doc_subject' || '%') > 0 AS key_rows,
+       count(*) FILTER (WHERE x->>1 LIKE '%' || :'doc_subject' || '%'
+                          AND x NOT IN (SELECT y FROM jsonb_array_elements(:'whole'::jsonb) y)) AS key_rows_differing
+  FROM jsonb_array_elements(derived()) x;
+INSERT INTO onboarding.effect_rule (provider, event_type, entity, position, for_each, for_each_else, shipped)
+VALUES ('celcoin', 'onboarding-file', 'document', 1, 'body.files', 'body.url', true);
+SELECT onboarding.rebuild(provider => 'celcoin') > 0 AS restored;
+SELECT count(*) > 0 AS documents_back FROM onboarding.document
+ WHERE provider = 'celcoin' AND split_part(document_key, ':', 1) = :'doc_subject';
 
 -- progress: a row per run; the last of each form done, every group counted
 SELECT count(*) AS runs FROM onboarding.rebuild_progress;

@@ -556,8 +556,8 @@ group_refuse(ObDelivery *late, List *ordered, const char *why, int64 culprit, Li
 }
 
 /*
- * What a group fold read, for rebuild(): how many stored deliveries, the
- * subjects it covered, and the subjects its deliveries have now that are not
+ * What a group fold read, for rebuild(): how many stored deliveries and
+ * which, the subjects it covered, and the subjects its deliveries have now that are not
  * among them (the rules moved them to another group, which must be folded
  * again too).
  */
@@ -568,6 +568,7 @@ group_report(ObGroupReport *report, List *items, List *subjects)
 			   *ls;
 
 	report->deliveries = 0;
+	report->ids = palloc(Max(list_length(items), 1) * sizeof(int64));
 	report->subjects = NIL;
 	report->moved = NIL;
 	foreach(lc, subjects)
@@ -579,7 +580,7 @@ group_report(ObGroupReport *report, List *items, List *subjects)
 
 		if (it->stored == NULL)
 			continue;
-		report->deliveries++;
+		report->ids[report->deliveries++] = it->d->id;
 		if (it->d->subject == NULL)
 			continue;
 		foreach(ls, report->subjects)

@@ -610,6 +610,7 @@ extern void onboarding_derive(struct RelationData *inbox, const ObInboxAtts *att
 typedef struct ObGroupReport
 {
 	int64		deliveries;		/* stored deliveries folded */
+	int64	   *ids;			/* their ids */
 	List	   *subjects;		/* char *: the subjects it covered (it may grow) */
 	List	   *moved;			/* char *: subjects its deliveries have now, elsewhere */
 } ObGroupReport;

@@ -76,6 +76,7 @@ typedef struct Rebuild
 	TimestampTz started;
 	TimestampTz last_notice;
 	HTAB	   *folded;			/* FoldedGroup by (provider, subject) */
+	HTAB	   *folded_ids;		/* int64: the deliveries folded (a run scoped by subject or time) */
 	List	   *candidates;		/* SweepCandidate *: rows no fold derived */
 	bool		collect;		/* rebuild_keep() collects candidates */
 } Rebuild;
@@ -442,6 +443,26 @@ rebuild_tick(Rebuild *r)
 	rebuild_progress_write(r, now, rate, left, false);
 }
 
+/*
+ * A run scoped by subject or time remembers which deliveries it folded: a
+ * row whose key is no subject it folded (a Celcoin document's key is its
+ * proposal's and the file's) is still its to delete when the delivery that
+ * last wrote it is one of them.
+ */
+static void
+rebuild_scope_ids(Rebuild *r)
+{
+	HASHCTL		ctl;
+
+	if (r->folded_ids != NULL || (r->scope.subjects == (Datum) 0 && !r->scope.has_since))
+		return;
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(int64);
+	ctl.hcxt = r->cxt;
+	r->folded_ids = hash_create("onboarding rebuild deliveries", 1024, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 /* Begin a run: its memory, its clock, and its progress row. */
 static void
 rebuild_begin(Rebuild *r, FunctionCallInfo fcinfo, bool concurrent)
@@ -464,6 +485,7 @@ rebuild_begin(Rebuild *r, FunctionCallInfo fcinfo, bool concurrent)
 	ctl.hcxt = r->cxt;
 	r->folded = hash_create("onboarding rebuild groups", 1024, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	rebuild_scope_ids(r);
 	r->started = r->last_notice = GetCurrentTimestamp();
 	r->phase = "starting";
 	r->progress_table = OidIsValid(get_relname_relid("rebuild_progress", onboarding_schema_oid()));
@@ -679,7 +701,8 @@ rebuild_keep(int table, Oid provider, const char *key, int64 written_by)
 	if (r->scope.entity_table >= 0 && table != r->scope.entity_table)
 		return true;
 	if ((r->scope.subjects != (Datum) 0 || r->scope.has_since) &&
-		rebuild_folded_at(r, provider, key) < 0)
+		rebuild_folded_at(r, provider, key) < 0 &&
+		(r->folded_ids == NULL || hash_search(r->folded_ids, &written_by, HASH_FIND, NULL) == NULL))
 		return true;
 	if (r->collect)
 	{
@@ -731,6 +754,9 @@ rebuild_group(Rebuild *r, RebuildUnit *u, ObProvider provider, const char *subje
 
 	onboarding_derive_group(u->inbox, &u->atts, provider, subject, &report);
 	r->deliveries += report.deliveries;
+	if (r->folded_ids != NULL)
+		for (int64 i = 0; i < report.deliveries; i++)
+			(void) hash_search(r->folded_ids, &report.ids[i], HASH_ENTER, NULL);
 	foreach(lc, report.subjects)
 		rebuild_folded_add(r, poid, (const char *) lfirst(lc));
 	r->groups_done++;
@@ -1066,6 +1092,7 @@ onboarding_rebuild_subjects(Datum subjects, Datum loose_ids, int64 erasure)
 	r.scope.subjects = subjects;
 	r.scope.loose_ids = loose_ids;
 	r.scope.erasure = erasure;
+	rebuild_scope_ids(&r);
 	onboarding_derive_seen_begin(r.cxt);
 	PG_TRY();
 	{
