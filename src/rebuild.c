@@ -700,9 +700,9 @@ rebuild_keep(int table, Oid provider, const char *key, int64 written_by)
 		return true;
 	if (r->scope.entity_table >= 0 && table != r->scope.entity_table)
 		return true;
-	if ((r->scope.subjects != (Datum) 0 || r->scope.has_since) &&
-		rebuild_folded_at(r, provider, key) < 0 &&
-		(r->folded_ids == NULL || hash_search(r->folded_ids, &written_by, HASH_FIND, NULL) == NULL))
+	/* (folded_ids exists exactly when the run is scoped by subject or time) */
+	if (r->folded_ids != NULL && rebuild_folded_at(r, provider, key) < 0 &&
+		hash_search(r->folded_ids, &written_by, HASH_FIND, NULL) == NULL)
 		return true;
 	if (r->collect)
 	{
