@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "compat.h"
 
@@ -212,7 +213,7 @@ typedef struct TallyWriter
 
 /*
  * Is daily_tally as the extension made it, so that its rows can be written
- * without a statement?  A heap of the five columns, its primary key on the
+ * without a statement?  A heap of the five columns, of their types, its primary key on the
  * first four its only index, no trigger and no rule.  When it is, w->atts
  * has the columns' numbers and w->pk the key, open.
  */
@@ -223,6 +224,7 @@ tally_direct(TallyWriter *w)
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *indexes;
 	Oid			pkey;
+	Oid			types[TALLY_NCOLS] = {DATEOID, TEXTOID, InvalidOid, INT4OID, INT8OID};
 	bool		ok;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
@@ -240,9 +242,12 @@ tally_direct(TallyWriter *w)
 			if (strcmp(NameStr(a->attname), tally_colnames[c]) == 0)
 				w->atts[c] = a->attnum;
 	}
+	types[2] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("outcome"),
+							   ObjectIdGetDatum(onboarding_schema_oid()));
 	for (int c = 0; c < TALLY_NCOLS; c++)
-		if (w->atts[c] == InvalidAttrNumber)
-			return false;
+		if (w->atts[c] == InvalidAttrNumber ||
+			TupleDescAttr(desc, w->atts[c] - 1)->atttypid != types[c])
+			return false;		/* (a column whose type was altered: the statement casts) */
 	indexes = RelationGetIndexList(rel);
 	pkey = ob_relation_get_primary_key_index(rel);
 	ok = list_length(indexes) == 1 && OidIsValid(pkey) && linitial_oid(indexes) == pkey;
