@@ -13,21 +13,25 @@ SET client_min_messages = warning;
 CREATE EXTENSION onboarding CASCADE;
 SET timezone = 'UTC';
 
--- every value of every text, jsonb, text[] and taxid column of every table
--- of the schema that matches a pattern, counted by table and column
+-- every value of every text, jsonb, text[], taxid and bytea (the inbox's
+-- kept extraction, its text read as escaped bytes) column of every table of
+-- the schema that matches a pattern, counted by table and column
 CREATE FUNCTION hits(pattern text) RETURNS TABLE (tbl text, col text, n bigint) LANGUAGE plpgsql AS $$
 DECLARE
     c record;
 BEGIN
-    FOR c IN SELECT a.attrelid::regclass::text AS t, a.attname AS a
+    FOR c IN SELECT a.attrelid::regclass::text AS t, a.attname AS a,
+                    a.atttypid = 'bytea'::regtype AS b
                FROM pg_attribute a JOIN pg_class r ON r.oid = a.attrelid
               WHERE r.relnamespace = 'onboarding'::regnamespace AND r.relkind IN ('r', 'p')
                 AND a.attnum > 0 AND NOT a.attisdropped
                 AND a.atttypid IN ('text'::regtype, 'jsonb'::regtype, 'text[]'::regtype,
-                                   'onboarding.taxid'::regtype)
+                                   'onboarding.taxid'::regtype, 'bytea'::regtype)
               ORDER BY 1, 2 LOOP
-        RETURN QUERY EXECUTE format('SELECT %L, %L, count(*) FROM %s WHERE %I::text ~ %L HAVING count(*) > 0',
-                                    c.t, c.a, c.t, c.a, pattern);
+        RETURN QUERY EXECUTE format('SELECT %L, %L, count(*) FROM %s WHERE %s ~ %L HAVING count(*) > 0',
+                                    c.t, c.a, c.t,
+                                    CASE WHEN c.b THEN format('encode(%I, ''escape'')', c.a)
+                                         ELSE format('%I::text', c.a) END, pattern);
     END LOOP;
 END
 $$;

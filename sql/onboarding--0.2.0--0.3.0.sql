@@ -10,6 +10,14 @@
 
 \echo Use "ALTER EXTENSION onboarding UPDATE TO '0.3.0'" to load this file. \quit
 
+-- What reading a body gave, kept beside the delivery so that a late
+-- delivery's refold does not read the bodies after its place again
+-- (SPEC §10).  Rows stored before the update have none (no row is
+-- rewritten here): a refold reads their bodies, as 0.2.0 did, until a
+-- rebuild() writes it.
+ALTER TABLE onboarding.inbox ADD COLUMN extraction bytea;
+COMMENT ON COLUMN onboarding.inbox.extraction IS 'what reading the body gave (event, subject, status, time, effects with typed fields), kept in an internal format so that a late delivery''s refold does not read this body again; used only while the rules that read it are unchanged; NULL for rows stored before 0.3.0 until rebuild() reads them';
+
 -- A user constraint on a state table refused the change a delivery derives
 -- (SPEC §4.2.1).  (The new label is not used in this script: a label added
 -- in a transaction may not be used before it commits.)

@@ -129,7 +129,8 @@ CREATE TABLE onboarding.inbox (
     detail       text,
     body_hash    bigint,
     duplicate_of bigint,
-    forced_by    text
+    forced_by    text,
+    extraction   bytea
 );
 -- (a row without payload and raw is refused by inbox_pipeline, on every
 -- path, restores included: a CHECK saying it again cost every INSERT
@@ -139,6 +140,7 @@ COMMENT ON TABLE onboarding.inbox IS 'every delivery, stored forever with what i
 COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for duplicate detection';
 COMMENT ON COLUMN onboarding.inbox.duplicate_of IS 'id of the first delivery with the same provider and body';
 COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this override through force_status()';
+COMMENT ON COLUMN onboarding.inbox.extraction IS 'what reading the body gave (event, subject, status, time, effects with typed fields), kept in an internal format so that a late delivery''s refold does not read this body again; used only while the rules that read it are unchanged; NULL for rows stored before 0.3.0 until rebuild() reads them';
 
 -- the inbox's one secondary index: every delivery of a group (provider,
 -- subject), which a late delivery folds again (derive.c) and timeline() reads

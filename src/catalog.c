@@ -545,6 +545,12 @@ onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
 	atts->body_hash = onboarding_attnum(desc, "inbox", "body_hash");
 	atts->duplicate_of = onboarding_attnum(desc, "inbox", "duplicate_of");
 	atts->forced_by = onboarding_attnum(desc, "inbox", "forced_by");
+	/* (0.3.0's: absent while the library is newer than the schema) */
+	atts->extraction = InvalidAttrNumber;
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "extraction") == 0)
+			atts->extraction = TupleDescAttr(desc, i)->attnum;
 }
 
 /*

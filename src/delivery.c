@@ -111,6 +111,20 @@ onboarding_mark_duplicate(ObDelivery *d, int64 original)
 }
 
 /*
+ * The last step before derivation, after detection: classify the
+ * delivery's statuses (rules.c).  Returns false when it is decided.
+ */
+static bool
+delivery_classify(ObDelivery *d)
+{
+	if (d->decided)
+		return false;
+	if (d->effects == NIL)
+		return onboarding_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
+	return onboarding_rules_classify(d);
+}
+
+/*
  * The steps before derivation: parse (raw -> jsonb; a repair is noted),
  * detect, check keys, classify.  Returns false when the delivery is decided
  * (invalid, unrecognized) and asks for no state change.  The group fold of
@@ -148,20 +162,33 @@ onboarding_prepare_delivery(ObDelivery *d, text *raw)
 
 	onboarding_detect(d);
 	delivery_check_keys(d);
-	if (d->decided)
+	d->extraction = onboarding_extraction_save(d);
+	return delivery_classify(d);
+}
+
+/*
+ * Prepare a stored delivery (set up by onboarding_delivery_init) from its
+ * kept extraction instead of its body: false, d untouched, when kept is
+ * not usable under the current rules (extraction.c); the caller then
+ * prepares it from its body.  *going is what onboarding_prepare_delivery
+ * would have returned.
+ */
+bool
+onboarding_prepare_kept(ObDelivery *d, bytea *kept, bool *going)
+{
+	if (!onboarding_extraction_load(d, kept))
 		return false;
-	if (d->effects == NIL)
-		return onboarding_decide(d, OB_UNRECOGNIZED, "the delivery asks for no state change");
-	return onboarding_rules_classify(d);
+	*going = delivery_classify(d);
+	return true;
 }
 
 /* Column numbers, values and null flags of a row's changed columns */
 typedef struct DeliveryCols
 {
 	int			n;
-	int			cols[12];
-	Datum		values[12];
-	bool		nulls[12];
+	int			cols[13];
+	Datum		values[13];
+	bool		nulls[13];
 } DeliveryCols;
 
 /* Add one column to a DeliveryCols. */
@@ -194,6 +221,8 @@ delivery_derived_cols(DeliveryCols *c, const ObInboxAtts *atts, ObDelivery *d)
 	delivery_col_text(c, atts->detail, d->detail.len > 0 ? d->detail.data : NULL);
 	delivery_col(c, atts->body_hash, d->payload == NULL, Int64GetDatum((int64) d->body_hash));
 	delivery_col(c, atts->duplicate_of, d->duplicate_of == 0, Int64GetDatum(d->duplicate_of));
+	if (atts->extraction != InvalidAttrNumber)
+		delivery_col(c, atts->extraction, d->extraction == NULL, PointerGetDatum(d->extraction));
 }
 
 /*
@@ -243,6 +272,24 @@ delivery_value_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, bool null, D
 	return v == value;
 }
 
+/* Does a bytea column hold exactly b (both NULL counts as equal)? */
+static bool
+delivery_bytes_equal(HeapTuple tup, TupleDesc desc, AttrNumber att, bytea *b)
+{
+	bool		isnull;
+	Datum		v;
+	bytea	   *stored;
+
+	if (att == InvalidAttrNumber)
+		return true;
+	v = heap_getattr(tup, att, desc, &isnull);
+	if (isnull || b == NULL)
+		return isnull && b == NULL;
+	stored = DatumGetByteaPP(v);
+	return VARSIZE_ANY_EXHDR(stored) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(stored), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) == 0;
+}
+
 /*
  * Are the derived columns a derivation computed the ones the stored row
  * already has?  Then the row need not be written again.
@@ -261,7 +308,8 @@ delivery_unchanged(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts, ObDel
 		delivery_value_equal(tup, desc, atts->body_hash, d->payload == NULL,
 							 Int64GetDatum((int64) d->body_hash)) &&
 		delivery_value_equal(tup, desc, atts->duplicate_of, d->duplicate_of == 0,
-							 Int64GetDatum(d->duplicate_of));
+							 Int64GetDatum(d->duplicate_of)) &&
+		delivery_bytes_equal(tup, desc, atts->extraction, d->extraction);
 }
 
 /*

@@ -384,9 +384,11 @@ erase_delivery(Eraser *e, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts
 	bool		raw_null = isnull;
 	Datum		headers = SPI_getbinval(tup, desc, 5, &isnull);
 	bool		headers_null = isnull;
-	int			cols[4] = {atts->payload, atts->raw, atts->headers, atts->body_hash};
-	Datum		values[4] = {payload, raw, headers, (Datum) 0};
-	bool		nulls[4] = {payload_null, raw_null, headers_null, true};
+	/* what the body gave, kept (extraction.c), goes with it: read again */
+	int			cols[5] = {atts->payload, atts->raw, atts->headers, atts->body_hash,
+	atts->extraction};
+	Datum		values[5] = {payload, raw, headers, (Datum) 0, (Datum) 0};
+	bool		nulls[5] = {payload_null, raw_null, headers_null, true, true};
 
 	if (!payload_null)
 	{
@@ -416,7 +418,8 @@ erase_delivery(Eraser *e, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts
 	if (!headers_null)
 		values[2] = JsonbPGetDatum(erase_jsonb(e, DatumGetJsonbP(headers), &changed));
 	if (changed)
-		onboarding_store_rewrite(inbox, id, tid, 4, cols, values, nulls);
+		onboarding_store_rewrite(inbox, id, tid, atts->extraction != InvalidAttrNumber ? 5 : 4,
+								 cols, values, nulls);
 	return changed;
 }
 

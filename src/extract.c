@@ -211,6 +211,8 @@ typedef struct XCache
 	bool		missing;		/* the schema is older than the rule tables */
 	int			nproviders;
 	XProvider **by_provider;	/* by ObProvider; NULL: no provider_rule row */
+	uint64	   *fingerprint;	/* by ObProvider: hash of the rows that read its
+								 * bodies (extraction.c) */
 	List	   *ordered;		/* XProvider *, by position */
 	HTAB	   *events;
 } XCache;
@@ -708,6 +710,38 @@ x_field_cmp(const void *a, const void *b)
 }
 
 /*
+ * Mix rows of a rule table into the fingerprints of c: a row whose first
+ * column names a provider into that provider's, any other into every
+ * provider's.  Rows are added, not chained, so that their order does not
+ * matter.
+ */
+static void
+x_fingerprint_rows(XCache *c, HeapTuple *rows, int nrows, TupleDesc desc, bool by_provider,
+				   uint64 table)
+{
+	for (int i = 0; i < nrows; i++)
+	{
+		uint64		h = onboarding_rule_row_hash(rows[i], desc, table);
+		ObProvider	p = OB_PROVIDER_NONE;
+
+		if (by_provider)
+		{
+			char	   *name = x_col(rows[i], desc, 1);
+
+			if (name != NULL)
+			{
+				p = onboarding_provider_from_name(name);
+				pfree(name);
+			}
+		}
+
+		for (int k = 0; k < c->nproviders; k++)
+			if (p == OB_PROVIDER_NONE || p == k)
+				c->fingerprint[k] += h;
+	}
+}
+
+/*
  * Read the rule tables (ruleread.c) and compile them into cache c.  With
  * shipped (the text of the file of shipped providers), only the providers,
  * from it: a 0.1.0 schema has no rule tables (see x_cache).
@@ -772,6 +806,7 @@ x_load(XCache *c, const char *shipped)
 		nrows = (int) SPI_processed;
 	}
 	MemoryContextSwitchTo(c->context);
+	x_fingerprint_rows(c, rows, nrows, desc, true, XT_PROVIDER_RULE);
 	for (int i = 0; i < nrows; i++)
 	{
 		XProvider  *p = palloc0(sizeof(XProvider));
@@ -806,6 +841,7 @@ x_load(XCache *c, const char *shipped)
 	nrows = onboarding_rule_rows("code_map", code_cols, lengthof(code_cols),
 								 code_cols, 2, &desc, &rows);
 	MemoryContextSwitchTo(c->context);
+	x_fingerprint_rows(c, rows, nrows, desc, false, XT_CODE_MAP);
 	for (int i = 0; i < nrows; i++)
 	{
 		tup = rows[i];
@@ -819,6 +855,7 @@ x_load(XCache *c, const char *shipped)
 								 (const char *[]) {"provider", "event_type", "entity", "position", "field"}, 5,
 								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
+	x_fingerprint_rows(c, rows, nrows, desc, true, XT_VALUE_RULE);
 	for (int i = 0; i < nrows; i++)
 	{
 		ObProvider	provider;
@@ -839,6 +876,7 @@ x_load(XCache *c, const char *shipped)
 								 (const char *[]) {"provider", "position", "event_type"}, 3,
 								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
+	x_fingerprint_rows(c, rows, nrows, desc, true, XT_EVENT_RULE);
 	for (int i = 0; i < nrows; i++)
 	{
 		XEvent	   *e = palloc0(sizeof(XEvent));
@@ -872,6 +910,7 @@ x_load(XCache *c, const char *shipped)
 								 (const char *[]) {"provider", "event_type", "consequence", "position", "entity"}, 5,
 								 &desc, &rows);
 	MemoryContextSwitchTo(c->context);
+	x_fingerprint_rows(c, rows, nrows, desc, true, XT_EFFECT_RULE);
 	for (int i = 0; i < nrows; i++)
 	{
 		XEffect    *x = palloc0(sizeof(XEffect));
@@ -1002,6 +1041,7 @@ x_cache(void)
 	fresh->providers_gen = onboarding_providers_generation();
 	fresh->nproviders = onboarding_provider_count();
 	fresh->by_provider = palloc0(sizeof(XProvider *) * Max(fresh->nproviders, 1));
+	fresh->fingerprint = palloc0(sizeof(uint64) * Max(fresh->nproviders, 1));
 	for (int t = 0; t < XT_NTABLES; t++)
 	{
 		table_oids[t] = get_relname_relid(rule_tables[t], onboarding_schema_oid());
@@ -1043,6 +1083,22 @@ x_cache(void)
 	 */
 	cache_valid = (generation == cache_generation) && !fresh->missing;
 	return cache;
+}
+
+/*
+ * The fingerprint of the rules that read provider's bodies (its rows of
+ * provider_rule, event_rule, effect_rule and value_rule, and code_map):
+ * equal fingerprints, equal extractions of a body.  0 when the rule tables
+ * do not exist (a 0.1.0 schema), which no kept extraction has.
+ */
+uint64
+onboarding_extract_fingerprint(ObProvider provider)
+{
+	XCache	   *c = x_cache();
+
+	if (c->missing || provider < 0 || provider >= c->nproviders)
+		return 0;
+	return c->fingerprint[provider] | 1;
 }
 
 /* ---------------------------------------------------------------------

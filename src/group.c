@@ -143,33 +143,85 @@ onboarding_group_item_reset(ObGroupItem *it)
 	it->seq = 0;
 }
 
+/* Bodies read again by group folds and refolds, and kept extractions used */
+static int64 bodies_read_again = 0;
+static int64 extractions_used = 0;
+
+/*
+ * Load a stored delivery's kept extraction (extraction.c) into d, when it
+ * has one made under the current rules: then its body is not read again.
+ */
+static bool
+group_item_kept(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		isnull;
+	bool		going;
+	Datum		v;
+
+	if (atts->extraction == InvalidAttrNumber || d->payload == NULL)
+		return false;
+	v = heap_getattr(stored, atts->extraction, desc, &isnull);
+	if (isnull || !onboarding_prepare_kept(d, DatumGetByteaPP(v), &going))
+	{
+		bodies_read_again++;
+		return false;
+	}
+	extractions_used++;
+	return true;
+}
+
+/*
+ * How many stored deliveries this backend's folds have prepared from their
+ * bodies, and how many from kept extractions (DEBUG1 messages and tests).
+ */
+void
+onboarding_group_read_counts(int64 *bodies, int64 *kept)
+{
+	*bodies = bodies_read_again;
+	*kept = extractions_used;
+}
+
+/*
+ * Prepare a stored delivery as when it arrived: from its kept extraction
+ * when it has a current one, else from its body.
+ */
+static void
+group_item_prepare(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		raw_null;
+	Datum		raw;
+
+	if (group_item_kept(d, stored, desc, atts))
+		return;					/* its body is not read again */
+	raw = heap_getattr(stored, atts->raw, desc, &raw_null);
+	if (d->payload == NULL)
+	{
+		(void) onboarding_prepare_delivery(d, raw_null ? NULL : DatumGetTextPP(raw));
+		return;
+	}
+
+	/*
+	 * Parsing raw again would only say again whether it needed the repair:
+	 * the stored detail says so (rebuild() wrote it from raw in its first
+	 * pass), at a fraction of the cost.
+	 */
+	if (!raw_null)
+		group_repair_note(d, stored, desc, atts);
+	(void) onboarding_prepare_delivery(d, NULL);
+}
+
 /* Read and prepare one stored delivery of a group, as when it arrived. */
 ObGroupItem *
 onboarding_group_item_read(HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
 {
 	ObGroupItem *it = palloc0(sizeof(ObGroupItem));
-	bool		raw_null;
 	bool		hash_null;
-	Datum		raw;
 	Datum		hash;
 
 	it->stored = heap_copytuple(tup);
 	it->d = palloc(sizeof(ObDelivery));
 	onboarding_delivery_init(it->d, it->stored, desc, atts);
-	raw = heap_getattr(it->stored, atts->raw, desc, &raw_null);
-	if (it->d->payload == NULL)
-		(void) onboarding_prepare_delivery(it->d, raw_null ? NULL : DatumGetTextPP(raw));
-	else
-	{
-		/*
-		 * Parsing raw again would only say again whether it needed the
-		 * repair: the stored detail says so (rebuild() wrote it from raw in
-		 * its first pass), at a fraction of the cost.
-		 */
-		if (!raw_null)
-			group_repair_note(it->d, it->stored, desc, atts);
-		(void) onboarding_prepare_delivery(it->d, NULL);
-	}
+	group_item_prepare(it->d, it->stored, desc, atts);
 	if (it->d->payload != NULL)
 	{
 		hash = heap_getattr(it->stored, atts->body_hash, desc, &hash_null);

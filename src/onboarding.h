@@ -9,6 +9,8 @@
  *		extract.c	a provider's body -> event, subject, status, time, typed
  *					fields, by the rule tables (provider_rule ... code_map)
  *		detect.c	jsonb -> an operator's body read, a provider's to extract.c
+ *		extraction.c  what detection gave, kept beside the delivery so that a
+ *					later fold does not read its body again
  *		rules.c		the status rules (status_map, transition, status_guard,
  *					settings), cached; a delivery's statuses classified
  *		dedupe.c	the body seen before?
@@ -197,6 +199,7 @@ typedef struct ObDelivery
 	int64		duplicate_of;	/* 0 when not a duplicate */
 	int64		duplicate_candidate;	/* a time-less repeat: derivation decides */
 	uint64		body_hash;
+	bytea	   *extraction;		/* detection's result, kept (extraction.c) */
 	/* explain(): which rule gave each value, and what did not resolve */
 	bool		trace_on;		/* set by explain() for its own delivery */
 	List	   *trace;			/* ObTrace *, in the order they were read */
@@ -282,6 +285,7 @@ typedef struct ObInboxAtts
 	AttrNumber	body_hash;
 	AttrNumber	duplicate_of;
 	AttrNumber	forced_by;
+	AttrNumber	extraction;		/* InvalidAttrNumber before 0.3.0 */
 } ObInboxAtts;
 
 /* OIDs the pipeline needs for every delivery */
@@ -320,6 +324,7 @@ extern Oid	onboarding_relation_oid(const char *name);
 extern int	onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 								 const char *const *order, int norder, TupleDesc *desc,
 								 HeapTuple **rows);
+extern uint64 onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, uint64 seed);
 
 /* The statuses, by transition graph (the labels of their enums) */
 #define OB_MAX_STATUSES	16
@@ -430,12 +435,20 @@ extern ObParseResult onboarding_parse_raw(text *raw, Jsonb **result, char **why)
  */
 extern bool onboarding_extract(ObDelivery *d, JsonbContainer *root);
 extern bool onboarding_field_from_text(ObField field, const char *text, Datum *value);
+extern uint64 onboarding_extract_fingerprint(ObProvider provider);
 
 /* ---------------------------------------------------------------------
  * detect.c
  * ---------------------------------------------------------------------
  */
 extern bool onboarding_detect(ObDelivery *d);
+
+/* ---------------------------------------------------------------------
+ * extraction.c — what reading a body gave, kept beside the delivery
+ * ---------------------------------------------------------------------
+ */
+extern bytea *onboarding_extraction_save(ObDelivery *d);
+extern bool onboarding_extraction_load(ObDelivery *d, bytea *kept);
 
 /* ---------------------------------------------------------------------
  * bind.c — what a user added to a state table, honoured on the pipeline's
@@ -584,6 +597,7 @@ extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc d
 extern bool onboarding_delivery_is_record(ObDelivery *d);
 extern int64 onboarding_delivery_new_id(void);
 extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
+extern bool onboarding_prepare_kept(ObDelivery *d, bytea *kept, bool *going);
 extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
 extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 										   ObDelivery *d, bool set_payload);
@@ -816,6 +830,7 @@ extern void onboarding_derive_stale(ObDelivery *d, ObEntState *e, int64 later_id
 extern ObEntState *onboarding_group_gather(Relation inbox, const ObInboxAtts *atts,
 		ObDelivery *late, List *refused, ObProvider provider, List **subjects, ObLockMode mode,
 		ObFold *f, List **items, HTAB *pool);
+extern void onboarding_group_read_counts(int64 *bodies, int64 *kept);
 extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
 		const ObInboxAtts *atts);
 extern ObGroupItem *onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup,

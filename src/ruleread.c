@@ -25,6 +25,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_enum.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "parser/parse_relation.h"
@@ -32,6 +34,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 /* One row, as read: the values of every attribute the caller named */
@@ -220,4 +223,57 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 
 	table_close(rel, AccessShareLock);
 	return nread;
+}
+
+/*
+ * A hash of one row as onboarding_rule_rows returns it, mixed into seed:
+ * each column's null flag and bytes (a varlena's content, detoasted, so
+ * that the same values hash alike however they are stored; an enum's
+ * label, so that they hash alike in every database).  Kept
+ * extractions (extraction.c) are told apart by the hash of the rules that
+ * read them.
+ */
+uint64
+onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, uint64 seed)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		isnull;
+		Datum		v = heap_getattr(tup, i + 1, desc, &isnull);
+
+		if (isnull)
+			seed = hash_bytes_uint32_extended(0x6e756c6c, seed);
+		else if (type_is_enum(att->atttypid))
+		{
+			/* by label: an enum's OIDs differ from one database to another */
+			HeapTuple	entry = SearchSysCache1(ENUMOID, v);
+			const char *label;
+
+			if (!HeapTupleIsValid(entry))
+				elog(ERROR, "cache lookup failed for enum value %u", DatumGetObjectId(v));
+			label = NameStr(((Form_pg_enum) GETSTRUCT(entry))->enumlabel);
+			seed = hash_bytes_extended((const unsigned char *) label, strlen(label), seed);
+			ReleaseSysCache(entry);
+		}
+		else if (att->attbyval)
+		{
+			int64		bytes = 0;
+
+			store_att_byval(&bytes, v, att->attlen);
+			seed = hash_bytes_extended((const unsigned char *) &bytes, att->attlen, seed);
+		}
+		else if (att->attlen == -1)
+		{
+			struct varlena *p = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(v));
+
+			seed = hash_bytes_extended((const unsigned char *) VARDATA_ANY(p),
+									   VARSIZE_ANY_EXHDR(p), seed);
+		}
+		else
+			seed = hash_bytes_extended((const unsigned char *) DatumGetPointer(v),
+									   att->attlen > 0 ? att->attlen :
+									   (int) strlen(DatumGetCString(v)), seed);
+	}
+	return seed;
 }

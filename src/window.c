@@ -521,7 +521,11 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	bool		converged = false;
 	bool		stale_known = false;
 	TimestampTz prev_at = 0;
+	int64		bodies_before,
+				bodies_after,
+				kept;
 
+	onboarding_group_read_counts(&bodies_before, &kept);
 	memset(w, 0, sizeof(ObWindow));
 	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
 		d->duplicate_candidate != 0 || onboarding_fold_bound(f))
@@ -686,9 +690,11 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			goto fold_whole;
 	}
 	w->ready = true;
+	onboarding_group_read_counts(&bodies_after, &kept);
 	ereport(DEBUG1,
-			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries prepared again: %d, history rows removed: %d, added: %d, other outcomes rewritten: %d",
-							 (long long) d->id, w->read, list_length(w->removed),
+			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries read: %d (bodies read again: %lld), history rows removed: %d, added: %d, other outcomes rewritten: %d",
+							 (long long) d->id, w->read,
+							 (long long) (bodies_after - bodies_before), list_length(w->removed),
 							 list_length(w->added), list_length(w->rewrite))));
 	return true;
 
