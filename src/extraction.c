@@ -78,12 +78,21 @@ kept_type(ObField f)
 static uint64
 extraction_fingerprint(ObProvider provider)
 {
+	static pg_tz *zone = NULL;	/* the zone last hashed, and its hash */
+	static uint64 zone_hash = 0;
 	uint64		rules = onboarding_extract_fingerprint(provider);
-	const char *zone = pg_get_timezone_name(onboarding_timezone());
+	pg_tz	   *tz = onboarding_timezone();
 
 	if (rules == 0)
 		return 0;
-	return hash_bytes_extended((const unsigned char *) zone, strlen(zone), rules) | 1;
+	if (tz != zone)
+	{
+		const char *name = pg_get_timezone_name(tz);
+
+		zone_hash = hash_bytes_extended((const unsigned char *) name, strlen(name), 0);
+		zone = tz;
+	}
+	return (rules ^ zone_hash) | 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -91,22 +100,54 @@ extraction_fingerprint(ObProvider provider)
  * ---------------------------------------------------------------------
  */
 
-/* Append n bytes. */
-static void
+/* Append n bytes (the value is binary: no terminating zero is kept). */
+static inline void
 put(StringInfo buf, const void *p, int n)
 {
-	appendBinaryStringInfo(buf, (const char *) p, n);
+	if (buf->len + n >= buf->maxlen)
+		enlargeStringInfo(buf, n);
+	memcpy(buf->data + buf->len, p, n);
+	buf->len += n;
 }
 
-/* Append a string, or a NULL: its length (-1 for NULL), then its bytes. */
-static void
-put_str(StringInfo buf, const char *s)
-{
-	int32		n = s == NULL ? -1 : (int32) strlen(s);
+/*
+ * A string's length word: its length, or one of these.  An effect's key is
+ * most often the delivery's subject, its rule event the event type and its
+ * status the delivery's: they are written once.
+ */
+#define STR_NULL		(-1)
+#define STR_EVENT_TYPE	(-2)	/* the same as the delivery's event_type */
+#define STR_SUBJECT		(-3)	/* ... subject */
+#define STR_STATUS_RAW	(-4)	/* ... status_raw */
 
+/* Append n bytes of s after their length word. */
+static void
+put_bytes(StringInfo buf, const char *s, int32 n)
+{
 	put(buf, &n, sizeof(n));
-	if (n > 0)
-		put(buf, s, n);
+	put(buf, s, n);
+}
+
+/* Append a string, or a NULL; one of d's strings by reference when equal. */
+static void
+put_str(StringInfo buf, const char *s, const ObDelivery *d)
+{
+	int32		ref = STR_NULL;
+
+	if (s == NULL)
+		ref = STR_NULL;
+	else if (d != NULL && d->subject != NULL && strcmp(s, d->subject) == 0)
+		ref = STR_SUBJECT;
+	else if (d != NULL && d->event_type != NULL && strcmp(s, d->event_type) == 0)
+		ref = STR_EVENT_TYPE;
+	else if (d != NULL && d->status_raw != NULL && strcmp(s, d->status_raw) == 0)
+		ref = STR_STATUS_RAW;
+	else
+	{
+		put_bytes(buf, s, (int32) strlen(s));
+		return;
+	}
+	put(buf, &ref, sizeof(ref));
 }
 
 /* The label of an enum value. */
@@ -144,14 +185,18 @@ put_value(StringInfo buf, ObField f, Datum v)
 				break;
 			}
 		case KEPT_ENUM:
-			put_str(buf, kept_enum_label(DatumGetObjectId(v)));
+			put_str(buf, kept_enum_label(DatumGetObjectId(v)), NULL);
 			break;
 		case KEPT_JSONB:
-			put_str(buf, JsonbToCString(NULL, &DatumGetJsonbP(v)->root, 0));
+			put_str(buf, JsonbToCString(NULL, &DatumGetJsonbP(v)->root, 0), NULL);
 			break;
 		case KEPT_TEXT:
-			put_str(buf, TextDatumGetCString(v));
-			break;
+			{
+				text	   *t = DatumGetTextPP(v);
+
+				put_bytes(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				break;
+			}
 	}
 }
 
@@ -181,16 +226,16 @@ onboarding_extraction_save(ObDelivery *d)
 	flags = (d->decided ? 1 : 0) | (d->has_event_at ? 2 : 0);
 
 	initStringInfo(&buf);
-	appendStringInfoSpaces(&buf, VARHDRSZ);
+	buf.len = VARHDRSZ;
 	put(&buf, &magic, sizeof(magic));
 	put(&buf, &fingerprint, sizeof(fingerprint));
 	put(&buf, &flags, 1);
 	put(&buf, &outcome, 1);
 	put(&buf, &at, sizeof(at));
-	put_str(&buf, d->event_type);
-	put_str(&buf, d->subject);
-	put_str(&buf, d->status_raw);
-	put_str(&buf, d->detail.len > 0 ? d->detail.data : NULL);
+	put_str(&buf, d->event_type, NULL);
+	put_str(&buf, d->subject, NULL);
+	put_str(&buf, d->status_raw, NULL);
+	put_str(&buf, d->detail.len > 0 ? d->detail.data : NULL, NULL);
 	put(&buf, &neffects, sizeof(neffects));
 	foreach(lc, d->effects)
 	{
@@ -200,11 +245,11 @@ onboarding_extraction_save(ObDelivery *d)
 		for (int f = 0; f < OB_NFIELDS; f++)
 			head[2] += e->carried[f] != OB_NOT_CARRIED;
 		put(&buf, head, sizeof(head));
-		put_str(&buf, e->key);
-		put_str(&buf, e->rule_event);
-		put_str(&buf, e->status_raw);
-		put_str(&buf, e->status_key);
-		put_str(&buf, e->status);
+		put_str(&buf, e->key, d);
+		put_str(&buf, e->rule_event, d);
+		put_str(&buf, e->status_raw, d);
+		put_str(&buf, e->status_key, d);
+		put_str(&buf, e->status, NULL);
 		for (int f = 0; f < OB_NFIELDS; f++)
 		{
 			uint8		pair[2] = {(uint8) f, e->carried[f]};
@@ -247,17 +292,30 @@ get(Reader *r, void *out, int n)
 	r->p += n;
 }
 
-/* A string (NULL for a NULL); fails on a length past the end or a zero byte. */
+/*
+ * A string (NULL for a NULL; one of d's by reference, d NULL when none may
+ * be); fails on a length past the end, a zero byte, or a reference to a
+ * NULL.
+ */
 static char *
-get_str(Reader *r)
+get_str(Reader *r, const ObDelivery *d)
 {
 	int32		n;
 	char	   *s;
 
 	get(r, &n, sizeof(n));
-	if (!r->ok || n == -1)
+	if (!r->ok || n == STR_NULL)
 		return NULL;
-	if (n < 0 || r->end - r->p < n || memchr(r->p, '\0', n) != NULL)
+	if (n < 0)
+	{
+		s = d == NULL ? NULL :
+			n == STR_SUBJECT ? d->subject :
+			n == STR_EVENT_TYPE ? d->event_type :
+			n == STR_STATUS_RAW ? d->status_raw : NULL;
+		r->ok &= s != NULL;
+		return s;
+	}
+	if (r->end - r->p < n || memchr(r->p, '\0', n) != NULL)
 	{
 		r->ok = false;
 		return NULL;
@@ -294,7 +352,7 @@ get_value(Reader *r, ObField f)
 		case KEPT_JSONB:
 		case KEPT_TEXT:
 			{
-				char	   *s = get_str(r);
+				char	   *s = get_str(r, NULL);
 
 				if (!r->ok || s == NULL)
 				{
@@ -335,6 +393,7 @@ onboarding_extraction_load(ObDelivery *d, bytea *kept)
 			   *status_raw,
 			   *detail;
 	List	   *effects = NIL;
+	ObDelivery	names;			/* the strings an effect's may refer to */
 
 	get(&r, &magic, sizeof(magic));
 	get(&r, &fingerprint, sizeof(fingerprint));
@@ -344,10 +403,14 @@ onboarding_extraction_load(ObDelivery *d, bytea *kept)
 	get(&r, &flags, 1);
 	get(&r, &outcome, 1);
 	get(&r, &at, sizeof(at));
-	event_type = get_str(&r);
-	subject = get_str(&r);
-	status_raw = get_str(&r);
-	detail = get_str(&r);
+	event_type = get_str(&r, NULL);
+	subject = get_str(&r, NULL);
+	status_raw = get_str(&r, NULL);
+	detail = get_str(&r, NULL);
+	memset(&names, 0, sizeof(names));
+	names.event_type = event_type;
+	names.subject = subject;
+	names.status_raw = status_raw;
 	get(&r, &neffects, sizeof(neffects));
 	if (!r.ok || flags > 3 || outcome >= OB_NOUTCOMES || neffects < 0)
 		return false;
@@ -362,11 +425,11 @@ onboarding_extraction_load(ObDelivery *d, bytea *kept)
 			return false;
 		e->entity = (ObEntity) head[0];
 		e->primary = head[1] == 1;
-		e->key = get_str(&r);
-		e->rule_event = get_str(&r);
-		e->status_raw = get_str(&r);
-		e->status_key = get_str(&r);
-		status = get_str(&r);
+		e->key = get_str(&r, &names);
+		e->rule_event = get_str(&r, &names);
+		e->status_raw = get_str(&r, &names);
+		e->status_key = get_str(&r, &names);
+		status = get_str(&r, NULL);
 		if (!r.ok || e->key == NULL || e->rule_event == NULL)
 			return false;
 		/* an operator's status is a label of the entity's graph already */
