@@ -412,7 +412,7 @@ x_text_array(HeapTuple tup, TupleDesc desc, int col, char ***out)
 static char *
 x_col(HeapTuple tup, TupleDesc desc, int col)
 {
-	return SPI_getvalue(tup, desc, col);
+	return onboarding_rule_text(tup, desc, col);
 }
 
 /* A boolean column. */
@@ -721,17 +721,22 @@ x_fingerprint_rows(XCache *c, HeapTuple *rows, int nrows, TupleDesc desc, bool b
 {
 	for (int i = 0; i < nrows; i++)
 	{
-		uint64		h = onboarding_rule_row_hash(rows[i], desc, table);
+		uint64		h = onboarding_rule_row_hash(rows[i], desc, by_provider ? 2 : 1, table);
 		ObProvider	p = OB_PROVIDER_NONE;
 
+		/* (the provider by name: its OID is not the same in another database) */
 		if (by_provider)
 		{
-			char	   *name = x_col(rows[i], desc, 1);
+			bool		isnull;
+			Datum		v = heap_getattr(rows[i], 1, desc, &isnull);
 
-			if (name != NULL)
+			if (!isnull)
+				p = onboarding_provider_from_oid(DatumGetObjectId(v));
+			if (p != OB_PROVIDER_NONE)
 			{
-				p = onboarding_provider_from_name(name);
-				pfree(name);
+				const char *name = onboarding_provider_name(p);
+
+				h = hash_bytes_extended((const unsigned char *) name, strlen(name), h);
 			}
 		}
 
@@ -806,7 +811,8 @@ x_load(XCache *c, const char *shipped)
 		nrows = (int) SPI_processed;
 	}
 	MemoryContextSwitchTo(c->context);
-	x_fingerprint_rows(c, rows, nrows, desc, true, XT_PROVIDER_RULE);
+	if (shipped == NULL)		/* (a 0.1.0 schema keeps no extraction) */
+		x_fingerprint_rows(c, rows, nrows, desc, true, XT_PROVIDER_RULE);
 	for (int i = 0; i < nrows; i++)
 	{
 		XProvider  *p = palloc0(sizeof(XProvider));

@@ -324,7 +324,8 @@ extern Oid	onboarding_relation_oid(const char *name);
 extern int	onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 								 const char *const *order, int norder, TupleDesc *desc,
 								 HeapTuple **rows);
-extern uint64 onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, uint64 seed);
+extern char *onboarding_rule_text(HeapTuple tup, TupleDesc desc, int col);
+extern uint64 onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, int first, uint64 seed);
 
 /* The statuses, by transition graph (the labels of their enums) */
 #define OB_MAX_STATUSES	16

@@ -30,6 +30,7 @@
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "parser/parse_relation.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -225,8 +226,51 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 	return nread;
 }
 
+/* The label of an enum value, found in the syscache. */
+static const char *
+rule_enum_label(Datum value, HeapTuple *entry)
+{
+	*entry = SearchSysCache1(ENUMOID, value);
+	if (!HeapTupleIsValid(*entry))
+		elog(ERROR, "cache lookup failed for enum value %u", DatumGetObjectId(value));
+	return NameStr(((Form_pg_enum) GETSTRUCT(*entry))->enumlabel);
+}
+
 /*
- * A hash of one row as onboarding_rule_rows returns it, mixed into seed:
+ * Column col (1-based) of a row onboarding_rule_rows returned, as text (a
+ * palloc'd string), or NULL: what SPI_getvalue gives, without looking up
+ * and calling an output function for the types the rule tables mostly
+ * have (text, enums), which a backend's first delivery would pay for each
+ * of their few hundred rows.
+ */
+char *
+onboarding_rule_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	static Oid	enum_type = InvalidOid; /* the enum type met last */
+	Oid			type = TupleDescAttr(desc, col - 1)->atttypid;
+	bool		isnull;
+	Datum		v = heap_getattr(tup, col, desc, &isnull);
+
+	if (isnull)
+		return NULL;
+	if (type == TEXTOID)
+		return TextDatumGetCString(v);
+	if (type != enum_type && type_is_enum(type))
+		enum_type = type;
+	if (type == enum_type)
+	{
+		HeapTuple	entry;
+		char	   *label = pstrdup(rule_enum_label(v, &entry));
+
+		ReleaseSysCache(entry);
+		return label;
+	}
+	return SPI_getvalue(tup, desc, col);
+}
+
+/*
+ * A hash of one row as onboarding_rule_rows returns it, from column first
+ * (1-based) on, mixed into seed:
  * each column's null flag and bytes (a varlena's content, detoasted, so
  * that the same values hash alike however they are stored; an enum's
  * label, so that they hash alike in every database).  Kept
@@ -234,9 +278,9 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
  * read them.
  */
 uint64
-onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, uint64 seed)
+onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, int first, uint64 seed)
 {
-	for (int i = 0; i < desc->natts; i++)
+	for (int i = first - 1; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		bool		isnull;
@@ -244,15 +288,14 @@ onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, uint64 seed)
 
 		if (isnull)
 			seed = hash_bytes_uint32_extended(0x6e756c6c, seed);
-		else if (type_is_enum(att->atttypid))
+		else if (att->atttypid != TEXTOID && att->atttypid != TEXTARRAYOID &&
+				 att->atttypid != BOOLOID && att->atttypid != INT4OID &&
+				 type_is_enum(att->atttypid))
 		{
 			/* by label: an enum's OIDs differ from one database to another */
-			HeapTuple	entry = SearchSysCache1(ENUMOID, v);
-			const char *label;
+			HeapTuple	entry;
+			const char *label = rule_enum_label(v, &entry);
 
-			if (!HeapTupleIsValid(entry))
-				elog(ERROR, "cache lookup failed for enum value %u", DatumGetObjectId(v));
-			label = NameStr(((Form_pg_enum) GETSTRUCT(entry))->enumlabel);
 			seed = hash_bytes_extended((const unsigned char *) label, strlen(label), seed);
 			ReleaseSysCache(entry);
 		}

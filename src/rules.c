@@ -200,11 +200,11 @@ rules_load(void)
 		for (uint64 i = 0; i < n; i++)
 		{
 			HeapTuple	tup = rows[i];
-			char	   *provider = SPI_getvalue(tup, desc, 1);
-			char	   *event_type = SPI_getvalue(tup, desc, 2);
-			char	   *entity = SPI_getvalue(tup, desc, 4);
-			char	   *status = SPI_getvalue(tup, desc, 5);
-			char	   *label = SPI_getvalue(tup, desc, 6);
+			char	   *provider = onboarding_rule_text(tup, desc, 1);
+			char	   *event_type = onboarding_rule_text(tup, desc, 2);
+			char	   *entity = onboarding_rule_text(tup, desc, 4);
+			char	   *status = onboarding_rule_text(tup, desc, 5);
+			char	   *label = onboarding_rule_text(tup, desc, 6);
 			RuleMapping *m = &cache->mappings[cache->nmappings];
 			ObEntity	e = onboarding_entity_from_name(entity);
 			bool		isnull = true;
@@ -214,10 +214,10 @@ rules_load(void)
 				continue;		/* the table's CHECK constraints make this unreachable */
 			/* its guard: the status_guard row of the same provider, event, entity and status */
 			for (int g = 0; g < nguards && isnull; g++)
-				if (strcmp(SPI_getvalue(guards[g], gdesc, 1), provider) == 0 &&
-					strcmp(SPI_getvalue(guards[g], gdesc, 2), event_type) == 0 &&
-					strcmp(SPI_getvalue(guards[g], gdesc, 3), entity) == 0 &&
-					strcmp(SPI_getvalue(guards[g], gdesc, 4), status) == 0)
+				if (strcmp(onboarding_rule_text(guards[g], gdesc, 1), provider) == 0 &&
+					strcmp(onboarding_rule_text(guards[g], gdesc, 2), event_type) == 0 &&
+					strcmp(onboarding_rule_text(guards[g], gdesc, 3), entity) == 0 &&
+					strcmp(onboarding_rule_text(guards[g], gdesc, 4), status) == 0)
 					only_from = SPI_getbinval(guards[g], gdesc, 5, &isnull);
 			m->provider = onboarding_provider_from_name(provider);
 			if (!isnull)
@@ -239,7 +239,7 @@ rules_load(void)
 				}
 			}
 			m->event_type = MemoryContextStrdup(cxt, event_type);
-			m->status_raw = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+			m->status_raw = MemoryContextStrdup(cxt, onboarding_rule_text(tup, desc, 3));
 			m->entity = e;
 			m->status = onboarding_status_label(onboarding_entity_graph(e), status);
 			m->label = label ? MemoryContextStrdup(cxt, label) : NULL;
@@ -264,15 +264,15 @@ rules_load(void)
 		for (uint64 i = 0; i < n; i++)
 		{
 			HeapTuple	tup = rows[i];
-			int			g = rules_graph_from_name(SPI_getvalue(tup, desc, 1));
-			char	   *provider = SPI_getvalue(tup, desc, 2);
+			int			g = rules_graph_from_name(onboarding_rule_text(tup, desc, 1));
+			char	   *provider = onboarding_rule_text(tup, desc, 2);
 			int			from,
 						to;
 
 			if (g < 0)
 				continue;
-			from = onboarding_status_index(g, SPI_getvalue(tup, desc, 3));
-			to = onboarding_status_index(g, SPI_getvalue(tup, desc, 4));
+			from = onboarding_status_index(g, onboarding_rule_text(tup, desc, 3));
+			to = onboarding_status_index(g, onboarding_rule_text(tup, desc, 4));
 			if (from < 0 || to < 0)
 				continue;
 			for (int p = 0; p < cache->nproviders; p++)
@@ -298,7 +298,7 @@ rules_load(void)
 
 		if (onboarding_rule_rows("settings", cols, 1, NULL, 0, &desc, &rows) > 0)
 		{
-			char	   *zone = SPI_getvalue(rows[0], desc, 1);
+			char	   *zone = onboarding_rule_text(rows[0], desc, 1);
 			pg_tz	   *tz = onboarding_resolve_timezone(zone);
 
 			if (tz == NULL)		/* the table's CHECK makes this unreachable */
