@@ -497,6 +497,15 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 	return true;
 }
 
+/* Say at DEBUG1 why late delivery d folds its whole group; returns false. */
+static bool
+window_whole(ObDelivery *d, const char *why)
+{
+	ereport(DEBUG1,
+			(errmsg_internal("late delivery %lld folds its whole group: %s", (long long) d->id, why)));
+	return false;
+}
+
 /*
  * Plan the bounded refold of late delivery d, whose rows f holds (locked,
  * as stored).  Reads only; returns whether w is ready to write.  When not,
@@ -521,6 +530,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	bool		converged = false;
 	bool		stale_known = false;
 	TimestampTz prev_at = 0;
+	const char *why = NULL;
 	int64		bodies_before,
 				bodies_after,
 				kept;
@@ -529,13 +539,13 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	memset(w, 0, sizeof(ObWindow));
 	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
 		d->duplicate_candidate != 0 || onboarding_fold_bound(f))
-		return false;
+		return window_whole(d, "it has no time of its own, is an override, or its rows are bound by a user's additions");
 	foreach(lc, f->ents)
 		if (!((ObEntState *) lfirst(lc))->in_table)
-			return false;
+			return window_whole(d, "a row it touches is new");
 	subjects = onboarding_derive_subjects(d, f);
 	if (list_length(subjects) != 1)
-		return false;
+		return window_whole(d, "its rows have seen several subjects");
 	newer = window_newer(inbox, atts, d);
 
 	/* a delivery without a time takes its place by arrival: fold it whole */
@@ -543,7 +553,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	tup = window_scan_next(&ws);
 	systable_endscan(ws.scan);
 	if (tup != NULL)
-		return false;
+		return window_whole(d, "a delivery of the group has no time");
 
 	/* the rows just before L's place, in both folds */
 	w->fnew.provider = old.provider = d->provider;
@@ -553,7 +563,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 
 		stored = lappend(stored, window_copy((ObEntState *) lfirst(lc)));
 		if (!window_before(d->provider, e, d->event_at))
-			return false;
+			return window_whole(d, "the state before its place is not in history");
 		w->fnew.ents = lappend(w->fnew.ents, e);
 		old.ents = lappend(old.ents, window_copy(e));
 	}
@@ -587,15 +597,24 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
 			continue;
 		if (was != OB_APPLIED && was != OB_STALE && was != OB_ILLEGAL)
-			goto fold_whole;	/* refused: judged against a user's additions */
-		if (++w->read > OB_WINDOW_MAX)
+		{
+			why = "a delivery after it was refused by a user's addition";
 			goto fold_whole;
+		}
+		if (++w->read > OB_WINDOW_MAX)
+		{
+			why = "the deliveries it changes are too many";
+			goto fold_whole;
+		}
 		it = onboarding_group_item_pooled(pool, id, tup, desc, atts);
 		onboarding_group_item_reset(it);
 		if (it->d->decided || it->d->forced || !it->d->has_event_at ||
 			it->d->duplicate_candidate != 0 || it->d->event_at == d->event_at ||
 			(w->read > 1 && it->d->event_at == prev_at))
-			goto fold_whole;	/* not as stored, or its place needs the group */
+		{
+			why = "a delivery after it is not as stored, or shares a time";
+			goto fold_whole;
+		}
 		prev_at = it->d->event_at;
 		it->d->has_order_at = true;
 		it->d->order_at = it->d->event_at;
@@ -613,23 +632,30 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			tnew = onboarding_fold_touches(&w->fnew, it->d);
 			told = onboarding_fold_touches(&old, it->d);
 			if (list_length(w->fnew.ents) != nents || list_length(old.ents) != nents)
-				goto fold_whole;	/* it touches rows L does not */
+			{
+				why = "a delivery after it touches rows it does not";
+				goto fold_whole;
+			}
 
 			onboarding_fold_step(&old, it->d, told);
 			old_illegal = it->d->decided;
 			old_detail = pstrdup(it->d->detail.data);
 			if (old_illegal != (was == OB_ILLEGAL) ||
 				(old_illegal && it->d->outcome != OB_ILLEGAL))
-				goto fold_whole;	/* the old fold does not give back what is stored */
+			{
+				why = "the stored fold does not give back what is stored";
+				goto fold_whole;
+			}
 			onboarding_group_item_reset(it);
 			it->d->has_order_at = true;
 			it->d->order_at = it->d->event_at;
 			onboarding_fold_step(&w->fnew, it->d, tnew);
 			new_illegal = it->d->decided;
-			if (new_illegal && it->d->outcome != OB_ILLEGAL)
+			if ((new_illegal && it->d->outcome != OB_ILLEGAL) || (old_illegal && !new_illegal))
+			{
+				why = "an illegal delivery after it becomes legal";
 				goto fold_whole;
-			if (old_illegal && !new_illegal)
-				goto fold_whole;	/* whether it is stale needs every later arrival */
+			}
 			if (new_illegal && (!old_illegal || strcmp(old_detail, it->d->detail.data) != 0))
 				w->rewrite = lappend(w->rewrite, it);
 			converged = window_same(&w->fnew, &old);
@@ -647,7 +673,10 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 				stale_known = true;
 			}
 			else if (list_length(stale_from) > 1)
-				goto fold_whole;	/* (several rows: the whole group says which) */
+			{
+				why = "which of its rows makes it stale needs the group";
+				goto fold_whole;
+			}
 		}
 	}
 
@@ -665,14 +694,20 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
 			continue;
 		if (isnull || DatumGetTimestampTz(at) == prev_at)
+		{
+			why = "where the folds meet, two deliveries share a time";
 			goto fold_whole;
+		}
 		break;
 	}
 	systable_endscan(ws.scan);
 	ws.scan = NULL;
 
 	if (!window_final(w, &old, stored, d, converged) || !window_history(w, &old))
+	{
+		why = "the folds did not meet, or history cannot say the change";
 		goto fold_whole;
+	}
 
 	/* the deliveries that arrived after L, derived before it, placed before it */
 	foreach(lc, newer)
@@ -687,7 +722,10 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			continue;			/* not stale by L, or folded in the window */
 		if (isnull || was == OB_REFUSED || DatumGetTimestampTz(at) == d->event_at ||
 			!window_newer_stale(inbox, atts, d, touches, x, pool, w))
+		{
+			why = "a delivery that arrived after it was derived before it";
 			goto fold_whole;
+		}
 	}
 	w->ready = true;
 	onboarding_group_read_counts(&bodies_after, &kept);
@@ -699,8 +737,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	return true;
 
 fold_whole:
-	ereport(DEBUG1,
-			(errmsg_internal("late delivery %lld folds its whole group", (long long) d->id)));
+	(void) window_whole(d, why);
 	if (ws.scan != NULL)
 		systable_endscan(ws.scan);
 	onboarding_delivery_reset(d, &prepared, detail);
