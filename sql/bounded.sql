@@ -126,7 +126,7 @@ COMMIT;
 ALTER TABLE onboarding.inbox DISABLE TRIGGER inbox_immutable;
 UPDATE onboarding.inbox SET extraction = CASE headers->>'bounded'
            WHEN '4501' THEN substr(extraction, 1, length(extraction) - 3)
-           WHEN '4503' THEN overlay(extraction PLACING '\x7fffffff'::bytea FROM 23)
+           WHEN '4503' THEN overlay(extraction PLACING '\xffffffff7f'::bytea FROM 23)
            ELSE '\x00'::bytea END
  WHERE headers->>'bounded' IN ('4501', '4503', '4505');
 ALTER TABLE onboarding.inbox ENABLE TRIGGER inbox_immutable;

@@ -166,17 +166,38 @@ onboarding_prepare_delivery(ObDelivery *d, text *raw)
 	return delivery_classify(d);
 }
 
+/* A text column of a row as a string, or NULL. */
+static char *
+delivery_text(HeapTuple tup, TupleDesc desc, AttrNumber att)
+{
+	bool		isnull;
+	Datum		v = heap_getattr(tup, att, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(v);
+}
+
 /*
- * Prepare a stored delivery (set up by onboarding_delivery_init) from its
- * kept extraction instead of its body: false, d untouched, when kept is
- * not usable under the current rules (extraction.c); the caller then
- * prepares it from its body.  *going is what onboarding_prepare_delivery
- * would have returned.
+ * Prepare a stored delivery (set up by onboarding_delivery_init from its
+ * row, stored) from its kept extraction instead of its body: false, d
+ * untouched, when it has none usable under the current rules
+ * (extraction.c); the caller then prepares it from its body.  *going is
+ * what onboarding_prepare_delivery would have returned.
  */
 bool
-onboarding_prepare_kept(ObDelivery *d, bytea *kept, bool *going)
+onboarding_prepare_kept(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts,
+						bool *going)
 {
-	if (!onboarding_extraction_load(d, kept))
+	bool		isnull;
+	Datum		kept;
+
+	if (atts->extraction == InvalidAttrNumber || d->payload == NULL)
+		return false;
+	kept = heap_getattr(stored, atts->extraction, desc, &isnull);
+	if (isnull ||
+		!onboarding_extraction_load(d, DatumGetByteaPP(kept),
+									delivery_text(stored, desc, atts->event_type),
+									delivery_text(stored, desc, atts->subject),
+									delivery_text(stored, desc, atts->status_raw)))
 		return false;
 	*going = delivery_classify(d);
 	return true;

@@ -21,7 +21,9 @@
  * first pass and writes the extraction back where it differs, so after a
  * rebuild every kept extraction is current.
  *
- * The value is never trusted further than it can be checked: a wrong
+ * The event type, subject and status are not in it: the row's own
+ * columns hold them, written with it.  The value is never trusted further
+ * than it can be checked: a wrong
  * magic number (another build, another byte order), a fingerprint of
  * other rules, a length that runs past the end or a value that is not one
  * of its column's are all "not usable", never an error.
@@ -37,8 +39,8 @@
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
-/* 'OBX' and the format's version */
-#define EXTRACTION_MAGIC	0x4f425801
+/* 'OBX' and the format's version (2: one-byte lengths, no row columns) */
+#define EXTRACTION_MAGIC	0x4f425802
 
 /* How each field is kept: its column's type */
 typedef enum KeptType
@@ -111,20 +113,26 @@ put(StringInfo buf, const void *p, int n)
 }
 
 /*
- * A string's length word: its length, or one of these.  An effect's key is
- * most often the delivery's subject, its rule event the event type and its
- * status the delivery's: they are written once.
+ * A string's length byte: its length up to STR_SHORT, or one of these.  An
+ * effect's key is most often the delivery's subject, its rule event the
+ * event type and its status the delivery's: they are written by reference.
  */
-#define STR_NULL		(-1)
-#define STR_EVENT_TYPE	(-2)	/* the same as the delivery's event_type */
-#define STR_SUBJECT		(-3)	/* ... subject */
-#define STR_STATUS_RAW	(-4)	/* ... status_raw */
+#define STR_SHORT		250		/* longest length in the length byte itself */
+#define STR_NULL		251
+#define STR_EVENT_TYPE	252		/* the same as the delivery's event_type */
+#define STR_SUBJECT		253		/* ... subject */
+#define STR_STATUS_RAW	254		/* ... status_raw */
+#define STR_LONG		255		/* a 4-byte length follows */
 
-/* Append n bytes of s after their length word. */
+/* Append n bytes of s after their length. */
 static void
 put_bytes(StringInfo buf, const char *s, int32 n)
 {
-	put(buf, &n, sizeof(n));
+	uint8		code = n <= STR_SHORT ? (uint8) n : STR_LONG;
+
+	put(buf, &code, 1);
+	if (code == STR_LONG)
+		put(buf, &n, sizeof(n));
 	put(buf, s, n);
 }
 
@@ -132,7 +140,7 @@ put_bytes(StringInfo buf, const char *s, int32 n)
 static void
 put_str(StringInfo buf, const char *s, const ObDelivery *d)
 {
-	int32		ref = STR_NULL;
+	uint8		ref;
 
 	if (s == NULL)
 		ref = STR_NULL;
@@ -147,7 +155,7 @@ put_str(StringInfo buf, const char *s, const ObDelivery *d)
 		put_bytes(buf, s, (int32) strlen(s));
 		return;
 	}
-	put(buf, &ref, sizeof(ref));
+	put(buf, &ref, 1);
 }
 
 /* The label of an enum value. */
@@ -232,9 +240,7 @@ onboarding_extraction_save(ObDelivery *d)
 	put(&buf, &flags, 1);
 	put(&buf, &outcome, 1);
 	put(&buf, &at, sizeof(at));
-	put_str(&buf, d->event_type, NULL);
-	put_str(&buf, d->subject, NULL);
-	put_str(&buf, d->status_raw, NULL);
+	/* (event type, subject and status are the row's own columns) */
 	put_str(&buf, d->detail.len > 0 ? d->detail.data : NULL, NULL);
 	put(&buf, &neffects, sizeof(neffects));
 	foreach(lc, d->effects)
@@ -300,22 +306,25 @@ get(Reader *r, void *out, int n)
 static char *
 get_str(Reader *r, const ObDelivery *d)
 {
+	uint8		code;
 	int32		n;
 	char	   *s;
 
-	get(r, &n, sizeof(n));
-	if (!r->ok || n == STR_NULL)
+	get(r, &code, 1);
+	if (!r->ok || code == STR_NULL)
 		return NULL;
-	if (n < 0)
+	if (code > STR_NULL && code < STR_LONG)
 	{
 		s = d == NULL ? NULL :
-			n == STR_SUBJECT ? d->subject :
-			n == STR_EVENT_TYPE ? d->event_type :
-			n == STR_STATUS_RAW ? d->status_raw : NULL;
+			code == STR_SUBJECT ? d->subject :
+			code == STR_EVENT_TYPE ? d->event_type : d->status_raw;
 		r->ok &= s != NULL;
 		return s;
 	}
-	if (r->end - r->p < n || memchr(r->p, '\0', n) != NULL)
+	n = code;
+	if (code == STR_LONG)
+		get(r, &n, sizeof(n));
+	if (!r->ok || n < 0 || r->end - r->p < n || memchr(r->p, '\0', n) != NULL)
 	{
 		r->ok = false;
 		return NULL;
@@ -373,13 +382,15 @@ get_value(Reader *r, ObField f)
 
 /*
  * Load a kept extraction into d, set up from its inbox row
- * (onboarding_delivery_init) and not yet prepared: d is then as
- * onboarding_prepare_delivery leaves it before classification.  Returns
- * false, leaving d as it was, when the value cannot be used (see the
- * banner); the caller reads the body instead.
+ * (onboarding_delivery_init) and not yet prepared, with the event type,
+ * subject and status the row's columns hold (written with the extraction,
+ * always: delivery.c): d is then as onboarding_prepare_delivery leaves it
+ * before classification.  Returns false, leaving d as it was, when the
+ * value cannot be used (see the banner); the caller reads the body instead.
  */
 bool
-onboarding_extraction_load(ObDelivery *d, bytea *kept)
+onboarding_extraction_load(ObDelivery *d, bytea *kept, char *event_type, char *subject,
+						   char *status_raw)
 {
 	Reader		r = {VARDATA_ANY(kept), VARDATA_ANY(kept) + VARSIZE_ANY_EXHDR(kept), true};
 	uint32		magic;
@@ -388,10 +399,7 @@ onboarding_extraction_load(ObDelivery *d, bytea *kept)
 	uint8		outcome;
 	int64		at;
 	int16		neffects;
-	char	   *event_type,
-			   *subject,
-			   *status_raw,
-			   *detail;
+	char	   *detail;
 	List	   *effects = NIL;
 	ObDelivery	names;			/* the strings an effect's may refer to */
 
@@ -403,9 +411,6 @@ onboarding_extraction_load(ObDelivery *d, bytea *kept)
 	get(&r, &flags, 1);
 	get(&r, &outcome, 1);
 	get(&r, &at, sizeof(at));
-	event_type = get_str(&r, NULL);
-	subject = get_str(&r, NULL);
-	status_raw = get_str(&r, NULL);
 	detail = get_str(&r, NULL);
 	memset(&names, 0, sizeof(names));
 	names.event_type = event_type;

@@ -154,14 +154,11 @@ static int64 extractions_used = 0;
 static bool
 group_item_kept(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
 {
-	bool		isnull;
 	bool		going;
-	Datum		v;
 
 	if (atts->extraction == InvalidAttrNumber || d->payload == NULL)
 		return false;
-	v = heap_getattr(stored, atts->extraction, desc, &isnull);
-	if (isnull || !onboarding_prepare_kept(d, DatumGetByteaPP(v), &going))
+	if (!onboarding_prepare_kept(d, stored, desc, atts, &going))
 	{
 		bodies_read_again++;
 		return false;

@@ -449,7 +449,8 @@ extern bool onboarding_detect(ObDelivery *d);
  * ---------------------------------------------------------------------
  */
 extern bytea *onboarding_extraction_save(ObDelivery *d);
-extern bool onboarding_extraction_load(ObDelivery *d, bytea *kept);
+extern bool onboarding_extraction_load(ObDelivery *d, bytea *kept, char *event_type,
+									   char *subject, char *status_raw);
 
 /* ---------------------------------------------------------------------
  * bind.c — what a user added to a state table, honoured on the pipeline's
@@ -598,7 +599,8 @@ extern void onboarding_delivery_init(ObDelivery *d, HeapTuple tuple, TupleDesc d
 extern bool onboarding_delivery_is_record(ObDelivery *d);
 extern int64 onboarding_delivery_new_id(void);
 extern bool onboarding_prepare_delivery(ObDelivery *d, text *raw);
-extern bool onboarding_prepare_kept(ObDelivery *d, bytea *kept, bool *going);
+extern bool onboarding_prepare_kept(ObDelivery *d, HeapTuple stored, TupleDesc desc,
+									const ObInboxAtts *atts, bool *going);
 extern void onboarding_mark_duplicate(ObDelivery *d, int64 original);
 extern HeapTuple onboarding_delivery_store(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts,
 										   ObDelivery *d, bool set_payload);
