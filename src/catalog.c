@@ -393,6 +393,20 @@ onboarding_enum_oid(ObEnumType type, const char *label)
 	return result;
 }
 
+/* The label of an enum value (palloc'd). */
+char *
+onboarding_enum_label(Oid value)
+{
+	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(value));
+	char	   *label;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for enum value %u", value);
+	label = pstrdup(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	ReleaseSysCache(tup);
+	return label;
+}
+
 /* How many labels onboarding.provider has. */
 int
 onboarding_provider_count(void)
@@ -505,12 +519,9 @@ onboarding_status_from_oid(ObGraph graph, Oid label)
 	return NULL;
 }
 
-/*
- * Attribute number of a column of one of the extension's tables (named for
- * the message); error if it is missing.
- */
-AttrNumber
-onboarding_attnum(TupleDesc desc, const char *table, const char *name)
+/* Attribute number of a column, or InvalidAttrNumber when there is none. */
+static AttrNumber
+catalog_attnum(TupleDesc desc, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -519,6 +530,20 @@ onboarding_attnum(TupleDesc desc, const char *table, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att->attnum;
 	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * Attribute number of a column of one of the extension's tables (named for
+ * the message); error if it is missing.
+ */
+AttrNumber
+onboarding_attnum(TupleDesc desc, const char *table, const char *name)
+{
+	AttrNumber	att = catalog_attnum(desc, name);
+
+	if (att != InvalidAttrNumber)
+		return att;
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
 			 errmsg("column \"%s\" of onboarding.%s does not exist", name, table),
@@ -546,11 +571,7 @@ onboarding_inbox_atts(TupleDesc desc, ObInboxAtts *atts)
 	atts->duplicate_of = onboarding_attnum(desc, "inbox", "duplicate_of");
 	atts->forced_by = onboarding_attnum(desc, "inbox", "forced_by");
 	/* (0.3.0's: absent while the library is newer than the schema) */
-	atts->extraction = InvalidAttrNumber;
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(desc, i)->attname), "extraction") == 0)
-			atts->extraction = TupleDescAttr(desc, i)->attnum;
+	atts->extraction = catalog_attnum(desc, "extraction");
 }
 
 /*

@@ -32,12 +32,9 @@
  */
 #include "onboarding.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_enum.h"
 #include "common/hashfn.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
-#include "utils/syscache.h"
 
 /* 'OBX' and the format's version (2: one-byte lengths, no row columns) */
 #define EXTRACTION_MAGIC	0x4f425802
@@ -158,20 +155,6 @@ put_str(StringInfo buf, const char *s, const ObDelivery *d)
 	put(buf, &ref, 1);
 }
 
-/* The label of an enum value. */
-static char *
-kept_enum_label(Oid value)
-{
-	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(value));
-	char	   *label;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for enum value %u", value);
-	label = pstrdup(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
-	ReleaseSysCache(tup);
-	return label;
-}
-
 /* Append a field's value, by its type. */
 static void
 put_value(StringInfo buf, ObField f, Datum v)
@@ -193,7 +176,7 @@ put_value(StringInfo buf, ObField f, Datum v)
 				break;
 			}
 		case KEPT_ENUM:
-			put_str(buf, kept_enum_label(DatumGetObjectId(v)), NULL);
+			put_str(buf, onboarding_enum_label(DatumGetObjectId(v)), NULL);
 			break;
 		case KEPT_JSONB:
 			put_str(buf, JsonbToCString(NULL, &DatumGetJsonbP(v)->root, 0), NULL);

@@ -143,39 +143,14 @@ onboarding_group_item_reset(ObGroupItem *it)
 	it->seq = 0;
 }
 
-/* Bodies read again by group folds and refolds, and kept extractions used */
+/* Stored bodies this backend's group folds and refolds have read again */
 static int64 bodies_read_again = 0;
-static int64 extractions_used = 0;
 
-/*
- * Load a stored delivery's kept extraction (extraction.c) into d, when it
- * has one made under the current rules: then its body is not read again.
- */
-static bool
-group_item_kept(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
+/* How many stored bodies this backend's folds have read again (DEBUG1, tests). */
+int64
+onboarding_group_bodies_read(void)
 {
-	bool		going;
-
-	if (atts->extraction == InvalidAttrNumber || d->payload == NULL)
-		return false;
-	if (!onboarding_prepare_kept(d, stored, desc, atts, &going))
-	{
-		bodies_read_again++;
-		return false;
-	}
-	extractions_used++;
-	return true;
-}
-
-/*
- * How many stored deliveries this backend's folds have prepared from their
- * bodies, and how many from kept extractions (DEBUG1 messages and tests).
- */
-void
-onboarding_group_read_counts(int64 *bodies, int64 *kept)
-{
-	*bodies = bodies_read_again;
-	*kept = extractions_used;
+	return bodies_read_again;
 }
 
 /*
@@ -186,10 +161,12 @@ static void
 group_item_prepare(ObDelivery *d, HeapTuple stored, TupleDesc desc, const ObInboxAtts *atts)
 {
 	bool		raw_null;
+	bool		going;
 	Datum		raw;
 
-	if (group_item_kept(d, stored, desc, atts))
+	if (onboarding_prepare_kept(d, stored, desc, atts, &going))
 		return;					/* its body is not read again */
+	bodies_read_again++;
 	raw = heap_getattr(stored, atts->raw, desc, &raw_null);
 	if (d->payload == NULL)
 	{

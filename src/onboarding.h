@@ -308,6 +308,7 @@ typedef struct ObInboxOids
 extern Oid	onboarding_schema_oid(void);
 extern const ObInboxOids *onboarding_inbox_oids(void);
 extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
+extern char *onboarding_enum_label(Oid value);
 extern int	onboarding_provider_count(void);
 extern uint64 onboarding_providers_generation(void);
 extern Oid	onboarding_provider_oid(ObProvider provider);
@@ -833,7 +834,7 @@ extern void onboarding_derive_stale(ObDelivery *d, ObEntState *e, int64 later_id
 extern ObEntState *onboarding_group_gather(Relation inbox, const ObInboxAtts *atts,
 		ObDelivery *late, List *refused, ObProvider provider, List **subjects, ObLockMode mode,
 		ObFold *f, List **items, HTAB *pool);
-extern void onboarding_group_read_counts(int64 *bodies, int64 *kept);
+extern int64 onboarding_group_bodies_read(void);
 extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
 		const ObInboxAtts *atts);
 extern ObGroupItem *onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup,

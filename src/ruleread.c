@@ -25,9 +25,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/pg_enum.h"
-#include "common/hashfn.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
@@ -35,7 +34,6 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 /* One row, as read: the values of every attribute the caller named */
@@ -226,14 +224,23 @@ onboarding_rule_rows(const char *table, const char *const *columns, int ncols,
 	return nread;
 }
 
-/* The label of an enum value, found in the syscache. */
-static const char *
-rule_enum_label(Datum value, HeapTuple *entry)
+/*
+ * Is a column's type an enum?  The rule tables' are text, arrays, integers,
+ * booleans and the enum onboarding.provider: those are told without a
+ * catalog lookup, and the enum met last is remembered.
+ */
+static bool
+rule_type_is_enum(Oid type)
 {
-	*entry = SearchSysCache1(ENUMOID, value);
-	if (!HeapTupleIsValid(*entry))
-		elog(ERROR, "cache lookup failed for enum value %u", DatumGetObjectId(value));
-	return NameStr(((Form_pg_enum) GETSTRUCT(*entry))->enumlabel);
+	static Oid	enum_type = InvalidOid;
+
+	if (type == enum_type)
+		return true;
+	if (type == TEXTOID || type == TEXTARRAYOID || type == BOOLOID || type == INT4OID ||
+		!type_is_enum(type))
+		return false;
+	enum_type = type;
+	return true;
 }
 
 /*
@@ -246,7 +253,6 @@ rule_enum_label(Datum value, HeapTuple *entry)
 char *
 onboarding_rule_text(HeapTuple tup, TupleDesc desc, int col)
 {
-	static Oid	enum_type = InvalidOid; /* the enum type met last */
 	Oid			type = TupleDescAttr(desc, col - 1)->atttypid;
 	bool		isnull;
 	Datum		v = heap_getattr(tup, col, desc, &isnull);
@@ -255,16 +261,8 @@ onboarding_rule_text(HeapTuple tup, TupleDesc desc, int col)
 		return NULL;
 	if (type == TEXTOID)
 		return TextDatumGetCString(v);
-	if (type != enum_type && type_is_enum(type))
-		enum_type = type;
-	if (type == enum_type)
-	{
-		HeapTuple	entry;
-		char	   *label = pstrdup(rule_enum_label(v, &entry));
-
-		ReleaseSysCache(entry);
-		return label;
-	}
+	if (rule_type_is_enum(type))
+		return onboarding_enum_label(DatumGetObjectId(v));
 	return SPI_getvalue(tup, desc, col);
 }
 
@@ -288,16 +286,13 @@ onboarding_rule_row_hash(HeapTuple tup, TupleDesc desc, int first, uint64 seed)
 
 		if (isnull)
 			seed = hash_bytes_uint32_extended(0x6e756c6c, seed);
-		else if (att->atttypid != TEXTOID && att->atttypid != TEXTARRAYOID &&
-				 att->atttypid != BOOLOID && att->atttypid != INT4OID &&
-				 type_is_enum(att->atttypid))
+		else if (rule_type_is_enum(att->atttypid))
 		{
 			/* by label: an enum's OIDs differ from one database to another */
-			HeapTuple	entry;
-			const char *label = rule_enum_label(v, &entry);
+			char	   *label = onboarding_enum_label(DatumGetObjectId(v));
 
 			seed = hash_bytes_extended((const unsigned char *) label, strlen(label), seed);
-			ReleaseSysCache(entry);
+			pfree(label);
 		}
 		else if (att->attbyval)
 		{

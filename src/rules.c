@@ -190,12 +190,18 @@ rules_load(void)
 		HeapTuple  *rows;
 		HeapTuple  *guards = NULL;
 		int			nguards = 0;
+		char	  **guard_keys;
 
 		n = onboarding_rule_rows("status_map", map_cols, lengthof(map_cols), map_order,
 								 lengthof(map_order), &desc, &rows);
 		if (OidIsValid(status_guard_relid))
 			nguards = onboarding_rule_rows("status_guard", guard_cols, lengthof(guard_cols),
 										   NULL, 0, &gdesc, &guards);
+		/* the guards' keys as text, once: every mapping looks for its own */
+		guard_keys = palloc(sizeof(char *) * 4 * Max(nguards, 1));
+		for (int g = 0; g < nguards; g++)
+			for (int k = 0; k < 4; k++)
+				guard_keys[g * 4 + k] = onboarding_rule_text(guards[g], gdesc, k + 1);
 		cache->mappings = MemoryContextAllocZero(cxt, sizeof(RuleMapping) * Max(n, 1));
 		for (uint64 i = 0; i < n; i++)
 		{
@@ -214,10 +220,10 @@ rules_load(void)
 				continue;		/* the table's CHECK constraints make this unreachable */
 			/* its guard: the status_guard row of the same provider, event, entity and status */
 			for (int g = 0; g < nguards && isnull; g++)
-				if (strcmp(onboarding_rule_text(guards[g], gdesc, 1), provider) == 0 &&
-					strcmp(onboarding_rule_text(guards[g], gdesc, 2), event_type) == 0 &&
-					strcmp(onboarding_rule_text(guards[g], gdesc, 3), entity) == 0 &&
-					strcmp(onboarding_rule_text(guards[g], gdesc, 4), status) == 0)
+				if (strcmp(guard_keys[g * 4], provider) == 0 &&
+					strcmp(guard_keys[g * 4 + 1], event_type) == 0 &&
+					strcmp(guard_keys[g * 4 + 2], entity) == 0 &&
+					strcmp(guard_keys[g * 4 + 3], status) == 0)
 					only_from = SPI_getbinval(guards[g], gdesc, 5, &isnull);
 			m->provider = onboarding_provider_from_name(provider);
 			if (!isnull)

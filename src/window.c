@@ -531,11 +531,8 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	bool		stale_known = false;
 	TimestampTz prev_at = 0;
 	const char *why = NULL;
-	int64		bodies_before,
-				bodies_after,
-				kept;
+	int64		bodies_before = onboarding_group_bodies_read();
 
-	onboarding_group_read_counts(&bodies_before, &kept);
 	memset(w, 0, sizeof(ObWindow));
 	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
 		d->duplicate_candidate != 0 || onboarding_fold_bound(f))
@@ -651,7 +648,12 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			it->d->order_at = it->d->event_at;
 			onboarding_fold_step(&w->fnew, it->d, tnew);
 			new_illegal = it->d->decided;
-			if ((new_illegal && it->d->outcome != OB_ILLEGAL) || (old_illegal && !new_illegal))
+			if (new_illegal && it->d->outcome != OB_ILLEGAL)
+			{
+				why = "a delivery after it is decided otherwise than illegal";
+				goto fold_whole;
+			}
+			if (old_illegal && !new_illegal)
 			{
 				why = "an illegal delivery after it becomes legal";
 				goto fold_whole;
@@ -728,11 +730,11 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		}
 	}
 	w->ready = true;
-	onboarding_group_read_counts(&bodies_after, &kept);
 	ereport(DEBUG1,
 			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries read: %d (bodies read again: %lld), history rows removed: %d, added: %d, other outcomes rewritten: %d",
 							 (long long) d->id, w->read,
-							 (long long) (bodies_after - bodies_before), list_length(w->removed),
+							 (long long) (onboarding_group_bodies_read() - bodies_before),
+							 list_length(w->removed),
 							 list_length(w->added), list_length(w->rewrite))));
 	return true;
 
