@@ -154,5 +154,86 @@ SELECT headers->>'bounded' AS delivery, outcome FROM onboarding.inbox
 DELETE FROM onboarding.value_rule WHERE provider = 'celcoin' AND position = 9;
 DELETE FROM onboarding.status_map WHERE status_raw = 'BLOQUEIO-TESTE';
 
+-- A late delivery that creates a row: Celcoin's onboarding-create (it
+-- creates the account and moves the proposal to account_created) arriving
+-- after the RESOURCE_CREATED placed after it.  The account, which no
+-- stored delivery created, starts empty at its place in both folds and is
+-- the new fold's; the late delivery is stale by the proposal, the first of
+-- its stored rows that a delivery after it and arrived before it touches.
+-- Refolded from its place, not with its whole group.
+CREATE FUNCTION pg_temp.cc(entity text, status text, at text, proposal text) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_object(
+             'entity', entity, 'createTimestamp', at, 'status', status,
+             'webhookId', 'bounded-' || proposal || '-' || entity || '-' || status,
+             'body', CASE WHEN entity = 'onboarding-create'
+                          THEN jsonb_build_object('account', jsonb_build_object(
+                                   'branch', '0001', 'account', '300541273', 'name', 'Ana Beatriz Souza',
+                                   'documentNumber', '38108380715', 'ispb', '13935893'),
+                               'onboardingId', proposal, 'proposalId', proposal,
+                               'clientCode', 'CLI-bounded')
+                          WHEN entity = 'account-status'
+                          THEN jsonb_build_object('account', '300541273', 'clientCode', 'CLI-bounded',
+                               'documentNumber', '38108380715', 'onboardingId', proposal)
+                          ELSE jsonb_build_object('proposalId', proposal, 'clientCode', 'CLI-bounded',
+                               'documentNumber', '38108380715', 'proposalType', 'PF',
+                               'onboardingType', 'BAAS') END)
+$$;
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'CREATED', '2026-03-01T10:00:00Z', 'bounded-new'), '{"bounded": "new"}'),
+    (pg_temp.cc('onboarding-proposal', 'APPROVED', '2026-03-01T10:10:00Z', 'bounded-new'), '{"bounded": "new"}'),
+    (pg_temp.cc('onboarding-proposal', 'RESOURCE_CREATED', '2026-03-01T10:12:00Z', 'bounded-new'), '{"bounded": "new"}');
+BEGIN;
+SET LOCAL client_min_messages = debug1;
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-create', 'CONFIRMED', '2026-03-01T10:11:00Z', 'bounded-new'), '{"bounded": "new-late"}');
+RESET client_min_messages;
+COMMIT;
+SELECT event_type, status_raw, outcome, detail FROM onboarding.inbox
+ WHERE headers->>'bounded' IN ('new', 'new-late') ORDER BY event_at;
+SELECT entity, from_status, to_status, event_at FROM onboarding.history
+ WHERE entity_key = 'bounded-new' ORDER BY event_at, id;
+SELECT status, branch, number, first_event_at, last_event_at FROM onboarding.account
+ WHERE account_key = 'bounded-new';
+
+-- Stale by the second of its rows: the account, which a delivery after it
+-- touched and which arrived before it, while none such touched the
+-- proposal.  The first row does not settle it: every delivery after it is
+-- read before the account is named.
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'CREATED', '2026-03-02T10:00:00Z', 'bounded-two'), '{"bounded": "two"}'),
+    (pg_temp.cc('onboarding-proposal', 'APPROVED', '2026-03-02T10:10:00Z', 'bounded-two'), '{"bounded": "two"}'),
+    (pg_temp.cc('account-status', 'ATIVO', '2026-03-02T10:13:00Z', 'bounded-two'), '{"bounded": "two"}');
+BEGIN;
+SET LOCAL client_min_messages = debug1;
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-create', 'CONFIRMED', '2026-03-02T10:11:00Z', 'bounded-two'), '{"bounded": "two-late"}');
+RESET client_min_messages;
+COMMIT;
+SELECT event_type, status_raw, outcome, detail FROM onboarding.inbox
+ WHERE headers->>'bounded' IN ('two', 'two-late') ORDER BY event_at;
+SELECT entity, from_status, to_status, event_at FROM onboarding.history
+ WHERE entity_key = 'bounded-two' ORDER BY event_at, id;
+
+-- An illegal delivery after it that the late one makes legal: Celcoin's
+-- RESOURCE_CREATED cannot follow created, and is stored illegal; the
+-- APPROVED placed before it arrives last, and RESOURCE_CREATED, legal
+-- now, is rewritten: applied (no delivery after it came before it), while
+-- the late APPROVED is stale by it.  Refolded from its place.
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'CREATED', '2026-03-03T10:00:00Z', 'bounded-legal'), '{"bounded": "legal"}'),
+    (pg_temp.cc('onboarding-proposal', 'RESOURCE_CREATED', '2026-03-03T10:20:00Z', 'bounded-legal'), '{"bounded": "legal"}');
+SELECT status_raw, outcome FROM onboarding.inbox WHERE headers->>'bounded' = 'legal' ORDER BY event_at;
+BEGIN;
+SET LOCAL client_min_messages = debug1;
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'APPROVED', '2026-03-03T10:10:00Z', 'bounded-legal'), '{"bounded": "legal-late"}');
+RESET client_min_messages;
+COMMIT;
+SELECT status_raw, outcome, detail FROM onboarding.inbox
+ WHERE headers->>'bounded' IN ('legal', 'legal-late') ORDER BY event_at;
+SELECT from_status, to_status, event_at FROM onboarding.history
+ WHERE entity_key = 'bounded-legal' ORDER BY event_at, id;
+
 -- Both paths give what a replay from nothing gives.
 SELECT count(*) AS verify_differences FROM onboarding.verify();

@@ -688,9 +688,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	if (late)
 	{
 		/* what its arrival changes, or its whole group */
-		if (w.ready)
-			onboarding_window_write(inbox, atts, d, &w);
-		else
+		if (!w.ready || !onboarding_window_write(inbox, atts, d, &w))
 			onboarding_group_derive(inbox, atts, d, d->provider, onboarding_derive_subjects(d, &f), dry_run, pool, NULL);
 		return;
 	}

@@ -378,7 +378,7 @@ onboarding_inbox_before_update(PG_FUNCTION_ARGS)
 		Form_pg_attribute att = TupleDescAttr(desc, evidence[i] - 1);
 
 		if (oldnull != newnull ||
-			(!oldnull && !datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+			(!oldnull && !datum_image_eq(oldv, newv, att->attbyval, att->attlen)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("cannot change column \"%s\" of onboarding.inbox", names[i]),

@@ -774,6 +774,8 @@ typedef struct ObWindow
 	ObEntState *stale_ent;		/* L is stale: the row, */
 	int64		stale_id;		/* and the delivery after it that came first */
 	int			read;			/* deliveries read after L's place */
+	ObDelivery	prepared;		/* L as it came, for the group fold */
+	char	   *prepared_detail;	/* (onboarding_window_write: a race) */
 } ObWindow;
 
 /* A delivery of a group, as the fold sees it (group.c) */
@@ -847,7 +849,7 @@ extern HTAB *onboarding_group_pool_create(void);
 /* window.c */
 extern bool onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObFold *f, HTAB *pool, ObWindow *w);
-extern void onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
+extern bool onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObWindow *w);
 
 #endif							/* ONBOARDING_H */

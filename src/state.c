@@ -176,7 +176,7 @@ state_record_update(TriggerData *trigdata, ObProvider provider)
 		oldv = heap_getattr(oldt, i + 1, desc, &oldnull);
 		newv = heap_getattr(newt, i + 1, desc, &newnull);
 		if (oldnull == newnull &&
-			(oldnull || datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+			(oldnull || datum_image_eq(oldv, newv, att->attbyval, att->attlen)))
 			continue;
 		if (nfields++ > 0)
 			appendStringInfoString(&body, ", ");
@@ -353,7 +353,7 @@ onboarding_state_before_update(PG_FUNCTION_ARGS)
 			oldv = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &oldnull);
 			newv = heap_getattr(trigdata->tg_newtuple, attnum, desc, &newnull);
 			if (oldnull != newnull ||
-				(!oldnull && !datumIsEqual(oldv, newv, att->attbyval, att->attlen)))
+				(!oldnull && !datum_image_eq(oldv, newv, att->attbyval, att->attlen)))
 				ereport(ERROR,
 						(errcode(ERRCODE_CHECK_VIOLATION),
 						 errmsg("cannot change column \"%s\" of onboarding.%s", guarded[i],

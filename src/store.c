@@ -1732,9 +1732,12 @@ history_text_is(TupleTableSlot *slot, AttrNumber att, const char *want)
 
 /*
  * The status an entity (provider, entity name, key) had just before time
- * at: the to_status of its latest history row with an earlier event_at.
- * *status is NULL when it had none.  Returns false when history has no
- * index by time (the caller folds the whole group instead).
+ * at: the to_status of its latest history row with an earlier event_at,
+ * the one with the highest id among those at that time (ids are event
+ * order within one time; the index keeps such rows in heap order, which a
+ * rewritten history no longer follows).  *status is NULL when it had none.
+ * Returns false when history has no index by time (the caller folds the
+ * whole group instead).
  */
 bool
 onboarding_store_history_before(Oid provider, const char *entity, const char *key,
@@ -1744,6 +1747,9 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	SnapshotData dirty;
 	IndexScanDesc scan;
 	Datum		probe[3];
+	bool		found = false;
+	TimestampTz latest_at = 0;
+	int64		latest_id = 0;
 
 	*status = NULL;
 	if (s == NULL)
@@ -1757,14 +1763,23 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	{
 		bool		isnull;
 		Datum		to;
+		TimestampTz row_at;
+		int64		id;
 
 		slot_getallattrs(s->slot);
 		if (!history_row_is(s, s->slot, probe, false))
 			continue;			/* another entity's row */
+		row_at = DatumGetTimestampTz(slot_getattr(s->slot, onboarding_store_attnum(s, "event_at"), &isnull));
+		if (found && row_at != latest_at)
+			break;				/* every row at the latest time seen */
+		id = DatumGetInt64(slot_getattr(s->slot, onboarding_store_attnum(s, "id"), &isnull));
+		if (found && id < latest_id)
+			continue;
+		found = true;
+		latest_at = row_at;
+		latest_id = id;
 		to = slot_getattr(s->slot, onboarding_store_attnum(s, "to_status"), &isnull);
-		if (!isnull)
-			*status = TextDatumGetCString(to);
-		break;
+		*status = isnull ? NULL : TextDatumGetCString(to);
 	}
 	index_endscan(scan);
 	ExecClearTuple(s->slot);

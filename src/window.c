@@ -45,15 +45,20 @@
  * stand as they are; only the deliveries between judged otherwise, and
  * the history rows made otherwise, are rewritten.  Columns that add up
  * over every delivery (first_event_at, last_received_at, subjects) take
- * L's share.
+ * L's share.  A row no stored delivery created (L creates it) starts
+ * empty in both folds and is the new fold's.  L is stale by the first of
+ * its stored rows, in its touches' order, that a delivery after it and
+ * arrived before it touches, as group_fold says; so is an illegal delivery
+ * after it that L makes legal (WindowStale).
  *
  * The old fold must give back what is stored (the outcomes of the
  * deliveries it meets); where it does not, or where the window cannot say
  * what the whole fold would (a delivery without a time in the group,
  * events at the same time as L's or each other's, a delivery that touches
- * rows L does not, several subjects, a user's additions to the tables, an
- * illegal delivery that L makes legal), the group is folded whole, as
- * before.  So the two paths can never disagree on a result.
+ * rows L does not or a row L creates, several subjects, a user's additions
+ * to the tables, a row L creates that another session creates first),
+ * the group is folded whole, as before.  So the two paths can never
+ * disagree on a result.
  */
 
 /* Deliveries a bounded refold may read after its place before it gives up */
@@ -191,7 +196,7 @@ window_same(ObFold *a, ObFold *b)
 				continue;
 			if (x->nulls[i] != y->nulls[i] || (kind == WC_SET && x->set[i] != y->set[i]))
 				return false;
-			if (!x->nulls[i] && !datumIsEqual(x->values[i], y->values[i], att->attbyval, att->attlen))
+			if (!x->nulls[i] && !datum_image_eq(x->values[i], y->values[i], att->attbyval, att->attlen))
 				return false;
 		}
 	}
@@ -227,6 +232,8 @@ window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool conv
 			bool		new_set,
 						old_set;
 
+			if (!s->in_table && kind != WC_ADD)
+				continue;		/* a row L creates: the new fold's */
 			if (kind == WC_KEEP || kind == WC_ADD || converged)
 			{
 				n->values[i] = s->values[i];
@@ -237,11 +244,11 @@ window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool conv
 			old_set = kind == WC_SET ? o->set[i] : (kind != WC_LATEST || !o->nulls[i]);
 			if (old_set && kind != WC_STATUS && kind != WC_FLOW &&
 				(s->nulls[i] != o->nulls[i] ||
-				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				 (!s->nulls[i] && !datum_image_eq(s->values[i], o->values[i], att->attbyval, att->attlen))))
 				return false;	/* the old fold does not give back what is stored */
 			if ((kind == WC_STATUS || kind == WC_FLOW) &&
 				(s->nulls[i] != o->nulls[i] ||
-				 (!s->nulls[i] && !datumIsEqual(s->values[i], o->values[i], att->attbyval, att->attlen))))
+				 (!s->nulls[i] && !datum_image_eq(s->values[i], o->values[i], att->attbyval, att->attlen))))
 				return false;
 			if (!new_set)
 			{
@@ -250,6 +257,14 @@ window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool conv
 				n->values[i] = s->values[i];
 				n->nulls[i] = s->nulls[i];
 			}
+		}
+		if (!s->in_table)
+		{
+			/* the old fold must not have created it: no stored delivery did */
+			if (o->exists)
+				return false;
+			if (!n->exists)
+				continue;		/* L is illegal: still no row */
 		}
 		n->exists = true;
 		/* what adds up over every delivery: L's share */
@@ -497,6 +512,101 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 	return true;
 }
 
+/*
+ * Which row makes a delivery of the window stale, as group_fold says: the
+ * first of its stored rows, in its touches' order, that a delivery placed
+ * after it and arrived before it touches, and the nearest such delivery.
+ * The first row settles it at once; another only once every delivery
+ * after it is read and none touched an earlier row.
+ */
+typedef struct WindowStale
+{
+	ObDelivery *d;
+	List	   *rows;			/* ObEntState *, its touches' order */
+	int64	   *by;				/* per row: the first such delivery, or 0 */
+	bool		known;
+} WindowStale;
+
+/* A delivery whose staleness the window is to say; an illegal one is not stale. */
+static WindowStale *
+window_stale_new(ObDelivery *d, List *rows)
+{
+	WindowStale *ws = palloc0(sizeof(WindowStale));
+
+	ws->d = d;
+	ws->rows = rows;
+	ws->by = palloc0(Max(list_length(rows), 1) * sizeof(int64));
+	ws->known = d->decided || rows == NIL;
+	return ws;
+}
+
+/* Delivery x, placed after every one of jobs, touches what touches lists. */
+static bool
+window_stale_see(List *jobs, ObDelivery *x, List *touches)
+{
+	ListCell   *lj,
+			   *lr;
+	bool		all_known = true;
+
+	foreach(lj, jobs)
+	{
+		WindowStale *j = (WindowStale *) lfirst(lj);
+		int			r = 0;
+
+		if (!j->known && x->id < j->d->id)
+		{
+			foreach(lr, j->rows)
+			{
+				if (j->by[r] == 0 && window_touches(touches, (ObEntState *) lfirst(lr)))
+					j->by[r] = x->id;
+				r++;
+			}
+			j->known = j->by[0] != 0;
+		}
+		all_known &= j->known;
+	}
+	return all_known;
+}
+
+/*
+ * Every delivery after them read (or, for the settled ones, enough): the
+ * row that makes each stale, if any.  Returns the late one's row (its
+ * delivery in *by), or NULL; marks the others stale.
+ */
+static ObEntState *
+window_stale_end(List *jobs, int64 *by)
+{
+	ListCell   *lj,
+			   *lr;
+	ObEntState *late_row = NULL;
+
+	*by = 0;
+	foreach(lj, jobs)
+	{
+		WindowStale *j = (WindowStale *) lfirst(lj);
+		int			r = 0;
+
+		if (j->d->decided)
+			continue;
+		foreach(lr, j->rows)
+		{
+			if (j->by[r] != 0)
+			{
+				if (lj == list_head(jobs))
+				{
+					late_row = (ObEntState *) lfirst(lr);
+					*by = j->by[r];
+				}
+				else
+					onboarding_derive_stale(j->d, (ObEntState *) lfirst(lr), j->by[r]);
+				break;
+			}
+			r++;
+		}
+	}
+	return late_row;
+}
+
 /* Say at DEBUG1 why late delivery d folds its whole group; returns false. */
 static bool
 window_whole(ObDelivery *d, const char *why)
@@ -521,7 +631,9 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	List	   *subjects;
 	List	   *stored = NIL;
 	List	   *touches;
-	List	   *stale_from;		/* L's rows, in its touches' order */
+	List	   *stale_from;		/* L's rows that were stored, in its touches' order */
+	List	   *stale = NIL;	/* WindowStale *: L, then the illegal ones it makes legal */
+	List	   *fresh = NIL;	/* L's rows that no stored delivery created */
 	List	   *newer;			/* HeapTuple: arrived after L, derived before */
 	ObFold		old = {0};
 	WindowScan	ws;
@@ -537,9 +649,6 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->forced ||
 		d->duplicate_candidate != 0 || onboarding_fold_bound(f))
 		return window_whole(d, "it has no time of its own, is an override, or its rows are bound by a user's additions");
-	foreach(lc, f->ents)
-		if (!((ObEntState *) lfirst(lc))->in_table)
-			return window_whole(d, "a row it touches is new");
 	subjects = onboarding_derive_subjects(d, f);
 	if (list_length(subjects) != 1)
 		return window_whole(d, "its rows have seen several subjects");
@@ -571,9 +680,21 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	touches = onboarding_fold_touches(&w->fnew, d);
 	stale_from = NIL;
 	foreach(lc, touches)
-		stale_from = lappend(stale_from, ((ObTouch *) lfirst(lc))->ent);
+	{
+		ObEntState *e = ((ObTouch *) lfirst(lc))->ent;
+
+		/*
+		 * A row no stored delivery created can be touched by none after L
+		 * (below): it cannot make L stale.
+		 */
+		if (e->in_table)
+			stale_from = lappend(stale_from, e);
+		else
+			fresh = lappend(fresh, e);
+	}
 	onboarding_fold_step(&w->fnew, d, touches);
-	stale_known = d->decided;	/* an illegal L is not stale */
+	stale = list_make1(window_stale_new(d, stale_from));
+	stale_known = ((WindowStale *) linitial(stale))->known;
 
 	/* then the deliveries after it, in both folds, until they meet */
 	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, false, d->event_at);
@@ -633,6 +754,12 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 				why = "a delivery after it touches rows it does not";
 				goto fold_whole;
 			}
+			foreach(lc, fresh)
+				if (window_touches(tnew, (ObEntState *) lfirst(lc)))
+				{
+					why = "a delivery after it touches a row that it creates";
+					goto fold_whole;
+				}
 
 			onboarding_fold_step(&old, it->d, told);
 			old_illegal = it->d->decided;
@@ -655,32 +782,27 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 			}
 			if (old_illegal && !new_illegal)
 			{
-				why = "an illegal delivery after it becomes legal";
-				goto fold_whole;
+				List	   *rows = NIL;
+
+				/* legal now: applied, or stale by what came after it (below) */
+				it->d->outcome = OB_APPLIED;
+				foreach(lc, tnew)
+					rows = lappend(rows, ((ObTouch *) lfirst(lc))->ent);
+				stale = lappend(stale, window_stale_new(it->d, rows));
+				stale_known = false;
+				w->rewrite = lappend(w->rewrite, it);
 			}
 			if (new_illegal && (!old_illegal || strcmp(old_detail, it->d->detail.data) != 0))
 				w->rewrite = lappend(w->rewrite, it);
 			converged = window_same(&w->fnew, &old);
 		}
 
-		/* L is stale when a delivery after it arrived before it (group_fold) */
-		if (!stale_known && it->d->id < d->id)
-		{
-			ObEntState *first = (ObEntState *) linitial(stale_from);
-
-			if (window_touches(tnew, first))
-			{
-				w->stale_ent = first;
-				w->stale_id = it->d->id;
-				stale_known = true;
-			}
-			else if (list_length(stale_from) > 1)
-			{
-				why = "which of its rows makes it stale needs the group";
-				goto fold_whole;
-			}
-		}
+		/* L, and those it makes legal, are stale by what came after them first */
+		if (!stale_known)
+			stale_known = window_stale_see(stale, it->d, tnew);
 	}
+	/* (all settled, or every delivery after L read: settled now) */
+	w->stale_ent = window_stale_end(stale, &w->stale_id);
 
 	/*
 	 * Where the folds met, the next delivery must not share the last one's
@@ -730,6 +852,8 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		}
 	}
 	w->ready = true;
+	w->prepared = prepared;
+	w->prepared_detail = detail;
 	ereport(DEBUG1,
 			(errmsg_internal("late delivery %lld refolded from its place; stored deliveries read: %d (bodies read again: %lld), history rows removed: %d, added: %d, other outcomes rewritten: %d",
 							 (long long) d->id, w->read,
@@ -749,9 +873,12 @@ fold_whole:
 
 /*
  * Write a planned bounded refold: the rows, the history rows that change,
- * and the derived columns of the deliveries judged otherwise.
+ * and the derived columns of the deliveries judged otherwise.  Returns
+ * false, having written nothing and put d back as it came, when a row L
+ * creates was created meanwhile by another session: the caller folds the
+ * group whole.
  */
-void
+bool
 onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObWindow *w)
 {
 	ListCell   *lc;
@@ -759,7 +886,11 @@ onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, 
 	Oid			provider = onboarding_provider_oid(w->fnew.provider);
 
 	if (!onboarding_fold_write_rows(&w->fnew))
-		elog(ERROR, "a row of a bounded refold was not in its table");
+	{
+		(void) window_whole(d, "a row it creates was created meanwhile");
+		onboarding_delivery_reset(d, &w->prepared, w->prepared_detail);
+		return false;
+	}
 	foreach(lc, w->removed)
 		onboarding_store_history_delete((ItemPointer) lfirst(lc));
 	s = onboarding_derive_open_history();
@@ -780,4 +911,5 @@ onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, 
 	if (!d->decided && w->stale_ent != NULL)
 		onboarding_derive_stale(d, w->stale_ent, w->stale_id);
 	w->fnew.history = NIL;
+	return true;
 }
