@@ -1750,6 +1750,9 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	bool		found = false;
 	TimestampTz latest_at = 0;
 	int64		latest_id = 0;
+	AttrNumber	att_at,
+				att_id,
+				att_to;
 
 	*status = NULL;
 	if (s == NULL)
@@ -1758,6 +1761,9 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	probe[0] = ObjectIdGetDatum(provider);
 	probe[1] = CStringGetTextDatum(entity);
 	probe[2] = CStringGetTextDatum(key);
+	att_at = onboarding_store_attnum(s, "event_at");
+	att_id = onboarding_store_attnum(s, "id");
+	att_to = onboarding_store_attnum(s, "to_status");
 	scan = history_scan_at(s, &dirty, key, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
 	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
 	{
@@ -1769,16 +1775,16 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 		slot_getallattrs(s->slot);
 		if (!history_row_is(s, s->slot, probe, false))
 			continue;			/* another entity's row */
-		row_at = DatumGetTimestampTz(slot_getattr(s->slot, onboarding_store_attnum(s, "event_at"), &isnull));
+		row_at = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
 		if (found && row_at != latest_at)
 			break;				/* every row at the latest time seen */
-		id = DatumGetInt64(slot_getattr(s->slot, onboarding_store_attnum(s, "id"), &isnull));
+		id = DatumGetInt64(slot_getattr(s->slot, att_id, &isnull));
 		if (found && id < latest_id)
 			continue;
 		found = true;
 		latest_at = row_at;
 		latest_id = id;
-		to = slot_getattr(s->slot, onboarding_store_attnum(s, "to_status"), &isnull);
+		to = slot_getattr(s->slot, att_to, &isnull);
 		*status = isnull ? NULL : TextDatumGetCString(to);
 	}
 	index_endscan(scan);
