@@ -235,5 +235,27 @@ SELECT status_raw, outcome, detail FROM onboarding.inbox
 SELECT from_status, to_status, event_at FROM onboarding.history
  WHERE entity_key = 'bounded-legal' ORDER BY event_at, id;
 
+-- A delivery after the late one that touches a row the late one does not:
+-- Celcoin's onboarding-create, placed after a late APPROVED, creates the
+-- account besides moving the proposal.  The account joins both folds as
+-- stored (locked without waiting), at its status before the late one's
+-- place; the late one's share (first event, subjects) is not added to it.
+-- Here the late APPROVED also makes the RESOURCE_CREATED after it legal.
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'CREATED', '2026-03-04T10:00:00Z', 'bounded-extra'), '{"bounded": "extra"}'),
+    (pg_temp.cc('onboarding-create', 'CONFIRMED', '2026-03-04T10:11:00Z', 'bounded-extra'), '{"bounded": "extra"}'),
+    (pg_temp.cc('onboarding-proposal', 'RESOURCE_CREATED', '2026-03-04T10:12:00Z', 'bounded-extra'), '{"bounded": "extra"}');
+BEGIN;
+SET LOCAL client_min_messages = debug1;
+INSERT INTO onboarding.inbox (payload, headers) VALUES
+    (pg_temp.cc('onboarding-proposal', 'APPROVED', '2026-03-04T10:10:00Z', 'bounded-extra'), '{"bounded": "extra-late"}');
+RESET client_min_messages;
+COMMIT;
+SELECT status_raw, outcome, detail FROM onboarding.inbox
+ WHERE headers->>'bounded' IN ('extra', 'extra-late') ORDER BY event_at;
+SELECT entity, from_status, to_status, event_at FROM onboarding.history
+ WHERE entity_key = 'bounded-extra' ORDER BY event_at, id;
+SELECT status, first_event_at, subjects FROM onboarding.account WHERE account_key = 'bounded-extra';
+
 -- Both paths give what a replay from nothing gives.
 SELECT count(*) AS verify_differences FROM onboarding.verify();

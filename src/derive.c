@@ -567,6 +567,27 @@ derive_in_order(ObDelivery *d, ObEntState *e)
 	return true;
 }
 
+/*
+ * Is d late: placed before what one of its rows has seen, or creating a
+ * row while a delivery of its group is placed after it?
+ */
+static bool
+derive_late(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold *f)
+{
+	ListCell   *lc;
+	bool		creates = false;
+
+	foreach(lc, f->ents)
+	{
+		ObEntState *e = (ObEntState *) lfirst(lc);
+
+		if (!derive_in_order(d, e))
+			return true;
+		creates |= !e->in_table;
+	}
+	return creates && onboarding_window_later(inbox, atts, d);
+}
+
 /* Where a late delivery's group starts: its subject, its rows' keys and subjects. */
 List *
 onboarding_derive_subjects(ObDelivery *d, ObFold *f)
@@ -604,7 +625,6 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold
 		ResourceOwner owner = CurrentResourceOwner;
 		ObEntState *volatile blocked = NULL;
 		volatile bool late = false;
-		ListCell   *lc;
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
@@ -613,8 +633,7 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold
 			blocked = onboarding_derive_lock_nowait(d->provider, list_copy(f->ents));
 			if (blocked == NULL)
 			{
-				foreach(lc, f->ents)
-					late |= !derive_in_order(d, (ObEntState *) lfirst(lc));
+				late = derive_late(inbox, atts, d, f);
 				/* late: its window if that says it all, else its group's rows too */
 				if (late && !onboarding_window_plan(inbox, atts, d, f, pool, w))
 				{
@@ -677,8 +696,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	else
 	{
 		onboarding_derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
-		foreach(lc, f.ents)
-			late |= !derive_in_order(d, (ObEntState *) lfirst(lc));
+		late = derive_late(inbox, atts, d, &f);
 		if (late && !dry_run)
 		{
 			pool = onboarding_group_pool_create();

@@ -849,6 +849,7 @@ extern HTAB *onboarding_group_pool_create(void);
 /* window.c */
 extern bool onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObFold *f, HTAB *pool, ObWindow *w);
+extern bool onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d);
 extern bool onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObWindow *w);
 

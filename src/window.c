@@ -49,14 +49,16 @@
  * empty in both folds and is the new fold's.  L is stale by the first of
  * its stored rows, in its touches' order, that a delivery after it and
  * arrived before it touches, as group_fold says; so is an illegal delivery
- * after it that L makes legal (WindowStale).
+ * after it that L makes legal (WindowStale).  A row L does not touch that
+ * a delivery after it does joins both folds as stored (window_extra).
  *
  * The old fold must give back what is stored (the outcomes of the
  * deliveries it meets); where it does not, or where the window cannot say
  * what the whole fold would (a delivery without a time in the group,
  * events at the same time as L's or each other's, a delivery that touches
- * rows L does not or a row L creates, several subjects, a user's additions
- * to the tables, a row L creates that another session creates first),
+ * a row L creates, or a row L does not touch that another transaction
+ * holds, several subjects, a user's additions to the tables, a row L
+ * creates that another session creates first),
  * the group is folded whole, as before.  So the two paths can never
  * disagree on a result.
  */
@@ -210,7 +212,7 @@ window_same(ObFold *a, ObFold *b)
  * its value from before the place, which no one kept.
  */
 static bool
-window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool converged)
+window_final(ObWindow *w, ObFold *old, List *stored, List *extra, ObDelivery *late, bool converged)
 {
 	ListCell   *ln,
 			   *lo,
@@ -267,6 +269,8 @@ window_final(ObWindow *w, ObFold *old, List *stored, ObDelivery *late, bool conv
 				continue;		/* L is illegal: still no row */
 		}
 		n->exists = true;
+		if (list_member_ptr(extra, n))
+			continue;			/* a row L does not touch: as stored */
 		/* what adds up over every delivery: L's share */
 		onboarding_derive_bound(&n->values[cols->first_event_at], &n->nulls[cols->first_event_at],
 					 late->has_order_at, late->order_at, false);
@@ -370,6 +374,27 @@ window_scan_next(WindowScan *ws)
 		if (!TransactionIdIsValid(ws->dirty.xmin))
 			return tup;
 	return NULL;
+}
+
+/*
+ * Is a stored delivery of d's group (provider and subject) placed at or
+ * after d's time?  A delivery that creates a row is late then, though no
+ * row of its own says so: one placed after it may have touched that row
+ * without creating it (a Fitbank closure approved before its account
+ * existed), and the group fold counts that touch when it says stale.
+ */
+bool
+onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
+{
+	WindowScan	ws;
+	bool		later;
+
+	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->subject == NULL)
+		return false;
+	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, false, d->event_at);
+	later = window_scan_next(&ws) != NULL;
+	systable_endscan(ws.scan);
+	return later;
 }
 
 /* The stored outcome of an inbox row. */
@@ -607,6 +632,46 @@ window_stale_end(List *jobs, int64 *by)
 	return late_row;
 }
 
+/*
+ * A delivery after L touches rows L does not (ents from position from on,
+ * in both folds): take each as stored, locked without waiting, at its
+ * status just before L's place, which is also its status just before that
+ * delivery's (every delivery between, in event time, was read and touched
+ * no such row).  Returns false when a row is held by another transaction,
+ * is not stored, or has seen another subject: the caller folds the group.
+ */
+static bool
+window_extra(ObDelivery *late, ObFold *fnew, ObFold *old, int from, List **stored, List **extra)
+{
+	for (int i = from; i < list_length(fnew->ents); i++)
+	{
+		ObEntState *n = (ObEntState *) list_nth(fnew->ents, i);
+		ObEntState *o = (ObEntState *) list_nth(old->ents, i);
+		ObTableCols *cols;
+		ListCell   *lc;
+
+		(void) onboarding_derive_open(n->table, &cols);
+		if (n->table != o->table || strcmp(n->key, o->key) != 0 ||
+			onboarding_derive_lock_nowait(late->provider, list_make1(n)) != NULL || !n->in_table)
+			return false;
+		foreach(lc, onboarding_ent_subjects(n))
+			if (strcmp((const char *) lfirst(lc), late->subject) != 0)
+				return false;
+		*stored = lappend(*stored, window_copy(n));
+		if (!window_before(late->provider, n, late->event_at))
+			return false;
+		memcpy(o->values, n->values, cols->natts * sizeof(Datum));
+		memcpy(o->nulls, n->nulls, cols->natts * sizeof(bool));
+		o->in_table = n->in_table;
+		o->exists = n->exists;
+		o->row = n->row;
+		n->set = palloc0(cols->natts * sizeof(bool));
+		o->set = palloc0(cols->natts * sizeof(bool));
+		*extra = lappend(*extra, n);
+	}
+	return true;
+}
+
 /* Say at DEBUG1 why late delivery d folds its whole group; returns false. */
 static bool
 window_whole(ObDelivery *d, const char *why)
@@ -634,6 +699,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	List	   *stale_from;		/* L's rows that were stored, in its touches' order */
 	List	   *stale = NIL;	/* WindowStale *: L, then the illegal ones it makes legal */
 	List	   *fresh = NIL;	/* L's rows that no stored delivery created */
+	List	   *extra = NIL;	/* rows L does not touch that deliveries after it do */
 	List	   *newer;			/* HeapTuple: arrived after L, derived before */
 	ObFold		old = {0};
 	WindowScan	ws;
@@ -709,7 +775,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		bool		old_illegal;
 		bool		new_illegal;
 		char	   *old_detail;
-		int			nents = list_length(f->ents);
+		int			nents = list_length(w->fnew.ents);
 
 		/* what L cannot change: duplicates, bodies no rule reads */
 		if (was == OB_DUPLICATE || was == OB_UNRECOGNIZED || was == OB_INVALID)
@@ -749,9 +815,15 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		{
 			tnew = onboarding_fold_touches(&w->fnew, it->d);
 			told = onboarding_fold_touches(&old, it->d);
-			if (list_length(w->fnew.ents) != nents || list_length(old.ents) != nents)
+			if (list_length(w->fnew.ents) != list_length(old.ents))
 			{
 				why = "a delivery after it touches rows it does not";
+				goto fold_whole;
+			}
+			if (list_length(w->fnew.ents) > nents &&
+				!window_extra(d, &w->fnew, &old, nents, &stored, &extra))
+			{
+				why = "a delivery after it touches rows it does not, and one of them cannot be had";
 				goto fold_whole;
 			}
 			foreach(lc, fresh)
@@ -827,7 +899,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	systable_endscan(ws.scan);
 	ws.scan = NULL;
 
-	if (!window_final(w, &old, stored, d, converged) || !window_history(w, &old))
+	if (!window_final(w, &old, stored, extra, d, converged) || !window_history(w, &old))
 	{
 		why = "the folds did not meet, or history cannot say the change";
 		goto fold_whole;
