@@ -28,6 +28,8 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
+
 /* ---------------------------------------------------------------------
  * The bounded refold: a late delivery refolds only what its arrival changes
  * ---------------------------------------------------------------------
@@ -386,14 +388,36 @@ window_scan_next(WindowScan *ws)
 bool
 onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 {
-	WindowScan	ws;
-	bool		later;
+	const ObInboxOids *oids = onboarding_inbox_oids();
+	ObStore    *store;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	SnapshotData dirty;
+	ScanKeyData keys[3];
+	bool		later = false;
 
-	if (!onboarding_inbox_oids()->group_by_time || !d->has_event_at || d->subject == NULL)
+	if (!oids->group_by_time || !d->has_event_at || d->subject == NULL)
 		return false;
-	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, false, d->event_at);
-	later = window_scan_next(&ws) != NULL;
-	systable_endscan(ws.scan);
+
+	/*
+	 * Every delivery that creates a row asks: through the index the
+	 * duplicate check keeps open (dedupe.c), keyed by its columns' places
+	 * in the index, not through a catalog scan that opens it each time.
+	 */
+	store = onboarding_store(OB_S_INBOX);
+	slot = onboarding_store_slot(store);
+	onboarding_group_keys(keys, atts, d->provider, d->subject);
+	keys[0].sk_attno = 1;
+	keys[1].sk_attno = 2;
+	ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(d->event_at));
+	InitDirtySnapshot(dirty);
+	scan = ob_index_beginscan(inbox, onboarding_store_index(store, oids->group_index), &dirty, 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+	while (!later && index_getnext_slot(scan, ForwardScanDirection, slot))
+		later = !TransactionIdIsValid(dirty.xmin);	/* (as window_scan_next) */
+	index_endscan(scan);
+	ExecClearTuple(slot);
 	return later;
 }
 
@@ -594,42 +618,29 @@ window_stale_see(List *jobs, ObDelivery *x, List *touches)
 }
 
 /*
- * Every delivery after them read (or, for the settled ones, enough): the
- * row that makes each stale, if any.  Returns the late one's row (its
- * delivery in *by), or NULL; marks the others stale.
+ * The row that makes j's delivery stale, and the delivery that does (*by),
+ * once every delivery after it is read or the first row settled it; NULL
+ * when it is not stale.
  */
 static ObEntState *
-window_stale_end(List *jobs, int64 *by)
+window_stale_row(WindowStale *j, int64 *by)
 {
-	ListCell   *lj,
-			   *lr;
-	ObEntState *late_row = NULL;
+	ListCell   *lr;
+	int			r = 0;
 
 	*by = 0;
-	foreach(lj, jobs)
+	if (j->d->decided)
+		return NULL;
+	foreach(lr, j->rows)
 	{
-		WindowStale *j = (WindowStale *) lfirst(lj);
-		int			r = 0;
-
-		if (j->d->decided)
-			continue;
-		foreach(lr, j->rows)
+		if (j->by[r] != 0)
 		{
-			if (j->by[r] != 0)
-			{
-				if (lj == list_head(jobs))
-				{
-					late_row = (ObEntState *) lfirst(lr);
-					*by = j->by[r];
-				}
-				else
-					onboarding_derive_stale(j->d, (ObEntState *) lfirst(lr), j->by[r]);
-				break;
-			}
-			r++;
+			*by = j->by[r];
+			return (ObEntState *) lfirst(lr);
 		}
+		r++;
 	}
-	return late_row;
+	return NULL;
 }
 
 /*
@@ -873,8 +884,20 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		if (!stale_known)
 			stale_known = window_stale_see(stale, it->d, tnew);
 	}
-	/* (all settled, or every delivery after L read: settled now) */
-	w->stale_ent = window_stale_end(stale, &w->stale_id);
+	/*
+	 * All settled, or every delivery after L read: L's row is marked when
+	 * written; the others are judged now.
+	 */
+	w->stale_ent = window_stale_row((WindowStale *) linitial(stale), &w->stale_id);
+	for_each_from(lc, stale, 1)
+	{
+		WindowStale *j = (WindowStale *) lfirst(lc);
+		int64		by;
+		ObEntState *row = window_stale_row(j, &by);
+
+		if (row != NULL)
+			onboarding_derive_stale(j->d, row, by);
+	}
 
 	/*
 	 * Where the folds met, the next delivery must not share the last one's
