@@ -178,6 +178,7 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 	const ObInboxOids *oids = onboarding_inbox_oids();
 	ObStore    *store;
 	Relation	index;
+	ObInboxIndex which;
 	SnapshotData dirty;
 	ScanKeyData keys[4];
 	int			nkeys = 0;
@@ -202,9 +203,13 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 	onboarding_store_begin();
 	store = onboarding_store(OB_S_INBOX);
 	slot = onboarding_store_slot(store);
-	if (OidIsValid(oids->group_index))
+	which = OidIsValid(oids->group_index) ? OB_INBOX_GROUP_INDEX : OB_INBOX_HASH_INDEX;
+	if (onboarding_store_nparts(store) == 0)
+		return 0;				/* a partitioned inbox without partitions stores nothing */
+	/* (the first relation's index: every partition's has the same columns) */
+	(void) onboarding_store_part(store, 0, which, &index);
+	if (which == OB_INBOX_GROUP_INDEX)
 	{
-		index = onboarding_store_index(store, oids->group_index);
 		dedupe_key(&keys[nkeys++], 1, d->provider == OB_PROVIDER_NONE, index->rd_indcollation[0],
 				   F_ENUM_EQ, d->provider == OB_PROVIDER_NONE ? (Datum) 0 :
 				   ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
@@ -219,19 +224,22 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 							   InvalidOid, F_INT8EQ, Int64GetDatum((int64) d->body_hash));
 	}
 	else
-	{
-		index = onboarding_store_index(store, oids->hash_index);
 		ScanKeyInit(&keys[nkeys++], 1, BTEqualStrategyNumber, F_INT8EQ,
 					Int64GetDatum((int64) d->body_hash));
-	}
 
-	for (;;)
+	/*
+	 * In every relation that holds inbox rows (its partitions), from the
+	 * first again after a wait: a copy may have been stored meanwhile in
+	 * one already searched.
+	 */
+	for (int part = 0; part < onboarding_store_nparts(store);)
 	{
 		IndexScanDesc scan;
 		TransactionId xwait = InvalidTransactionId;
+		Relation	heap = onboarding_store_part(store, part, which, &index);
 
 		InitDirtySnapshot(dirty);
-		scan = ob_index_beginscan(inbox, index, &dirty, nkeys, 0);
+		scan = ob_index_beginscan(heap, index, &dirty, nkeys, 0);
 		index_rescan(scan, keys, nkeys, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
@@ -263,7 +271,10 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		}
 		index_endscan(scan);
 		if (!TransactionIdIsValid(xwait))
-			break;
+		{
+			part++;
+			continue;
+		}
 
 		/*
 		 * Wait without holding the hash lock, as a unique index waits
@@ -272,12 +283,13 @@ onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, b
 		 */
 		if (lock)
 			onboarding_dedupe_release();
-		XactLockTableWait(xwait, inbox, &slot->tts_tid, XLTW_InsertIndex);
+		XactLockTableWait(xwait, heap, &slot->tts_tid, XLTW_InsertIndex);
 		if (lock)
 		{
 			(void) LockAcquire(&dedupe_held_tag, ExclusiveLock, true, false);
 			dedupe_held = true;
 		}
+		part = 0;
 	}
 
 	ExecClearTuple(slot);

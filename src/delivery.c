@@ -363,5 +363,5 @@ onboarding_delivery_rewrite(ObDelivery *d, HeapTuple stored, TupleDesc desc,
 	if (recognised)
 		delivery_col(&c, atts->provider, false, ObjectIdGetDatum(onboarding_provider_oid(d->provider)));
 	delivery_derived_cols(&c, atts, d);
-	onboarding_store_rewrite(inbox, d->id, &stored->t_self, c.n, c.cols, c.values, c.nulls);
+	onboarding_store_rewrite(inbox, d->id, stored->t_tableOid, &stored->t_self, c.n, c.cols, c.values, c.nulls);
 }

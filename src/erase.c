@@ -368,7 +368,7 @@ erase_taxid_schema(void)
 
 /*
  * Erase one stored delivery (a row of the query below: id, ctid, payload,
- * raw, headers); returns whether it changed.
+ * raw, headers, subject, tableoid); returns whether it changed.
  */
 static bool
 erase_delivery(Eraser *e, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
@@ -378,6 +378,7 @@ erase_delivery(Eraser *e, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts
 	bool		changed = false;
 	int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &isnull));
+	Oid			part = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 	Datum		payload = SPI_getbinval(tup, desc, 3, &isnull);
 	bool		payload_null = isnull;
 	Datum		raw = SPI_getbinval(tup, desc, 4, &isnull);
@@ -418,7 +419,7 @@ erase_delivery(Eraser *e, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts
 	if (!headers_null)
 		values[2] = JsonbPGetDatum(erase_jsonb(e, DatumGetJsonbP(headers), &changed));
 	if (changed)
-		onboarding_store_rewrite(inbox, id, tid, atts->extraction != InvalidAttrNumber ? 5 : 4,
+		onboarding_store_rewrite(inbox, id, part, tid, atts->extraction != InvalidAttrNumber ? 5 : 4,
 								 cols, values, nulls);
 	return changed;
 }
@@ -578,12 +579,12 @@ onboarding_erase(PG_FUNCTION_ARGS)
 					 "  UNION"
 					 "  SELECT g.provider::onboarding.provider, g.subject"
 					 "    FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) g(provider, subject))"
-					 " SELECT i.id, i.ctid, i.payload, i.raw, i.headers, i.subject"
+					 " SELECT i.id, i.ctid, i.payload, i.raw, i.headers, i.subject, i.tableoid"
 					 "   FROM onboarding.inbox i JOIN groups g"
 					 "     ON i.provider OPERATOR(pg_catalog.=) g.provider"
 					 "    AND i.subject OPERATOR(pg_catalog.=) g.subject"
 					 " UNION ALL"
-					 " SELECT i.id, i.ctid, i.payload, i.raw, i.headers, i.subject"
+					 " SELECT i.id, i.ctid, i.payload, i.raw, i.headers, i.subject, i.tableoid"
 					 "   FROM onboarding.inbox i"
 					 "  WHERE i.subject IS NULL"
 					 "    AND (i.id OPERATOR(pg_catalog.=) ANY ($6)"

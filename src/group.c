@@ -241,29 +241,37 @@ static List *
 group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, const char *subject,
 			   HTAB *pool)
 {
-	Oid			index = onboarding_inbox_oids()->group_index;
+	ObStore    *store = onboarding_store(OB_S_INBOX);
 	TupleDesc	desc = RelationGetDescr(inbox);
 	SnapshotData dirty;
 	ScanKeyData keys[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
 	List	   *items = NIL;
 
-	InitDirtySnapshot(dirty);
-	onboarding_group_keys(keys, atts, provider, subject);
-	/* (a 0.1.0 schema has no group index: then the heap is scanned) */
-	scan = systable_beginscan(inbox, index, OidIsValid(index), &dirty, 2, keys);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	/* in every relation that holds inbox rows (its partitions) */
+	for (int part = 0; part < onboarding_store_nparts(store); part++)
 	{
-		bool		isnull;
-		int64		id;
+		Relation	index;
+		Relation	heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
+		SysScanDesc scan;
+		HeapTuple	tup;
 
-		if (TransactionIdIsValid(dirty.xmin))
-			continue;			/* another transaction is inserting it */
-		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
-		items = lappend(items, onboarding_group_item_pooled(pool, id, tup, desc, atts));
+		InitDirtySnapshot(dirty);
+		onboarding_group_keys(keys, atts, provider, subject);
+		/* (a 0.1.0 schema has no group index: then the heap is scanned) */
+		scan = systable_beginscan(heap, index != NULL ? RelationGetRelid(index) : InvalidOid,
+								  index != NULL, &dirty, 2, keys);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			bool		isnull;
+			int64		id;
+
+			if (TransactionIdIsValid(dirty.xmin))
+				continue;		/* another transaction is inserting it */
+			id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+			items = lappend(items, onboarding_group_item_pooled(pool, id, tup, desc, atts));
+		}
+		systable_endscan(scan);
 	}
-	systable_endscan(scan);
 	return items;
 }
 

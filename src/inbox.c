@@ -51,6 +51,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "compat.h"
+
 /*
  * PG_MODULE_MAGIC is in taxid.c, the one object that both onboarding.so and
  * taxid.so are linked from (a library carries exactly one magic block).
@@ -83,8 +85,8 @@ inbox_trigger_data(FunctionCallInfo fcinfo, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"%s\" was not called by trigger manager", name)));
-	/* the columns it reads are the inbox's */
-	if (RelationGetRelid(trigdata->tg_relation) != onboarding_inbox_oids()->inbox)
+	/* the columns it reads are the inbox's (a row routed to a partition: its) */
+	if (!onboarding_inbox_holds(RelationGetRelid(trigdata->tg_relation)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"%s\" must be fired on onboarding.inbox", name),
@@ -117,7 +119,7 @@ inbox_atts(FunctionCallInfo fcinfo)
  * beyond it.  Read as the owner: the caller need not see the sequence.
  */
 static bool
-inbox_id_chosen(Relation rel, int64 id)
+inbox_id_chosen(Relation rel, int64 id, int64 *last_value)
 {
 	Oid			saved_userid;
 	int			saved_sec;
@@ -127,7 +129,7 @@ inbox_id_chosen(Relation rel, int64 id)
 	LOCAL_FCINFO(fcinfo, 1);
 
 	GetUserIdAndSecContext(&saved_userid, &saved_sec);
-	SetUserIdAndSecContext(RelationGetForm(rel)->relowner,
+	SetUserIdAndSecContext(onboarding_inbox_oids()->owner,
 						   saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = ObjectIdGetDatum(onboarding_inbox_oids()->id_sequence);
@@ -135,6 +137,7 @@ inbox_id_chosen(Relation rel, int64 id)
 	last = pg_sequence_last_value(fcinfo);
 	isnull = fcinfo->isnull;
 	SetUserIdAndSecContext(saved_userid, saved_sec);
+	*last_value = isnull ? 0 : DatumGetInt64(last);
 	return isnull || id > DatumGetInt64(last);
 }
 
@@ -144,32 +147,55 @@ inbox_id_chosen(Relation rel, int64 id)
  * then be discarded after the trigger derived state from it, so the
  * trigger looks first whenever a statement with ON CONFLICT is running
  * (onboarding_statement_row_may_be_discarded); without one, a taken id fails
- * the statement, and what the trigger derived goes with it.
+ * the statement, and what the trigger derived goes with it.  A partitioned
+ * inbox's primary key is (id, received_at), which lets the same id in at
+ * another time: there the trigger looks for every id it did not just hand
+ * out (below).  The time the taken id was received goes to *received.
  */
 static bool
-inbox_id_taken(Relation rel, int64 id)
+inbox_id_taken(int64 id, TimestampTz *received)
 {
-	Relation	index = index_open(onboarding_inbox_oids()->pkey_index, AccessShareLock);
-	SnapshotData dirty;
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		taken;
-	TransactionId xwait;
+	ObStore    *store;
+	TupleTableSlot *slot;
+	const ObInboxAtts *atts;
+	bool		taken = false;
 
-	for (;;)
+	onboarding_store_begin();
+	store = onboarding_store(OB_S_INBOX);
+	slot = onboarding_store_slot(store);
+	atts = onboarding_store_inbox_atts(store);
+
+	for (int part = 0; !taken && part < onboarding_store_nparts(store);)
 	{
+		Relation	index;
+		Relation	heap = onboarding_store_part(store, part, OB_INBOX_PKEY, &index);
+		SnapshotData dirty;
+		ScanKeyData key;
+		IndexScanDesc scan;
+		TransactionId xwait = InvalidTransactionId;
+		bool		isnull;
+
 		InitDirtySnapshot(dirty);
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
-		scan = systable_beginscan_ordered(rel, index, &dirty, 1, &key);
-		taken = HeapTupleIsValid(systable_getnext_ordered(scan, ForwardScanDirection));
-		xwait = taken ? dirty.xmin : InvalidTransactionId;
-		systable_endscan_ordered(scan);
+		scan = ob_index_beginscan(heap, index, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			taken = true;
+			xwait = dirty.xmin;
+			*received = DatumGetTimestampTz(slot_getattr(slot, atts->received_at, &isnull));
+		}
+		index_endscan(scan);
+		ExecClearTuple(slot);
 		if (!TransactionIdIsValid(xwait))
-			break;
+		{
+			part++;
+			continue;
+		}
 		/* another transaction is inserting that id: its fate decides */
-		XactLockTableWait(xwait, rel, NULL, XLTW_InsertIndex);
+		XactLockTableWait(xwait, heap, NULL, XLTW_InsertIndex);
+		taken = false;
 	}
-	index_close(index, AccessShareLock);
 	return taken;
 }
 
@@ -247,6 +273,8 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	text	   *rawtext;
 	ObRunMode	mode = OB_RUN_LIVE;
 	HeapTuple	result;
+	int64		last_id = 0;
+	TimestampTz taken_at = 0;
 
 	/*
 	 * A row logical replication applies, the trigger enabled ALWAYS on a
@@ -282,7 +310,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("delivery has no body"),
 				 errdetail("Both payload and raw are null."),
 				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
-	if (!replicated && inbox_id_chosen(rel, d.id))
+	if (!replicated && inbox_id_chosen(rel, d.id, &last_id))
 	{
 		if (!owner)
 			ereport(ERROR,
@@ -295,13 +323,28 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 		MemoryContextDelete(rowcxt);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
 	}
-	if (onboarding_statement_row_may_be_discarded() && inbox_id_taken(rel, d.id))
+	/*
+	 * (partitioned: an id other than the one the sequence handed out last,
+	 * usually another session's that came between, is looked for; the one
+	 * it handed out last is this row's own unless chosen to equal it)
+	 */
+	if ((onboarding_statement_row_may_be_discarded() ||
+		 (rel->rd_rel->relispartition && !replicated && d.id != last_id)) &&
+		inbox_id_taken(d.id, &taken_at))
 	{
 		if (!owner)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
 					 errdetail("Id %lld belongs to another delivery.", (long long) d.id),
+					 errhint("Leave id to its default.")));
+		/* the primary key would let it in at another time: refused here */
+		if (rel->rd_rel->relispartition &&
+			(!onboarding_statement_row_may_be_discarded() || taken_at != d.received_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("duplicate key value violates unique constraint \"inbox_pkey\""),
+					 errdetail("Key (id)=(%lld) already exists.", (long long) d.id),
 					 errhint("Leave id to its default.")));
 
 		/*

@@ -307,6 +307,28 @@ typedef struct ObInboxOids
 
 extern Oid	onboarding_schema_oid(void);
 extern const ObInboxOids *onboarding_inbox_oids(void);
+
+/* ---------------------------------------------------------------------
+ * parts.c — the relations that hold the inbox's rows (its leaf partitions)
+ * ---------------------------------------------------------------------
+ */
+typedef enum ObInboxIndex
+{
+	OB_INBOX_GROUP_INDEX,		/* inbox_group_idx's */
+	OB_INBOX_HASH_INDEX,		/* inbox_body_hash_idx's (0.1.0) */
+	OB_INBOX_PKEY,				/* inbox_pkey's */
+	OB_INBOX_NINDEXES
+} ObInboxIndex;
+
+typedef struct ObInboxPartOids
+{
+	Oid			rel;			/* a leaf: a partition, or the inbox itself */
+	Oid			index[OB_INBOX_NINDEXES];	/* its children of the inbox's indexes */
+} ObInboxPartOids;
+
+struct RelationData;
+extern const ObInboxPartOids *onboarding_inbox_parts(struct RelationData *inbox, int *n);
+extern bool onboarding_inbox_holds(Oid relid);
 extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
 extern char *onboarding_enum_label(Oid value);
 extern int	onboarding_provider_count(void);
@@ -575,8 +597,10 @@ extern bool onboarding_store_history_find(Oid provider, const char *entity, cons
 extern void onboarding_store_history_delete(ItemPointer tid);
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
-extern void onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,
-									 const Datum *values, const bool *nulls);
+extern void onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
+									 const int *cols, const Datum *values, const bool *nulls);
+extern int	onboarding_store_nparts(ObStore *s);
+extern Relation onboarding_store_part(ObStore *s, int i, ObInboxIndex which, Relation *index);
 extern const ObInboxAtts *onboarding_store_inbox_atts(ObStore *s);
 
 /* ---------------------------------------------------------------------

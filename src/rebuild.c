@@ -287,13 +287,13 @@ rebuild_scope_args(const RebuildScope *scope, Oid *types, Datum *values, char *n
  * scope re-reads: those of its provider or of none, received since its
  * time (a scope by subject has only those of $6, an erasure's; one by
  * entity has them all, as no entity is known of them); after id $5, a
- * batch at a time.  Each comes with its ctid and the
+ * batch at a time.  Each comes with where it is (tableoid, ctid) and the
  * first delivery of the same provider and body among them (its original,
  * as rebuild() judges duplicates: a body repeats the same derived columns,
  * so its earlier copies are among these too).
  */
 #define REBUILD_LOOSE_SQL \
-	"SELECT i.*, i.ctid, d.first_id" \
+	"SELECT i.*, i.tableoid, i.ctid, d.first_id" \
 	"  FROM onboarding.inbox i" \
 	"  LEFT JOIN (SELECT x.id, pg_catalog.first_value(x.id) OVER" \
 	"               (PARTITION BY x.provider, pg_catalog.jsonb_hash_extended(x.payload, 0)," \
@@ -557,8 +557,8 @@ rebuild_enqueue(Rebuild *r, ObProvider provider, const char *subject, int64 afte
 }
 
 /*
- * Read one stored delivery again (row tup of a query whose last two
- * columns are its ctid and its original, the first delivery with the same
+ * Read one stored delivery again (row tup of a query whose last three
+ * columns are the relation that holds it, its ctid and its original, the first delivery with the same
  * provider and body): what it is (provider, event, subject, status, time)
  * and, when it asks for no state change or is a duplicate, its outcome;
  * the others are decided by their group's fold.  With a run, its group is
@@ -577,9 +577,10 @@ rebuild_read_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDe
 
 	onboarding_delivery_init(&d, tup, desc, ratts);
 	raw = heap_getattr(tup, ratts->raw, desc, &raw_null);
-	/* the row is a projection: where it is stored comes as a column */
+	/* the row is a projection: where it is stored comes as columns */
 	tid = SPI_getbinval(tup, desc, desc->natts - 1, &isnull);
 	tup->t_self = *(ItemPointer) DatumGetPointer(tid);
+	tup->t_tableOid = DatumGetObjectId(SPI_getbinval(tup, desc, desc->natts - 2, &isnull));
 	first = SPI_getbinval(tup, desc, desc->natts, &isnull);
 	onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
 								OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
@@ -1038,7 +1039,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 			 */
 			r.phase = "reading deliveries";
 			portal = SPI_cursor_open_with_args(NULL,
-											   "SELECT i.*, i.ctid, d.first_id"
+											   "SELECT i.*, i.tableoid, i.ctid, d.first_id"
 											   "  FROM onboarding.inbox i"
 											   "  LEFT JOIN (SELECT x.id, pg_catalog.first_value(x.id) OVER"
 											   "               (PARTITION BY x.provider, pg_catalog.jsonb_hash_extended(x.payload, 0),"

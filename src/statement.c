@@ -187,7 +187,6 @@ statement_executor_end(QueryDesc *queryDesc)
 void
 onboarding_statement_adopt(void)
 {
-	Oid			inbox;
 	bool		seen = false;
 	ListCell   *lc;
 
@@ -196,7 +195,6 @@ onboarding_statement_adopt(void)
 	adopt_pending = false;
 	if (ActivePortal == NULL)
 		return;
-	inbox = onboarding_inbox_oids()->inbox;
 	foreach(lc, ActivePortal->stmts)
 	{
 		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
@@ -212,7 +210,7 @@ onboarding_statement_adopt(void)
 		if (statement_on_conflict(stmt))
 			on_conflict_running++;
 		foreach(rc, stmt->resultRelations)
-			seen |= rt_fetch(lfirst_int(rc), stmt->rtable)->relid == inbox;
+			seen |= onboarding_inbox_holds(rt_fetch(lfirst_int(rc), stmt->rtable)->relid);
 	}
 	if (!seen)
 		unseen_running = true;

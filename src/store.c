@@ -73,6 +73,20 @@
 
 #include "compat.h"
 
+/*
+ * One relation that holds inbox rows (parts.c), open: a leaf partition, or
+ * for a plain inbox the inbox itself (then rel and rri are the store's)
+ */
+typedef struct StorePart
+{
+	Relation	rel;
+	ResultRelInfo *rri;			/* its indexes: opened on the first rewrite */
+	bool		indexes_open;
+	Relation	index[OB_INBOX_NINDEXES];	/* opened on first search; NULL: not yet */
+	Oid			indexoid[OB_INBOX_NINDEXES];	/* InvalidOid: it has none */
+	bool		own;			/* opened here (a partition), not the store's */
+} StorePart;
+
 /* An open table */
 struct ObStore
 {
@@ -92,6 +106,8 @@ struct ObStore
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
+	StorePart  *parts;			/* the inbox's: the relations holding its rows */
+	int			nparts;
 	uint64		serial;			/* its shape (onboarding_store_serial) */
 	TupleTableSlot **pending;	/* history: rows appended, not yet written */
 	int			npending;
@@ -228,6 +244,20 @@ store_invalidate(Datum arg, Oid relid)
 			store.stale = true;
 }
 
+/* Close a partition of the inbox the store opened (a plain inbox's is the store's). */
+static void
+store_part_close(StorePart *p)
+{
+	if (!p->own)
+		return;
+	for (int k = 0; k < OB_INBOX_NINDEXES; k++)
+		if (p->index[k] != NULL)
+			index_close(p->index[k], NoLock);
+	if (p->indexes_open)
+		ExecCloseIndices(p->rri);
+	table_close(p->rel, NoLock);
+}
+
 /* Close everything; with forget, only drop our pointers (after an abort). */
 static void
 store_close(bool forget)
@@ -251,6 +281,8 @@ store_close(bool forget)
 			if (s->bind != NULL)
 				onboarding_bind_close(s->bind);
 			ExecDropSingleTupleTableSlot(s->slot);
+			for (int j = 0; j < s->nparts; j++)
+				store_part_close(&s->parts[j]);
 			ExecCloseIndices(s->rri);
 			foreach(lc, s->read_indexes)
 				index_close((Relation) lfirst(lc), NoLock);
@@ -365,6 +397,36 @@ store_history_index(ObStore *s)
 		s->entatt[k] = onboarding_store_attnum(s, cols[k]);
 }
 
+/*
+ * The relations that hold the inbox's rows (parts.c), each locked as a
+ * write to it would lock it; a plain inbox is its own one.
+ */
+static void
+store_open_parts(ObStore *s)
+{
+	int			n;
+	const ObInboxPartOids *oids = onboarding_inbox_parts(s->rel, &n);
+
+	s->parts = palloc0(Max(1, n) * sizeof(StorePart));
+	s->nparts = n;
+	for (int i = 0; i < n; i++)
+	{
+		StorePart  *p = &s->parts[i];
+
+		memcpy(p->indexoid, oids[i].index, sizeof(p->indexoid));
+		p->own = oids[i].rel != s->relid;
+		if (!p->own)
+		{
+			p->rel = s->rel;
+			p->rri = s->rri;
+			continue;
+		}
+		p->rel = table_open(oids[i].rel, RowExclusiveLock);
+		p->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
+	}
+}
+
 /* Open one of the pipeline's tables with its indexes. */
 static ObStore *
 store_open_one(ObStoreId which)
@@ -389,15 +451,21 @@ store_open_one(ObStoreId which)
 	s->serial = store_shapes[which].serial;
 	s->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->rri, s->rel, 0, NULL, 0);
-	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_INBOX)
 	{
-		/* its indexes are read (dedupe.c), its derived columns rewritten */
+		/*
+		 * its indexes are read (dedupe.c), its derived columns rewritten: in
+		 * the relations that hold its rows, which a heap slot reads (a
+		 * partitioned inbox has no storage of its own)
+		 */
+		s->slot = MakeSingleTupleTableSlot(RelationGetDescr(s->rel), &TTSOpsBufferHeapTuple);
 		if (!same_shape)
 			onboarding_inbox_atts(RelationGetDescr(s->rel), &store_shape_inbox_atts);
 		s->inbox_atts = store_shape_inbox_atts;
+		store_open_parts(s);
 		return s;
 	}
+	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_HISTORY)
 	{
 		/* appended to, and read by entity (a 0.1.0 schema has a key on id) */
@@ -480,16 +548,23 @@ onboarding_store_begin(void)
  * set-up opening indexes it never touched.
  */
 static void
-store_write_indexes(ObStore *s)
+store_open_indexes(ResultRelInfo *rri, bool *open)
 {
 	StoreScope	scope;
 
-	if (s->indexes_open)
+	if (*open)
 		return;
 	store_scope_enter(&scope);
-	ExecOpenIndices(s->rri, false);
+	ExecOpenIndices(rri, false);
 	store_scope_leave(&scope);
-	s->indexes_open = true;
+	*open = true;
+}
+
+/* The same, for one of the pipeline's tables. */
+static void
+store_write_indexes(ObStore *s)
+{
+	store_open_indexes(s->rri, &s->indexes_open);
 }
 
 /*
@@ -518,6 +593,44 @@ onboarding_store_index(ObStore *s, Oid indexoid)
 	if (index->rd_index->indrelid != s->relid)
 		elog(ERROR, "index %u is not an index of onboarding.%s", indexoid, store_names[s->which]);
 	return index;
+}
+
+/* How many relations hold the inbox's rows (parts.c), for a store of it. */
+int
+onboarding_store_nparts(ObStore *s)
+{
+	Assert(s->which == OB_S_INBOX);
+	return s->nparts;
+}
+
+/*
+ * The i-th relation that holds the inbox's rows, and in *index its child
+ * of one of the inbox's indexes (NULL when it has none), open to search
+ * until the store closes.
+ */
+Relation
+onboarding_store_part(ObStore *s, int i, ObInboxIndex which, Relation *index)
+{
+	StorePart  *p = &s->parts[i];
+
+	Assert(s->which == OB_S_INBOX && i >= 0 && i < s->nparts);
+	if (!OidIsValid(p->indexoid[which]))
+		*index = NULL;
+	else if (!p->own)
+		*index = onboarding_store_index(s, p->indexoid[which]);
+	else
+	{
+		if (p->index[which] == NULL)
+		{
+			StoreScope	scope;
+
+			store_scope_enter(&scope);
+			p->index[which] = index_open(p->indexoid[which], RowExclusiveLock);
+			store_scope_leave(&scope);
+		}
+		*index = p->index[which];
+	}
+	return p->rel;
 }
 
 /* What a user added to a table, or NULL when nothing (bind.c). */
@@ -1308,24 +1421,32 @@ store_command_for(ObStoreRow *row)
  * table access method's result (tmfd filled when it is not TM_Ok).
  */
 static TM_Result
-store_update_at(ObStore *s, ItemPointer tid, TupleTableSlot *slot, CommandId cid,
-				TM_FailureData *tmfd)
+store_update_in(Relation rel, ResultRelInfo *rri, bool *indexes_open, ItemPointer tid,
+				TupleTableSlot *slot, CommandId cid, TM_FailureData *tmfd)
 {
 	LockTupleMode lockmode;
 	bool		update_indexes;
 	bool		only_summarizing;
 	TM_Result	res;
 
-	res = ob_table_tuple_update(s->rel, tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
+	res = ob_table_tuple_update(rel, tid, slot, cid, InvalidSnapshot, InvalidSnapshot,
 								true, tmfd, &lockmode, &update_indexes, &only_summarizing);
 	if (res == TM_Ok && update_indexes)
 	{
-		store_write_indexes(s);
-		list_free(ob_exec_insert_index_tuples(s->rri, slot, store.estate, false, false, NULL, NIL,
+		store_open_indexes(rri, indexes_open);
+		list_free(ob_exec_insert_index_tuples(rri, slot, store.estate, false, false, NULL, NIL,
 											  only_summarizing));
 	}
 	ResetPerTupleExprContext(store.estate);
 	return res;
+}
+
+/* The same, in one of the pipeline's tables. */
+static TM_Result
+store_update_at(ObStore *s, ItemPointer tid, TupleTableSlot *slot, CommandId cid,
+				TM_FailureData *tmfd)
+{
+	return store_update_in(s->rel, s->rri, &s->indexes_open, tid, slot, cid, tmfd);
 }
 
 /* Write a row's new version to its table. */
@@ -1374,7 +1495,9 @@ store_tally_rewrite(Datum received, Datum provider, Datum outcome,
 
 /*
  * Rewrite columns of a stored delivery (cols, values and nulls: n of them,
- * its derived columns), at tid or at a newer version of it.  Not through
+ * its derived columns), at tid in the relation part that holds it (a
+ * partition of the inbox; InvalidOid: the inbox is a plain table) or at a
+ * newer version of it.  Not through
  * the window: an inbox row is rewritten at most once per derivation.  A
  * version this transaction has rewritten already is followed to its
  * newest; one another transaction rewrote after we read it is followed
@@ -1383,10 +1506,11 @@ store_tally_rewrite(Datum received, Datum provider, Datum outcome,
  * derived columns change, and only the extension changes them.
  */
 void
-onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int *cols,
+onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n, const int *cols,
 						 const Datum *values, const bool *nulls)
 {
 	ItemPointerData at = *tid;
+	StorePart  *p = NULL;
 	char		label[32];
 	const ObInboxAtts *atts = onboarding_store_inbox_atts(s);
 	Datum		old_received;
@@ -1398,6 +1522,12 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 
 	Assert(s->which == OB_S_INBOX);
 	snprintf(label, sizeof(label), INT64_FORMAT, id);
+	/* the relation that holds it (a plain inbox: the one) */
+	for (int i = 0; i < s->nparts && p == NULL; i++)
+		if (RelationGetRelid(s->parts[i].rel) == part || (!OidIsValid(part) && s->nparts == 1))
+			p = &s->parts[i];
+	if (p == NULL)
+		elog(ERROR, "delivery %s is in no partition of onboarding.inbox the pipeline has open", label);
 	for (;;)
 	{
 		TupleTableSlot *slot = s->slot;
@@ -1409,7 +1539,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		bool		should_free;
 		TM_Result	res;
 
-		if (!table_tuple_fetch_row_version(s->rel, &at, SnapshotAny, slot))
+		if (!table_tuple_fetch_row_version(p->rel, &at, SnapshotAny, slot))
 			elog(ERROR, "delivery %s is not in onboarding.inbox", label);
 		old = ExecFetchSlotHeapTuple(slot, false, &should_free);
 		if (!(old->t_data->t_infomask & HEAP_XMAX_INVALID) &&
@@ -1436,7 +1566,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, ItemPointer tid, int n, const int
 		ExecClearTuple(slot);
 		ExecForceStoreHeapTuple(newtup, slot, true);
 		cid = store_command_for(&row);
-		res = store_update_at(s, &at, slot, cid, &tmfd);
+		res = store_update_in(p->rel, p->rri, &p->indexes_open, &at, slot, cid, &tmfd);
 		if (res == TM_Updated && !ItemPointerEquals(&tmfd.ctid, &at))
 		{
 			/* another transaction rewrote it and committed meanwhile */

@@ -339,43 +339,121 @@ window_history(ObWindow *w, ObFold *old)
 
 /*
  * The deliveries of a group after time t in event time, read one by one
- * (the inbox's group index is (provider, subject, event_at, body_hash)).
- * Deliveries other transactions are still inserting are left out, as the
- * group fold leaves them (they hold the rows they touch).
+ * (the inbox's group index is (provider, subject, event_at, body_hash)):
+ * in each relation that holds inbox rows (its partitions), merged in the
+ * index's order.  Deliveries other transactions are still inserting are
+ * left out, as the group fold leaves them (they hold the rows they touch).
  */
-typedef struct WindowScan
+typedef struct WindowScanPart
 {
 	SysScanDesc scan;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
+	HeapTuple	head;			/* its next delivery; NULL at its end */
+} WindowScanPart;
+
+typedef struct WindowScan
+{
+	WindowScanPart *parts;
+	int			nparts;
+	int			last;			/* the part whose head was returned last, or -1 */
+	bool		open;
+	TupleDesc	desc;
+	const ObInboxAtts *atts;
 } WindowScan;
+
+/* A part's next delivery no other transaction is inserting, or NULL. */
+static HeapTuple
+window_scan_fetch(WindowScanPart *p)
+{
+	HeapTuple	tup;
+
+	while (HeapTupleIsValid(tup = systable_getnext(p->scan)))
+		if (!TransactionIdIsValid(p->dirty.xmin))
+			return tup;
+	return NULL;
+}
 
 static void
 window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObProvider provider,
 				  const char *subject, bool timeless, TimestampTz t)
 {
-	InitDirtySnapshot(ws->dirty);
-	onboarding_group_keys(ws->keys, atts, provider, subject);
-	if (timeless)
-		ScanKeyEntryInitialize(&ws->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
-							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-	else
-		ScanKeyEntryInitialize(&ws->keys[2], 0, atts->event_at, BTGreaterEqualStrategyNumber,
-							   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
-	ws->scan = systable_beginscan(inbox, onboarding_inbox_oids()->group_index, true, &ws->dirty,
-								  3, ws->keys);
+	ObStore    *store = onboarding_store(OB_S_INBOX);
+
+	ws->nparts = onboarding_store_nparts(store);
+	ws->parts = palloc0(Max(1, ws->nparts) * sizeof(WindowScanPart));
+	ws->last = -1;
+	ws->desc = RelationGetDescr(inbox);
+	ws->atts = atts;
+	for (int i = 0; i < ws->nparts; i++)
+	{
+		WindowScanPart *p = &ws->parts[i];
+		Relation	index;
+		Relation	heap = onboarding_store_part(store, i, OB_INBOX_GROUP_INDEX, &index);
+
+		InitDirtySnapshot(p->dirty);
+		onboarding_group_keys(p->keys, atts, provider, subject);
+		if (timeless)
+			ScanKeyEntryInitialize(&p->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
+								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+		else
+			ScanKeyEntryInitialize(&p->keys[2], 0, atts->event_at, BTGreaterEqualStrategyNumber,
+								   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
+		p->scan = systable_beginscan(heap, RelationGetRelid(index), true, &p->dirty, 3, p->keys);
+		p->head = window_scan_fetch(p);
+	}
+	ws->open = true;
 }
 
-/* The next stored delivery, or NULL at the end. */
+/* Does a come before b in the group index's order (event_at, body_hash)? */
+static bool
+window_scan_before(WindowScan *ws, HeapTuple a, HeapTuple b)
+{
+	bool		anull;
+	bool		bnull;
+	Datum		av = heap_getattr(a, ws->atts->event_at, ws->desc, &anull);
+	Datum		bv = heap_getattr(b, ws->atts->event_at, ws->desc, &bnull);
+
+	if (!anull && !bnull && DatumGetTimestampTz(av) != DatumGetTimestampTz(bv))
+		return DatumGetTimestampTz(av) < DatumGetTimestampTz(bv);
+	if (anull != bnull)
+		return bnull;			/* NULLs last, as the index has them */
+	av = heap_getattr(a, ws->atts->body_hash, ws->desc, &anull);
+	bv = heap_getattr(b, ws->atts->body_hash, ws->desc, &bnull);
+	if (anull || bnull)
+		return !anull && bnull;
+	return DatumGetInt64(av) < DatumGetInt64(bv);
+}
+
+/*
+ * The next stored delivery, or NULL at the end.  It stays valid until the
+ * next call (its part is read on only then).
+ */
 static HeapTuple
 window_scan_next(WindowScan *ws)
 {
-	HeapTuple	tup;
+	int			best = -1;
 
-	while (HeapTupleIsValid(tup = systable_getnext(ws->scan)))
-		if (!TransactionIdIsValid(ws->dirty.xmin))
-			return tup;
-	return NULL;
+	if (ws->last >= 0)
+		ws->parts[ws->last].head = window_scan_fetch(&ws->parts[ws->last]);
+	for (int i = 0; i < ws->nparts; i++)
+		if (ws->parts[i].head != NULL &&
+			(best < 0 || window_scan_before(ws, ws->parts[i].head, ws->parts[best].head)))
+			best = i;
+	ws->last = best;
+	return best < 0 ? NULL : ws->parts[best].head;
+}
+
+/* Close a scan (once; a scan not begun or already closed is left alone). */
+static void
+window_scan_end(WindowScan *ws)
+{
+	if (!ws->open)
+		return;
+	for (int i = 0; i < ws->nparts; i++)
+		systable_endscan(ws->parts[i].scan);
+	pfree(ws->parts);
+	ws->open = false;
 }
 
 /*
@@ -411,12 +489,18 @@ onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 	keys[1].sk_attno = 2;
 	ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(d->event_at));
-	InitDirtySnapshot(dirty);
-	scan = ob_index_beginscan(inbox, onboarding_store_index(store, oids->group_index), &dirty, 3, 0);
-	index_rescan(scan, keys, 3, NULL, 0);
-	while (!later && index_getnext_slot(scan, ForwardScanDirection, slot))
-		later = !TransactionIdIsValid(dirty.xmin);	/* (as window_scan_next) */
-	index_endscan(scan);
+	for (int part = 0; !later && part < onboarding_store_nparts(store); part++)
+	{
+		Relation	index;
+		Relation	heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
+
+		InitDirtySnapshot(dirty);
+		scan = ob_index_beginscan(heap, index, &dirty, 3, 0);
+		index_rescan(scan, keys, 3, NULL, 0);
+		while (!later && index_getnext_slot(scan, ForwardScanDirection, slot))
+			later = !TransactionIdIsValid(dirty.xmin);	/* (as window_scan_fetch) */
+		index_endscan(scan);
+	}
 	ExecClearTuple(slot);
 	return later;
 }
@@ -442,31 +526,38 @@ window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 {
 	TupleDesc	desc = RelationGetDescr(inbox);
 	Oid			provider = onboarding_provider_oid(d->provider);
+	ObStore    *store = onboarding_store(OB_S_INBOX);
 	SnapshotData dirty;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	List	   *newer = NIL;
 
-	InitDirtySnapshot(dirty);
-	ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
-						   F_INT8GT, Int64GetDatum(d->id));
-	scan = systable_beginscan(inbox, onboarding_inbox_oids()->pkey_index, true, &dirty, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	for (int part = 0; part < onboarding_store_nparts(store); part++)
 	{
-		bool		isnull;
-		Datum		v;
+		Relation	index;
+		Relation	heap = onboarding_store_part(store, part, OB_INBOX_PKEY, &index);
 
-		if (TransactionIdIsValid(dirty.xmin))
-			continue;			/* another transaction's, still being inserted */
-		v = heap_getattr(tup, atts->provider, desc, &isnull);
-		if (isnull || DatumGetObjectId(v) != provider)
-			continue;
-		v = heap_getattr(tup, atts->subject, desc, &isnull);
-		if (!isnull && strcmp(TextDatumGetCString(v), d->subject) == 0)
-			newer = lappend(newer, heap_copytuple(tup));
+		InitDirtySnapshot(dirty);
+		ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+							   F_INT8GT, Int64GetDatum(d->id));
+		scan = systable_beginscan(heap, RelationGetRelid(index), true, &dirty, 1, &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			bool		isnull;
+			Datum		v;
+
+			if (TransactionIdIsValid(dirty.xmin))
+				continue;		/* another transaction's, still being inserted */
+			v = heap_getattr(tup, atts->provider, desc, &isnull);
+			if (isnull || DatumGetObjectId(v) != provider)
+				continue;
+			v = heap_getattr(tup, atts->subject, desc, &isnull);
+			if (!isnull && strcmp(TextDatumGetCString(v), d->subject) == 0)
+				newer = lappend(newer, heap_copytuple(tup));
+		}
+		systable_endscan(scan);
 	}
-	systable_endscan(scan);
 	return newer;
 }
 
@@ -504,7 +595,7 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 	ObFold		scratch = {0};
 	List	   *touches;
 	ObEntState *row;
-	WindowScan	ws;
+	WindowScan	ws = {0};
 	HeapTuple	tup;
 	bool		isnull;
 	int64		id = DatumGetInt64(heap_getattr(x, atts->id, desc, &isnull));
@@ -550,7 +641,7 @@ window_newer_stale(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, Li
 		if (window_touches(onboarding_fold_touches(&f2, &o->prepared), row))
 			ref = other;
 	}
-	systable_endscan(ws.scan);
+	window_scan_end(&ws);
 	if (unsure)
 		return false;
 	if (ref == 0 && window_touches(late_touches, row))
@@ -713,7 +804,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	List	   *extra = NIL;	/* rows L does not touch that deliveries after it do */
 	List	   *newer;			/* HeapTuple: arrived after L, derived before */
 	ObFold		old = {0};
-	WindowScan	ws;
+	WindowScan	ws = {0};
 	HeapTuple	tup;
 	ListCell   *lc;
 	bool		converged = false;
@@ -734,7 +825,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	/* a delivery without a time takes its place by arrival: fold it whole */
 	window_scan_begin(&ws, inbox, atts, d->provider, d->subject, true, 0);
 	tup = window_scan_next(&ws);
-	systable_endscan(ws.scan);
+	window_scan_end(&ws);
 	if (tup != NULL)
 		return window_whole(d, "a delivery of the group has no time");
 
@@ -919,8 +1010,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 		}
 		break;
 	}
-	systable_endscan(ws.scan);
-	ws.scan = NULL;
+	window_scan_end(&ws);
 
 	if (!window_final(w, &old, stored, extra, d, converged) || !window_history(w, &old))
 	{
@@ -959,8 +1049,7 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 
 fold_whole:
 	(void) window_whole(d, why);
-	if (ws.scan != NULL)
-		systable_endscan(ws.scan);
+	window_scan_end(&ws);
 	onboarding_delivery_reset(d, &prepared, detail);
 	memset(w, 0, sizeof(ObWindow));
 	return false;

@@ -51,7 +51,7 @@ esac
 # What the chroot holds: the server and headers of the major, a C toolchain,
 # and what test/scripts and test/reliability call (python3 for the fuzz
 # generator, ps for the crash test, useradd for the test user).
-PACKAGES="postgresql-$MAJOR postgresql-server-dev-$MAJOR gcc make libc6-dev python3 procps passwd"
+PACKAGES="postgresql-$MAJOR postgresql-server-dev-$MAJOR postgresql-$MAJOR-partman gcc make libc6-dev python3 procps passwd"
 ROOT=$CHROOT_DIR/$SUITE-pg$MAJOR
 STAMP=.onboarding-chroot
 WANT="suite $SUITE; packages $PACKAGES"

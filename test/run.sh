@@ -49,6 +49,8 @@ install_deps() {
 		[ -x "/usr/lib/postgresql/$major/bin/postgres" ] || need+=("postgresql-$major")
 		[ -x "$PG_CONFIG" ] && \
 			[ -f "/usr/include/postgresql/$major/server/postgres.h" ] || need+=("postgresql-server-dev-$major")
+		# pg_partman, which the partitioning test uses to create partitions
+		[ -f "/usr/share/postgresql/$major/extension/pg_partman.control" ] || need+=("postgresql-$major-partman")
 	fi
 	command -v gcc >/dev/null || need+=(gcc)
 	command -v make >/dev/null || need+=(make)

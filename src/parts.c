@@ -1,0 +1,228 @@
+/*-------------------------------------------------------------------------
+ *
+ * parts.c
+ *		The relations that hold the inbox's rows: its leaf partitions, or
+ *		the inbox itself when it is a plain table.
+ *
+ * Since 0.3.0 onboarding.inbox is partitioned by received_at (a default
+ * partition, onboarding.inbox_default, is created with it; pg_partman or
+ * the DBA adds range partitions).  PostgreSQL routes an INSERT to its
+ * partition, and the pipeline's row trigger, cloned onto every partition,
+ * runs there; but the pipeline's own probes (duplicate detection, a group's
+ * deliveries, the bounded refold's scan in event time, a lookup by id) and
+ * its rewrites of stored deliveries go through one index of one heap at a
+ * time.  This file says which: for each leaf, its relation and its
+ * children of the inbox's indexes (inbox_group_idx, inbox_body_hash_idx
+ * on a 0.1.0 schema, inbox_pkey).
+ *
+ * The list is read from pg_inherits when the inbox is first used, and kept
+ * until an invalidation comes for the inbox itself: attaching, detaching,
+ * creating or dropping a partition invalidates its parent.  Whoever reads
+ * the list holds a lock on the inbox first (the store opens it), so that
+ * the partitions cannot be dropped under it; each leaf is locked as it is
+ * opened.
+ *
+ * A leaf must have the inbox's physical column layout: the pipeline reads
+ * and rewrites stored rows with the inbox's column numbers.  A partition
+ * created with CREATE TABLE ... PARTITION OF (as pg_partman does) has it; a
+ * table attached with columns in another order, or with dropped ones, does
+ * not, and is refused the first time the pipeline meets it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+static ObInboxPartOids *cached_parts = NULL;	/* in TopMemoryContext */
+static int	cached_nparts = 0;
+static Oid	cached_parent = InvalidOid;	/* the inbox they are of; Invalid: none */
+static bool parts_callback = false;
+static Oid	known_leaf = InvalidOid;	/* a partition found to be the inbox's */
+
+/* Relcache callback: the inbox changed (or everything did): read it again. */
+static void
+parts_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cached_parent)
+		cached_parent = InvalidOid;
+	if (relid == InvalidOid || relid == known_leaf)
+		known_leaf = InvalidOid;
+}
+
+/* Register the relcache callback, once per backend. */
+static void
+parts_register(void)
+{
+	if (parts_callback)
+		return;
+	CacheRegisterRelcacheCallback(parts_invalidate, (Datum) 0);
+	parts_callback = true;
+}
+
+/*
+ * Is relid the inbox, or one of its partitions (at any depth)?  The
+ * pipeline's triggers fire on the partition a row is routed to.  The last
+ * partition found is remembered until an invalidation comes for it (a
+ * detach sends one).
+ */
+bool
+onboarding_inbox_holds(Oid relid)
+{
+	List	   *ancestors;
+	bool		holds;
+
+	if (relid == onboarding_inbox_oids()->inbox)
+		return true;
+	parts_register();
+	if (relid == known_leaf)
+		return true;
+	if (!get_rel_relispartition(relid))
+		return false;
+	ancestors = get_partition_ancestors(relid);
+	holds = list_member_oid(ancestors, onboarding_inbox_oids()->inbox);
+	list_free(ancestors);
+	if (holds)
+		known_leaf = relid;
+	return holds;
+}
+
+/*
+ * Does a leaf store rows in the inbox's physical layout (the same columns
+ * at the same numbers, dropped ones included)?
+ */
+static bool
+parts_same_layout(TupleDesc inbox, TupleDesc leaf)
+{
+	if (inbox->natts != leaf->natts)
+		return false;
+	for (int i = 0; i < inbox->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(inbox, i);
+		Form_pg_attribute b = TupleDescAttr(leaf, i);
+
+		if (a->attisdropped != b->attisdropped || a->atttypid != b->atttypid ||
+			a->attlen != b->attlen || a->attbyval != b->attbyval || a->attalign != b->attalign ||
+			(!a->attisdropped && strcmp(NameStr(a->attname), NameStr(b->attname)) != 0))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The children of a partitioned index of the inbox, by the heap each
+ * indexes: for leaf i, its index in out[i] (InvalidOid: none).
+ */
+static void
+parts_index_children(Oid index, ObInboxPartOids *parts, int n, int which)
+{
+	List	   *children;
+	ListCell   *lc;
+
+	for (int i = 0; i < n; i++)
+		parts[i].index[which] = InvalidOid;
+	if (!OidIsValid(index))
+		return;
+	children = find_all_inheritors(index, NoLock, NULL);
+	foreach(lc, children)
+	{
+		Oid			child = lfirst_oid(lc);
+		Oid			heap = IndexGetRelation(child, true);
+
+		for (int i = 0; i < n; i++)
+			if (parts[i].rel == heap)
+				parts[i].index[which] = child;
+	}
+	list_free(children);
+}
+
+/*
+ * The leaves of the inbox (opened and locked by the caller, the store),
+ * with their indexes; n gets their number.  A plain inbox is its own one
+ * leaf.  Refuses a leaf whose layout is not the inbox's, and a leaf
+ * without one of the indexes the pipeline probes.
+ */
+const ObInboxPartOids *
+onboarding_inbox_parts(Relation inbox, int *n)
+{
+	const ObInboxOids *oids = onboarding_inbox_oids();
+	Oid			parent = RelationGetRelid(inbox);
+	List	   *leaves = NIL;
+	List	   *all;
+	ListCell   *lc;
+	ObInboxPartOids *parts;
+	int			count = 0;
+
+	parts_register();
+	if (cached_parent == parent)
+	{
+		*n = cached_nparts;
+		return cached_parts;
+	}
+
+	if (inbox->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		parts = palloc0(sizeof(ObInboxPartOids));
+		parts[0].rel = parent;
+		parts[0].index[OB_INBOX_GROUP_INDEX] = oids->group_index;
+		parts[0].index[OB_INBOX_HASH_INDEX] = oids->hash_index;
+		parts[0].index[OB_INBOX_PKEY] = oids->pkey_index;
+		count = 1;
+	}
+	else
+	{
+		/* (the inbox is locked: no partition is dropped while we read) */
+		all = find_all_inheritors(parent, NoLock, NULL);
+		foreach(lc, all)
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+				leaves = lappend_oid(leaves, lfirst_oid(lc));
+		parts = palloc0(Max(1, list_length(leaves)) * sizeof(ObInboxPartOids));
+		foreach(lc, leaves)
+		{
+			Oid			leaf = lfirst_oid(lc);
+			Relation	rel = table_open(leaf, AccessShareLock);
+			bool		same = parts_same_layout(RelationGetDescr(inbox), RelationGetDescr(rel));
+
+			table_close(rel, NoLock);
+			if (!same)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("partition \"%s\" of onboarding.inbox does not have the inbox's column layout",
+								get_rel_name(leaf)),
+						 errdetail("The pipeline reads and rewrites stored deliveries by the inbox's column numbers; a table attached with its columns in another order, or with dropped columns, has others."),
+						 errhint("Detach it, create the partition with CREATE TABLE ... PARTITION OF onboarding.inbox, and copy its rows into it.")));
+			parts[count++].rel = leaf;
+		}
+		parts_index_children(oids->group_index, parts, count, OB_INBOX_GROUP_INDEX);
+		parts_index_children(oids->hash_index, parts, count, OB_INBOX_HASH_INDEX);
+		parts_index_children(oids->pkey_index, parts, count, OB_INBOX_PKEY);
+		for (int i = 0; i < count; i++)
+			if (!OidIsValid(parts[i].index[OB_INBOX_PKEY]) ||
+				(!OidIsValid(parts[i].index[OB_INBOX_GROUP_INDEX]) &&
+				 !OidIsValid(parts[i].index[OB_INBOX_HASH_INDEX])))
+				elog(ERROR, "partition %s of onboarding.inbox lacks an index of the inbox's",
+					 get_rel_name(parts[i].rel));
+		list_free(all);
+		list_free(leaves);
+	}
+
+	/* kept for the backend once complete (a refusal above leaves nothing) */
+	if (cached_parts != NULL)
+		pfree(cached_parts);
+	cached_parts = MemoryContextAlloc(TopMemoryContext, Max(1, count) * sizeof(ObInboxPartOids));
+	memcpy(cached_parts, parts, count * sizeof(ObInboxPartOids));
+	pfree(parts);
+	cached_nparts = count;
+	cached_parent = parent;
+	*n = count;
+	return cached_parts;
+}
