@@ -18,6 +18,148 @@
 ALTER TABLE onboarding.inbox ADD COLUMN extraction bytea;
 COMMENT ON COLUMN onboarding.inbox.extraction IS 'what reading the body gave (event, subject, status, time, effects with typed fields), kept in an internal format so that a late delivery''s refold does not read this body again; used only while the rules that read it are unchanged; NULL for rows stored before 0.3.0 until rebuild() reads them';
 
+-- ---------------------------------------------------------------------------
+-- The inbox becomes partitioned by received_at (SPEC §10; README,
+-- "Partitioning the inbox"), as a fresh install creates it.  No row moves:
+-- the table becomes the default partition, onboarding.inbox_default, of a
+-- new partitioned onboarding.inbox with the same columns.  Built over the
+-- stored rows: the new primary key (id, received_at) and the group index of
+-- 0.3.0 (which replaces 0.2.0's anyway); nothing else.  Your own objects
+-- on the inbox (indexes, triggers, views, grants) stay with the table that
+-- holds the rows, now onboarding.inbox_default (docs/upgrading.md).
+-- ---------------------------------------------------------------------------
+ALTER TABLE onboarding.inbox RENAME TO inbox_default;
+ALTER SEQUENCE onboarding.inbox_id_seq RENAME TO inbox_id_seq_0_2;
+DROP TRIGGER inbox_pipeline ON onboarding.inbox_default;
+DROP TRIGGER inbox_settle ON onboarding.inbox_default;
+DROP TRIGGER inbox_immutable ON onboarding.inbox_default;
+DROP TRIGGER inbox_no_delete ON onboarding.inbox_default;
+-- (inbox_no_truncate stays on it: statement triggers are not cloned)
+ALTER TABLE onboarding.inbox_default DROP CONSTRAINT inbox_pkey;
+DROP INDEX onboarding.inbox_group_idx;
+COMMENT ON TABLE onboarding.inbox_default IS
+    'the inbox''s default partition: deliveries no range partition takes (all of them until one is added, and those stored before the inbox was partitioned)';
+COMMENT ON COLUMN onboarding.inbox_default.body_hash IS NULL;
+COMMENT ON COLUMN onboarding.inbox_default.duplicate_of IS NULL;
+COMMENT ON COLUMN onboarding.inbox_default.forced_by IS NULL;
+COMMENT ON COLUMN onboarding.inbox_default.extraction IS NULL;
+
+CREATE TABLE onboarding.inbox
+    (LIKE onboarding.inbox_default INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)
+    PARTITION BY RANGE (received_at);
+ALTER TABLE onboarding.inbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
+    (SEQUENCE NAME onboarding.inbox_id_seq);
+SELECT pg_catalog.setval('onboarding.inbox_id_seq', s.last_value, s.is_called)
+  FROM onboarding.inbox_id_seq_0_2 s;
+-- (its old sequence leaves the extension's list of tables to dump too)
+ALTER EXTENSION onboarding DROP SEQUENCE onboarding.inbox_id_seq_0_2;
+ALTER TABLE onboarding.inbox_default ALTER COLUMN id DROP IDENTITY;
+ALTER TABLE onboarding.inbox ADD PRIMARY KEY (id, received_at);
+ALTER TABLE onboarding.inbox ATTACH PARTITION onboarding.inbox_default DEFAULT;
+-- the index of 0.3.0 (see below, "A late delivery refolds only ...")
+CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, event_at, body_hash)
+    WITH (deduplicate_items = off);
+
+CREATE TRIGGER inbox_pipeline BEFORE INSERT ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_insert();
+CREATE TRIGGER inbox_settle AFTER INSERT ON onboarding.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_after_insert();
+CREATE TRIGGER inbox_immutable BEFORE UPDATE ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_before_update();
+CREATE TRIGGER inbox_no_delete BEFORE DELETE ON onboarding.inbox
+    FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_refuse_delete();
+CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete();
+-- (onboarding.inbox_default, the same table, is dumped already)
+SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
+
+COMMENT ON TABLE onboarding.inbox IS 'every delivery, stored forever with what ingestion made of it';
+COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for duplicate detection';
+COMMENT ON COLUMN onboarding.inbox.duplicate_of IS 'id of the first delivery with the same provider and body';
+COMMENT ON COLUMN onboarding.inbox.forced_by IS 'role that recorded this override through force_status()';
+COMMENT ON COLUMN onboarding.inbox.extraction IS 'what reading the body gave (event, subject, status, time, effects with typed fields), kept in an internal format so that a late delivery''s refold does not read this body again; used only while the rules that read it are unchanged; NULL for rows stored before 0.3.0 until rebuild() reads them';
+
+-- The functions that return an inbox row return the new table's: made
+-- again, with the grants their old selves had (the views that read the
+-- inbox are made again below).
+ALTER FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) RENAME TO ingest_0_2;
+ALTER FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) RENAME TO ingest_text_0_2;
+ALTER FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) RENAME TO force_status_0_2;
+
+CREATE FUNCTION onboarding.ingest(payload jsonb,
+                                  provider onboarding.provider DEFAULT NULL,
+                                  headers jsonb DEFAULT NULL)
+    RETURNS onboarding.inbox
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO onboarding.inbox (payload, provider, headers)
+    VALUES (ingest.payload, ingest.provider, ingest.headers)
+    RETURNING *
+    $$;
+COMMENT ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) IS
+    'store a delivery whose body is valid JSON and return it, outcome included';
+
+CREATE FUNCTION onboarding.ingest_text(body text,
+                                       provider onboarding.provider DEFAULT NULL,
+                                       headers jsonb DEFAULT NULL)
+    RETURNS onboarding.inbox
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO onboarding.inbox (raw, provider, headers)
+    VALUES (ingest_text.body, ingest_text.provider, ingest_text.headers)
+    RETURNING *
+    $$;
+COMMENT ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) IS
+    'store a delivery exactly as received (it may not be valid JSON) and return it';
+REVOKE ALL ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION onboarding.ingest_text(text, onboarding.provider, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION onboarding.force_status(entity text, provider onboarding.provider,
+                                        key text, status text, reason text)
+    RETURNS onboarding.inbox
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    recorded bigint;
+    result onboarding.inbox;
+BEGIN
+    recorded := onboarding.force_status_record(entity, provider, key, status, reason);
+    SELECT * INTO result FROM onboarding.inbox i WHERE i.id = recorded;
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.force_status(text, onboarding.provider, text, text, text) IS
+    'audited override of a state: recorded in the inbox, applied past the transition graph';
+
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT n.new, a.grantee::regrole AS grantee, a.is_grantable
+          FROM (VALUES ('onboarding.ingest_0_2(jsonb, onboarding.provider, jsonb)'::regprocedure,
+                        'onboarding.ingest(jsonb, onboarding.provider, jsonb)'),
+                       ('onboarding.ingest_text_0_2(text, onboarding.provider, jsonb)'::regprocedure,
+                        'onboarding.ingest_text(text, onboarding.provider, jsonb)'),
+                       ('onboarding.force_status_0_2(text, onboarding.provider, text, text, text)'::regprocedure,
+                        'onboarding.force_status(text, onboarding.provider, text, text, text)')) n (old, new)
+          JOIN pg_catalog.pg_proc p ON p.oid = n.old
+         CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+         WHERE a.grantee <> 0 AND a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I%s', g.new, g.grantee::text,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+DROP FUNCTION onboarding.ingest_0_2(jsonb, onboarding.provider, jsonb);
+DROP FUNCTION onboarding.ingest_text_0_2(text, onboarding.provider, jsonb);
+DROP FUNCTION onboarding.force_status_0_2(text, onboarding.provider, text, text, text);
+
 -- A user constraint on a state table refused the change a delivery derives
 -- (SPEC §4.2.1).  (The new label is not used in this script: a label added
 -- in a transaction may not be used before it commits.)
@@ -613,9 +755,7 @@ COMMENT ON FUNCTION onboarding.check_rules(onboarding.provider) IS
 -- bounded refold"): it reads the deliveries after its place in event time,
 -- and the status just before it from history, through these two indexes.
 -- Duplicate detection searches the same body's provider, subject and time.
-DROP INDEX onboarding.inbox_group_idx;
-CREATE INDEX inbox_group_idx ON onboarding.inbox (provider, subject, event_at, body_hash)
-    WITH (deduplicate_items = off);
+-- (the inbox's was made when it became partitioned, above)
 DROP INDEX onboarding.history_entity_idx;
 CREATE INDEX history_entity_idx ON onboarding.history (entity_key, event_at);
 

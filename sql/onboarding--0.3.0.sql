@@ -115,7 +115,7 @@ COMMENT ON FUNCTION onboarding.taxid_problem(text) IS
 -- ---------------------------------------------------------------------------
 
 CREATE TABLE onboarding.inbox (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
     received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     provider     onboarding.provider,
     payload      jsonb,
@@ -130,11 +130,24 @@ CREATE TABLE onboarding.inbox (
     body_hash    bigint,
     duplicate_of bigint,
     forced_by    text,
-    extraction   bytea
-);
+    extraction   bytea,
+    -- (id alone is unique: the pipeline's trigger looks for an id it did
+    -- not just hand out, as a key on id alone would)
+    PRIMARY KEY (id, received_at)
+) PARTITION BY RANGE (received_at);
 -- (a row without payload and raw is refused by inbox_pipeline, on every
 -- path, restores included: a CHECK saying it again cost every INSERT
 -- statement the decoding of its expression)
+
+-- Partitioned by the time a delivery was received, so that months can be
+-- added ahead (pg_partman, or CREATE TABLE ... PARTITION OF) and old ones
+-- detached and archived (README, "Partitioning the inbox").  Rows no range
+-- partition takes land in the default partition, created here: an
+-- extension's table cannot become partitioned later without breaking
+-- pg_dump, so every install has one.
+CREATE TABLE onboarding.inbox_default PARTITION OF onboarding.inbox DEFAULT;
+COMMENT ON TABLE onboarding.inbox_default IS
+    'the inbox''s default partition: deliveries no range partition takes (all of them until one is added, and those stored before the inbox was partitioned)';
 
 COMMENT ON TABLE onboarding.inbox IS 'every delivery, stored forever with what ingestion made of it';
 COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for duplicate detection';
@@ -173,9 +186,15 @@ CREATE TRIGGER inbox_no_delete BEFORE DELETE ON onboarding.inbox
     FOR EACH ROW EXECUTE FUNCTION onboarding.inbox_refuse_delete();
 CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox
     FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete();
+-- (row triggers are cloned onto every partition; statement triggers are not)
+CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox_default
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete();
 
-SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox', '');
-SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
+-- (a partitioned table has no rows of its own: its member partition's are
+-- dumped; partitions added later are the DBA's, dumped as any table)
+SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_default', '');
+-- (onboarding.inbox_id_seq is listed with the other sequences below, in
+-- the order an updated 0.2.0 lists them)
 
 -- ---------------------------------------------------------------------------
 -- State tables (derived; applications read them, the extension writes them)
@@ -849,6 +868,7 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.code_map', 'WHERE NOT shi
 SELECT pg_catalog.pg_extension_config_dump('onboarding.status_guard', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_by_proposal', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.transition_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status_id_seq', '');
 

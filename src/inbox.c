@@ -150,10 +150,11 @@ inbox_id_chosen(Relation rel, int64 id, int64 *last_value)
  * the statement, and what the trigger derived goes with it.  A partitioned
  * inbox's primary key is (id, received_at), which lets the same id in at
  * another time: there the trigger looks for every id it did not just hand
- * out (below).  The time the taken id was received goes to *received.
+ * out (below).  The time the taken id was received goes to *received, the
+ * relation that holds it to *where.
  */
 static bool
-inbox_id_taken(int64 id, TimestampTz *received)
+inbox_id_taken(int64 id, TimestampTz *received, Oid *where)
 {
 	ObStore    *store;
 	TupleTableSlot *slot;
@@ -184,6 +185,7 @@ inbox_id_taken(int64 id, TimestampTz *received)
 			taken = true;
 			xwait = dirty.xmin;
 			*received = DatumGetTimestampTz(slot_getattr(slot, atts->received_at, &isnull));
+			*where = RelationGetRelid(heap);
 		}
 		index_endscan(scan);
 		ExecClearTuple(slot);
@@ -275,6 +277,8 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	HeapTuple	result;
 	int64		last_id = 0;
 	TimestampTz taken_at = 0;
+	Oid			taken_in = InvalidOid;
+	bool		retime = false;
 
 	/*
 	 * A row logical replication applies, the trigger enabled ALWAYS on a
@@ -330,7 +334,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	 */
 	if ((onboarding_statement_row_may_be_discarded() ||
 		 (rel->rd_rel->relispartition && !replicated && d.id != last_id)) &&
-		inbox_id_taken(d.id, &taken_at))
+		inbox_id_taken(d.id, &taken_at, &taken_in))
 	{
 		if (!owner)
 			ereport(ERROR,
@@ -338,14 +342,24 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 					 errmsg("only the owner of onboarding.inbox may choose a delivery's id"),
 					 errdetail("Id %lld belongs to another delivery.", (long long) d.id),
 					 errhint("Leave id to its default.")));
-		/* the primary key would let it in at another time: refused here */
-		if (rel->rd_rel->relispartition &&
-			(!onboarding_statement_row_may_be_discarded() || taken_at != d.received_at))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("duplicate key value violates unique constraint \"inbox_pkey\""),
-					 errdetail("Key (id)=(%lld) already exists.", (long long) d.id),
-					 errhint("Leave id to its default.")));
+		/*
+		 * Partitioned, the primary key (id, received_at) would let it in at
+		 * another time: the row takes the time of the delivery whose id it
+		 * chose, so that the key refuses it (or ON CONFLICT skips it) as a
+		 * key on id alone would; a row that would then belong to another
+		 * partition is refused here.
+		 */
+		if (rel->rd_rel->relispartition)
+		{
+			if (taken_in != RelationGetRelid(rel))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("duplicate key value violates unique constraint \"inbox_pkey\""),
+						 errdetail("Key (id)=(%lld) already exists, in partition \"%s\".",
+								   (long long) d.id, get_rel_name(taken_in)),
+						 errhint("Leave id to its default.")));
+			retime = true;
+		}
 
 		/*
 		 * The owner chose an id that is taken: this row will not be stored
@@ -378,6 +392,14 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(caller);
 	result = onboarding_delivery_store(tuple, desc, atts, &d, true);
+	if (retime)
+	{
+		int			col = atts->received_at;
+		Datum		at = TimestampTzGetDatum(taken_at);
+		bool		isnull = false;
+
+		result = heap_modify_tuple_by_cols(result, desc, 1, &col, &at, &isnull);
+	}
 	/* a row that will not be stored (its id taken) is not counted */
 	if (mode != OB_RUN_DRY)
 		inbox_tally(result, desc, atts);

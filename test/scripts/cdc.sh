@@ -5,7 +5,8 @@
 # account's new version, the history rows it deleted and those it wrote
 # (only the rows its arrival changes: the bounded refold), and the outcomes
 # of the later deliveries it revised; and the rows decoded are the rows the
-# tables hold afterwards.
+# tables hold afterwards.  (Decoding names the partition a delivery is
+# stored in, onboarding.inbox_default here: the inbox is partitioned.)
 set -euo pipefail
 . "$(dirname "$0")/../reliability/lib.sh"
 
@@ -37,11 +38,11 @@ kinds=$(sed -E -n 's/^table onboarding\.([a-z_]+): ([A-Z]+):.*/\1 \2/p' "$ONBOAR
 echo "cdc: the late delivery's transaction, as decoded: $kinds"
 [ "$(grep -c '^BEGIN' "$ONBOARDING_WORK/cdc.txt")" = 1 ] && [ "$(grep -c '^COMMIT' "$ONBOARDING_WORK/cdc.txt")" = 1 ] \
 	|| { cat "$ONBOARDING_WORK/cdc.txt" >&2; fail "not one transaction"; }
-grep -q '^table onboarding.inbox: INSERT:.*pending_kyc_analysis' "$ONBOARDING_WORK/cdc.txt" || fail "no inbox INSERT decoded"
+grep -q '^table onboarding.inbox[a-z0-9_]*: INSERT:.*pending_kyc_analysis' "$ONBOARDING_WORK/cdc.txt" || fail "no inbox INSERT decoded"
 grep -q '^table onboarding.account: UPDATE:' "$ONBOARDING_WORK/cdc.txt" || fail "no account UPDATE decoded"
 grep -q '^table onboarding.history: DELETE:' "$ONBOARDING_WORK/cdc.txt" || fail "no history DELETE decoded"
 grep -q '^table onboarding.history: INSERT:' "$ONBOARDING_WORK/cdc.txt" || fail "no history INSERT decoded"
-grep -q "^table onboarding.inbox: INSERT:.*outcome\[onboarding.outcome\]:'stale'" "$ONBOARDING_WORK/cdc.txt" \
+grep -q "^table onboarding.inbox[a-z0-9_]*: INSERT:.*outcome\[onboarding.outcome\]:'stale'" "$ONBOARDING_WORK/cdc.txt" \
 	|| fail "the late delivery is not decoded as stale"
 
 # the last decoded version of each row is the row as stored: the account,

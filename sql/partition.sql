@@ -1,0 +1,93 @@
+-- The inbox is partitioned by received_at (SPEC §10; README, "Partitioning
+-- the inbox").  Range partitions for four months of 2030 are added ahead
+-- (the default partition holds every delivery the other suites stored, all
+-- received today): by pg_partman where Debian's is version 5 (PostgreSQL
+-- 17 and 18); on 15, whose pg_partman 4 always makes a default partition of
+-- its own (the inbox has one already), by hand, as pg_partman 5 names them.
+-- Deliveries received in those months land in their partitions; a late one
+-- is refolded across them, a duplicate is found in another partition, an id
+-- taken in another partition is refused, a partition whose layout is not
+-- the inbox's is refused, and rebuild() and verify() read them all.
+CREATE SCHEMA partman;
+CREATE EXTENSION pg_partman SCHEMA partman;
+DO $$
+BEGIN
+    IF (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_partman') >= '5' THEN
+        PERFORM partman.create_parent('onboarding.inbox', 'received_at', '1 month',
+                                      p_start_partition := '2030-01-01', p_premake := 1,
+                                      p_default_table := false);
+        PERFORM partman.create_partition_time('onboarding.inbox',
+                    ARRAY['2030-02-01', '2030-03-01', '2030-04-01']::timestamptz[]);
+    ELSE
+        CREATE TABLE onboarding.inbox_p20300101 PARTITION OF onboarding.inbox
+            FOR VALUES FROM ('2030-01-01') TO ('2030-02-01');
+        CREATE TABLE onboarding.inbox_p20300201 PARTITION OF onboarding.inbox
+            FOR VALUES FROM ('2030-02-01') TO ('2030-03-01');
+        CREATE TABLE onboarding.inbox_p20300301 PARTITION OF onboarding.inbox
+            FOR VALUES FROM ('2030-03-01') TO ('2030-04-01');
+        CREATE TABLE onboarding.inbox_p20300401 PARTITION OF onboarding.inbox
+            FOR VALUES FROM ('2030-04-01') TO ('2030-05-01');
+    END IF;
+END
+$$;
+SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
+  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'onboarding.inbox'::regclass
+   AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+ ORDER BY c.relname;
+
+-- one account's deliveries, received a month apart; the third is late (its
+-- event sits between the first two), the fourth repeats the first's body
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-01-10 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-ana", "status": "pending_kyc_analysis",
+                         "event_datetime": "2029-12-01 10:00:00"}');
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-02-10 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-ana", "status": "account_opened",
+                         "event_datetime": "2029-12-01 13:00:00"}');
+SET client_min_messages = debug1;
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-03-10 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-ana", "status": "pending_additional_data",
+                         "event_datetime": "2029-12-01 12:00:00"}');
+RESET client_min_messages;
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-04-10 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-ana", "status": "pending_kyc_analysis",
+                         "event_datetime": "2029-12-01 10:00:00"}');
+
+SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS partition, i.status_raw, i.outcome,
+       i.duplicate_of = pg_catalog.min(i.id) OVER () AS duplicate_of_first
+  FROM onboarding.inbox i JOIN pg_catalog.pg_class c ON c.oid = i.tableoid
+ WHERE i.subject = 'pt-ana'
+ ORDER BY i.id;
+SELECT status FROM onboarding.account WHERE account_key = 'pt-ana';
+SELECT from_status, to_status FROM onboarding.history
+ WHERE entity_key = 'pt-ana' ORDER BY event_at, id;
+
+-- an id is unique across partitions: one taken in another partition is
+-- refused (the primary key, (id, received_at), would let it in)
+\set VERBOSITY terse
+INSERT INTO onboarding.inbox (id, received_at, payload) OVERRIDING SYSTEM VALUE
+SELECT min(id), '2030-03-15 09:00+00',
+       '{"webhook_type": "account_request.status_change", "key": "pt-bia", "status": "pending_kyc_analysis"}'
+  FROM onboarding.inbox WHERE subject = 'pt-ana';
+\set VERBOSITY default
+
+-- a partition whose columns are not at the inbox's numbers (here one
+-- dropped) is refused the first time the pipeline meets it
+CREATE TABLE public.odd_partition (LIKE onboarding.inbox INCLUDING DEFAULTS);
+ALTER TABLE public.odd_partition ADD COLUMN junk int;
+ALTER TABLE public.odd_partition DROP COLUMN junk;
+ALTER TABLE onboarding.inbox ATTACH PARTITION public.odd_partition
+    FOR VALUES FROM ('2031-01-01') TO ('2031-02-01');
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-01-11 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-bia", "status": "pending_kyc_analysis"}');
+ALTER TABLE onboarding.inbox DETACH PARTITION public.odd_partition;
+DROP TABLE public.odd_partition;
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-01-11 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-bia", "status": "pending_kyc_analysis"}');
+SELECT subject, outcome FROM onboarding.inbox WHERE subject = 'pt-bia';
+
+-- everything derives the same again from every partition
+SELECT count(*) AS differences FROM onboarding.verify();
+SELECT onboarding.rebuild(subject => 'pt-ana') > 0 AS rebuilt;
+SELECT status FROM onboarding.account WHERE account_key = 'pt-ana';
+SELECT count(*) AS differences FROM onboarding.verify();
