@@ -56,7 +56,15 @@
 # derives the same state, history and outcomes for those runs live, and
 # again after rebuild(), with verify() empty.
 #
+# Each flow runs twice, in two layouts of the inbox: `default` (the
+# default partition alone, as after CREATE EXTENSION) and `months` (36
+# monthly range partitions, every delivery received six hours after the one
+# before it from 2030 on, so that a run's deliveries, its late ones and its
+# duplicates lie in several partitions, and the later ones in the default
+# partition again).
+#
 #   ONBOARDING_LONG=1               1,000 random orders per large flow
+#   ONBOARDING_CONVERGENCE_LAYOUTS  the layouts (default: "default months")
 #   ONBOARDING_CONVERGENCE_SEED     the seed (orders, copy)
 #   ONBOARDING_CONVERGENCE_FLOWS    a regular expression: run only those flows
 #   ONBOARDING_CONVERGENCE_JOBS     flows run at a time, each in databases of its own (2)
@@ -89,7 +97,24 @@ export PGOPTIONS="$PGOPTIONS -c TimeZone=UTC"
 t0=$(date +%s)
 
 python3 "$RELIABILITY/convergence.py" plan "$RELIABILITY/../fixtures" "$dir" "$seed" "$orders" >"$dir/plan.txt"
-fresh_db $tmpl
+layouts=${ONBOARDING_CONVERGENCE_LAYOUTS:-default months}
+
+# the template database of a layout
+make_template() {	# layout
+	fresh_db $tmpl
+	[ "$1" = months ] || return 0
+	q -d $tmpl -c "DO \$\$ BEGIN
+	                 FOR m IN 0..35 LOOP
+	                   EXECUTE format('CREATE TABLE onboarding.inbox_m%s PARTITION OF onboarding.inbox
+	                                   FOR VALUES FROM (%L) TO (%L)', m,
+	                                  timestamptz '2030-01-01 00:00+00' + m * interval '1 month',
+	                                  timestamptz '2030-01-01 00:00+00' + (m + 1) * interval '1 month');
+	                 END LOOP;
+	               END \$\$" \
+		-c "CREATE SEQUENCE public.arrival" \
+		-c "ALTER TABLE onboarding.inbox ALTER COLUMN received_at
+		      SET DEFAULT timestamptz '2030-01-01 00:00+00' + nextval('public.arrival') * interval '6 hours'" >/dev/null
+}
 
 # What a database derived, one line per row: the state rows without the
 # arrival columns; history without id and inbox_id (a row written for a
@@ -120,8 +145,8 @@ dump() {	# flow database suffix
 }
 
 # One flow: its runs in a fresh database, then the shuffled copy in
-# another.  Writes its report to $dir/<flow>.log and its verdict (ok or
-# failed) to $dir/<flow>.verdict.
+# another.  Writes its report to $dir/<flow>.<layout>.log and its verdict (ok or
+# failed) to $dir/<flow>.<layout>.verdict.
 run_flow() {	# flow
 	local flow=$1 db=onboarding_conv_$1 copydb=onboarding_conv_$1_copy
 	local tf td te n nc diffs copy_diffs replayed rebuilt_diffs status=0
@@ -132,8 +157,8 @@ run_flow() {	# flow
 		q -d postgres -c "CREATE DATABASE $d TEMPLATE $tmpl"
 	done
 	if ! psql -X -q -v ON_ERROR_STOP=1 -d $db -f "$dir/$flow.sql" >/dev/null 2>"$dir/$flow.err"; then
-		echo "convergence: $flow: a delivery raised an error: $(head -c 400 "$dir/$flow.err")"
-		echo failed >"$dir/$flow.verdict"
+		echo "convergence ($LAYOUT): $flow: a delivery raised an error: $(head -c 400 "$dir/$flow.err")"
+		echo failed >"$dir/$flow.$LAYOUT.verdict"
 		return
 	fi
 	td=$(date +%s%N)
@@ -141,7 +166,7 @@ run_flow() {	# flow
 	dump "$flow" $db live
 	diffs=$(q -d $db -c "SELECT count(*) FROM onboarding.verify()")
 	if [ "$diffs" != 0 ]; then
-		echo "convergence: $flow: verify() found $diffs differences after the runs, e.g.:"
+		echo "convergence ($LAYOUT): $flow: verify() found $diffs differences after the runs, e.g.:"
 		q -d $db -c "SELECT kind, key, left(live::text, 300), left(rebuilt::text, 300)
 		               FROM onboarding.verify() LIMIT 3" || true
 	fi
@@ -151,8 +176,8 @@ run_flow() {	# flow
 	               FROM onboarding.inbox ORDER BY id" \
 		| python3 "$RELIABILITY/convergence.py" copy "$dir" "$flow" "$seed" >"$dir/$flow.copy.sql"
 	if ! psql -X -q -v ON_ERROR_STOP=1 -d $copydb -f "$dir/$flow.copy.sql" >/dev/null 2>"$dir/$flow.err"; then
-		echo "convergence: $flow: a delivery of the copy raised an error: $(head -c 400 "$dir/$flow.err")"
-		echo failed >"$dir/$flow.verdict"
+		echo "convergence ($LAYOUT): $flow: a delivery of the copy raised an error: $(head -c 400 "$dir/$flow.err")"
+		echo failed >"$dir/$flow.$LAYOUT.verdict"
 		return
 	fi
 	nc=$(q -d $copydb -c "SELECT count(*) FROM onboarding.inbox")
@@ -163,38 +188,42 @@ run_flow() {	# flow
 	rebuilt_diffs=$(q -d $copydb -c "SELECT count(*) FROM onboarding.verify()")
 	te=$(date +%s%N)
 	python3 "$RELIABILITY/convergence.py" check "$dir" "$flow" || status=$?
-	echo "convergence: $flow: $n deliveries in $(((td - tf) / 1000000)) ms, verify() $diffs;" \
+	echo "convergence ($LAYOUT): $flow: $n deliveries in $(((td - tf) / 1000000)) ms, verify() $diffs;" \
 		"copy of $nc: verify() $copy_diffs, rebuild() replayed $replayed, then verify() $rebuilt_diffs;" \
 		"$(((te - tf) / 1000000)) ms in all"
 	if [ "$status" != 0 ] || [ "$diffs" != 0 ] || [ "$copy_diffs" != 0 ] || [ "$rebuilt_diffs" != 0 ] \
 		|| [ "$replayed" != "$nc" ]; then
-		echo failed >"$dir/$flow.verdict"
+		echo failed >"$dir/$flow.$LAYOUT.verdict"
 	else
-		echo ok >"$dir/$flow.verdict"
+		echo ok >"$dir/$flow.$LAYOUT.verdict"
 	fi
 	for d in $db $copydb; do drop_db $d >/dev/null; done
 }
 
-# the flows, $jobs at a time (each in databases of its own); reports in plan order
-selected=()
-while read -r flow runs ndeliv mode total; do
-	[[ "$flow" =~ $only ]] || continue
-	selected+=("$flow")
-	run_flow "$flow" >"$dir/$flow.log" 2>&1 &
-	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
-done <"$dir/plan.txt"
-wait
-t1=$(date +%s)
-
+# the flows, $jobs at a time (each in databases of its own), in each
+# layout; reports in plan order
 failed=""
-runs_all=0
-for flow in "${selected[@]}"; do
-	cat "$dir/$flow.log"
-	[ "$(cat "$dir/$flow.verdict" 2>/dev/null)" = ok ] || failed="$failed $flow"
-	runs_all=$((runs_all + $(awk -v f="$flow" '$1 == f { print $2 }' "$dir/plan.txt")))
+for LAYOUT in $layouts; do
+	make_template "$LAYOUT"
+	selected=()
+	while read -r flow runs ndeliv mode total; do
+		[[ "$flow" =~ $only ]] || continue
+		selected+=("$flow")
+		run_flow "$flow" >"$dir/$flow.$LAYOUT.log" 2>&1 &
+		while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+	done <"$dir/plan.txt"
+	wait
+	runs_all=0
+	for flow in "${selected[@]}"; do
+		cat "$dir/$flow.$LAYOUT.log"
+		[ "$(cat "$dir/$flow.$LAYOUT.verdict" 2>/dev/null)" = ok ] || failed="$failed $flow ($LAYOUT)"
+		runs_all=$((runs_all + $(awk -v f="$flow" '$1 == f { print $2 }' "$dir/plan.txt")))
+	done
 done
+t1=$(date +%s)
 deliveries_all=$(awk -v only="$only" '$1 ~ only { n += $2 * $3 } END { print n + 0 }' "$dir/plan.txt")
 echo "convergence: ${#selected[@]} flows, $runs_all orders, $deliveries_all deliveries (and up to 100 runs" \
-	"of each again in the copies), $jobs at a time, $((t1 - t0)) s; failed:${failed:- none}"
+	"of each again in the copies), in each layout ($layouts), $jobs at a time, $((t1 - t0)) s;" \
+	"failed:${failed:- none}"
 [ "${#selected[@]}" -gt 0 ] || fail "no flow matches '$only'"
 [ -z "$failed" ] || fail "flows that do not converge (or whose verify() is not empty):$failed"
