@@ -34,6 +34,8 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
+
 /* ---------------------------------------------------------------------
  * The group fold: late deliveries and rebuild()
  * ---------------------------------------------------------------------
@@ -231,6 +233,16 @@ onboarding_group_keys(ScanKey keys, const ObInboxAtts *atts, ObProvider provider
 						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
 }
 
+/* A stored delivery read by a group's scan, from the pool when read before. */
+static ObGroupItem *
+group_scan_item(HTAB *pool, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
+
+	return onboarding_group_item_pooled(pool, id, tup, desc, atts);
+}
+
 /*
  * The deliveries of a group stored in the inbox (committed, or this
  * transaction's), from the pool when read before.  Deliveries other
@@ -247,30 +259,45 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	ScanKeyData keys[2];
 	List	   *items = NIL;
 
-	/* in every relation that holds inbox rows (its partitions) */
+	/*
+	 * In every relation that holds inbox rows (its partitions), through the
+	 * index the store keeps open (a catalog scan would open and close it
+	 * for every group and partition).
+	 */
 	for (int part = 0; part < onboarding_store_nparts(store); part++)
 	{
 		Relation	index;
 		Relation	heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
-		SysScanDesc scan;
 		HeapTuple	tup;
 
 		InitDirtySnapshot(dirty);
 		onboarding_group_keys(keys, atts, provider, subject);
-		/* (a 0.1.0 schema has no group index: then the heap is scanned) */
-		scan = systable_beginscan(heap, index != NULL ? RelationGetRelid(index) : InvalidOid,
-								  index != NULL, &dirty, 2, keys);
-		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		if (index == NULL)
 		{
-			bool		isnull;
-			int64		id;
+			/* (a 0.1.0 schema has no group index: then the heap is scanned) */
+			SysScanDesc scan = systable_beginscan(heap, InvalidOid, false, &dirty, 2, keys);
 
-			if (TransactionIdIsValid(dirty.xmin))
-				continue;		/* another transaction is inserting it */
-			id = DatumGetInt64(heap_getattr(tup, atts->id, desc, &isnull));
-			items = lappend(items, onboarding_group_item_pooled(pool, id, tup, desc, atts));
+			while (HeapTupleIsValid(tup = systable_getnext(scan)))
+				if (!TransactionIdIsValid(dirty.xmin))	/* (not another's, being inserted) */
+					items = lappend(items, group_scan_item(pool, tup, desc, atts));
+			systable_endscan(scan);
 		}
-		systable_endscan(scan);
+		else
+		{
+			TupleTableSlot *slot = table_slot_create(heap, NULL);
+			IndexScanDesc scan;
+
+			keys[0].sk_attno = 1;	/* (the index's columns: provider, subject) */
+			keys[1].sk_attno = 2;
+			scan = ob_index_beginscan(heap, index, &dirty, 2, 0);
+			index_rescan(scan, keys, 2, NULL, 0);
+			while (index_getnext_slot(scan, ForwardScanDirection, slot))
+				if (!TransactionIdIsValid(dirty.xmin))
+					items = lappend(items, group_scan_item(pool, ExecFetchSlotHeapTuple(slot, false, NULL),
+														   desc, atts));
+			index_endscan(scan);
+			ExecDropSingleTupleTableSlot(slot);
+		}
 	}
 	return items;
 }

@@ -346,7 +346,8 @@ window_history(ObWindow *w, ObFold *old)
  */
 typedef struct WindowScanPart
 {
-	SysScanDesc scan;
+	IndexScanDesc scan;			/* through the index the store keeps open */
+	TupleTableSlot *slot;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
 	HeapTuple	head;			/* its next delivery; NULL at its end */
@@ -366,11 +367,9 @@ typedef struct WindowScan
 static HeapTuple
 window_scan_fetch(WindowScanPart *p)
 {
-	HeapTuple	tup;
-
-	while (HeapTupleIsValid(tup = systable_getnext(p->scan)))
+	while (index_getnext_slot(p->scan, ForwardScanDirection, p->slot))
 		if (!TransactionIdIsValid(p->dirty.xmin))
-			return tup;
+			return ExecFetchSlotHeapTuple(p->slot, false, NULL);
 	return NULL;
 }
 
@@ -391,15 +390,20 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 		Relation	index;
 		Relation	heap = onboarding_store_part(store, i, OB_INBOX_GROUP_INDEX, &index);
 
+		/* (keyed by the index's columns: provider, subject, event_at) */
 		InitDirtySnapshot(p->dirty);
 		onboarding_group_keys(p->keys, atts, provider, subject);
+		p->keys[0].sk_attno = 1;
+		p->keys[1].sk_attno = 2;
 		if (timeless)
-			ScanKeyEntryInitialize(&p->keys[2], SK_ISNULL | SK_SEARCHNULL, atts->event_at,
+			ScanKeyEntryInitialize(&p->keys[2], SK_ISNULL | SK_SEARCHNULL, 3,
 								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
 		else
-			ScanKeyEntryInitialize(&p->keys[2], 0, atts->event_at, BTGreaterEqualStrategyNumber,
+			ScanKeyEntryInitialize(&p->keys[2], 0, 3, BTGreaterEqualStrategyNumber,
 								   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
-		p->scan = systable_beginscan(heap, RelationGetRelid(index), true, &p->dirty, 3, p->keys);
+		p->slot = table_slot_create(heap, NULL);
+		p->scan = ob_index_beginscan(heap, index, &p->dirty, 3, 0);
+		index_rescan(p->scan, p->keys, 3, NULL, 0);
 		p->head = window_scan_fetch(p);
 	}
 	ws->open = true;
@@ -451,7 +455,10 @@ window_scan_end(WindowScan *ws)
 	if (!ws->open)
 		return;
 	for (int i = 0; i < ws->nparts; i++)
-		systable_endscan(ws->parts[i].scan);
+	{
+		index_endscan(ws->parts[i].scan);
+		ExecDropSingleTupleTableSlot(ws->parts[i].slot);
+	}
 	pfree(ws->parts);
 	ws->open = false;
 }
@@ -529,21 +536,25 @@ window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 	ObStore    *store = onboarding_store(OB_S_INBOX);
 	SnapshotData dirty;
 	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	IndexScanDesc scan;
 	List	   *newer = NIL;
 
 	for (int part = 0; part < onboarding_store_nparts(store); part++)
 	{
 		Relation	index;
 		Relation	heap = onboarding_store_part(store, part, OB_INBOX_PKEY, &index);
+		TupleTableSlot *slot = table_slot_create(heap, NULL);
 
+		/* (through the index the store keeps open; id is its first column) */
 		InitDirtySnapshot(dirty);
-		ScanKeyEntryInitialize(&key, 0, atts->id, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
+		ScanKeyEntryInitialize(&key, 0, 1, BTGreaterStrategyNumber, InvalidOid, InvalidOid,
 							   F_INT8GT, Int64GetDatum(d->id));
-		scan = systable_beginscan(heap, RelationGetRelid(index), true, &dirty, 1, &key);
-		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		scan = ob_index_beginscan(heap, index, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
+			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
+
 			bool		isnull;
 			Datum		v;
 
@@ -556,7 +567,8 @@ window_newer(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 			if (!isnull && strcmp(TextDatumGetCString(v), d->subject) == 0)
 				newer = lappend(newer, heap_copytuple(tup));
 		}
-		systable_endscan(scan);
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
 	}
 	return newer;
 }

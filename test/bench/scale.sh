@@ -12,7 +12,11 @@
 #      chunk addressing other customers (their entity keys rewritten, as
 #      `make bench`'s stream does; a chunk's tax ids are the first chunk's,
 #      so one person ends up with an account, a proposal... per chunk), and
-#      prints each chunk's ingest rate;
+#      prints each chunk's ingest rate.  Each chunk is a month of deliveries
+#      (received_at from 2031-01 on, a second apart), loaded into a range
+#      partition of its own made just before, as pg_partman would have made
+#      it ahead (SCALE_PARTITIONS=0: every chunk received now, into the
+#      default partition);
 #   3. prints the sizes of the tables, in all and per delivery;
 #   4. times every report view and function as a dashboard asks it (the
 #      aggregates whole; the lists as a count and as their first page of
@@ -31,6 +35,7 @@
 #   SCALE_DELIVERIES  deliveries in all                         (10000000)
 #   SCALE_CHUNKS      chunks they are loaded in                 (10)
 #   SCALE_VERIFY      0: skip verify() (minutes at 10M)         (1)
+#   SCALE_PARTITIONS  0: no range partitions (see 2)            (1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,6 +45,7 @@ cd "$(dirname "$0")/../.."
 TOTAL=${SCALE_DELIVERIES:-10000000}
 CHUNKS=${SCALE_CHUNKS:-10}
 VERIFY=${SCALE_VERIFY:-1}
+PARTITIONS=${SCALE_PARTITIONS:-1}
 CHUNK=$((TOTAL / CHUNKS))
 [ "$CHUNKS" -ge 1 ] && [ "$CHUNKS" -le 500 ] || { echo "SCALE_CHUNKS must be 1 to 500" >&2; exit 2; }
 [ "$CHUNK" -ge 1000 ] || { echo "SCALE_DELIVERIES / SCALE_CHUNKS must be at least 1000" >&2; exit 2; }
@@ -66,13 +72,24 @@ IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q 
 declare -a RATE
 LAST_START=
 for ((r = 0; r < CHUNKS; r++)); do
-	q -c "COPY (SELECT CASE WHEN $r = 0 THEN body
+	month="timestamptz '2031-01-01 00:00+00' + make_interval(months => $r)"
+	if [ "$PARTITIONS" = 1 ]; then
+		received="$month + n * interval '1 second'"
+		q -c "CREATE TABLE onboarding.inbox_chunk$((r + 1)) PARTITION OF onboarding.inbox
+		        FOR VALUES FROM ($month) TO ($month + interval '1 month')" >/dev/null
+	else
+		received="now()"
+	fi
+	q -c "COPY (SELECT $received,
+	                   CASE WHEN $r = 0 THEN body
 	                        ELSE replace(replace(body::text,
 	                                 '-4e00-', '-4' || lpad(to_hex(3584 + $r), 3, '0') || '-'),
 	                                 '\"860590-', '\"' || (860590 + $r) || '-')::jsonb END
 	              FROM bench.corpus ORDER BY n) TO '$CHUNK_FILE'"
-	[ "$r" -eq $((CHUNKS - 1)) ] && LAST_START=$(q -c "SELECT now()")
-	read -r t _ < <(timed "COPY onboarding.inbox (payload) FROM '$CHUNK_FILE';")
+	if [ "$r" -eq $((CHUNKS - 1)) ]; then
+		if [ "$PARTITIONS" = 1 ]; then LAST_START=$(q -c "SELECT $month"); else LAST_START=$(q -c "SELECT now()"); fi
+	fi
+	read -r t _ < <(timed "COPY onboarding.inbox (received_at, payload) FROM '$CHUNK_FILE';")
 	RATE[$r]=$(calc "$CHUNK / $t")
 	echo "chunk $((r + 1))/$CHUNKS: $(num "$CHUNK") deliveries in ${t} s, $(num "${RATE[$r]}") deliveries/s; inbox $(num "$(q -c "SELECT count(*) FROM onboarding.inbox")") rows"
 done
