@@ -80,15 +80,15 @@ for ((r = 0; r < CHUNKS; r++)); do
 	else
 		received="now()"
 	fi
+	if [ "$r" -eq $((CHUNKS - 1)) ]; then
+		if [ "$PARTITIONS" = 1 ]; then LAST_START=$(q -c "SELECT $month"); else LAST_START=$(q -c "SELECT now()"); fi
+	fi
 	q -c "COPY (SELECT $received,
 	                   CASE WHEN $r = 0 THEN body
 	                        ELSE replace(replace(body::text,
 	                                 '-4e00-', '-4' || lpad(to_hex(3584 + $r), 3, '0') || '-'),
 	                                 '\"860590-', '\"' || (860590 + $r) || '-')::jsonb END
 	              FROM bench.corpus ORDER BY n) TO '$CHUNK_FILE'"
-	if [ "$r" -eq $((CHUNKS - 1)) ]; then
-		if [ "$PARTITIONS" = 1 ]; then LAST_START=$(q -c "SELECT $month"); else LAST_START=$(q -c "SELECT now()"); fi
-	fi
 	read -r t _ < <(timed "COPY onboarding.inbox (received_at, payload) FROM '$CHUNK_FILE';")
 	RATE[$r]=$(calc "$CHUNK / $t")
 	echo "chunk $((r + 1))/$CHUNKS: $(num "$CHUNK") deliveries in ${t} s, $(num "${RATE[$r]}") deliveries/s; inbox $(num "$(q -c "SELECT count(*) FROM onboarding.inbox")") rows"
