@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Dump/restore: a populated database — a corpus of every provider delivered
 # through INSERT (payload), INSERT (raw) and ingest(), a rebuild() in the
-# middle, user-added rows in onboarding.status_map and onboarding.transition
+# middle, range partitions of the inbox added by the DBA (deliveries in them
+# and in the default partition), user-added rows in onboarding.status_map
+# and onboarding.transition
 # that change outcomes (and in onboarding.value_rule and onboarding.code_map),
 # a force_status() override, and deliveries for every
 # provider whose keys (direct and derived) are over 1024 bytes of 2-, 3- and
 # 4-byte UTF-8 characters cut inside a character at byte 40 and at byte
 # 1024, each delivered twice, plus multibyte values that details quote — is
 # dumped with
-# pg_dump -Fc and restored with a plain pg_restore into a new database.
+# pg_dump -Fc and restored with pg_restore into a new database (leaving out
+# the dump's indexes of the inbox's range partitions, which PostgreSQL makes
+# when the dump attaches them, as docs/partitioning.md says).
 # Proves: pg_restore succeeds; every count is equal (inbox, each state table,
 # history, user rule rows, overrides); the evidence (id, received_at,
 # provider, payload, raw, headers, forced_by) and every derived row
 # (onboarding.derived_rows(): state, history, the inbox's derived columns)
-# are identical, the whole inbox byte for byte; verify() is empty in both
+# are identical, the whole inbox byte for byte, each delivery in the same
+# partition (the partitioned inbox and its member default partition come
+# from CREATE EXTENSION, the DBA's partitions and their rows from the dump);
+# verify() is empty in both
 # databases; and ingestion
 # goes on there: new deliveries are applied, an older event is stale, the
 # user rule still applies, and a body delivered before the dump is a
@@ -27,7 +34,7 @@ src=onboarding_dump_src
 dst=onboarding_dump_dst
 if [ "$LONG" = 1 ]; then scale=300; else scale=60; fi
 dump="$ONBOARDING_WORK/onboarding.dump"
-trap 'rm -f "$dump" "$ONBOARDING_WORK"/dump_*.txt; drop_db $src >/dev/null 2>&1 || true; drop_db $dst >/dev/null 2>&1 || true' EXIT
+trap 'rm -f "$dump" "$ONBOARDING_WORK"/dump_*.txt "$ONBOARDING_WORK"/dump_restore.list; drop_db $src >/dev/null 2>&1 || true; drop_db $dst >/dev/null 2>&1 || true' EXIT
 
 fresh_db $src
 drop_db $dst
@@ -46,6 +53,15 @@ VALUES ('qitech', '*', 'account', 'holder_name', 51, '{data.account_owner.full_n
 INSERT INTO onboarding.code_map (code_table, code, value)
 VALUES ('celcoin_file_type', 'PASSPORT', 'identity');
 
+-- range partitions of the DBA's: the backfill below lands in one, some of
+-- the corpus in the other
+CREATE TABLE onboarding.inbox_p20241201 PARTITION OF onboarding.inbox
+    FOR VALUES FROM ('2024-12-01 00:00+00') TO ('2025-01-01 00:00+00');
+CREATE TABLE onboarding.inbox_p20310101 PARTITION OF onboarding.inbox
+    FOR VALUES FROM ('2031-01-01 00:00+00') TO ('2031-02-01 00:00+00');
+INSERT INTO onboarding.inbox (received_at, payload)
+SELECT timestamptz '2031-01-01 00:00+00' + n * interval '1 minute', body
+  FROM corpus WHERE n % 16 = 5 ORDER BY n;
 -- half the corpus as jsonb, a quarter as text (with headers), then a rebuild
 -- (which rewrites rows and so scatters their physical order), then the rest
 INSERT INTO onboarding.inbox (payload) SELECT body FROM corpus WHERE n % 4 IN (0, 1) ORDER BY n;
@@ -73,10 +89,19 @@ counts="SELECT (SELECT count(*) FROM onboarding.inbox) || ' ' || (SELECT count(*
                || '+' || (SELECT count(*) FROM onboarding.code_map WHERE NOT shipped)
                || ' ' || (SELECT count(*) FROM onboarding.inbox WHERE forced_by IS NOT NULL)
                || ' ' || (SELECT last_value FROM onboarding.inbox_id_seq)"
-evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_by
+evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_by, tableoid::regclass
                   FROM onboarding.inbox ORDER BY id) TO STDOUT"
 inbox_all="COPY (SELECT * FROM onboarding.inbox ORDER BY id) TO STDOUT"
 derived="COPY (SELECT * FROM onboarding.derived_rows() ORDER BY kind, key) TO STDOUT"
+partitions="SELECT string_agg(p || '=' || n, ' ' ORDER BY p)
+              FROM (SELECT tableoid::regclass::text AS p, count(*) AS n FROM onboarding.inbox GROUP BY 1) x"
+# the indexes of the inbox's partitions, each attached to the inbox's
+part_indexes="SELECT string_agg(i.indexrelid::regclass || '<' || p.inhparent::regclass, ' ' ORDER BY 1)
+                FROM pg_index i JOIN pg_inherits t ON t.inhrelid = i.indrelid
+                LEFT JOIN pg_inherits p ON p.inhrelid = i.indexrelid
+               WHERE t.inhparent = 'onboarding.inbox'::regclass"
+parts_src=$(q -d $src -c "$partitions")
+pidx_src=$(q -d $src -c "$part_indexes")
 before=$(q -d $src -c "$counts")
 q -d $src -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_src.txt"
 q -d $src -c "$derived" >"$ONBOARDING_WORK/dump_derived_src.txt"
@@ -92,7 +117,13 @@ echo "dump_restore: source inbox $inbox, account $account, proposal $proposal, d
 
 "$ONBOARDING_BINDIR/pg_dump" -Fc -d $src -f "$dump"
 q -d postgres -c "CREATE DATABASE $dst"
-if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -d $dst "$dump" 2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
+# as docs/partitioning.md says: the indexes of the inbox's partitions are
+# made by PostgreSQL when the dump attaches them (the inbox, made by CREATE
+# EXTENSION, has its indexes already), so the dump's own are left out
+"$ONBOARDING_BINDIR/pg_restore" -l "$dump" \
+	| grep -Ev ' (INDEX|CONSTRAINT|INDEX ATTACH) onboarding inbox_p[0-9]' >"$ONBOARDING_WORK/dump_restore.list"
+if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -L "$ONBOARDING_WORK/dump_restore.list" -d $dst "$dump" \
+	2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
 	echo "dump_restore: pg_restore failed:" >&2
 	cut -c1-300 "$ONBOARDING_WORK/dump_restore_err.txt" >&2
 	echo "dump_restore: restored inbox rows: $(q -d $dst -c "SELECT count(*) FROM onboarding.inbox" 2>&1) of $inbox" >&2
@@ -100,6 +131,8 @@ if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -d $dst "$dump" 2>"$ONBOARD
 fi
 
 after=$(q -d $dst -c "$counts")
+parts_dst=$(q -d $dst -c "$partitions")
+pidx_dst=$(q -d $dst -c "$part_indexes")
 q -d $dst -c "$evidence" >"$ONBOARDING_WORK/dump_evidence_dst.txt"
 q -d $dst -c "$derived" >"$ONBOARDING_WORK/dump_derived_dst.txt"
 q -d $dst -c "$inbox_all" >"$ONBOARDING_WORK/dump_inbox_dst.txt"
@@ -149,6 +182,7 @@ SQL
 read -r continued_ok continued_all continued_bad <<<"$continued"
 end_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
 
+echo "dump_restore: deliveries by partition: source $parts_src; restored $( [ "$parts_src" = "$parts_dst" ] && echo the same || echo "$parts_dst")"
 echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)");" \
 	"evidence rows differing $evidence_diff; whole inbox byte for byte: $inbox_identical;" \
 	"derived rows compared $compared, differing $derived_diff; verify() $dst_diffs;" \
@@ -156,6 +190,9 @@ echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal ||
 
 [ "$src_diffs" -eq 0 ] || fail "verify() found $src_diffs differences in the source database"
 [ "$before" = "$after" ] || fail "counts differ: source $before, restored $after"
+[ "$parts_src" = "$parts_dst" ] || fail "deliveries are in other partitions after restore"
+[ "$pidx_src" = "$pidx_dst" ] || fail "the partitions' indexes differ after restore: $pidx_dst (source: $pidx_src)"
+case "$parts_src" in *inbox_p20241201=*inbox_p20310101=*) ;; *) fail "the range partitions hold no deliveries: $parts_src" ;; esac
 [ "$inbox_identical" = yes ] || fail "the inbox is not byte for byte the same after restore"
 [ "$evidence_diff" -eq 0 ] || fail "the evidence differs after restore"
 [ "$derived_diff" -eq 0 ] || { diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | head -5 >&2; fail "derived state differs after restore"; }
