@@ -73,6 +73,58 @@ CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox
 -- (onboarding.inbox_default, the same table, is dumped already)
 SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
 
+-- The privileges granted on the inbox (an application's INSERT, a
+-- reader's SELECT, column grants included) go to the new table, so that
+-- what could deliver before the update still can; the partition keeps
+-- none (its rows are reached through the inbox), as in a fresh install.
+-- (The end of this script makes them the user's grants again, which
+-- pg_dump dumps.)
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT a.grantee::regrole::text AS grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = 'onboarding.inbox_default'::regclass
+           AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON onboarding.inbox TO %I%s', g.privilege_type, g.grantee,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    FOR g IN
+        SELECT a.grantee::regrole::text AS grantee, a.privilege_type, a.is_grantable,
+               t.attname
+          FROM pg_catalog.pg_attribute t
+          JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+         WHERE t.attrelid = 'onboarding.inbox_default'::regclass AND t.attnum > 0
+           AND NOT t.attisdropped AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s (%I) ON onboarding.inbox TO %I%s', g.privilege_type,
+                                  g.attname, g.grantee,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE pg_catalog.format('REVOKE %s (%I) ON onboarding.inbox_default FROM %I CASCADE',
+                                  g.privilege_type, g.attname, g.grantee);
+    END LOOP;
+    FOR g IN
+        SELECT DISTINCT a.grantee::regrole::text AS grantee
+          FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = 'onboarding.inbox_default'::regclass
+           AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON onboarding.inbox_default FROM %I CASCADE', g.grantee);
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_catalog.aclexplode((SELECT relacl FROM pg_catalog.pg_class
+                                                  WHERE oid = 'onboarding.inbox_default'::regclass)) a
+                WHERE a.grantee = 0) THEN
+        RAISE NOTICE 'onboarding.inbox: privileges granted to PUBLIC on the 0.2.0 inbox were not carried over; grant them again if you meant them';
+    END IF;
+END
+$$;
+
 COMMENT ON TABLE onboarding.inbox IS 'every delivery, stored forever with what ingestion made of it';
 COMMENT ON COLUMN onboarding.inbox.body_hash IS 'jsonb hash of payload, for duplicate detection';
 COMMENT ON COLUMN onboarding.inbox.duplicate_of IS 'id of the first delivery with the same provider and body';
@@ -780,3 +832,43 @@ SELECT provider, entity, status, count(*) AS n,
   FROM spans
  WHERE spent IS NOT NULL
  GROUP BY provider, entity, status;
+
+-- ---------------------------------------------------------------------------
+-- The grants this update carried over (on the inbox, and on ingest(),
+-- ingest_text(), force_status() and rebuild(), which it made again) were
+-- made inside the extension's script, where PostgreSQL records every GRANT
+-- and REVOKE as the extension's initial privileges (pg_init_privs): pg_dump
+-- leaves those out of a dump, as what CREATE EXTENSION makes, and a restore
+-- would lose them.  They are the user's: the initial privileges of these
+-- objects go back to what a fresh install of 0.3.0 records (none for the
+-- inbox and its default partition; the owner's alone for the functions,
+-- whose scripts revoke PUBLIC's), so that pg_dump dumps the grants as it
+-- dumps any grant of the user's.  (The upgrade test compares the two with
+-- pg_dump --binary-upgrade, which shows initial privileges.)
+-- ---------------------------------------------------------------------------
+DELETE FROM pg_catalog.pg_init_privs
+ WHERE classoid = 'pg_catalog.pg_class'::regclass
+   AND objoid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass);
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = (SELECT pg_catalog.array_agg(pg_catalog.makeaclitem(a.grantee, a.grantor,
+                                                                       a.privilege_type, a.is_grantable))
+                      FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(i.initprivs) a
+                     WHERE p.oid = i.objoid AND a.grantee = p.proowner)
+ WHERE i.classoid = 'pg_catalog.pg_proc'::regclass
+   AND i.objoid IN ('onboarding.ingest(jsonb, onboarding.provider, jsonb)'::regprocedure,
+                    'onboarding.ingest_text(text, onboarding.provider, jsonb)'::regprocedure,
+                    'onboarding.force_status(text, onboarding.provider, text, text, text)'::regprocedure,
+                    'onboarding.rebuild(onboarding.provider, text, text, timestamptz)'::regprocedure);
+-- (since PostgreSQL 17 each role named in initial privileges has a shared
+-- dependency of kind 'i' on the object; the owner never has one, so these
+-- objects have none in a fresh install)
+DELETE FROM pg_catalog.pg_shdepend d
+ WHERE d.deptype = 'i'
+   AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+   AND ((d.classid = 'pg_catalog.pg_class'::regclass
+         AND d.objid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass))
+     OR (d.classid = 'pg_catalog.pg_proc'::regclass
+         AND d.objid IN ('onboarding.ingest(jsonb, onboarding.provider, jsonb)'::regprocedure,
+                         'onboarding.ingest_text(text, onboarding.provider, jsonb)'::regprocedure,
+                         'onboarding.force_status(text, onboarding.provider, text, text, text)'::regprocedure,
+                         'onboarding.rebuild(onboarding.provider, text, text, timestamptz)'::regprocedure)));

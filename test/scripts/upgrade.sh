@@ -37,7 +37,8 @@ new=onboarding_upgrade_new
 if [ "$LONG" = 1 ]; then scale=150; else scale=30; fi
 out="$ONBOARDING_WORK/upgrade"
 mkdir -p "$out"
-trap 'rm -rf "$out"; drop_db $old >/dev/null 2>&1 || true; drop_db $new >/dev/null 2>&1 || true' EXIT
+trap 'rm -rf "$out"; drop_db $old >/dev/null 2>&1 || true; drop_db $new >/dev/null 2>&1 || true;
+      q -d postgres -c "DROP ROLE IF EXISTS ob_upgrade_app" >/dev/null 2>&1 || true' EXIT
 
 # the corpus, made once and loaded into both databases; n % 5 = 0 is held
 # back and delivered after the update (it includes late, out-of-order events)
@@ -49,6 +50,20 @@ else
 	q -d $old -c "CREATE EXTENSION onboarding VERSION '$from' CASCADE"
 fi
 q -d $new -c "CREATE EXTENSION onboarding CASCADE"
+# an application's role: INSERT and SELECT on the inbox, a column grant,
+# ingest() and rebuild(); the same grants in both databases (the schemas,
+# initial privileges included, are compared: the update's carried-over
+# grants must be dumped as the user's)
+q -d postgres -c "DO \$\$ BEGIN CREATE ROLE ob_upgrade_app; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$"
+for d in $old $new; do
+	q -d $d -c "GRANT USAGE ON SCHEMA onboarding TO ob_upgrade_app" \
+		-c "GRANT INSERT, SELECT ON onboarding.inbox TO ob_upgrade_app" \
+		-c "GRANT UPDATE (detail) ON onboarding.inbox TO ob_upgrade_app" \
+		-c "GRANT EXECUTE ON FUNCTION onboarding.ingest(jsonb, onboarding.provider, jsonb) TO ob_upgrade_app"
+done
+# (rebuild() took its arguments in 0.3.0)
+q -d $old -c "GRANT EXECUTE ON FUNCTION onboarding.rebuild() TO ob_upgrade_app"
+q -d $new -c "GRANT EXECUTE ON FUNCTION onboarding.rebuild(onboarding.provider, text, text, timestamptz) TO ob_upgrade_app"
 q -d $old -v scale="$scale" -v seed=0.17 -f "$RELIABILITY/corpus.sql"
 q -d $old -c "COPY corpus TO STDOUT" >"$out/corpus.txt"
 q -d $new -c "CREATE TABLE public.corpus (n int, body jsonb NOT NULL, raw text)" \
@@ -175,6 +190,26 @@ schema_diff=$(diff "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | grep -c 
 echo "upgrade from $from: schema of the updated database against a fresh install: $schema_lines lines," \
 	"extension members $members; $schema_diff lines differing"
 [ "$schema_diff" -eq 0 ] || { diff -u "$out/schema_upgraded.sql" "$out/schema_fresh.sql" | head -60 >&2; fail "the updated schema differs from a fresh install"; }
+
+# the application's role still delivers (its grants moved to the new
+# inbox); the same two deliveries in the fresh database, so that ids agree
+app_deliver() {	# database
+	q -d "$1" -c "SET ROLE ob_upgrade_app" \
+		-c "INSERT INTO onboarding.inbox (payload) VALUES ('{\"webhook_type\": \"account\", \"key\": \"app-after-update\", \"status\": \"account_opened\"}') RETURNING outcome" \
+		-c "SELECT outcome FROM onboarding.ingest('{\"webhook_type\": \"account\", \"key\": \"app-after-update-2\", \"status\": \"account_opened\"}')" \
+		2>&1 | tr '\n' ' '
+}
+app_delivers=$(app_deliver $old)
+app_fresh=$(app_deliver $new)
+echo "upgrade from $from: the application's role after the update: $app_delivers(fresh install: $app_fresh)"
+[ "$app_delivers" = "applied applied " ] || fail "the application's role cannot deliver after the update: $app_delivers"
+# its grants are the user's, as in the fresh install: no initial-privilege
+# dependency (PostgreSQL 17 on) is left on the role
+initdeps="SELECT count(*) FROM pg_shdepend WHERE refobjid = 'ob_upgrade_app'::regrole AND deptype = 'i'
+             AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+initdeps_old=$(q -d $old -c "$initdeps")
+initdeps_new=$(q -d $new -c "$initdeps")
+[ "$initdeps_old" = "$initdeps_new" ] || fail "initial-privilege dependencies on the role: $initdeps_old after the update, $initdeps_new fresh"
 
 # tax ids in a session with the default search_path, on both
 taxid_check=$(cat <<'SQL'
