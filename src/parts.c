@@ -120,7 +120,8 @@ parts_same_layout(TupleDesc inbox, TupleDesc leaf)
 
 /*
  * The children of a partitioned index of the inbox, by the heap each
- * indexes: for leaf i, its index in out[i] (InvalidOid: none).
+ * indexes: for leaf i, its index in parts[i].index[which] (InvalidOid:
+ * none).
  */
 static void
 parts_index_children(Oid index, ObInboxPartOids *parts, int n, int which)
@@ -209,8 +210,12 @@ onboarding_inbox_parts(Relation inbox, int *n)
 			if (!OidIsValid(parts[i].index[OB_INBOX_PKEY]) ||
 				(!OidIsValid(parts[i].index[OB_INBOX_GROUP_INDEX]) &&
 				 !OidIsValid(parts[i].index[OB_INBOX_HASH_INDEX])))
-				elog(ERROR, "partition %s of onboarding.inbox lacks an index of the inbox's",
-					 get_rel_name(parts[i].rel));
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("partition \"%s\" of onboarding.inbox lacks an index the pipeline searches",
+								get_rel_name(parts[i].rel)),
+						 errdetail("Every partition needs its children of onboarding.inbox_pkey and onboarding.inbox_group_idx."),
+						 errhint("Create the inbox's indexes without ON ONLY, or attach the partition's own to them.")));
 		list_free(all);
 		list_free(leaves);
 	}

@@ -1527,7 +1527,11 @@ onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
 		if (RelationGetRelid(s->parts[i].rel) == part || (!OidIsValid(part) && s->nparts == 1))
 			p = &s->parts[i];
 	if (p == NULL)
-		elog(ERROR, "delivery %s is in no partition of onboarding.inbox the pipeline has open", label);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("delivery %s is in a partition of onboarding.inbox attached while it was being derived",
+						label),
+				 errhint("Retry the statement.")));
 	for (;;)
 	{
 		TupleTableSlot *slot = s->slot;
