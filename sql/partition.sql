@@ -86,6 +86,15 @@ INSERT INTO onboarding.inbox (received_at, payload) VALUES
  ('2030-01-11 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-bia", "status": "pending_kyc_analysis"}');
 SELECT subject, outcome FROM onboarding.inbox WHERE subject = 'pt-bia';
 
+-- a row inserted straight into a partition takes its id from the inbox's
+-- sequence, as one routed through the inbox does, and is derived alike
+SELECT tableoid::regclass AS february FROM onboarding.inbox
+ WHERE subject = 'pt-ana' AND status_raw = 'account_opened' \gset
+INSERT INTO :february (received_at, payload) VALUES
+ ('2030-02-20 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-cid", "status": "pending_kyc_analysis"}')
+RETURNING id > (SELECT min(id) FROM onboarding.inbox WHERE subject = 'pt-ana') AS id_from_sequence, outcome;
+SELECT status FROM onboarding.account WHERE account_key = 'pt-cid';
+
 -- everything derives the same again from every partition
 SELECT count(*) AS differences FROM onboarding.verify();
 SELECT onboarding.rebuild(subject => 'pt-ana') > 0 AS rebuilt;

@@ -300,13 +300,27 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	/* the previous row of this statement is in the index by now */
 	onboarding_dedupe_release();
 
+	/*
+	 * A row inserted straight into a partition of the inbox gets no id
+	 * from the inbox's identity (15 gives one only to rows routed through
+	 * the partitioned table): it takes one here, so that both are alike.
+	 */
+	if (heap_attisnull(tuple, atts->id, desc))
+	{
+		int			col = atts->id;
+		Datum		id = Int64GetDatum(onboarding_delivery_new_id());
+		bool		isnull = false;
+
+		tuple = heap_modify_tuple_by_cols(tuple, desc, 1, &col, &id, &isnull);
+	}
+
 	rowcxt = AllocSetContextCreate(caller, "onboarding delivery", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(rowcxt);
 
 	onboarding_delivery_init(&d, tuple, desc, atts);
 	raw = heap_getattr(tuple, atts->raw, desc, &raw_null);
 	rawtext = raw_null ? NULL : DatumGetTextPP(raw);
-	owner = has_privs_of_role(GetUserId(), RelationGetForm(rel)->relowner);
+	owner = has_privs_of_role(GetUserId(), onboarding_inbox_oids()->owner);
 	/* on every path, restores too: the inbox has no CHECK doing it for us */
 	if (d.payload == NULL && raw_null)
 		ereport(ERROR,
