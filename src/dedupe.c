@@ -173,7 +173,7 @@ dedupe_key(ScanKey key, AttrNumber attno, bool isnull, Oid collation, RegProcedu
  * inserter either way.
  */
 int64
-onboarding_dedupe_find(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool lock)
+onboarding_dedupe_find(const ObInboxAtts *atts, ObDelivery *d, bool lock)
 {
 	const ObInboxOids *oids = onboarding_inbox_oids();
 	ObStore    *store;

@@ -572,7 +572,7 @@ derive_in_order(ObDelivery *d, ObEntState *e)
  * row while a delivery of its group is placed after it?
  */
 static bool
-derive_late(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold *f)
+derive_late(ObDelivery *d, ObFold *f)
 {
 	ListCell   *lc;
 	bool		creates = false;
@@ -585,7 +585,7 @@ derive_late(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold *f)
 			return true;
 		creates |= !e->in_table;
 	}
-	return creates && onboarding_window_later(inbox, atts, d);
+	return creates && onboarding_window_later(d);
 }
 
 /* Where a late delivery's group starts: its subject, its rows' keys and subjects. */
@@ -633,7 +633,7 @@ derive_lock_fresh(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, ObFold
 			blocked = onboarding_derive_lock_nowait(d->provider, list_copy(f->ents));
 			if (blocked == NULL)
 			{
-				late = derive_late(inbox, atts, d, f);
+				late = derive_late(d, f);
 				/* late: its window if that says it all, else its group's rows too */
 				if (late && !onboarding_window_plan(inbox, atts, d, f, pool, w))
 				{
@@ -696,7 +696,7 @@ onboarding_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, bool d
 	else
 	{
 		onboarding_derive_lock_rows(d->provider, list_copy(f.ents), dry_run);
-		late = derive_late(inbox, atts, d, &f);
+		late = derive_late(d, &f);
 		if (late && !dry_run)
 		{
 			pool = onboarding_group_pool_create();
@@ -791,7 +791,7 @@ onboarding_process_delivery(Relation inbox, const ObInboxAtts *atts, ObDelivery 
 		return;
 	d->body_hash = onboarding_dedupe_hash(d->payload);
 	if (mode != OB_RUN_REPLAY)
-		original = onboarding_dedupe_find(inbox, atts, d, mode == OB_RUN_LIVE);
+		original = onboarding_dedupe_find(atts, d, mode == OB_RUN_LIVE);
 	if (original != 0 && original != d->id)
 	{
 		if (going && !d->has_event_at)

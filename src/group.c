@@ -222,14 +222,18 @@ onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup, TupleDesc desc
 	return entry->it;
 }
 
-/* Scan keys 0 and 1 of the inbox's group index: provider and subject. */
+/*
+ * Scan keys 0 and 1 of a group: provider and subject, on columns
+ * provider_att and subject_att (the heap's, or 1 and 2 of the inbox's group
+ * index).
+ */
 void
-onboarding_group_keys(ScanKey keys, const ObInboxAtts *atts, ObProvider provider,
-					  const char *subject)
+onboarding_group_keys(ScanKey keys, AttrNumber provider_att, AttrNumber subject_att,
+					  ObProvider provider, const char *subject)
 {
-	ScanKeyEntryInitialize(&keys[0], 0, atts->provider, BTEqualStrategyNumber, InvalidOid,
+	ScanKeyEntryInitialize(&keys[0], 0, provider_att, BTEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
-	ScanKeyEntryInitialize(&keys[1], 0, atts->subject, BTEqualStrategyNumber, InvalidOid,
+	ScanKeyEntryInitialize(&keys[1], 0, subject_att, BTEqualStrategyNumber, InvalidOid,
 						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
 }
 
@@ -256,8 +260,12 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	ObStore    *store = onboarding_store(OB_S_INBOX);
 	TupleDesc	desc = RelationGetDescr(inbox);
 	SnapshotData dirty;
-	ScanKeyData keys[2];
+	ScanKeyData heap_keys[2];
+	ScanKeyData index_keys[2];
 	List	   *items = NIL;
+
+	onboarding_group_keys(heap_keys, atts->provider, atts->subject, provider, subject);
+	onboarding_group_keys(index_keys, 1, 2, provider, subject);
 
 	/*
 	 * In every relation that holds inbox rows (its partitions), through the
@@ -271,11 +279,10 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 		HeapTuple	tup;
 
 		InitDirtySnapshot(dirty);
-		onboarding_group_keys(keys, atts, provider, subject);
 		if (index == NULL)
 		{
 			/* (a 0.1.0 schema has no group index: then the heap is scanned) */
-			SysScanDesc scan = systable_beginscan(heap, InvalidOid, false, &dirty, 2, keys);
+			SysScanDesc scan = systable_beginscan(heap, InvalidOid, false, &dirty, 2, heap_keys);
 
 			while (HeapTupleIsValid(tup = systable_getnext(scan)))
 				if (!TransactionIdIsValid(dirty.xmin))	/* (not another's, being inserted) */
@@ -287,10 +294,8 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 			TupleTableSlot *slot = table_slot_create(heap, NULL);
 			IndexScanDesc scan;
 
-			keys[0].sk_attno = 1;	/* (the index's columns: provider, subject) */
-			keys[1].sk_attno = 2;
 			scan = ob_index_beginscan(heap, index, &dirty, 2, 0);
-			index_rescan(scan, keys, 2, NULL, 0);
+			index_rescan(scan, index_keys, 2, NULL, 0);
 			while (index_getnext_slot(scan, ForwardScanDirection, slot))
 				if (!TransactionIdIsValid(dirty.xmin))
 					items = lappend(items, group_scan_item(pool, ExecFetchSlotHeapTuple(slot, false, NULL),

@@ -119,7 +119,7 @@ inbox_atts(FunctionCallInfo fcinfo)
  * beyond it.  Read as the owner: the caller need not see the sequence.
  */
 static bool
-inbox_id_chosen(Relation rel, int64 id, int64 *last_value)
+inbox_id_chosen(int64 id, int64 *last_value)
 {
 	Oid			saved_userid;
 	int			saved_sec;
@@ -328,7 +328,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 				 errmsg("delivery has no body"),
 				 errdetail("Both payload and raw are null."),
 				 errhint("Pass the body as payload (jsonb) or, when it may not be valid JSON, as raw (text).")));
-	if (!replicated && inbox_id_chosen(rel, d.id, &last_id))
+	if (!replicated && inbox_id_chosen(d.id, &last_id))
 	{
 		if (!owner)
 			ereport(ERROR,

@@ -610,7 +610,7 @@ extern const ObInboxAtts *onboarding_store_inbox_atts(ObStore *s);
 struct RelationData;
 extern void onboarding_dedupe_release(void);
 extern uint64 onboarding_dedupe_hash(Jsonb *payload);
-extern int64 onboarding_dedupe_find(struct RelationData *inbox, const ObInboxAtts *atts, ObDelivery *d,
+extern int64 onboarding_dedupe_find(const ObInboxAtts *atts, ObDelivery *d,
 									bool lock);
 
 /* ---------------------------------------------------------------------
@@ -865,15 +865,16 @@ extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
 		const ObInboxAtts *atts);
 extern ObGroupItem *onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup,
 		TupleDesc desc, const ObInboxAtts *atts);
-extern void onboarding_group_keys(struct ScanKeyData *keys, const ObInboxAtts *atts, ObProvider provider,
-		const char *subject);
+extern void onboarding_group_keys(struct ScanKeyData *keys, AttrNumber provider_att,
+								  AttrNumber subject_att, ObProvider provider,
+								  const char *subject);
 extern void onboarding_group_item_reset(ObGroupItem *it);
 extern HTAB *onboarding_group_pool_create(void);
 
 /* window.c */
 extern bool onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObFold *f, HTAB *pool, ObWindow *w);
-extern bool onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d);
+extern bool onboarding_window_later(ObDelivery *d);
 extern bool onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d,
 		ObWindow *w);
 

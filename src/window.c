@@ -349,16 +349,14 @@ typedef struct WindowScanPart
 	IndexScanDesc scan;			/* through the index the store keeps open */
 	TupleTableSlot *slot;
 	SnapshotData dirty;
-	ScanKeyData keys[3];
 	HeapTuple	head;			/* its next delivery; NULL at its end */
 } WindowScanPart;
 
 typedef struct WindowScan
 {
-	WindowScanPart *parts;
+	WindowScanPart *parts;		/* NULL: not begun, or ended */
 	int			nparts;
 	int			last;			/* the part whose head was returned last, or -1 */
-	bool		open;
 	TupleDesc	desc;
 	const ObInboxAtts *atts;
 } WindowScan;
@@ -378,7 +376,16 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 				  const char *subject, bool timeless, TimestampTz t)
 {
 	ObStore    *store = onboarding_store(OB_S_INBOX);
+	ScanKeyData keys[3];
 
+	/* keyed by the index's columns: provider, subject, event_at (each scan copies them) */
+	onboarding_group_keys(keys, 1, 2, provider, subject);
+	if (timeless)
+		ScanKeyEntryInitialize(&keys[2], SK_ISNULL | SK_SEARCHNULL, 3,
+							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	else
+		ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber,
+							   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
 	ws->nparts = onboarding_store_nparts(store);
 	ws->parts = palloc0(Max(1, ws->nparts) * sizeof(WindowScanPart));
 	ws->last = -1;
@@ -390,23 +397,12 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 		Relation	index;
 		Relation	heap = onboarding_store_part(store, i, OB_INBOX_GROUP_INDEX, &index);
 
-		/* (keyed by the index's columns: provider, subject, event_at) */
 		InitDirtySnapshot(p->dirty);
-		onboarding_group_keys(p->keys, atts, provider, subject);
-		p->keys[0].sk_attno = 1;
-		p->keys[1].sk_attno = 2;
-		if (timeless)
-			ScanKeyEntryInitialize(&p->keys[2], SK_ISNULL | SK_SEARCHNULL, 3,
-								   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-		else
-			ScanKeyEntryInitialize(&p->keys[2], 0, 3, BTGreaterEqualStrategyNumber,
-								   InvalidOid, InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(t));
 		p->slot = table_slot_create(heap, NULL);
 		p->scan = ob_index_beginscan(heap, index, &p->dirty, 3, 0);
-		index_rescan(p->scan, p->keys, 3, NULL, 0);
+		index_rescan(p->scan, keys, 3, NULL, 0);
 		p->head = window_scan_fetch(p);
 	}
-	ws->open = true;
 }
 
 /* Does a come before b in the group index's order (event_at, body_hash)? */
@@ -452,7 +448,7 @@ window_scan_next(WindowScan *ws)
 static void
 window_scan_end(WindowScan *ws)
 {
-	if (!ws->open)
+	if (ws->parts == NULL)
 		return;
 	for (int i = 0; i < ws->nparts; i++)
 	{
@@ -460,7 +456,7 @@ window_scan_end(WindowScan *ws)
 		ExecDropSingleTupleTableSlot(ws->parts[i].slot);
 	}
 	pfree(ws->parts);
-	ws->open = false;
+	ws->parts = NULL;
 }
 
 /*
@@ -471,7 +467,7 @@ window_scan_end(WindowScan *ws)
  * existed), and the group fold counts that touch when it says stale.
  */
 bool
-onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
+onboarding_window_later(ObDelivery *d)
 {
 	const ObInboxOids *oids = onboarding_inbox_oids();
 	ObStore    *store;
@@ -491,9 +487,7 @@ onboarding_window_later(Relation inbox, const ObInboxAtts *atts, ObDelivery *d)
 	 */
 	store = onboarding_store(OB_S_INBOX);
 	slot = onboarding_store_slot(store);
-	onboarding_group_keys(keys, atts, d->provider, d->subject);
-	keys[0].sk_attno = 1;
-	keys[1].sk_attno = 2;
+	onboarding_group_keys(keys, 1, 2, d->provider, d->subject);
 	ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(d->event_at));
 	for (int part = 0; !later && part < onboarding_store_nparts(store); part++)
