@@ -196,6 +196,62 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_default', '');
 -- (onboarding.inbox_id_seq is listed with the other sequences below, in
 -- the order an updated 0.2.0 lists them)
 
+-- Where each group's deliveries lie among the inbox's partitions: a row
+-- per group (provider, subject) and partition holding some of them, by
+-- the time one of them was received there, which PostgreSQL's routing
+-- maps back to the partition.  A delivery's probes (duplicate, later
+-- delivery, the group's deliveries) read those partitions only, so that
+-- their cost does not grow with the months kept.  The pipeline adds the
+-- rows (src/spread.c): as it stores a delivery, when a derivation moves
+-- one to another group, and when a table holding deliveries is attached
+-- as a partition (onboarding_guard_state_ddl).  Not dumped: a restore
+-- stores the deliveries through the pipeline's trigger, which adds them
+-- again (as it counts onboarding.daily_tally's).
+CREATE TABLE onboarding.group_partition (
+    provider     onboarding.provider NOT NULL,
+    subject      text NOT NULL,
+    received_at  timestamptz NOT NULL
+);
+CREATE INDEX group_partition_idx ON onboarding.group_partition (provider, subject, received_at);
+COMMENT ON TABLE onboarding.group_partition IS
+    'the partitions of the inbox that hold each group''s deliveries (provider, subject), each named by the time one of them was received there; kept by the pipeline, read by its probes';
+COMMENT ON INDEX onboarding.group_partition_idx IS
+    'a group''s rows of onboarding.group_partition, read from the index alone';
+
+-- The tables an ALTER TABLE attached as partitions of the inbox, and the
+-- rows of onboarding.group_partition for the deliveries they hold.
+CREATE FUNCTION onboarding.attached_partitions(command pg_ddl_command) RETURNS regclass[]
+    AS 'MODULE_PATHNAME', 'onboarding_attached_partitions' LANGUAGE C STRICT;
+COMMENT ON FUNCTION onboarding.attached_partitions(pg_ddl_command) IS
+    'the tables an ALTER TABLE (a command of pg_event_trigger_ddl_commands()) attached as partitions of onboarding.inbox';
+CREATE FUNCTION onboarding.note_partition(part regclass) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(part) a
+                    WHERE a.relid = 'onboarding.inbox'::regclass AND a.relid <> part) THEN
+        RAISE EXCEPTION '% is not a partition of onboarding.inbox', part
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('INSERT INTO onboarding.group_partition (provider, subject, received_at)
+                    SELECT provider, subject, min(received_at) FROM %s
+                     WHERE provider IS NOT NULL AND subject IS NOT NULL
+                     GROUP BY provider, subject', part);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.note_partition(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.note_partition(regclass) IS
+    'adds the rows of onboarding.group_partition for the deliveries a partition of the inbox holds (run by onboarding_guard_state_ddl when a table is attached); returns how many';
+CREATE FUNCTION onboarding.inbox_partition_of(received_at timestamptz) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'onboarding_inbox_partition_of' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION onboarding.inbox_partition_of(timestamptz) IS
+    'the partition of the inbox that holds the deliveries received at that time, as row routing chooses it (NULL: none takes it, or the inbox is not partitioned by received_at alone)';
+
 -- ---------------------------------------------------------------------------
 -- State tables (derived; applications read them, the extension writes them)
 -- ---------------------------------------------------------------------------
@@ -386,6 +442,12 @@ BEGIN
         PERFORM onboarding.check_status_labels();
         RETURN;
     END IF;
+    IF TG_TAG = 'ALTER TABLE' THEN
+        -- a table holding deliveries attached to the inbox: where its groups are
+        PERFORM onboarding.note_partition(p)
+           FROM pg_catalog.pg_event_trigger_ddl_commands() c,
+                pg_catalog.unnest(onboarding.attached_partitions(c.command)) p;
+    END IF;
     SELECT * INTO bad FROM (
         SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
                'fires for a list of columns (UPDATE OF)' AS why,
@@ -428,7 +490,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
-    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum';
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition())';
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
@@ -1378,6 +1440,20 @@ BEGIN
                    FROM onboarding.inbox GROUP BY 1, 2, 3) c
         ON t.day = c.day AND t.provider = c.provider AND t.outcome = c.outcome
      WHERE t.n IS DISTINCT FROM c.n;
+    -- every group of the stored deliveries has a row of
+    -- onboarding.group_partition for each partition that holds some (0.3.0;
+    -- where the inbox is routed by time: the probes read no other)
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('group_partition',
+               concat_ws('/', i.provider, i.subject), NULL, to_jsonb(i.part::text))), '[]')
+      INTO differences
+      FROM (SELECT provider, subject, tableoid::regclass AS part, min(received_at) AS first_at
+              FROM onboarding.inbox
+             WHERE provider IS NOT NULL AND subject IS NOT NULL
+             GROUP BY 1, 2, 3) i
+     WHERE onboarding.inbox_partition_of(i.first_at) = i.part
+       AND NOT EXISTS (SELECT FROM onboarding.group_partition g
+                        WHERE g.provider = i.provider AND g.subject = i.subject
+                          AND onboarding.inbox_partition_of(g.received_at) = i.part);
     RETURN QUERY
     SELECT e ->> 0, e ->> 1, e -> 2, e -> 3
       FROM jsonb_array_elements(coalesce(differences, '[]')) e

@@ -100,3 +100,36 @@ SELECT count(*) AS differences FROM onboarding.verify();
 SELECT onboarding.rebuild(subject => 'pt-ana') > 0 AS rebuilt;
 SELECT status FROM onboarding.account WHERE account_key = 'pt-ana';
 SELECT count(*) AS differences FROM onboarding.verify();
+
+-- Where each group's deliveries lie (onboarding.group_partition): a row for
+-- each partition that holds some, named by a time received there, which the
+-- duplicate check and the group's scans read instead of every partition
+SELECT onboarding.inbox_partition_of(g.received_at) AS partition
+  FROM onboarding.group_partition g WHERE g.subject = 'pt-ana' ORDER BY 1;
+SELECT onboarding.inbox_partition_of('2030-02-10 09:00+00') AS february,
+       onboarding.inbox_partition_of('2029-06-01 00:00+00') AS before_them;
+
+-- verify() says when a partition holding a group's deliveries has no row
+-- of it (here deleted by hand: such a partition would not be searched)
+DELETE FROM onboarding.group_partition
+ WHERE subject = 'pt-ana' AND onboarding.inbox_partition_of(received_at) = 'onboarding.inbox_p20300401'::regclass;
+SELECT kind, key, rebuilt FROM onboarding.verify();
+
+-- attaching a table that holds deliveries notes their groups (the event
+-- trigger): here the April partition detached, as an archive is, and
+-- attached again
+ALTER TABLE onboarding.inbox DETACH PARTITION onboarding.inbox_p20300401;
+ALTER TABLE onboarding.inbox ATTACH PARTITION onboarding.inbox_p20300401
+    FOR VALUES FROM ('2030-04-01') TO ('2030-05-01');
+SELECT onboarding.inbox_partition_of(g.received_at) AS partition
+  FROM onboarding.group_partition g WHERE g.subject = 'pt-ana' ORDER BY 1;
+SELECT count(*) AS differences FROM onboarding.verify();
+
+-- a copy received in a month that holds nothing of its group is found in
+-- the one that holds its original
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-03-20 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-cid", "status": "pending_kyc_analysis"}')
+RETURNING outcome, duplicate_of = (SELECT min(id) FROM onboarding.inbox WHERE subject = 'pt-cid') AS of_the_first;
+
+-- note_partition() is for the inbox's partitions only
+SELECT onboarding.note_partition('onboarding.account');

@@ -352,6 +352,10 @@ onboarding_inbox_oids(void)
 		fresh.pkey_index = onboarding_relation_oid("inbox_pkey");
 		fresh.id_sequence = onboarding_relation_oid("inbox_id_seq");
 		fresh.history_sequence = onboarding_relation_oid("history_id_seq");
+		fresh.spread = get_relname_relid("group_partition", onboarding_schema_oid());
+		fresh.spread_index = get_relname_relid("group_partition_idx", onboarding_schema_oid());
+		if (!OidIsValid(fresh.spread_index))
+			fresh.spread = InvalidOid;
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(fresh.inbox));
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for relation %u", fresh.inbox);

@@ -184,6 +184,8 @@ onboarding_dedupe_find(const ObInboxAtts *atts, ObDelivery *d, bool lock)
 	int			nkeys = 0;
 	TupleTableSlot *slot;
 	int64		found = 0;
+	bool	   *want;
+	bool		pruned;
 
 	if (lock)
 	{
@@ -228,16 +230,24 @@ onboarding_dedupe_find(const ObInboxAtts *atts, ObDelivery *d, bool lock)
 					Int64GetDatum((int64) d->body_hash));
 
 	/*
-	 * In every relation that holds inbox rows (its partitions), from the
-	 * first again after a wait: a copy may have been stored meanwhile in
-	 * one already searched.
+	 * In every relation that holds inbox rows (its partitions) where the
+	 * group has deliveries (spread.c), from the first again after a wait:
+	 * a copy may have been stored meanwhile in one already searched.
 	 */
+	want = palloc(onboarding_store_nparts(store) * sizeof(bool));
+	pruned = onboarding_spread_parts(store, d->provider, d->subject, want);
 	for (int part = 0; part < onboarding_store_nparts(store);)
 	{
 		IndexScanDesc scan;
 		TransactionId xwait = InvalidTransactionId;
-		Relation	heap = onboarding_store_part(store, part, which, &index);
+		Relation	heap;
 
+		if (pruned && !want[part])
+		{
+			part++;
+			continue;
+		}
+		heap = onboarding_store_part(store, part, which, &index);
 		InitDirtySnapshot(dirty);
 		scan = ob_index_beginscan(heap, index, &dirty, nkeys, 0);
 		index_rescan(scan, keys, nkeys, NULL, 0);
@@ -289,9 +299,11 @@ onboarding_dedupe_find(const ObInboxAtts *atts, ObDelivery *d, bool lock)
 			(void) LockAcquire(&dedupe_held_tag, ExclusiveLock, true, false);
 			dedupe_held = true;
 		}
+		pruned = onboarding_spread_parts(store, d->provider, d->subject, want);
 		part = 0;
 	}
 
 	ExecClearTuple(slot);
+	pfree(want);
 	return found;
 }

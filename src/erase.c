@@ -625,6 +625,22 @@ onboarding_erase(PG_FUNCTION_ARGS)
 			loose_ids = erase_ids_array(loose);
 		/* (no subject at all: the array of none, so that the scope is not everything) */
 		(void) onboarding_rebuild_subjects(erase_subjects_array(group_subjects), loose_ids, erasure);
+
+		/*
+		 * The groups no delivery is in any more (their subject carried the
+		 * tax id) leave onboarding.group_partition: their deliveries' new
+		 * groups were given rows as they were rewritten (spread.c).
+		 */
+		if (OidIsValid(onboarding_inbox_oids()->spread) &&
+			SPI_execute_with_args("DELETE FROM onboarding.group_partition g"
+								  " WHERE g.subject OPERATOR(pg_catalog.=) ANY ($1)"
+								  "   AND NOT EXISTS (SELECT FROM onboarding.inbox i"
+								  "                    WHERE i.provider OPERATOR(pg_catalog.=) g.provider"
+								  "                      AND i.subject OPERATOR(pg_catalog.=) g.subject)",
+								  1, (Oid[]) {TEXTARRAYOID},
+								  (Datum[]) {erase_subjects_array(group_subjects)},
+								  NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "erase: could not forget the person's groups");
 	}
 
 	if (SPI_execute_with_args("UPDATE onboarding.erasure SET deliveries = $2, values_erased = $3"

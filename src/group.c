@@ -263,6 +263,8 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	ScanKeyData heap_keys[2];
 	ScanKeyData index_keys[2];
 	List	   *items = NIL;
+	bool	   *want;
+	bool		pruned;
 
 	onboarding_group_keys(heap_keys, atts->provider, atts->subject, provider, subject);
 	onboarding_group_keys(index_keys, 1, 2, provider, subject);
@@ -272,11 +274,17 @@ group_scan_one(Relation inbox, const ObInboxAtts *atts, ObProvider provider, con
 	 * index the store keeps open (a catalog scan would open and close it
 	 * for every group and partition).
 	 */
+	want = palloc(Max(1, onboarding_store_nparts(store)) * sizeof(bool));
+	pruned = onboarding_spread_parts(store, provider, subject, want);
 	for (int part = 0; part < onboarding_store_nparts(store); part++)
 	{
 		Relation	index;
-		Relation	heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
+		Relation	heap;
 		HeapTuple	tup;
+
+		if (pruned && !want[part])
+			continue;			/* none of the group's deliveries there */
+		heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
 
 		InitDirtySnapshot(dirty);
 		if (index == NULL)

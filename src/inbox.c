@@ -257,6 +257,28 @@ inbox_tally(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
  * in the dump, so it is stored as it is.  Only the inbox's owner may do
  * that.
  */
+/*
+ * The group of a row the trigger lets in has a row of
+ * onboarding.group_partition that maps to the partition it goes to
+ * (spread.c), before the row is stored.
+ */
+static void
+inbox_spread(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts, Relation rel)
+{
+	bool		provider_null;
+	bool		subject_null;
+	bool		at_null;
+	Datum		provider = heap_getattr(tuple, atts->provider, desc, &provider_null);
+	Datum		subject = heap_getattr(tuple, atts->subject, desc, &subject_null);
+	Datum		at = heap_getattr(tuple, atts->received_at, desc, &at_null);
+
+	if (provider_null || subject_null || at_null)
+		return;
+	onboarding_spread_note(onboarding_provider_from_oid(DatumGetObjectId(provider)),
+						   TextDatumGetCString(subject), DatumGetTimestampTz(at),
+						   RelationGetRelid(rel));
+}
+
 PG_FUNCTION_INFO_V1(onboarding_inbox_before_insert);
 Datum
 onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
@@ -337,6 +359,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 					 errdetail("Id %lld is beyond the ids the inbox has handed out.", (long long) d.id),
 					 errhint("Leave id to its default.")));
 		inbox_tally(tuple, desc, atts);
+		inbox_spread(tuple, desc, atts, rel);
 		MemoryContextSwitchTo(caller);
 		MemoryContextDelete(rowcxt);
 		return PointerGetDatum(tuple);	/* a restore: stored as dumped */
@@ -416,7 +439,10 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	}
 	/* a row that will not be stored (its id taken) is not counted */
 	if (mode != OB_RUN_DRY)
+	{
 		inbox_tally(result, desc, atts);
+		inbox_spread(result, desc, atts, rel);
+	}
 	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(result);
 }

@@ -302,6 +302,9 @@ typedef struct ObInboxOids
 	Oid			pkey_index;		/* onboarding.inbox_pkey */
 	Oid			id_sequence;	/* the identity sequence of inbox.id */
 	Oid			history_sequence;	/* the identity sequence of history.id */
+	Oid			spread;			/* onboarding.group_partition (0.3.0), else
+								 * InvalidOid */
+	Oid			spread_index;	/* its index on (provider, subject) */
 	Oid			owner;			/* the role derivations run as */
 } ObInboxOids;
 
@@ -329,6 +332,8 @@ typedef struct ObInboxPartOids
 struct RelationData;
 extern const ObInboxPartOids *onboarding_inbox_parts(struct RelationData *inbox, int *n);
 extern bool onboarding_inbox_holds(Oid relid);
+extern bool onboarding_inbox_route(struct RelationData *inbox, AttrNumber received_at,
+								   TimestampTz at, Oid *leaf);
 extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
 extern char *onboarding_enum_label(Oid value);
 extern int	onboarding_provider_count(void);
@@ -601,7 +606,17 @@ extern void onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer
 									 const int *cols, const Datum *values, const bool *nulls);
 extern int	onboarding_store_nparts(ObStore *s);
 extern Relation onboarding_store_part(ObStore *s, int i, ObInboxIndex which, Relation *index);
+extern Oid	onboarding_store_part_oid(ObStore *s, int i);
+extern Relation onboarding_store_relation(ObStore *s);
+extern Relation onboarding_store_spread(ObStore *s, Relation *index, TupleTableSlot **slot);
+extern void onboarding_store_spread_insert(ObStore *s);
 extern const ObInboxAtts *onboarding_store_inbox_atts(ObStore *s);
+
+/* spread.c — which partitions of the inbox hold a group's deliveries */
+extern bool onboarding_spread_parts(ObStore *inbox, ObProvider provider, const char *subject,
+									bool *want);
+extern void onboarding_spread_note(ObProvider provider, const char *subject, TimestampTz at,
+								   Oid leaf);
 
 /* ---------------------------------------------------------------------
  * dedupe.c

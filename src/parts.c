@@ -37,10 +37,13 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 
 static ObInboxPartOids *cached_parts = NULL;	/* in TopMemoryContext */
@@ -230,4 +233,50 @@ onboarding_inbox_parts(Relation inbox, int *n)
 	cached_parent = parent;
 	*n = count;
 	return cached_parts;
+}
+
+/*
+ * The leaf partition of the inbox that holds the rows received at `at`,
+ * as PostgreSQL's row routing chooses it (get_partition_for_tuple(), for a
+ * range on one column): *leaf gets it, or InvalidOid when no partition
+ * accepts that time.  Returns false when the inbox is not routed that way
+ * (a plain table, a key other than received_at alone, or a partition that
+ * is itself partitioned): then any leaf may hold such rows.
+ */
+bool
+onboarding_inbox_route(Relation inbox, AttrNumber received_at, TimestampTz at, Oid *leaf)
+{
+	PartitionKey key;
+	PartitionDesc desc;
+	PartitionBoundInfo bounds;
+	Datum		value = TimestampTzGetDatum(at);
+	int			index = -1;
+
+	*leaf = InvalidOid;
+	if (inbox->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	key = RelationGetPartitionKey(inbox);
+	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		key->partattrs[0] != received_at)
+		return false;
+	desc = RelationGetPartitionDesc(inbox, true);
+	if (desc->nparts == 0)
+		return true;
+	bounds = desc->boundinfo;
+	if (bounds->ndatums > 0)
+	{
+		bool		equal;
+		int			offset = partition_range_datum_bsearch(key->partsupfunc, key->partcollation,
+														   bounds, 1, &value, &equal);
+
+		index = bounds->indexes[offset + 1];
+	}
+	if (index < 0)
+		index = bounds->default_index;
+	if (index < 0)
+		return true;
+	if (!desc->is_leaf[index])
+		return false;
+	*leaf = desc->oids[index];
+	return true;
 }

@@ -108,6 +108,10 @@ struct ObStore
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
 	StorePart  *parts;			/* the inbox's: the relations holding its rows */
 	int			nparts;
+	Relation	spread;			/* the inbox's: onboarding.group_partition, or NULL */
+	ResultRelInfo *spread_rri;	/* its indexes, open */
+	Relation	spread_index;	/* its index on (provider, subject) */
+	TupleTableSlot *spread_slot;
 	uint64		serial;			/* its shape (onboarding_store_serial) */
 	TupleTableSlot **pending;	/* history: rows appended, not yet written */
 	int			npending;
@@ -283,6 +287,12 @@ store_close(bool forget)
 			ExecDropSingleTupleTableSlot(s->slot);
 			for (int j = 0; j < s->nparts; j++)
 				store_part_close(&s->parts[j]);
+			if (s->spread != NULL)
+			{
+				ExecDropSingleTupleTableSlot(s->spread_slot);
+				ExecCloseIndices(s->spread_rri);
+				table_close(s->spread, NoLock);
+			}
 			ExecCloseIndices(s->rri);
 			foreach(lc, s->read_indexes)
 				index_close((Relation) lfirst(lc), NoLock);
@@ -427,6 +437,30 @@ store_open_parts(ObStore *s)
 	}
 }
 
+/*
+ * With the inbox, onboarding.group_partition (spread.c), where the groups'
+ * deliveries lie among its partitions: open for reading through its index
+ * and for appending (a 0.2.0 schema, before ALTER EXTENSION UPDATE, has none).
+ */
+static void
+store_open_spread(ObStore *s)
+{
+	const ObInboxOids *oids = onboarding_inbox_oids();
+
+	if (!OidIsValid(oids->spread))
+		return;
+	s->spread = table_open(oids->spread, RowExclusiveLock);
+	s->spread_rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(s->spread_rri, s->spread, 0, NULL, 0);
+	ExecOpenIndices(s->spread_rri, false);
+	for (int i = 0; i < s->spread_rri->ri_NumIndices; i++)
+		if (RelationGetRelid(s->spread_rri->ri_IndexRelationDescs[i]) == oids->spread_index)
+			s->spread_index = s->spread_rri->ri_IndexRelationDescs[i];
+	if (s->spread_index == NULL)
+		elog(ERROR, "onboarding.group_partition_idx is not an index of onboarding.group_partition");
+	s->spread_slot = table_slot_create(s->spread, NULL);
+}
+
 /* Open one of the pipeline's tables with its indexes. */
 static ObStore *
 store_open_one(ObStoreId which)
@@ -463,6 +497,7 @@ store_open_one(ObStoreId which)
 			onboarding_inbox_atts(RelationGetDescr(s->rel), &store_shape_inbox_atts);
 		s->inbox_atts = store_shape_inbox_atts;
 		store_open_parts(s);
+		store_open_spread(s);
 		return s;
 	}
 	s->slot = table_slot_create(s->rel, NULL);
@@ -631,6 +666,46 @@ onboarding_store_part(ObStore *s, int i, ObInboxIndex which, Relation *index)
 		*index = p->index[which];
 	}
 	return p->rel;
+}
+
+/*
+ * onboarding.group_partition, open with the inbox's store (NULL in a schema
+ * before 0.3.0): *index its index on (provider, subject), *slot a scratch
+ * slot of its rows.
+ */
+Relation
+onboarding_store_spread(ObStore *s, Relation *index, TupleTableSlot **slot)
+{
+	Assert(s->which == OB_S_INBOX);
+	*index = s->spread_index;
+	*slot = s->spread_slot;
+	return s->spread;
+}
+
+/* Append a row to onboarding.group_partition (in the store's slot). */
+void
+onboarding_store_spread_insert(ObStore *s)
+{
+	Assert(s->which == OB_S_INBOX && s->spread != NULL);
+	table_tuple_insert(s->spread, s->spread_slot, GetCurrentCommandId(true), 0, NULL);
+	list_free(ob_exec_insert_index_tuples(s->spread_rri, s->spread_slot, store.estate, false,
+										  false, NULL, NIL, false));
+	ResetPerTupleExprContext(store.estate);
+}
+
+/* The oid of the i-th relation that holds the inbox's rows. */
+Oid
+onboarding_store_part_oid(ObStore *s, int i)
+{
+	Assert(s->which == OB_S_INBOX && i >= 0 && i < s->nparts);
+	return RelationGetRelid(s->parts[i].rel);
+}
+
+/* The inbox itself (partitioned, or the plain table), for a store of it. */
+Relation
+onboarding_store_relation(ObStore *s)
+{
+	return s->rel;
 }
 
 /* What a user added to a table, or NULL when nothing (bind.c). */
@@ -1494,6 +1569,38 @@ store_tally_rewrite(Datum received, Datum provider, Datum outcome,
 }
 
 /*
+ * The group a rewrite moves a delivery to (the rules moved it: its provider
+ * or subject changed), to be given its row for the delivery's partition
+ * (spread.c) once the rewrite is done: *subject NULL when it stays in its
+ * group, or is in none.  Read before the rewrite: old is the slot's.
+ */
+static void
+store_spread_moved(ObStore *s, HeapTuple old, HeapTuple now, ObProvider *provider,
+				   char **subject)
+{
+	TupleDesc	desc = RelationGetDescr(s->rel);
+	const ObInboxAtts *atts = &s->inbox_atts;
+	bool		provider_null;
+	bool		subject_null;
+	bool		was_provider_null;
+	bool		was_subject_null;
+	Datum		v_provider = heap_getattr(now, atts->provider, desc, &provider_null);
+	Datum		v_subject = heap_getattr(now, atts->subject, desc, &subject_null);
+	Datum		was_provider = heap_getattr(old, atts->provider, desc, &was_provider_null);
+	Datum		was_subject = heap_getattr(old, atts->subject, desc, &was_subject_null);
+
+	*subject = NULL;
+	if (provider_null || subject_null)
+		return;					/* in no group */
+	if (!was_provider_null && !was_subject_null &&
+		DatumGetObjectId(was_provider) == DatumGetObjectId(v_provider) &&
+		datumIsEqual(was_subject, v_subject, false, -1))
+		return;					/* the same group */
+	*provider = onboarding_provider_from_oid(DatumGetObjectId(v_provider));
+	*subject = TextDatumGetCString(v_subject);
+}
+
+/*
  * Rewrite columns of a stored delivery (cols, values and nulls: n of them,
  * its derived columns), at tid in the relation part that holds it (a
  * partition of the inbox; InvalidOid: the inbox is a plain table) or at a
@@ -1519,6 +1626,8 @@ onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
 	Datum		new_provider;
 	Datum		new_outcome;
 	bool		isnull;
+	ObProvider	moved_provider = OB_PROVIDER_NONE;
+	char	   *moved_subject = NULL;
 
 	Assert(s->which == OB_S_INBOX);
 	snprintf(label, sizeof(label), INT64_FORMAT, id);
@@ -1567,6 +1676,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
 		if (isnull)
 			new_provider = ObjectIdGetDatum(InvalidOid);
 		new_outcome = heap_getattr(newtup, atts->outcome, RelationGetDescr(s->rel), &isnull);
+		store_spread_moved(s, old, newtup, &moved_provider, &moved_subject);
 		ExecClearTuple(slot);
 		ExecForceStoreHeapTuple(newtup, slot, true);
 		cid = store_command_for(&row);
@@ -1583,6 +1693,9 @@ onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
 			store_refuse(s, label, res);
 		store_tally_rewrite(old_received, old_provider, old_outcome, new_provider, new_outcome);
 		ExecClearTuple(slot);
+		if (moved_subject != NULL)
+			onboarding_spread_note(moved_provider, moved_subject,
+								   DatumGetTimestampTz(old_received), RelationGetRelid(p->rel));
 		return;
 	}
 }

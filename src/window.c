@@ -377,6 +377,8 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 {
 	ObStore    *store = onboarding_store(OB_S_INBOX);
 	ScanKeyData keys[3];
+	bool	   *want;
+	bool		pruned;
 
 	/* keyed by the index's columns: provider, subject, event_at (each scan copies them) */
 	onboarding_group_keys(keys, 1, 2, provider, subject);
@@ -391,12 +393,17 @@ window_scan_begin(WindowScan *ws, Relation inbox, const ObInboxAtts *atts, ObPro
 	ws->last = -1;
 	ws->desc = RelationGetDescr(inbox);
 	ws->atts = atts;
+	want = palloc(Max(1, ws->nparts) * sizeof(bool));
+	pruned = onboarding_spread_parts(store, provider, subject, want);
 	for (int i = 0; i < ws->nparts; i++)
 	{
 		WindowScanPart *p = &ws->parts[i];
 		Relation	index;
-		Relation	heap = onboarding_store_part(store, i, OB_INBOX_GROUP_INDEX, &index);
+		Relation	heap;
 
+		if (pruned && !want[i])
+			continue;			/* (no delivery of the group there: scan, head NULL) */
+		heap = onboarding_store_part(store, i, OB_INBOX_GROUP_INDEX, &index);
 		InitDirtySnapshot(p->dirty);
 		p->slot = table_slot_create(heap, NULL);
 		p->scan = ob_index_beginscan(heap, index, &p->dirty, 3, 0);
@@ -452,6 +459,8 @@ window_scan_end(WindowScan *ws)
 		return;
 	for (int i = 0; i < ws->nparts; i++)
 	{
+		if (ws->parts[i].scan == NULL)
+			continue;			/* a partition without the group */
 		index_endscan(ws->parts[i].scan);
 		ExecDropSingleTupleTableSlot(ws->parts[i].slot);
 	}
@@ -476,6 +485,8 @@ onboarding_window_later(ObDelivery *d)
 	SnapshotData dirty;
 	ScanKeyData keys[3];
 	bool		later = false;
+	bool	   *want;
+	bool		pruned;
 
 	if (!oids->group_by_time || !d->has_event_at || d->subject == NULL)
 		return false;
@@ -490,11 +501,16 @@ onboarding_window_later(ObDelivery *d)
 	onboarding_group_keys(keys, 1, 2, d->provider, d->subject);
 	ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(d->event_at));
+	want = palloc(onboarding_store_nparts(store) * sizeof(bool));
+	pruned = onboarding_spread_parts(store, d->provider, d->subject, want);
 	for (int part = 0; !later && part < onboarding_store_nparts(store); part++)
 	{
 		Relation	index;
-		Relation	heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
+		Relation	heap;
 
+		if (pruned && !want[part])
+			continue;
+		heap = onboarding_store_part(store, part, OB_INBOX_GROUP_INDEX, &index);
 		InitDirtySnapshot(dirty);
 		scan = ob_index_beginscan(heap, index, &dirty, 3, 0);
 		index_rescan(scan, keys, 3, NULL, 0);
@@ -503,6 +519,7 @@ onboarding_window_later(ObDelivery *d)
 		index_endscan(scan);
 	}
 	ExecClearTuple(slot);
+	pfree(want);
 	return later;
 }
 

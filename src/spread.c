@@ -1,0 +1,382 @@
+/*-------------------------------------------------------------------------
+ *
+ * spread.c
+ *		Which partitions of the inbox hold a group's deliveries: the probes
+ *		of a delivery read those, not every partition.
+ *
+ * A delivery's probes (is it a duplicate? is a delivery of its group
+ * placed after it? the group's deliveries, in event time or all) are keyed
+ * by its group, provider and subject.  The inbox is partitioned by time
+ * received, which no key of a group bounds: a copy may come years after
+ * its original.  Probing every partition costs a delivery one index
+ * descent per partition, a price that grows with every month kept.
+ *
+ * onboarding.group_partition says where each group's deliveries lie: a row
+ * (provider, subject, received_at) for each partition that holds some, by
+ * the time one of them was received there, which PostgreSQL's own routing
+ * (parts.c) maps back to the partition.  A time, not the partition's oid,
+ * so that the rows mean the same after pg_dump and restore, on a
+ * subscriber with the same partitions, and after a partition is detached
+ * and attached again.  The invariant: every stored delivery with a
+ * provider and a subject has a row of its group that maps to the
+ * partition holding it.  It is kept
+ *	- by the inbox's trigger, for every row it lets in (live, restored,
+ *	  replicated), before the row is stored, so that another session that
+ *	  can see the delivery can see the row;
+ *	- when a derivation rewrites a stored delivery's provider or subject
+ *	  (rebuild() after a rule changed, erase());
+ *	- when a table that holds deliveries is attached as a partition (the
+ *	  event trigger, onboarding.note_partition()).
+ * A row is never deleted: one that maps nowhere (its partition detached)
+ * or to a partition that no longer holds the group costs a probe, not a
+ * wrong answer.  Two sessions may add the same one (no unique key: nothing
+ * waits on it).  Deliveries with no provider or subject are in no group
+ * row: their probes read every partition, as do all probes when the inbox
+ * has two partitions or fewer (the lookup would cost what it saves).
+ *
+ * Reads of the table see rows other transactions are inserting (a dirty
+ * snapshot, as the probes themselves): their partitions are read too, and
+ * the probe decides there what it sees.  Whether a group's row for a
+ * partition exists before adding one is asked of committed rows and our
+ * own only (one that another transaction may yet roll back does not
+ * count), and remembered for the transaction, so that a group's later
+ * deliveries into the same partition ask nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/genam.h"
+#include "access/itup.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "nodes/parsenodes.h"
+#include "tcop/deparse_utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "compat.h"
+
+/* Fewer partitions than this: every probe reads them all (see the header). */
+#define SPREAD_MIN_PARTS	3
+/* The groups' partitions remembered per transaction, at most */
+#define SPREAD_REMEMBERED	65536
+
+/* A group known to have its row for a partition (key: hash of the three) */
+typedef struct SpreadKnown
+{
+	uint32		hash;			/* (the entry's key) */
+	ObProvider	provider;
+	Oid			leaf;
+	char	   *subject;
+	struct SpreadKnown *next;	/* same hash */
+} SpreadKnown;
+
+static HTAB *spread_known = NULL;	/* in spread_cxt: this transaction's */
+static MemoryContext spread_cxt = NULL;
+static bool spread_callbacks = false;
+
+/* Forget what this transaction knew (it ended, or a subtransaction rolled back). */
+static void
+spread_forget(void)
+{
+	if (spread_cxt != NULL)
+		MemoryContextDelete(spread_cxt);
+	spread_cxt = NULL;
+	spread_known = NULL;
+}
+
+static void
+spread_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		spread_forget();
+}
+
+/* A row added in a subtransaction that rolls back is gone: forget them all. */
+static void
+spread_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		spread_forget();
+}
+
+/* The hash of a group and a partition. */
+static uint32
+spread_hash(ObProvider provider, const char *subject, Oid leaf)
+{
+	uint32		h = string_hash(subject, strlen(subject) + 1);
+
+	h = hash_combine(h, (uint32) provider);
+	return hash_combine(h, (uint32) leaf);
+}
+
+/* The remembered entry of a group and a partition, or NULL; with add, made. */
+static bool
+spread_remembered(ObProvider provider, const char *subject, Oid leaf, bool add)
+{
+	uint32		h = spread_hash(provider, subject, leaf);
+	SpreadKnown *head;
+	bool		found;
+
+	if (spread_known == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!add)
+			return false;
+		if (!spread_callbacks)
+		{
+			RegisterXactCallback(spread_xact_callback, NULL);
+			RegisterSubXactCallback(spread_subxact_callback, NULL);
+			spread_callbacks = true;
+		}
+		spread_cxt = AllocSetContextCreate(TopTransactionContext, "onboarding group partitions",
+										   ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(SpreadKnown);
+		ctl.hcxt = spread_cxt;
+		spread_known = hash_create("onboarding group partitions", 256, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	head = (SpreadKnown *) hash_search(spread_known, &h, add ? HASH_ENTER : HASH_FIND, &found);
+	if (head == NULL)
+		return false;
+	if (found)
+	{
+		for (SpreadKnown *k = head; k != NULL; k = k->next)
+			if (k->provider == provider && k->leaf == leaf && strcmp(k->subject, subject) == 0)
+				return true;
+		if (!add)
+			return false;
+		if (hash_get_num_entries(spread_known) >= SPREAD_REMEMBERED)
+		{
+			spread_forget();
+			return spread_remembered(provider, subject, leaf, true);
+		}
+		/* another group with the same hash: chained behind the entry */
+		{
+			SpreadKnown *k = MemoryContextAlloc(spread_cxt, sizeof(SpreadKnown));
+
+			*k = *head;
+			k->next = head->next;
+			head->next = k;
+			head = k;
+		}
+	}
+	else
+		head->next = NULL;
+	head->provider = provider;
+	head->leaf = leaf;
+	head->subject = MemoryContextStrdup(spread_cxt, subject);
+	return false;
+}
+
+/* Start a scan of a group's rows in onboarding.group_partition. */
+static SysScanDesc
+spread_scan(Relation spread, Relation index, Snapshot snapshot, ObProvider provider,
+			const char *subject)
+{
+	ScanKeyData keys[2];
+
+	onboarding_group_keys(keys, 1, 2, provider, subject);
+	return systable_beginscan_ordered(spread, index, snapshot, 2, keys);
+}
+
+/*
+ * Which of the relations that hold inbox rows (onboarding_store_part) may
+ * hold deliveries of a group: want[i] for the i-th.  Returns false when
+ * every one may (no group, too few partitions, an inbox or a schema the
+ * table cannot say for): then want is left alone.
+ *
+ * Read from the index alone, every entry whatever its visibility: a row
+ * another transaction is inserting counts (its delivery may be about to
+ * be seen, as the probes' dirty snapshots see it), and one rolled back or
+ * deleted costs no more than a probe of its partition.
+ */
+bool
+onboarding_spread_parts(ObStore *inbox, ObProvider provider, const char *subject, bool *want)
+{
+	int			nparts = onboarding_store_nparts(inbox);
+	Relation	rel = onboarding_store_relation(inbox);
+	AttrNumber	received_at = onboarding_store_inbox_atts(inbox)->received_at;
+	TupleTableSlot *slot;
+	Relation	index;
+	Relation	spread = onboarding_store_spread(inbox, &index, &slot);
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	bool		known = true;
+
+	if (spread == NULL || subject == NULL || provider == OB_PROVIDER_NONE ||
+		nparts < SPREAD_MIN_PARTS)
+		return false;
+	memset(want, 0, nparts * sizeof(bool));
+	InitDirtySnapshot(dirty);
+	onboarding_group_keys(keys, 1, 2, provider, subject);
+	scan = ob_index_beginscan(spread, index, &dirty, 2, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (known && index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	{
+		bool		isnull;
+		Datum		at = index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &isnull);
+		Oid			leaf;
+		int			i;
+
+		if (isnull)
+			continue;
+		if (!onboarding_inbox_route(rel, received_at, DatumGetTimestampTz(at), &leaf))
+			known = false;		/* the inbox is not routed by time alone */
+		else if (OidIsValid(leaf))
+		{
+			for (i = 0; i < nparts && onboarding_store_part_oid(inbox, i) != leaf; i++)
+				;
+			if (i < nparts)
+				want[i] = true;
+			else
+				known = false;	/* attached since the store opened */
+		}
+	}
+	index_endscan(scan);
+	return known;
+}
+
+/*
+ * A delivery of a group is stored (or its provider or subject rewritten)
+ * in partition leaf, received at `at`: unless the group has a row that
+ * maps to that partition, add one.
+ */
+void
+onboarding_spread_note(ObProvider provider, const char *subject, TimestampTz at, Oid leaf)
+{
+	ObStore    *inbox;
+	Relation	rel;
+	Relation	index;
+	Relation	spread;
+	TupleTableSlot *slot;
+	AttrNumber	received_at;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (subject == NULL || provider == OB_PROVIDER_NONE)
+		return;
+	if (spread_remembered(provider, subject, leaf, false))
+		return;
+	inbox = onboarding_store(OB_S_INBOX);
+	spread = onboarding_store_spread(inbox, &index, &slot);
+	if (spread == NULL)
+		return;
+	rel = onboarding_store_relation(inbox);
+	received_at = onboarding_store_inbox_atts(inbox)->received_at;
+
+	/* committed rows and ours: not one another transaction may yet roll back */
+	scan = spread_scan(spread, index, SnapshotSelf, provider, subject);
+	while (!found && HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tup, 3, RelationGetDescr(spread), &isnull);
+		Oid			maps;
+
+		found = !isnull &&
+			onboarding_inbox_route(rel, received_at, DatumGetTimestampTz(v), &maps) &&
+			maps == leaf;
+	}
+	systable_endscan_ordered(scan);
+
+	if (!found)
+	{
+		ExecClearTuple(slot);
+		slot->tts_values[0] = ObjectIdGetDatum(onboarding_provider_oid(provider));
+		slot->tts_values[1] = CStringGetTextDatum(subject);
+		slot->tts_values[2] = TimestampTzGetDatum(at);
+		memset(slot->tts_isnull, 0, 3 * sizeof(bool));
+		for (int i = 3; i < slot->tts_tupleDescriptor->natts; i++)
+			slot->tts_isnull[i] = true;
+		ExecStoreVirtualTuple(slot);
+		onboarding_store_spread_insert(inbox);
+		ExecClearTuple(slot);
+	}
+	(void) spread_remembered(provider, subject, leaf, true);
+}
+
+/*
+ * onboarding.attached_partitions(pg_ddl_command): the tables an ALTER TABLE
+ * attached as partitions of the inbox (or of one of its partitions), for
+ * the event trigger, which adds their groups' rows (note_partition()).
+ */
+PG_FUNCTION_INFO_V1(onboarding_attached_partitions);
+Datum
+onboarding_attached_partitions(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+	List	   *attached = NIL;
+	Datum	   *oids;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (cmd->type == SCT_AlterTable && onboarding_inbox_holds(cmd->d.alterTable.objectId))
+	{
+		foreach(lc, cmd->d.alterTable.subcmds)
+		{
+			CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
+			AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
+
+			Oid			part;
+
+			/* (the subcommand's address is not the partition's: its name is) */
+			if (!IsA(at, AlterTableCmd) || at->subtype != AT_AttachPartition ||
+				at->def == NULL || !IsA(at->def, PartitionCmd))
+				continue;
+			part = RangeVarGetRelid(((PartitionCmd *) at->def)->name, NoLock, true);
+			if (OidIsValid(part))
+				attached = lappend_oid(attached, part);
+		}
+	}
+	oids = palloc(Max(1, list_length(attached)) * sizeof(Datum));
+	foreach(lc, attached)
+		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(oids, n, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/*
+ * onboarding.inbox_partition_of(timestamptz): the partition of the inbox
+ * that holds the deliveries received at that time, as the row routing and
+ * the probes choose it (NULL: none takes it, or the inbox is not routed by
+ * time alone); verify() checks onboarding.group_partition with it.
+ */
+PG_FUNCTION_INFO_V1(onboarding_inbox_partition_of);
+Datum
+onboarding_inbox_partition_of(PG_FUNCTION_ARGS)
+{
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(0);
+	Relation	inbox = table_open(onboarding_inbox_oids()->inbox, AccessShareLock);
+	ObInboxAtts atts;
+	Oid			leaf;
+	bool		routed;
+
+	onboarding_inbox_atts(RelationGetDescr(inbox), &atts);
+	routed = onboarding_inbox_route(inbox, atts.received_at, at, &leaf);
+	table_close(inbox, AccessShareLock);
+	if (!routed || !OidIsValid(leaf))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(leaf);
+}
