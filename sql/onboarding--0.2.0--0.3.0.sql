@@ -90,6 +90,9 @@ CREATE TABLE onboarding.group_partition (
     received_at  timestamptz NOT NULL
 );
 CREATE INDEX group_partition_idx ON onboarding.group_partition (provider, subject, received_at);
+-- (no key: two sessions may add the same row, and nothing should wait on
+-- it; erase() deletes rows, which logical replication finds by their values)
+ALTER TABLE onboarding.group_partition REPLICA IDENTITY FULL;
 COMMENT ON TABLE onboarding.group_partition IS
     'the partitions of the inbox that hold each group''s deliveries (provider, subject), each named by the time one of them was received there; kept by the pipeline, read by its probes';
 COMMENT ON INDEX onboarding.group_partition_idx IS

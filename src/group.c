@@ -222,21 +222,6 @@ onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup, TupleDesc desc
 	return entry->it;
 }
 
-/*
- * Scan keys 0 and 1 of a group: provider and subject, on columns
- * provider_att and subject_att (the heap's, or 1 and 2 of the inbox's group
- * index).
- */
-void
-onboarding_group_keys(ScanKey keys, AttrNumber provider_att, AttrNumber subject_att,
-					  ObProvider provider, const char *subject)
-{
-	ScanKeyEntryInitialize(&keys[0], 0, provider_att, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
-	ScanKeyEntryInitialize(&keys[1], 0, subject_att, BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
-}
-
 /* A stored delivery read by a group's scan, from the pool when read before. */
 static ObGroupItem *
 group_scan_item(HTAB *pool, HeapTuple tup, TupleDesc desc, const ObInboxAtts *atts)

@@ -260,7 +260,8 @@ inbox_tally(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts)
 /*
  * The group of a row the trigger lets in has a row of
  * onboarding.group_partition that maps to the partition it goes to
- * (spread.c), before the row is stored.
+ * (spread.c), before the row is stored, so that whoever can see the row
+ * can see that.
  */
 static void
 inbox_spread(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts, Relation rel)
@@ -274,7 +275,7 @@ inbox_spread(HeapTuple tuple, TupleDesc desc, const ObInboxAtts *atts, Relation 
 
 	if (provider_null || subject_null || at_null)
 		return;
-	onboarding_spread_note(onboarding_provider_from_oid(DatumGetObjectId(provider)),
+	onboarding_store_note_group(onboarding_provider_from_oid(DatumGetObjectId(provider)),
 						   TextDatumGetCString(subject), DatumGetTimestampTz(at),
 						   RelationGetRelid(rel));
 }

@@ -334,6 +334,9 @@ extern const ObInboxPartOids *onboarding_inbox_parts(struct RelationData *inbox,
 extern bool onboarding_inbox_holds(Oid relid);
 extern bool onboarding_inbox_route(struct RelationData *inbox, AttrNumber received_at,
 								   TimestampTz at, Oid *leaf);
+extern void onboarding_group_keys(struct ScanKeyData *keys, AttrNumber provider_att,
+								  AttrNumber subject_att, ObProvider provider,
+								  const char *subject);
 extern Oid	onboarding_enum_oid(ObEnumType type, const char *label);
 extern char *onboarding_enum_label(Oid value);
 extern int	onboarding_provider_count(void);
@@ -609,14 +612,13 @@ extern Relation onboarding_store_part(ObStore *s, int i, ObInboxIndex which, Rel
 extern Oid	onboarding_store_part_oid(ObStore *s, int i);
 extern Relation onboarding_store_relation(ObStore *s);
 extern Relation onboarding_store_spread(ObStore *s, Relation *index, TupleTableSlot **slot);
-extern void onboarding_store_spread_insert(ObStore *s);
+extern void onboarding_store_note_group(ObProvider provider, const char *subject, TimestampTz at,
+										Oid leaf);
 extern const ObInboxAtts *onboarding_store_inbox_atts(ObStore *s);
 
 /* spread.c — which partitions of the inbox hold a group's deliveries */
 extern bool onboarding_spread_parts(ObStore *inbox, ObProvider provider, const char *subject,
 									bool *want);
-extern void onboarding_spread_note(ObProvider provider, const char *subject, TimestampTz at,
-								   Oid leaf);
 
 /* ---------------------------------------------------------------------
  * dedupe.c
@@ -880,9 +882,6 @@ extern ObGroupItem *onboarding_group_item_read(HeapTuple tup, TupleDesc desc,
 		const ObInboxAtts *atts);
 extern ObGroupItem *onboarding_group_item_pooled(HTAB *pool, int64 id, HeapTuple tup,
 		TupleDesc desc, const ObInboxAtts *atts);
-extern void onboarding_group_keys(struct ScanKeyData *keys, AttrNumber provider_att,
-								  AttrNumber subject_att, ObProvider provider,
-								  const char *subject);
 extern void onboarding_group_item_reset(ObGroupItem *it);
 extern HTAB *onboarding_group_pool_create(void);
 

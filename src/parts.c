@@ -33,13 +33,18 @@
 #include "onboarding.h"
 
 #include "access/table.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "catalog/index.h"
+#include "catalog/pg_collation.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -279,4 +284,19 @@ onboarding_inbox_route(Relation inbox, AttrNumber received_at, TimestampTz at, O
 		return false;
 	*leaf = desc->oids[index];
 	return true;
+}
+
+/*
+ * Scan keys 0 and 1 of a group: provider and subject, on columns
+ * provider_att and subject_att (the heap's, or 1 and 2 of the inbox's group
+ * index).
+ */
+void
+onboarding_group_keys(ScanKey keys, AttrNumber provider_att, AttrNumber subject_att,
+					  ObProvider provider, const char *subject)
+{
+	ScanKeyEntryInitialize(&keys[0], 0, provider_att, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_ENUM_EQ, ObjectIdGetDatum(onboarding_provider_oid(provider)));
+	ScanKeyEntryInitialize(&keys[1], 0, subject_att, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(subject));
 }

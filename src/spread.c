@@ -22,11 +22,12 @@
  * partition holding it.  It is kept
  *	- by the inbox's trigger, for every row it lets in (live, restored,
  *	  replicated), before the row is stored, so that another session that
- *	  can see the delivery can see the row;
+ *	  can see the delivery can see the row (store.c adds the rows, as it
+ *	  writes the pipeline's other tables);
  *	- when a derivation rewrites a stored delivery's provider or subject
  *	  (rebuild() after a rule changed, erase());
  *	- when a table that holds deliveries is attached as a partition (the
- *	  event trigger, onboarding.note_partition()).
+ *	  event trigger, onboarding.note_partition(), below).
  * A row is never deleted: one that maps nowhere (its partition detached)
  * or to a partition that no longer holds the group costs a probe, not a
  * wrong answer.  Two sessions may add the same one (no unique key: nothing
@@ -49,23 +50,12 @@
 #include "access/genam.h"
 #include "access/itup.h"
 #include "access/relscan.h"
-#include "access/stratnum.h"
 #include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "commands/event_trigger.h"
-#include "common/hashfn.h"
-#include "executor/tuptable.h"
 #include "nodes/parsenodes.h"
 #include "tcop/deparse_utility.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/hsearch.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -73,132 +63,6 @@
 
 /* Fewer partitions than this: every probe reads them all (see the header). */
 #define SPREAD_MIN_PARTS	3
-/* The groups' partitions remembered per transaction, at most */
-#define SPREAD_REMEMBERED	65536
-
-/* A group known to have its row for a partition (key: hash of the three) */
-typedef struct SpreadKnown
-{
-	uint32		hash;			/* (the entry's key) */
-	ObProvider	provider;
-	Oid			leaf;
-	char	   *subject;
-	struct SpreadKnown *next;	/* same hash */
-} SpreadKnown;
-
-static HTAB *spread_known = NULL;	/* in spread_cxt: this transaction's */
-static MemoryContext spread_cxt = NULL;
-static bool spread_callbacks = false;
-
-/* Forget what this transaction knew (it ended, or a subtransaction rolled back). */
-static void
-spread_forget(void)
-{
-	if (spread_cxt != NULL)
-		MemoryContextDelete(spread_cxt);
-	spread_cxt = NULL;
-	spread_known = NULL;
-}
-
-static void
-spread_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		spread_forget();
-}
-
-/* A row added in a subtransaction that rolls back is gone: forget them all. */
-static void
-spread_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		spread_forget();
-}
-
-/* The hash of a group and a partition. */
-static uint32
-spread_hash(ObProvider provider, const char *subject, Oid leaf)
-{
-	uint32		h = string_hash(subject, strlen(subject) + 1);
-
-	h = hash_combine(h, (uint32) provider);
-	return hash_combine(h, (uint32) leaf);
-}
-
-/* The remembered entry of a group and a partition, or NULL; with add, made. */
-static bool
-spread_remembered(ObProvider provider, const char *subject, Oid leaf, bool add)
-{
-	uint32		h = spread_hash(provider, subject, leaf);
-	SpreadKnown *head;
-	bool		found;
-
-	if (spread_known == NULL)
-	{
-		HASHCTL		ctl;
-
-		if (!add)
-			return false;
-		if (!spread_callbacks)
-		{
-			RegisterXactCallback(spread_xact_callback, NULL);
-			RegisterSubXactCallback(spread_subxact_callback, NULL);
-			spread_callbacks = true;
-		}
-		spread_cxt = AllocSetContextCreate(TopTransactionContext, "onboarding group partitions",
-										   ALLOCSET_DEFAULT_SIZES);
-		ctl.keysize = sizeof(uint32);
-		ctl.entrysize = sizeof(SpreadKnown);
-		ctl.hcxt = spread_cxt;
-		spread_known = hash_create("onboarding group partitions", 256, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	head = (SpreadKnown *) hash_search(spread_known, &h, add ? HASH_ENTER : HASH_FIND, &found);
-	if (head == NULL)
-		return false;
-	if (found)
-	{
-		for (SpreadKnown *k = head; k != NULL; k = k->next)
-			if (k->provider == provider && k->leaf == leaf && strcmp(k->subject, subject) == 0)
-				return true;
-		if (!add)
-			return false;
-		if (hash_get_num_entries(spread_known) >= SPREAD_REMEMBERED)
-		{
-			spread_forget();
-			return spread_remembered(provider, subject, leaf, true);
-		}
-		/* another group with the same hash: chained behind the entry */
-		{
-			SpreadKnown *k = MemoryContextAlloc(spread_cxt, sizeof(SpreadKnown));
-
-			*k = *head;
-			k->next = head->next;
-			head->next = k;
-			head = k;
-		}
-	}
-	else
-		head->next = NULL;
-	head->provider = provider;
-	head->leaf = leaf;
-	head->subject = MemoryContextStrdup(spread_cxt, subject);
-	return false;
-}
-
-/* Start a scan of a group's rows in onboarding.group_partition. */
-static SysScanDesc
-spread_scan(Relation spread, Relation index, Snapshot snapshot, ObProvider provider,
-			const char *subject)
-{
-	ScanKeyData keys[2];
-
-	onboarding_group_keys(keys, 1, 2, provider, subject);
-	return systable_beginscan_ordered(spread, index, snapshot, 2, keys);
-}
 
 /*
  * Which of the relations that hold inbox rows (onboarding_store_part) may
@@ -260,65 +124,6 @@ onboarding_spread_parts(ObStore *inbox, ObProvider provider, const char *subject
 }
 
 /*
- * A delivery of a group is stored (or its provider or subject rewritten)
- * in partition leaf, received at `at`: unless the group has a row that
- * maps to that partition, add one.
- */
-void
-onboarding_spread_note(ObProvider provider, const char *subject, TimestampTz at, Oid leaf)
-{
-	ObStore    *inbox;
-	Relation	rel;
-	Relation	index;
-	Relation	spread;
-	TupleTableSlot *slot;
-	AttrNumber	received_at;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	if (subject == NULL || provider == OB_PROVIDER_NONE)
-		return;
-	if (spread_remembered(provider, subject, leaf, false))
-		return;
-	inbox = onboarding_store(OB_S_INBOX);
-	spread = onboarding_store_spread(inbox, &index, &slot);
-	if (spread == NULL)
-		return;
-	rel = onboarding_store_relation(inbox);
-	received_at = onboarding_store_inbox_atts(inbox)->received_at;
-
-	/* committed rows and ours: not one another transaction may yet roll back */
-	scan = spread_scan(spread, index, SnapshotSelf, provider, subject);
-	while (!found && HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
-	{
-		bool		isnull;
-		Datum		v = heap_getattr(tup, 3, RelationGetDescr(spread), &isnull);
-		Oid			maps;
-
-		found = !isnull &&
-			onboarding_inbox_route(rel, received_at, DatumGetTimestampTz(v), &maps) &&
-			maps == leaf;
-	}
-	systable_endscan_ordered(scan);
-
-	if (!found)
-	{
-		ExecClearTuple(slot);
-		slot->tts_values[0] = ObjectIdGetDatum(onboarding_provider_oid(provider));
-		slot->tts_values[1] = CStringGetTextDatum(subject);
-		slot->tts_values[2] = TimestampTzGetDatum(at);
-		memset(slot->tts_isnull, 0, 3 * sizeof(bool));
-		for (int i = 3; i < slot->tts_tupleDescriptor->natts; i++)
-			slot->tts_isnull[i] = true;
-		ExecStoreVirtualTuple(slot);
-		onboarding_store_spread_insert(inbox);
-		ExecClearTuple(slot);
-	}
-	(void) spread_remembered(provider, subject, leaf, true);
-}
-
-/*
  * onboarding.attached_partitions(pg_ddl_command): the tables an ALTER TABLE
  * attached as partitions of the inbox (or of one of its partitions), for
  * the event trigger, which adds their groups' rows (note_partition()).
@@ -339,7 +144,6 @@ onboarding_attached_partitions(PG_FUNCTION_ARGS)
 		{
 			CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
 			AlterTableCmd *at = (AlterTableCmd *) sub->parsetree;
-
 			Oid			part;
 
 			/* (the subcommand's address is not the partition's: its name is) */

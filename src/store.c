@@ -682,17 +682,6 @@ onboarding_store_spread(ObStore *s, Relation *index, TupleTableSlot **slot)
 	return s->spread;
 }
 
-/* Append a row to onboarding.group_partition (in the store's slot). */
-void
-onboarding_store_spread_insert(ObStore *s)
-{
-	Assert(s->which == OB_S_INBOX && s->spread != NULL);
-	table_tuple_insert(s->spread, s->spread_slot, GetCurrentCommandId(true), 0, NULL);
-	list_free(ob_exec_insert_index_tuples(s->spread_rri, s->spread_slot, store.estate, false,
-										  false, NULL, NIL, false));
-	ResetPerTupleExprContext(store.estate);
-}
-
 /* The oid of the i-th relation that holds the inbox's rows. */
 Oid
 onboarding_store_part_oid(ObStore *s, int i)
@@ -1568,6 +1557,190 @@ store_tally_rewrite(Datum received, Datum provider, Datum outcome,
 							  onboarding_outcome_from_oid(DatumGetObjectId(now_outcome)), 1);
 }
 
+/* ---------------------------------------------------------------------
+ * onboarding.group_partition: where each group's deliveries lie (spread.c)
+ * ---------------------------------------------------------------------
+ */
+
+/* The groups' partitions remembered per transaction, at most */
+#define GROUP_KNOWN_MAX	65536
+
+/* A group known to have its row for a partition (key: hash of the three) */
+typedef struct GroupKnown
+{
+	uint32		hash;			/* (the entry's key) */
+	ObProvider	provider;
+	Oid			leaf;
+	char	   *subject;
+	struct GroupKnown *next;	/* same hash */
+} GroupKnown;
+
+static HTAB *group_known = NULL;	/* in group_known_cxt: this transaction's */
+static MemoryContext group_known_cxt = NULL;
+static bool group_known_callbacks = false;
+
+/* Forget what this transaction knew (it ended, or a subtransaction rolled back). */
+static void
+group_known_forget(void)
+{
+	if (group_known_cxt != NULL)
+		MemoryContextDelete(group_known_cxt);
+	group_known_cxt = NULL;
+	group_known = NULL;
+}
+
+static void
+group_known_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		group_known_forget();
+}
+
+/* A row added in a subtransaction that rolls back is gone: forget them all. */
+static void
+group_known_subxact(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		group_known_forget();
+}
+
+/* The hash of a group and a partition. */
+static uint32
+group_known_hash(ObProvider provider, const char *subject, Oid leaf)
+{
+	uint32		h = string_hash(subject, strlen(subject) + 1);
+
+	h = hash_combine(h, (uint32) provider);
+	return hash_combine(h, (uint32) leaf);
+}
+
+/*
+ * Is a group known to have its row for a partition?  With add, it is
+ * remembered to have one (the answer is still whether it was known).
+ */
+static bool
+group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
+{
+	uint32		h = group_known_hash(provider, subject, leaf);
+	GroupKnown *head;
+	bool		found;
+
+	if (group_known == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!add)
+			return false;
+		if (!group_known_callbacks)
+		{
+			RegisterXactCallback(group_known_xact, NULL);
+			RegisterSubXactCallback(group_known_subxact, NULL);
+			group_known_callbacks = true;
+		}
+		group_known_cxt = AllocSetContextCreate(TopTransactionContext, "onboarding group partitions",
+										   ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(GroupKnown);
+		ctl.hcxt = group_known_cxt;
+		group_known = hash_create("onboarding group partitions", 256, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	head = (GroupKnown *) hash_search(group_known, &h, add ? HASH_ENTER : HASH_FIND, &found);
+	if (head == NULL)
+		return false;
+	if (found)
+	{
+		for (GroupKnown *k = head; k != NULL; k = k->next)
+			if (k->provider == provider && k->leaf == leaf && strcmp(k->subject, subject) == 0)
+				return true;
+		if (!add)
+			return false;
+		if (hash_get_num_entries(group_known) >= GROUP_KNOWN_MAX)
+		{
+			group_known_forget();
+			return group_known_has(provider, subject, leaf, true);
+		}
+		/* another group with the same hash: chained behind the entry */
+		{
+			GroupKnown *k = MemoryContextAlloc(group_known_cxt, sizeof(GroupKnown));
+
+			*k = *head;
+			k->next = head->next;
+			head->next = k;
+			head = k;
+		}
+	}
+	else
+		head->next = NULL;
+	head->provider = provider;
+	head->leaf = leaf;
+	head->subject = MemoryContextStrdup(group_known_cxt, subject);
+	return false;
+}
+
+/*
+ * A delivery of a group is stored in partition leaf, received at `at` (the
+ * inbox's trigger), or a rewrite moved it there from another group: unless
+ * the group has a row of onboarding.group_partition that maps to that
+ * partition (spread.c), add one.  Asked of committed rows and our own (one
+ * another transaction may yet roll back does not count), and remembered
+ * for the transaction.
+ */
+void
+onboarding_store_note_group(ObProvider provider, const char *subject, TimestampTz at, Oid leaf)
+{
+	ObStore    *s;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (subject == NULL || provider == OB_PROVIDER_NONE ||
+		group_known_has(provider, subject, leaf, false))
+		return;
+	s = onboarding_store(OB_S_INBOX);
+	if (s->spread == NULL)
+		return;					/* a schema before 0.3.0 */
+
+	onboarding_group_keys(keys, 1, 2, provider, subject);
+	scan = systable_beginscan_ordered(s->spread, s->spread_index, SnapshotSelf, 2, keys);
+	while (!found && HeapTupleIsValid(tup = systable_getnext_ordered(scan, ForwardScanDirection)))
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tup, 3, RelationGetDescr(s->spread), &isnull);
+		Oid			maps;
+
+		found = !isnull &&
+			onboarding_inbox_route(s->rel, s->inbox_atts.received_at, DatumGetTimestampTz(v),
+								   &maps) &&
+			maps == leaf;
+	}
+	systable_endscan_ordered(scan);
+
+	if (!found)
+	{
+		TupleTableSlot *slot = s->spread_slot;
+
+		ExecClearTuple(slot);
+		slot->tts_values[0] = ObjectIdGetDatum(onboarding_provider_oid(provider));
+		slot->tts_values[1] = CStringGetTextDatum(subject);
+		slot->tts_values[2] = TimestampTzGetDatum(at);
+		memset(slot->tts_isnull, 0, 3 * sizeof(bool));
+		for (int i = 3; i < slot->tts_tupleDescriptor->natts; i++)
+			slot->tts_isnull[i] = true;
+		ExecStoreVirtualTuple(slot);
+		table_tuple_insert(s->spread, slot, GetCurrentCommandId(true), 0, NULL);
+		list_free(ob_exec_insert_index_tuples(s->spread_rri, slot, store.estate, false,
+											  false, NULL, NIL, false));
+		ResetPerTupleExprContext(store.estate);
+		ExecClearTuple(slot);
+	}
+	(void) group_known_has(provider, subject, leaf, true);
+}
+
 /*
  * The group a rewrite moves a delivery to (the rules moved it: its provider
  * or subject changed), to be given its row for the delivery's partition
@@ -1694,7 +1867,7 @@ onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,
 		store_tally_rewrite(old_received, old_provider, old_outcome, new_provider, new_outcome);
 		ExecClearTuple(slot);
 		if (moved_subject != NULL)
-			onboarding_spread_note(moved_provider, moved_subject,
+			onboarding_store_note_group(moved_provider, moved_subject,
 								   DatumGetTimestampTz(old_received), RelationGetRelid(p->rel));
 		return;
 	}
