@@ -440,6 +440,7 @@ CREATE FUNCTION onboarding.guard_state_ddl() RETURNS event_trigger
     AS $$
 DECLARE
     bad record;
+    part regclass;
 BEGIN
     IF TG_TAG = 'ALTER TYPE' THEN
         PERFORM onboarding.check_status_labels();
@@ -450,6 +451,19 @@ BEGIN
         PERFORM onboarding.note_partition(p)
            FROM pg_catalog.pg_event_trigger_ddl_commands() c,
                 pg_catalog.unnest(onboarding.attached_partitions(c.command)) p;
+    END IF;
+    IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE') THEN
+        -- every partition of the inbox refuses TRUNCATE, as the inbox does
+        -- (statement triggers are not cloned onto partitions)
+        FOR part IN
+            SELECT t.relid FROM pg_catalog.pg_partition_tree('onboarding.inbox') t
+             WHERE t.relid <> 'onboarding.inbox'::regclass
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                                WHERE g.tgrelid = t.relid AND g.tgname = 'inbox_no_truncate')
+        LOOP
+            EXECUTE format('CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete()', part);
+        END LOOP;
     END IF;
     SELECT * INTO bad FROM (
         SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
@@ -493,12 +507,46 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
-    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition())';
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition()), and gives every partition of the inbox the trigger that refuses TRUNCATE';
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
 COMMENT ON EVENT TRIGGER onboarding_guard_state_ddl IS
     'refuses at DDL time what the pipeline cannot honour on the state tables and history (see onboarding.guard_state_ddl())';
+
+-- A partition of the inbox dropped while attached would take its
+-- deliveries with it: refused (detach it first, to archive it).  Its
+-- pipeline trigger, a clone of the inbox's, tells it among what a DROP
+-- TABLE dropped; the catalogs no longer know it as a partition.
+CREATE FUNCTION onboarding.guard_inbox_drop() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    part text;
+BEGIN
+    SELECT pg_catalog.substr(o.object_identity, pg_catalog.length('inbox_pipeline on ') + 1)
+      INTO part
+      FROM pg_catalog.pg_event_trigger_dropped_objects() o
+     WHERE o.object_type = 'trigger'
+       AND o.object_identity LIKE 'inbox\_pipeline on %'
+       AND o.object_identity <> 'inbox_pipeline on onboarding.inbox'
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot drop %, a partition of onboarding.inbox', part
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Deliveries are evidence and are kept forever: dropping a partition would delete those it holds.',
+                  HINT = 'Detach it first (ALTER TABLE onboarding.inbox DETACH PARTITION ...) to archive it.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION onboarding.guard_inbox_drop() IS
+    'event trigger: refuses DROP TABLE of a partition of the inbox while it is attached (its deliveries would go)';
+CREATE EVENT TRIGGER onboarding_guard_inbox_drop ON sql_drop
+    WHEN TAG IN ('DROP TABLE')
+    EXECUTE FUNCTION onboarding.guard_inbox_drop();
+COMMENT ON EVENT TRIGGER onboarding_guard_inbox_drop IS
+    'refuses dropping a partition of the inbox while it is attached (see onboarding.guard_inbox_drop())';
 
 -- ---------------------------------------------------------------------------
 -- Rule tables: provider knowledge as data

@@ -133,3 +133,20 @@ RETURNING outcome, duplicate_of = (SELECT min(id) FROM onboarding.inbox WHERE su
 
 -- note_partition() is for the inbox's partitions only
 SELECT onboarding.note_partition('onboarding.account');
+
+-- every partition refuses TRUNCATE, as the inbox does (the event trigger
+-- gives each its own: statement triggers are not cloned), and DROP while
+-- attached; a detached one is the DBA's to drop
+SELECT c.relname, count(g.tgname) AS truncate_triggers
+  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+  LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = c.oid AND g.tgname = 'inbox_no_truncate'
+ WHERE i.inhparent = 'onboarding.inbox'::regclass
+ GROUP BY c.relname ORDER BY c.relname;
+TRUNCATE onboarding.inbox_p20300101;
+DROP TABLE onboarding.inbox_p20300201;
+CREATE TABLE onboarding.inbox_scratch PARTITION OF onboarding.inbox
+    FOR VALUES FROM ('2035-01-01 00:00+00') TO ('2035-02-01 00:00+00');
+ALTER TABLE onboarding.inbox DETACH PARTITION onboarding.inbox_scratch;
+DROP TABLE onboarding.inbox_scratch;
+SELECT count(*) AS deliveries_in_range_partitions FROM onboarding.inbox
+ WHERE received_at >= '2030-01-01 00:00+00' AND received_at < '2030-05-01 00:00+00';
