@@ -77,8 +77,9 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
 -- per group (provider, subject) and partition holding some of them, by
 -- the time one of them was received there, which PostgreSQL's routing
 -- maps back to the partition.  A delivery's probes (duplicate, later
--- delivery, the group's deliveries) read those partitions only, so that
--- their cost does not grow with the months kept.  The pipeline adds the
+-- delivery, the group's deliveries) read those partitions only, and the
+-- default partition (whose deliveries need no row), so that their cost
+-- does not grow with the months kept.  The pipeline adds the
 -- rows (src/spread.c): as it stores a delivery, when a derivation moves
 -- one to another group, and when a table holding deliveries is attached
 -- as a partition (onboarding_guard_state_ddl).  Not dumped: a restore
@@ -127,12 +128,8 @@ $$;
 REVOKE ALL ON FUNCTION onboarding.note_partition(regclass) FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.note_partition(regclass) IS
     'adds the rows of onboarding.group_partition for the deliveries a partition of the inbox holds (run by onboarding_guard_state_ddl when a table is attached); returns how many';
--- every group of the stored deliveries, all in the default partition
-INSERT INTO onboarding.group_partition (provider, subject, received_at)
-SELECT provider, subject, min(received_at)
-  FROM onboarding.inbox_default
- WHERE provider IS NOT NULL AND subject IS NOT NULL
- GROUP BY provider, subject;
+-- (the stored deliveries, all in the default partition, need no row: it is
+-- always searched)
 CREATE FUNCTION onboarding.inbox_partition_of(received_at timestamptz) RETURNS regclass
     AS 'MODULE_PATHNAME', 'onboarding_inbox_partition_of' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION onboarding.inbox_partition_of(timestamptz) IS
@@ -679,7 +676,8 @@ BEGIN
      WHERE t.n IS DISTINCT FROM c.n;
     -- every group of the stored deliveries has a row of
     -- onboarding.group_partition for each partition that holds some (0.3.0;
-    -- where the inbox is routed by time: the probes read no other)
+    -- where the inbox is routed by time: the probes read no other), but the
+    -- default partition (always read)
     SELECT differences || coalesce(jsonb_agg(jsonb_build_array('group_partition',
                concat_ws('/', i.provider, i.subject), NULL, to_jsonb(i.part::text))), '[]')
       INTO differences
@@ -688,6 +686,8 @@ BEGIN
              WHERE provider IS NOT NULL AND subject IS NOT NULL
              GROUP BY 1, 2, 3) i
      WHERE onboarding.inbox_partition_of(i.first_at) = i.part
+       AND i.part <> ALL (SELECT t.partdefid FROM pg_catalog.pg_partitioned_table t
+                           WHERE t.partrelid = 'onboarding.inbox'::regclass)
        AND NOT EXISTS (SELECT FROM onboarding.group_partition g
                         WHERE g.provider = i.provider AND g.subject = i.subject
                           AND onboarding.inbox_partition_of(g.received_at) = i.part);

@@ -334,6 +334,7 @@ extern const ObInboxPartOids *onboarding_inbox_parts(struct RelationData *inbox,
 extern bool onboarding_inbox_holds(Oid relid);
 extern bool onboarding_inbox_route(struct RelationData *inbox, AttrNumber received_at,
 								   TimestampTz at, Oid *leaf);
+extern Oid	onboarding_inbox_default_leaf(struct RelationData *inbox);
 extern void onboarding_group_keys(struct ScanKeyData *keys, AttrNumber provider_att,
 								  AttrNumber subject_att, ObProvider provider,
 								  const char *subject);

@@ -241,6 +241,25 @@ onboarding_inbox_parts(Relation inbox, int *n)
 }
 
 /*
+ * The inbox's default partition (onboarding.inbox_default, unless a DBA
+ * replaced it), or InvalidOid when it has none or it is itself partitioned.
+ */
+Oid
+onboarding_inbox_default_leaf(Relation inbox)
+{
+	PartitionDesc desc;
+	int			index;
+
+	if (inbox->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return InvalidOid;
+	desc = RelationGetPartitionDesc(inbox, true);
+	if (desc->nparts == 0)
+		return InvalidOid;
+	index = desc->boundinfo->default_index;
+	return index >= 0 && desc->is_leaf[index] ? desc->oids[index] : InvalidOid;
+}
+
+/*
  * The leaf partition of the inbox that holds the rows received at `at`,
  * as PostgreSQL's row routing chooses it (get_partition_for_tuple(), for a
  * range on one column): *leaf gets it, or InvalidOid when no partition

@@ -19,7 +19,7 @@
  * subscriber with the same partitions, and after a partition is detached
  * and attached again.  The invariant: every stored delivery with a
  * provider and a subject has a row of its group that maps to the
- * partition holding it.  It is kept
+ * partition holding it, unless that is the default partition.  It is kept
  *	- by the inbox's trigger, for every row it lets in (live, restored,
  *	  replicated), before the row is stored, so that another session that
  *	  can see the delivery can see the row (store.c adds the rows, as it
@@ -28,7 +28,11 @@
  *	  (rebuild() after a rule changed, erase());
  *	- when a table that holds deliveries is attached as a partition (the
  *	  event trigger, onboarding.note_partition(), below).
- * A row is never deleted: one that maps nowhere (its partition detached)
+ * The default partition is always read, and its deliveries need no row:
+ * an inbox without range partitions (or one updated from 0.2.0, whose
+ * deliveries all lie there) pays nothing for the table, and with range
+ * partitions made ahead the default one holds few rows.  A row is never
+ * deleted but by erase(): one that maps nowhere (its partition detached)
  * or to a partition that no longer holds the group costs a probe, not a
  * wrong answer.  Two sessions may add the same one (no unique key: nothing
  * waits on it).  Deliveries with no provider or subject are in no group
@@ -88,11 +92,15 @@ onboarding_spread_parts(ObStore *inbox, ObProvider provider, const char *subject
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
 	bool		known = true;
+	Oid			deflt;
 
 	if (spread == NULL || subject == NULL || provider == OB_PROVIDER_NONE ||
 		nparts < SPREAD_MIN_PARTS)
 		return false;
-	memset(want, 0, nparts * sizeof(bool));
+	/* the default partition is always read: its groups have no rows */
+	deflt = onboarding_inbox_default_leaf(rel);
+	for (int i = 0; i < nparts; i++)
+		want[i] = onboarding_store_part_oid(inbox, i) == deflt;
 	InitDirtySnapshot(dirty);
 	onboarding_group_keys(keys, 1, 2, provider, subject);
 	scan = ob_index_beginscan(spread, index, &dirty, 2, 0);

@@ -108,7 +108,8 @@ struct ObStore
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
 	StorePart  *parts;			/* the inbox's: the relations holding its rows */
 	int			nparts;
-	Relation	spread;			/* the inbox's: onboarding.group_partition, or NULL */
+	bool		spread_opened;	/* the inbox's: its group_partition looked for */
+	Relation	spread;			/* onboarding.group_partition, or NULL */
 	ResultRelInfo *spread_rri;	/* its indexes, open */
 	Relation	spread_index;	/* its index on (provider, subject) */
 	TupleTableSlot *spread_slot;
@@ -440,15 +441,20 @@ store_open_parts(ObStore *s)
 /*
  * With the inbox, onboarding.group_partition (spread.c), where the groups'
  * deliveries lie among its partitions: open for reading through its index
- * and for appending (a 0.2.0 schema, before ALTER EXTENSION UPDATE, has none).
+ * and for appending, on first use in the statement (a statement into the
+ * default partition alone never uses it; a 0.2.0 schema, before ALTER
+ * EXTENSION UPDATE, has none).
  */
 static void
 store_open_spread(ObStore *s)
 {
 	const ObInboxOids *oids = onboarding_inbox_oids();
+	StoreScope	scope;
 
+	s->spread_opened = true;
 	if (!OidIsValid(oids->spread))
 		return;
+	store_scope_enter(&scope);
 	s->spread = table_open(oids->spread, RowExclusiveLock);
 	s->spread_rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(s->spread_rri, s->spread, 0, NULL, 0);
@@ -459,6 +465,7 @@ store_open_spread(ObStore *s)
 	if (s->spread_index == NULL)
 		elog(ERROR, "onboarding.group_partition_idx is not an index of onboarding.group_partition");
 	s->spread_slot = table_slot_create(s->spread, NULL);
+	store_scope_leave(&scope);
 }
 
 /* Open one of the pipeline's tables with its indexes. */
@@ -497,7 +504,6 @@ store_open_one(ObStoreId which)
 			onboarding_inbox_atts(RelationGetDescr(s->rel), &store_shape_inbox_atts);
 		s->inbox_atts = store_shape_inbox_atts;
 		store_open_parts(s);
-		store_open_spread(s);
 		return s;
 	}
 	s->slot = table_slot_create(s->rel, NULL);
@@ -677,6 +683,8 @@ Relation
 onboarding_store_spread(ObStore *s, Relation *index, TupleTableSlot **slot)
 {
 	Assert(s->which == OB_S_INBOX);
+	if (!s->spread_opened)
+		store_open_spread(s);
 	*index = s->spread_index;
 	*slot = s->spread_slot;
 	return s->spread;
@@ -1685,7 +1693,7 @@ group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
  * A delivery of a group is stored in partition leaf, received at `at` (the
  * inbox's trigger), or a rewrite moved it there from another group: unless
  * the group has a row of onboarding.group_partition that maps to that
- * partition (spread.c), add one.  Asked of committed rows and our own (one
+ * partition (spread.c), or that is the default partition, add one.  Asked of committed rows and our own (one
  * another transaction may yet roll back does not count), and remembered
  * for the transaction.
  */
@@ -1698,10 +1706,14 @@ onboarding_store_note_group(ObProvider provider, const char *subject, TimestampT
 	HeapTuple	tup;
 	bool		found = false;
 
-	if (subject == NULL || provider == OB_PROVIDER_NONE ||
-		group_known_has(provider, subject, leaf, false))
+	if (subject == NULL || provider == OB_PROVIDER_NONE)
 		return;
 	s = onboarding_store(OB_S_INBOX);
+	if (leaf == onboarding_inbox_default_leaf(s->rel) ||
+		group_known_has(provider, subject, leaf, false))
+		return;					/* (the default partition is always read) */
+	if (!s->spread_opened)
+		store_open_spread(s);
 	if (s->spread == NULL)
 		return;					/* a schema before 0.3.0 */
 
