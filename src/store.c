@@ -1597,6 +1597,7 @@ group_known_forget(void)
 	group_known = NULL;
 }
 
+/* At transaction end (commit, abort, prepare) the rows known go with it. */
 static void
 group_known_xact(XactEvent event, void *arg)
 {
@@ -1609,7 +1610,7 @@ group_known_xact(XactEvent event, void *arg)
 /* A row added in a subtransaction that rolls back is gone: forget them all. */
 static void
 group_known_subxact(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
+					SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		group_known_forget();
@@ -1636,6 +1637,9 @@ group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
 	GroupKnown *head;
 	bool		found;
 
+	/* (bounded memory: past the limit, start again) */
+	if (add && group_known != NULL && hash_get_num_entries(group_known) >= GROUP_KNOWN_MAX)
+		group_known_forget();
 	if (group_known == NULL)
 	{
 		HASHCTL		ctl;
@@ -1648,13 +1652,14 @@ group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
 			RegisterSubXactCallback(group_known_subxact, NULL);
 			group_known_callbacks = true;
 		}
-		group_known_cxt = AllocSetContextCreate(TopTransactionContext, "onboarding group partitions",
-										   ALLOCSET_DEFAULT_SIZES);
+		group_known_cxt = AllocSetContextCreate(TopTransactionContext,
+												"onboarding group partitions",
+												ALLOCSET_DEFAULT_SIZES);
 		ctl.keysize = sizeof(uint32);
 		ctl.entrysize = sizeof(GroupKnown);
 		ctl.hcxt = group_known_cxt;
 		group_known = hash_create("onboarding group partitions", 256, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	head = (GroupKnown *) hash_search(group_known, &h, add ? HASH_ENTER : HASH_FIND, &found);
 	if (head == NULL)
@@ -1666,11 +1671,6 @@ group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
 				return true;
 		if (!add)
 			return false;
-		if (hash_get_num_entries(group_known) >= GROUP_KNOWN_MAX)
-		{
-			group_known_forget();
-			return group_known_has(provider, subject, leaf, true);
-		}
 		/* another group with the same hash: chained behind the entry */
 		{
 			GroupKnown *k = MemoryContextAlloc(group_known_cxt, sizeof(GroupKnown));
@@ -1692,10 +1692,10 @@ group_known_has(ObProvider provider, const char *subject, Oid leaf, bool add)
 /*
  * A delivery of a group is stored in partition leaf, received at `at` (the
  * inbox's trigger), or a rewrite moved it there from another group: unless
- * the group has a row of onboarding.group_partition that maps to that
- * partition (spread.c), or that is the default partition, add one.  Asked of committed rows and our own (one
- * another transaction may yet roll back does not count), and remembered
- * for the transaction.
+ * that is the default partition (always searched), or the group has a row
+ * of onboarding.group_partition that maps to that partition (spread.c),
+ * add one.  Asked of committed rows and our own (one another transaction
+ * may yet roll back does not count), and remembered for the transaction.
  */
 void
 onboarding_store_note_group(ObProvider provider, const char *subject, TimestampTz at, Oid leaf)
