@@ -347,8 +347,10 @@ CREATE FUNCTION onboarding.check_status_labels() RETURNS void
 COMMENT ON FUNCTION onboarding.check_status_labels() IS
     'raises when a status enum has a label the transition graphs do not know (run by onboarding_guard_state_ddl after ALTER TYPE)';
 
+-- (SECURITY DEFINER: it fires for every role's DDL, and reads and calls
+-- objects of this schema that a role without USAGE on it may not name)
 CREATE FUNCTION onboarding.guard_state_ddl() RETURNS event_trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -366,11 +368,20 @@ BEGIN
                 pg_catalog.unnest(onboarding.attached_partitions(c.command)) p;
     END IF;
     IF TG_TAG IN ('CREATE TABLE', 'ALTER TABLE') THEN
-        -- every partition of the inbox refuses TRUNCATE, as the inbox does
-        -- (statement triggers are not cloned onto partitions)
+        -- a partition of the inbox this command made or attached refuses
+        -- TRUNCATE, as the inbox does (statement triggers are not cloned
+        -- onto partitions); another command's tables are not looked at
         FOR part IN
-            SELECT t.relid FROM pg_catalog.pg_partition_tree('onboarding.inbox') t
+            SELECT DISTINCT t.relid
+              FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             CROSS JOIN LATERAL (SELECT c.objid::regclass AS rel
+                                  WHERE c.classid = 'pg_catalog.pg_class'::regclass
+                                 UNION
+                                 SELECT p FROM pg_catalog.unnest(onboarding.attached_partitions(c.command)) p) r
+             CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.rel) t
              WHERE t.relid <> 'onboarding.inbox'::regclass
+               AND 'onboarding.inbox'::regclass IN (SELECT a.relid
+                                                      FROM pg_catalog.pg_partition_ancestors(t.relid) a)
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
                                 WHERE g.tgrelid = t.relid AND g.tgname = 'inbox_no_truncate')
         LOOP

@@ -144,6 +144,19 @@ SELECT c.relname, count(g.tgname) AS truncate_triggers
  GROUP BY c.relname ORDER BY c.relname;
 TRUNCATE onboarding.inbox_p20300101;
 DROP TABLE onboarding.inbox_p20300201;
+-- (the guard looks only at what a command made or attached: a role that
+-- may not touch the inbox creates its own tables freely, even while a
+-- partition lacks its trigger)
+DROP TRIGGER inbox_no_truncate ON onboarding.inbox_p20300301;
+CREATE ROLE regress_ob_stranger;
+SET ROLE regress_ob_stranger;
+CREATE TEMPORARY TABLE stranger_notes (n int);
+ALTER TABLE stranger_notes ADD COLUMN m int;
+DROP TABLE stranger_notes;
+RESET ROLE;
+DROP ROLE regress_ob_stranger;
+CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON onboarding.inbox_p20300301
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete();
 CREATE TABLE onboarding.inbox_scratch PARTITION OF onboarding.inbox
     FOR VALUES FROM ('2035-01-01 00:00+00') TO ('2035-02-01 00:00+00');
 ALTER TABLE onboarding.inbox DETACH PARTITION onboarding.inbox_scratch;
