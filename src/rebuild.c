@@ -25,8 +25,12 @@
  */
 #include "onboarding.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -177,6 +181,52 @@ rebuild_check_isolation(const char *name)
 				 errmsg("%s must run under READ COMMITTED", name),
 				 errdetail("A replay under a transaction snapshot could miss deliveries committed while it waited for its locks."),
 				 errhint("Call it in a READ COMMITTED transaction (the default).")));
+}
+
+/*
+ * A table detached from the inbox that still holds deliveries: a rebuild
+ * would derive its customers' state without them, and rewrite their
+ * history.  Such a table is known by the trigger the DDL guard gives every
+ * partition of the inbox (inbox_no_truncate, calling inbox_refuse_delete()),
+ * which stays with it when it is detached.  Refused until it is attached
+ * again, or its trigger dropped (the archive is final).
+ */
+static void
+rebuild_check_detached(const char *name)
+{
+	Relation	triggers = table_open(TriggerRelationId, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	scan = systable_beginscan(triggers, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+		Relation	rel;
+		TableScanDesc heap;
+		bool		holds;
+
+		if (strcmp(NameStr(t->tgname), "inbox_no_truncate") != 0 || t->tgparentid != InvalidOid ||
+			onboarding_inbox_holds(t->tgrelid))
+			continue;
+		if (get_func_namespace(t->tgfoid) != onboarding_schema_oid() ||
+			strcmp(get_func_name(t->tgfoid), "inbox_refuse_delete") != 0)
+			continue;
+		rel = table_open(t->tgrelid, AccessShareLock);
+		heap = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+		holds = heap_getnext(heap, ForwardScanDirection) != NULL;
+		table_endscan(heap);
+		if (holds)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s would not read the deliveries of table %s, detached from onboarding.inbox",
+							name, RelationGetRelationName(rel)),
+					 errdetail("A rebuild derives state from the inbox alone: the customers of those deliveries would lose them from their state and history."),
+					 errhint("Attach it again (ALTER TABLE onboarding.inbox ATTACH PARTITION ...) and rebuild; if its deliveries are archived for good, drop its trigger inbox_no_truncate to say so.")));
+		table_close(rel, AccessShareLock);
+	}
+	systable_endscan(scan);
+	table_close(triggers, AccessShareLock);
 }
 
 /* The scope of the call's four arguments (provider, entity, subject, since). */
@@ -1005,6 +1055,7 @@ onboarding_rebuild(PG_FUNCTION_ARGS)
 	 * waited, and their state would be lost.
 	 */
 	rebuild_check_isolation("rebuild()");
+	rebuild_check_detached("rebuild()");
 	rebuild_begin(&r, fcinfo, false);
 	/* no delivery may arrive while we replay */
 	onboarding_rebuild_lock();
@@ -1136,6 +1187,7 @@ onboarding_rebuild_concurrently(PG_FUNCTION_ARGS)
 				 errdetail("It commits after every group, so that a delivery waits for one group at most."),
 				 errhint("CALL it on its own, outside BEGIN ... COMMIT and outside a function; rebuild() is the one-transaction form.")));
 	rebuild_check_isolation("rebuild_concurrently()");
+	rebuild_check_detached("rebuild_concurrently()");
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rebuild_begin(&r, fcinfo, true);
