@@ -1693,6 +1693,11 @@ COMMENT ON VIEW onboarding.rejection_reasons IS
 -- A document that waits on nobody because its proposal has moved on
 -- (onboarding.settled_by_proposal): a provider that reports a file once,
 -- as sent, and never again (Celcoin) settles it by analysing the proposal.
+-- pending_documents and in_progress_entities ask the same question of
+-- every document at once, as one anti-join against the proposals (each
+-- document's proposal key computed beside it, so that the join hashes),
+-- not this function per row: a Celcoin file stays `sent` for good, so they
+-- add up to most documents.
 CREATE FUNCTION onboarding.document_settled(provider onboarding.provider, document_key text)
     RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -1718,8 +1723,12 @@ SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type, d.d
             THEN 'provider' ELSE 'customer' END AS waiting_on,
        d.reason, coalesce(d.last_event_at, d.last_received_at) AS since
   FROM onboarding.document d
+  LEFT JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = d.provider
+  LEFT JOIN onboarding.proposal p
+         ON p.provider = d.provider
+        AND p.proposal_key = pg_catalog.split_part(d.document_key, r.key_separator, 1)
  WHERE d.status <> 'validated'
-   AND NOT onboarding.document_settled(d.provider, d.document_key);
+   AND (p.provider IS NULL OR p.status::text = ANY (r.proposal_waiting));
 COMMENT ON VIEW onboarding.pending_documents IS
     'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
 
@@ -1757,6 +1766,31 @@ CREATE FUNCTION onboarding.in_progress(entity text, provider onboarding.provider
                       AND (t.provider IS NULL OR t.provider = in_progress.provider))
     $$;
 
+-- Every (entity, provider, status) in which an entity is on its way, as
+-- in_progress() decides: a few dozen rows, computed once per query, that
+-- in_progress_entities joins (a hash semi-join) instead of calling
+-- in_progress() for each of its rows.
+CREATE FUNCTION onboarding.in_progress_statuses()
+    RETURNS TABLE (entity text, provider onboarding.provider, status text)
+    LANGUAGE sql STABLE PARALLEL SAFE ROWS 40
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT l.entity, p.provider, l.status
+      FROM (SELECT 'account'::text, s::text FROM unnest(enum_range(NULL::onboarding.account_status)) AS s
+            UNION ALL
+            SELECT 'proposal', s::text FROM unnest(enum_range(NULL::onboarding.proposal_status)) AS s
+            UNION ALL
+            SELECT e, s::text FROM unnest(enum_range(NULL::onboarding.check_status)) AS s,
+                                   unnest('{background_check,documentscopy}'::text[]) AS e
+            UNION ALL
+            SELECT 'document', s::text FROM unnest(enum_range(NULL::onboarding.document_status)) AS s
+            UNION ALL
+            SELECT 'closure', s::text FROM unnest(enum_range(NULL::onboarding.closure_status)) AS s
+           ) AS l (entity, status)
+     CROSS JOIN unnest(enum_range(NULL::onboarding.provider)) AS p (provider)
+     WHERE onboarding.in_progress(l.entity, p.provider, l.status)
+    $$;
+
 -- The elements of labels (the labels of a status enum) in which an entity
 -- of one of entities is on its way for at least one provider, as
 -- in_progress() decides: in_progress_entities reads the rows of a state
@@ -1776,8 +1810,9 @@ CREATE FUNCTION onboarding.in_progress_labels(entities text[], labels anyarray)
 -- tables alone: nothing here names a status, so the statuses of a provider
 -- taught with rows are judged like the shipped ones.  A state table is read
 -- where its status is one of in_progress_labels() (computed once per query:
--- the ARRAY sub-select is an initplan), and in_progress() is asked of those
--- rows only.
+-- the ARRAY sub-select is an initplan), and its rows are kept when their
+-- (entity, provider, status) is one of in_progress_statuses(); a document
+-- also when its proposal has not settled it (document_settled(), as a join).
 CREATE VIEW onboarding.in_progress_entities WITH (security_invoker = true) AS
 SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_received_at
   FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
@@ -1806,9 +1841,13 @@ SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_rec
         SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at,
                d.last_received_at
           FROM onboarding.document d
+          LEFT JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = d.provider
+          LEFT JOIN onboarding.proposal p
+                 ON p.provider = d.provider
+                AND p.proposal_key = pg_catalog.split_part(d.document_key, r.key_separator, 1)
          WHERE d.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{document}',
                                            pg_catalog.enum_range(NULL::onboarding.document_status))))
-           AND NOT onboarding.document_settled(d.provider, d.document_key)
+           AND (p.provider IS NULL OR p.status::text = ANY (r.proposal_waiting))
         UNION ALL
         SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at,
                c.last_received_at
@@ -1816,7 +1855,8 @@ SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_rec
          WHERE c.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{closure}',
                                            pg_catalog.enum_range(NULL::onboarding.closure_status))))
        ) s
- WHERE onboarding.in_progress(s.entity, s.provider, s.status);
+ WHERE (s.entity, s.provider, s.status) IN (SELECT i.entity, i.provider, i.status
+                                               FROM onboarding.in_progress_statuses() AS i);
 COMMENT ON VIEW onboarding.in_progress_entities IS
     'entities still on their way: not in a final state of the graph, and not settled';
 
@@ -1948,6 +1988,8 @@ COMMENT ON FUNCTION onboarding.derived_rows() IS
     'owner only: every state, history and derived inbox row as jsonb, the half of verify() that reads them';
 COMMENT ON FUNCTION onboarding.in_progress(text, onboarding.provider, text) IS
     'is an entity in this status on its way (a legal move leaves it, and it is not settled)? read by stuck() and in_progress_entities';
+COMMENT ON FUNCTION onboarding.in_progress_statuses() IS
+    'every (entity, provider, status) in which an entity is on its way, as in_progress() decides (in_progress_entities joins it)';
 COMMENT ON FUNCTION onboarding.in_progress_labels(text[], anyarray) IS
     'the labels in which an entity of one of entities is on its way for some provider (in_progress_entities reads those rows only)';
 

@@ -54,7 +54,10 @@
 # arrival order of another run, the runs interleaved at random, INSERTed
 # with their provider, payload, raw and headers into a second database —
 # derives the same state, history and outcomes for those runs live, and
-# again after rebuild(), with verify() empty.
+# again after rebuild(), with verify() empty; (6) in_progress_entities and
+# pending_documents, which decide with joins, list the rows their
+# definitions give (in_progress() and document_settled() asked of every
+# row: reports_recompute.sql), in the runs' database and in the rebuilt copy.
 #
 # Each flow runs twice, in two layouts of the inbox: `default` (the
 # default partition alone, as after CREATE EXTENSION) and `months` (36
@@ -170,6 +173,10 @@ run_flow() {	# flow
 		q -d $db -c "SELECT kind, key, left(live::text, 300), left(rebuilt::text, 300)
 		               FROM onboarding.verify() LIMIT 3" || true
 	fi
+	# the in-progress reports against their definitions
+	IFS='|' read -r report_diffs in_progress pending < <(q -d $db -f "$RELIABILITY/reports_recompute.sql")
+	[ "$report_diffs" = 0 ] \
+		|| echo "convergence ($LAYOUT): $flow: in_progress_entities or pending_documents differ from their definitions in $report_diffs rows"
 	# the shuffled copy, live and after rebuild()
 	q -d $db -c "SELECT json_build_object('id', id, 'provider', provider, 'payload', payload,
 	                                      'raw', raw, 'headers', headers)::text
@@ -186,13 +193,16 @@ run_flow() {	# flow
 	replayed=$(q -d $copydb -c "SELECT onboarding.rebuild()")
 	dump "$flow" $copydb rebuilt
 	rebuilt_diffs=$(q -d $copydb -c "SELECT count(*) FROM onboarding.verify()")
+	IFS='|' read -r copy_report_diffs _ < <(q -d $copydb -f "$RELIABILITY/reports_recompute.sql")
+	report_diffs=$((report_diffs + copy_report_diffs))
 	te=$(date +%s%N)
 	python3 "$RELIABILITY/convergence.py" check "$dir" "$flow" || status=$?
 	echo "convergence ($LAYOUT): $flow: $n deliveries in $(((td - tf) / 1000000)) ms, verify() $diffs;" \
 		"copy of $nc: verify() $copy_diffs, rebuild() replayed $replayed, then verify() $rebuilt_diffs;" \
+		"reports: $in_progress in progress, $pending pending documents, $report_diffs rows unlike their definitions;" \
 		"$(((te - tf) / 1000000)) ms in all"
 	if [ "$status" != 0 ] || [ "$diffs" != 0 ] || [ "$copy_diffs" != 0 ] || [ "$rebuilt_diffs" != 0 ] \
-		|| [ "$replayed" != "$nc" ]; then
+		|| [ "$replayed" != "$nc" ] || [ "$report_diffs" != 0 ]; then
 		echo failed >"$dir/$flow.$LAYOUT.verdict"
 	else
 		echo ok >"$dir/$flow.$LAYOUT.verdict"
