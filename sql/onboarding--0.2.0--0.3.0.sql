@@ -405,6 +405,10 @@ BEGIN
          WHERE c.relnamespace = 'onboarding'::regnamespace
            AND c.relname IN ('account', 'proposal', 'document', 'closure', 'history')
            AND NOT t.tgisinternal AND (t.tgoldtable IS NOT NULL OR t.tgnewtable IS NOT NULL)
+           -- (but the extension's own, which count a user's statements only)
+           AND t.tgfoid NOT IN (SELECT p.oid FROM pg_catalog.pg_proc p
+                                 WHERE p.pronamespace = 'onboarding'::regnamespace
+                                   AND p.proname = 'state_counted')
         UNION ALL
         SELECT c.relname, format('rule %I', r.rulename),
                'would rewrite statements, and the extension writes rows, not statements',
@@ -584,6 +588,136 @@ REVOKE ALL ON FUNCTION onboarding.compact_daily_tally() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.compact_daily_tally() IS
     'merge the per-backend rows of onboarding.daily_tally into one per day, provider and outcome (slot -1); returns the rows merged; run it now and then (nightly) so that daily reads few rows';
 
+-- The counts behind onboarding.funnel (0.3.0): entities per provider,
+-- entity and status (a proposal's checks are entities of their own), kept
+-- as state rows are written (src/tally.c): the pipeline counts its own
+-- writes; a user's INSERT, UPDATE, DELETE, COPY or TRUNCATE of a state
+-- table is counted by the statement triggers below, from their transition
+-- tables.  Rows of each backend's own (slot, as daily_tally's; -1 for
+-- counts compacted or carried over by ALTER EXTENSION UPDATE, as here).  Not
+-- dumped: a restore's COPY into the state tables counts them again.
+CREATE TABLE onboarding.status_tally (
+    provider  text NOT NULL,
+    entity    text NOT NULL,
+    status    text NOT NULL,
+    slot      integer NOT NULL,
+    n         bigint NOT NULL,
+    PRIMARY KEY (provider, entity, status, slot)
+);
+COMMENT ON TABLE onboarding.status_tally IS
+    'entities per provider, entity and status, kept as state rows are written, in rows of each backend''s own (slot); onboarding.funnel sums them, verify() checks them against the state tables';
+
+CREATE FUNCTION onboarding.compact_status_tally() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    merged bigint;
+BEGIN
+    -- as compact_daily_tally(): rows a writing transaction holds are left
+    -- for the next compaction
+    LOCK TABLE onboarding.status_tally IN SHARE UPDATE EXCLUSIVE MODE;
+    WITH gone AS (
+        DELETE FROM onboarding.status_tally t
+         WHERE t.ctid = ANY (ARRAY(SELECT l.ctid FROM onboarding.status_tally l
+                                    WHERE l.slot OPERATOR(pg_catalog.<>) -1
+                                      FOR UPDATE SKIP LOCKED))
+        RETURNING t.provider, t.entity, t.status, t.n
+    ), merged AS (
+        INSERT INTO onboarding.status_tally AS t (provider, entity, status, slot, n)
+        SELECT g.provider, g.entity, g.status, -1, pg_catalog.sum(g.n)
+          FROM gone g
+         GROUP BY g.provider, g.entity, g.status
+        ON CONFLICT (provider, entity, status, slot)
+        DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) INTO merged FROM gone;
+    DELETE FROM onboarding.status_tally WHERE n OPERATOR(pg_catalog.=) 0
+       AND slot OPERATOR(pg_catalog.=) -1;
+    RETURN merged;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.compact_status_tally() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.compact_status_tally() IS
+    'merge the per-backend rows of onboarding.status_tally into one per provider, entity and status (slot -1); returns the rows merged; run it now and then (nightly) so that funnel reads few rows';
+
+CREATE FUNCTION onboarding.recount_status_tally() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    counted bigint;
+BEGIN
+    -- no state row changes meanwhile (a writer's counts are written before
+    -- it commits, so every count of a committed change is in the table):
+    -- deliveries wait for the recount's commit
+    LOCK TABLE onboarding.account, onboarding.proposal, onboarding.document,
+               onboarding.closure IN SHARE MODE;
+    LOCK TABLE onboarding.status_tally IN EXCLUSIVE MODE;
+    DELETE FROM onboarding.status_tally;
+    INSERT INTO onboarding.status_tally (provider, entity, status, slot, n)
+    SELECT e.provider::text, e.entity, e.status, -1, pg_catalog.count(*)
+      FROM onboarding.entity_status e
+     GROUP BY e.provider, e.entity, e.status;
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    RETURN counted;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.recount_status_tally() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.recount_status_tally() IS
+    'count onboarding.status_tally again from the state tables (after rows were written behind its triggers'' back: session_replication_role = replica, disabled triggers); deliveries wait meanwhile; returns the rows written';
+
+CREATE FUNCTION onboarding.state_counted() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_state_counted' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.state_counted() IS
+    'AFTER INSERT, UPDATE, DELETE trigger of the state tables: counts the rows a user''s statement removed and added in onboarding.status_tally (the pipeline counts its own writes)';
+CREATE FUNCTION onboarding.state_truncated() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_state_truncated' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.state_truncated() IS
+    'AFTER TRUNCATE trigger of the state tables: the truncated table''s entities leave onboarding.status_tally';
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['account', 'proposal', 'document', 'closure'] LOOP
+        EXECUTE format('CREATE TRIGGER %1$s_counted_insert AFTER INSERT ON onboarding.%1$I'
+                       ' REFERENCING NEW TABLE AS added'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION onboarding.state_counted(%1$L)', t);
+        EXECUTE format('CREATE TRIGGER %1$s_counted_update AFTER UPDATE ON onboarding.%1$I'
+                       ' REFERENCING OLD TABLE AS removed NEW TABLE AS added'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION onboarding.state_counted(%1$L)', t);
+        EXECUTE format('CREATE TRIGGER %1$s_counted_delete AFTER DELETE ON onboarding.%1$I'
+                       ' REFERENCING OLD TABLE AS removed'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION onboarding.state_counted(%1$L)', t);
+        EXECUTE format('CREATE TRIGGER %1$s_counted_truncate AFTER TRUNCATE ON onboarding.%1$I'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION onboarding.state_truncated(%1$L)', t);
+    END LOOP;
+END
+$$;
+
+-- Is row-level security on for a state table?  onboarding.funnel then
+-- counts the rows the caller may see instead of reading the kept counts,
+-- which count every row.
+CREATE FUNCTION onboarding.state_row_security() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+                    WHERE c.oid IN ('onboarding.account'::regclass, 'onboarding.proposal'::regclass,
+                                    'onboarding.document'::regclass, 'onboarding.closure'::regclass)
+                      AND c.relrowsecurity)
+    $$;
+COMMENT ON FUNCTION onboarding.state_row_security() IS
+    'is row-level security enabled on a state table? (then funnel counts the rows the caller may see, not onboarding.status_tally)';
+
+-- the entities of the state tables as they stand, counted once
+INSERT INTO onboarding.status_tally (provider, entity, status, slot, n)
+SELECT provider::text, entity, status, -1, count(*)
+  FROM onboarding.entity_status
+ GROUP BY provider, entity, status;
+
+
 -- onboarding.daily's counts, from the deliveries stored so far
 INSERT INTO onboarding.daily_tally (day, provider, outcome, slot, n)
 SELECT (received_at AT TIME ZONE 'UTC')::date, coalesce(provider::text, ''), outcome, -1, count(*)
@@ -711,6 +845,25 @@ SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_rec
  WHERE (s.entity, s.provider, s.status) IN (SELECT i.entity, i.provider, i.status
                                                FROM onboarding.in_progress_statuses() AS i);
 
+-- onboarding.funnel reads its kept counts (onboarding.status_tally) while
+-- no state table has row-level security on (same columns).
+CREATE OR REPLACE VIEW onboarding.funnel WITH (security_invoker = true) AS
+SELECT provider, entity, status, how_many,
+       round(how_many * 100.0 / sum(how_many) OVER (PARTITION BY provider, entity), 1) AS share
+  FROM (SELECT t.provider::onboarding.provider AS provider, t.entity, t.status,
+               sum(t.n)::bigint AS how_many
+          FROM onboarding.status_tally t
+         WHERE NOT onboarding.state_row_security()
+         GROUP BY t.provider, t.entity, t.status
+        HAVING sum(t.n) <> 0
+        UNION ALL
+        SELECT e.provider, e.entity, e.status, count(*)
+          FROM onboarding.entity_status e
+         WHERE onboarding.state_row_security()
+         GROUP BY e.provider, e.entity, e.status) c;
+COMMENT ON VIEW onboarding.funnel IS
+    'how many entities are in each status, and their share (percent) of the provider''s entities (from onboarding.status_tally; counted from the state tables while row-level security is on for one of them)';
+
 -- The views that count or list outcomes learn refused.  A label added in
 -- this transaction cannot be read as an enum constant before it commits,
 -- so these views compare it as text (onboarding--0.3.0.sql says the same,
@@ -732,7 +885,7 @@ HAVING sum(n) <> 0;
 
 COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provider, by outcome (from onboarding.daily_tally: a few rows a day, whatever the size of the inbox)';
 
--- verify() checks onboarding.daily's counts too
+-- verify() checks onboarding.daily's and onboarding.funnel's counts too
 CREATE OR REPLACE FUNCTION onboarding.verify()
     RETURNS TABLE (kind text, key text, live jsonb, rebuilt jsonb)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -773,6 +926,17 @@ BEGIN
                         count(*)::numeric AS n
                    FROM onboarding.inbox GROUP BY 1, 2, 3) c
         ON t.day = c.day AND t.provider = c.provider AND t.outcome = c.outcome
+     WHERE t.n IS DISTINCT FROM c.n;
+    -- onboarding.funnel's counts (0.3.0) against the state rows they count
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('status_tally',
+               concat_ws('/', coalesce(t.provider, c.provider), coalesce(t.entity, c.entity),
+                         coalesce(t.status, c.status)), to_jsonb(t.n), to_jsonb(c.n))), '[]')
+      INTO differences
+      FROM (SELECT provider, entity, status, sum(n) AS n
+              FROM onboarding.status_tally GROUP BY 1, 2, 3 HAVING sum(n) <> 0) t
+      FULL JOIN (SELECT provider::text AS provider, entity, status, count(*)::numeric AS n
+                   FROM onboarding.entity_status GROUP BY 1, 2, 3) c
+        ON t.provider = c.provider AND t.entity = c.entity AND t.status = c.status
      WHERE t.n IS DISTINCT FROM c.n;
     -- every group of the stored deliveries has a row of
     -- onboarding.group_partition for each partition that holds some (0.3.0;

@@ -173,6 +173,8 @@ SELECT (received_at AT TIME ZONE 'UTC')::date, provider::text, outcome, -1, coun
   FROM onboarding.inbox WHERE payload ? 'n' GROUP BY 1, 2, 3
     ON CONFLICT (day, provider, outcome, slot) DO UPDATE SET n = daily_tally.n + excluded.n;
 RESET session_replication_role;
+-- and funnel's counts, loaded behind the state tables' triggers' back
+SELECT onboarding.recount_status_tally() > 0 AS recounted;
 ANALYZE onboarding.account, onboarding.proposal, onboarding.document, onboarding.closure,
         onboarding.history, onboarding.inbox;
 

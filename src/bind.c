@@ -82,13 +82,19 @@ static ObBindBracket *bracket = NULL;
 static Oid	writing_relid = InvalidOid;
 static ItemPointerData writing_tid;
 
-/* Is the trigger's function our own state_before_update()? */
+/*
+ * Is the trigger's function one of our own: state_before_update() (the
+ * transition guard), state_counted() or state_truncated() (status_tally's
+ * count of a user's statements, which the pipeline's writes leave alone)?
+ */
 static bool
 bind_own_trigger(Trigger *trigger)
 {
 	char	   *name = get_func_name(trigger->tgfoid);
 
-	return name != NULL && strcmp(name, "state_before_update") == 0 &&
+	return name != NULL &&
+		(strcmp(name, "state_before_update") == 0 || strcmp(name, "state_counted") == 0 ||
+		 strcmp(name, "state_truncated") == 0) &&
 		get_func_namespace(trigger->tgfoid) == onboarding_schema_oid();
 }
 

@@ -687,11 +687,27 @@ extern void onboarding_derive_seen_end(void);
 extern void onboarding_rebuild_lock(void);
 extern int64 onboarding_rebuild_subjects(Datum subjects, Datum loose_ids, int64 erasure);
 
-/* tally.c: the counts behind onboarding.daily */
+/* tally.c: the counts behind onboarding.daily and onboarding.funnel */
 extern void onboarding_tally_init(void);
 extern void onboarding_tally_delivery(TimestampTz received_at, ObProvider provider,
 									  ObOutcome outcome, int delta);
 extern void onboarding_tally_flush(void);
+
+/* status_tally's entities, and a state table's status columns that count them */
+#define OB_TALLY_NENTITIES 6
+extern const char *const onboarding_tally_entities[OB_TALLY_NENTITIES];
+typedef struct ObTallyCols
+{
+	int			n;				/* status columns */
+	AttrNumber	provider;		/* the provider column */
+	AttrNumber	att[3];			/* each status column */
+	int			entity[3];		/* and the entity it counts */
+} ObTallyCols;
+extern void onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int delta);
+extern void onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols);
+extern void onboarding_tally_values(const ObTallyCols *cols, const Datum *values,
+									const bool *nulls, int sign);
+extern void onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign);
 
 /* ---------------------------------------------------------------------
  * The fold's own files: fold.c (the rules), lock.c (the lock protocol),

@@ -117,6 +117,8 @@ struct ObStore
 	TupleTableSlot **pending;	/* history: rows appended, not yet written */
 	int			npending;
 	ObBind	   *bind;			/* a user added to it: written through bind.c */
+	ObTallyCols tally;			/* a state table's: its status columns (tally.c) */
+	TupleTableSlot *stored;		/* a state table's: a version read to be counted */
 };
 
 static uint64 store_openings = 0;
@@ -286,6 +288,8 @@ store_close(bool forget)
 			if (s->bind != NULL)
 				onboarding_bind_close(s->bind);
 			ExecDropSingleTupleTableSlot(s->slot);
+			if (s->stored != NULL)
+				ExecDropSingleTupleTableSlot(s->stored);
 			for (int j = 0; j < s->nparts; j++)
 				store_part_close(&s->parts[j]);
 			if (s->spread != NULL)
@@ -331,6 +335,8 @@ store_xact_callback(XactEvent event, void *arg)
 			holds_saves = NIL;
 			onboarding_statement_reset();
 			onboarding_store_flush(true);
+			/* what the window's writes counted (tally.c wrote before us) */
+			onboarding_tally_flush();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -528,6 +534,8 @@ store_open_one(ObStoreId which)
 	s->arbiter = list_make1_oid(pkey);
 	s->keyatt[0] = s->pkey->rd_index->indkey.values[0];
 	s->keyatt[1] = s->pkey->rd_index->indnatts > 1 ? s->pkey->rd_index->indkey.values[1] : 0;
+	onboarding_tally_cols(which, RelationGetDescr(s->rel), &s->tally);
+	s->stored = table_slot_create(s->rel, NULL);
 	if (store_shapes[which].bound)
 	{
 		store_write_indexes(s);
@@ -553,7 +561,6 @@ onboarding_store(ObStoreId which)
 	if (!store.callback)
 	{
 		CacheRegisterRelcacheCallback(store_invalidate, (Datum) 0);
-		RegisterSubXactCallback(store_subxact, NULL);
 		store.callback = true;
 	}
 	if (store.cxt == NULL)
@@ -1030,11 +1037,17 @@ onboarding_store_name(ObStoreId which)
 	return store_names[which];
 }
 
-/* Module load: the transaction callback. */
+/*
+ * Module load: the transaction and subtransaction callbacks, registered
+ * before tally.c's so that they run after them (the last registered runs
+ * first): a subtransaction's start is remembered by tally.c before the
+ * window is written into it here.
+ */
 void
 onboarding_store_init(void)
 {
 	RegisterXactCallback(store_xact_callback, NULL);
+	RegisterSubXactCallback(store_subxact, NULL);
 }
 
 /* Free a copy of a window row made for a subtransaction (store_subxact). */
@@ -1406,6 +1419,49 @@ store_fill(ObStore *s, Datum *values, bool *nulls)
 }
 
 /*
+ * Count in status_tally, sign times, the version of a state row at tid
+ * (read whatever its visibility: the version this transaction is about to
+ * replace or delete, or has just written).
+ */
+static void
+store_count_stored(ObStore *s, ItemPointer tid, int sign)
+{
+	if (s->tally.n == 0)
+		return;
+	if (!table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->stored))
+		elog(ERROR, "a row of onboarding.%s to count is gone", store_names[s->which]);
+	onboarding_tally_slot(&s->tally, s->stored, sign);
+	ExecClearTuple(s->stored);
+}
+
+/*
+ * After a delete through the executor: a user's BEFORE trigger may have
+ * skipped it, and the row, counted out, is still there (for this
+ * transaction: SnapshotSelf).
+ */
+static void
+store_count_kept(ObStore *s, ItemPointer tid)
+{
+	if (s->tally.n > 0 && table_tuple_fetch_row_version(s->rel, tid, SnapshotSelf, s->stored))
+	{
+		onboarding_tally_slot(&s->tally, s->stored, +1);
+		ExecClearTuple(s->stored);
+	}
+}
+
+/*
+ * Count the version a write through the executor left at the slot's tid
+ * (a user's BEFORE trigger may have changed the row, or skipped the write:
+ * then there is none, and nothing is counted).
+ */
+static void
+store_count_written(ObStore *s, TupleTableSlot *slot)
+{
+	if (s->tally.n > 0 && ItemPointerIsValid(&slot->tts_tid))
+		store_count_stored(s, &slot->tts_tid, +1);
+}
+
+/*
  * Create a row, unless its key exists (then false: find and lock that one
  * instead).  The insertion is speculative, as for ON CONFLICT DO NOTHING,
  * so that two sessions creating the same key never fail.  The caller has
@@ -1430,7 +1486,9 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 		 * a unique violation of the primary key, which derive.c takes for
 		 * a lost race (onboarding_store_is_primary_key).
 		 */
+		ItemPointerSetInvalid(&slot->tts_tid);
 		onboarding_bind_insert(s->bind, slot, cid);
+		store_count_written(s, slot);
 		row->tid = slot->tts_tid;
 		row->ours = true;
 		row->cmin = cid;
@@ -1469,6 +1527,7 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 	row->cmin = cid;
 	holds_rows = true;
 	ExecClearTuple(slot);
+	onboarding_tally_values(&s->tally, values, nulls, +1);
 	w = window_row_of(s, values, true);
 	w->row = *row;
 	window_set(s, w, values, nulls);
@@ -1525,14 +1584,17 @@ store_update_at(ObStore *s, ItemPointer tid, TupleTableSlot *slot, CommandId cid
 static void
 store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 {
-	TupleTableSlot *slot = store_fill(s, values, nulls);
+	TupleTableSlot *slot;
 	CommandId	cid = store_command_for(row);
 	TM_FailureData tmfd;
 	TM_Result	res;
 
+	store_count_stored(s, &row->tid, -1);
+	slot = store_fill(s, values, nulls);
 	res = store_update_at(s, &row->tid, slot, cid, &tmfd);
 	if (res != TM_Ok)
 		store_refuse(s, TextDatumGetCString(values[s->keyatt[1] - 1]), res);
+	onboarding_tally_values(&s->tally, values, nulls, +1);
 	row->tid = slot->tts_tid;
 	row->ours = true;
 	row->cmin = cid;
@@ -1916,10 +1978,15 @@ onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 
 		if (w == NULL && store_version_same(s, &row->tid, values, nulls))
 			return;
-		slot = store_fill(s, values, nulls);
 		cid = store_command_for(row);
-
+		store_count_stored(s, &row->tid, -1);
+		slot = store_fill(s, values, nulls);
+		ItemPointerSetInvalid(&slot->tts_tid);
 		onboarding_bind_update(s->bind, &row->tid, slot, cid);
+		if (ItemPointerIsValid(&slot->tts_tid))
+			store_count_written(s, slot);
+		else
+			store_count_stored(s, &row->tid, +1);	/* skipped: as it was */
 		row->tid = slot->tts_tid;
 		row->ours = true;
 		row->cmin = cid;
@@ -1955,9 +2022,11 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 		hash_search(store.window, &k, HASH_REMOVE, NULL);
 	}
 	cid = store_command_for(row);
+	store_count_stored(s, &row->tid, -1);
 	if (s->bind != NULL)
 	{
 		onboarding_bind_delete(s->bind, &row->tid, cid);
+		store_count_kept(s, &row->tid);
 		ItemPointerSetInvalid(&row->tid);
 		return;
 	}
@@ -2442,8 +2511,14 @@ onboarding_store_sweep(ObStoreId which,
 		deleted++;
 		if (dry)
 			continue;
+		if (which != OB_S_HISTORY)
+			onboarding_tally_slot(&s->tally, slot, -1);
 		if (s->bind != NULL)
+		{
 			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
+			if (which != OB_S_HISTORY)
+				store_count_kept(s, &tid);
+		}
 		else
 		{
 			TM_FailureData tmfd;

@@ -1,30 +1,42 @@
 /*-------------------------------------------------------------------------
  *
  * tally.c
- *		The counts behind onboarding.daily, kept as deliveries are stored
- *		and their outcomes rewritten, so that the report reads a few rows
- *		instead of the whole inbox.
+ *		The counts behind onboarding.daily and onboarding.funnel, kept as
+ *		deliveries are stored and state is written, so that the reports
+ *		read a few rows instead of the whole inbox or every state table.
  *
- * onboarding.daily_tally holds, per UTC day of arrival, provider and
- * outcome, how many deliveries there are; the view sums its rows.  Every
- * change to those counts goes through here: a delivery stored (inbox.c,
- * restores included), a delivery's provider or outcome rewritten by a
- * late delivery, rebuild(), erase() (store.c, on the version it replaces).
+ * Two tables of counts, written the same way:
+ *
+ *	- onboarding.daily_tally: per UTC day of arrival, provider and outcome,
+ *	  how many deliveries there are.  Every change goes through here: a
+ *	  delivery stored (inbox.c, restores included), a delivery's provider or
+ *	  outcome rewritten by a late delivery, rebuild(), erase() (store.c, on
+ *	  the version it replaces).
+ *	- onboarding.status_tally (0.3.0): per provider, entity and status, how
+ *	  many entities are in it (a proposal counts once as a proposal and once
+ *	  per check it has).  store.c counts every state row it creates, updates
+ *	  or deletes, from the version on disk and the version written; a user's
+ *	  own INSERT, UPDATE, DELETE, COPY or TRUNCATE of a state table is counted
+ *	  by the tables' statement triggers (onboarding_state_counted,
+ *	  onboarding_state_truncated, from their transition tables).
  *
  * Each backend adds to rows of its own (slot: its backend number, which no
  * other live backend has), so that two transactions delivering at once
  * never wait for each other on a count; a row another transaction holds
- * (a merge by compact_daily_tally(), a prepared transaction of the same
- * backend) is passed over for one of the backend's spare slots, so that a
- * delivery never waits on a count at all.  Changes are gathered in memory
- * and written when the inbox's statement ends, when rebuild() ends a unit
- * of work, and before commit: row by row through the table access method
- * and the executor's index maintenance (as store.c writes state), or, when
- * a user has added a trigger, a rule, a column or an index to the table,
- * with one INSERT ... ON CONFLICT, so that what they added takes part.  Subtransactions: what
- * was gathered when one began is remembered and given back if it rolls
- * back (what it wrote itself is undone by the rollback); a transaction
- * that aborts forgets everything.
+ * (a merge by compact_daily_tally() or compact_status_tally(), a prepared
+ * transaction of the same backend) is passed over for one of the backend's
+ * spare slots, so that a delivery never waits on a count at all.  Changes
+ * are gathered in memory and written when the inbox's statement ends, when
+ * rebuild() ends a unit of work, and before commit (after store.c has
+ * written its window): row by row through the table access method and the
+ * executor's index maintenance (as store.c writes state), or, when a user
+ * has added a trigger, a rule, a column or an index to the table, with one
+ * INSERT ... ON CONFLICT, so that what they added takes part.
+ * Subtransactions: what was gathered when one began is remembered and given
+ * back if it rolls back (what it wrote itself is undone by the rollback);
+ * a transaction that aborts forgets everything.  store.c registers its
+ * callbacks first, so that ours run before its own: a subtransaction's
+ * start is remembered here before store.c writes its window into it.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,7 +49,9 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -53,15 +67,31 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/tuplestore.h"
 
 #include "compat.h"
 
-/* A count: (day, provider, outcome) */
+/* The two tables of counts */
+typedef enum TallyKind
+{
+	TALLY_DAILY = 0,			/* onboarding.daily_tally */
+	TALLY_STATUS,				/* onboarding.status_tally */
+	TALLY_NKINDS
+} TallyKind;
+
+/*
+ * A count: daily (day, provider, outcome) or status (provider, entity,
+ * status); the fields of the other kind stay zero.
+ */
 typedef struct TallyKey
 {
-	DateADT		day;
-	int32		provider;		/* ObProvider; OB_PROVIDER_NONE: none */
-	int32		outcome;		/* ObOutcome */
+	int32		kind;			/* TallyKind */
+	DateADT		day;			/* daily */
+	int32		provider;		/* daily: ObProvider; OB_PROVIDER_NONE: none */
+	int32		outcome;		/* daily: ObOutcome */
+	Oid			provider_label; /* status: the provider's enum label */
+	int32		entity;			/* status: index in onboarding_tally_entities */
+	Oid			status_label;	/* status: the status's enum label */
 } TallyKey;
 
 typedef struct TallyEntry
@@ -69,6 +99,11 @@ typedef struct TallyEntry
 	TallyKey	k;
 	int64		n;
 } TallyEntry;
+
+/* status_tally's entity names (a proposal's checks are entities of their own) */
+const char *const onboarding_tally_entities[OB_TALLY_NENTITIES] = {
+	"account", "proposal", "background_check", "documentscopy", "document", "closure"
+};
 
 /* What was gathered when a subtransaction began */
 typedef struct TallySave
@@ -81,7 +116,7 @@ typedef struct TallySave
 static MemoryContext tally_cxt = NULL;	/* the gathered changes */
 static HTAB *tally = NULL;
 static List *tally_saves = NIL;	/* TallySave *, innermost first */
-static SPIPlanPtr tally_plan = NULL;
+static SPIPlanPtr tally_plans[TALLY_NKINDS];
 
 static void tally_xact(XactEvent event, void *arg);
 static void tally_subxact(SubXactEvent event, SubTransactionId mySubid,
@@ -185,6 +220,7 @@ onboarding_tally_delivery(TimestampTz received_at, ObProvider provider, ObOutcom
 	bool		found;
 
 	memset(&k, 0, sizeof(k));
+	k.kind = TALLY_DAILY;
 	k.day = tally_day(received_at);
 	k.provider = (int32) provider;
 	k.outcome = (int32) outcome;
@@ -194,16 +230,144 @@ onboarding_tally_delivery(TimestampTz received_at, ObProvider provider, ObOutcom
 	e->n += delta;
 }
 
-/* daily_tally's columns: its primary key's, in order, then the count */
+/*
+ * Count delta entities of a provider and entity in a status (labels: the
+ * enum values' OIDs as stored; entity: an index in
+ * onboarding_tally_entities).  A row created: +1; updated: -1 as it was,
+ * +1 as it is; deleted: -1.
+ */
+void
+onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int delta)
+{
+	TallyKey	k;
+	TallyEntry *e;
+	bool		found;
+
+	Assert(entity >= 0 && entity < OB_TALLY_NENTITIES);
+	memset(&k, 0, sizeof(k));
+	k.kind = TALLY_STATUS;
+	k.provider_label = provider_label;
+	k.entity = entity;
+	k.status_label = status_label;
+	e = hash_search(tally_table(), &k, HASH_ENTER, &found);
+	if (!found)
+		e->n = 0;
+	e->n += delta;
+}
+
+/*
+ * The status columns of a state table (table: OB_S_ACCOUNT ..
+ * OB_S_CLOSURE), found by name in desc, and the entity each one counts.
+ */
+void
+onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols)
+{
+	static const struct
+	{
+		int			table;
+		const char *column;
+		int			entity;
+	}			status_columns[] = {
+		{OB_S_ACCOUNT, "status", 0},
+		{OB_S_PROPOSAL, "status", 1},
+		{OB_S_PROPOSAL, "background_check", 2},
+		{OB_S_PROPOSAL, "documentscopy", 3},
+		{OB_S_DOCUMENT, "status", 4},
+		{OB_S_CLOSURE, "status", 5},
+	};
+
+	memset(cols, 0, sizeof(*cols));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		if (a->attisdropped)
+			continue;
+		if (strcmp(NameStr(a->attname), "provider") == 0)
+			cols->provider = a->attnum;
+		for (int c = 0; c < lengthof(status_columns); c++)
+			if (status_columns[c].table == table &&
+				strcmp(NameStr(a->attname), status_columns[c].column) == 0)
+			{
+				cols->att[cols->n] = a->attnum;
+				cols->entity[cols->n] = status_columns[c].entity;
+				cols->n++;
+			}
+	}
+	if (cols->provider == InvalidAttrNumber)
+		cols->n = 0;
+}
+
+/* Count a state row of these values (a table's whole row) sign times. */
+void
+onboarding_tally_values(const ObTallyCols *cols, const Datum *values, const bool *nulls, int sign)
+{
+	if (cols->n == 0 || nulls[cols->provider - 1])
+		return;
+	for (int c = 0; c < cols->n; c++)
+		if (!nulls[cols->att[c] - 1])
+			onboarding_tally_status(DatumGetObjectId(values[cols->provider - 1]), cols->entity[c],
+									DatumGetObjectId(values[cols->att[c] - 1]), sign);
+}
+
+/* Count the state row a slot holds sign times. */
+void
+onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign)
+{
+	slot_getallattrs(slot);
+	onboarding_tally_values(cols, slot->tts_values, slot->tts_isnull, sign);
+}
+
+/* Each table's columns: its primary key's, in order, then the count */
 #define TALLY_NCOLS 5
-static const char *const tally_colnames[TALLY_NCOLS] = {"day", "provider", "outcome", "slot", "n"};
+#define TALLY_NKEYS (TALLY_NCOLS - 1)	/* the key's, slot last */
+
+typedef struct TallyDef
+{
+	const char *relname;
+	const char *compact;		/* the function that merges its slots */
+	const char *colnames[TALLY_NCOLS];
+	Oid			types[TALLY_NCOLS]; /* InvalidOid: the outcome enum, looked up */
+	RegProcedure eq[TALLY_NKEYS];
+	const char *insert;			/* the statement path's INSERT ... ON CONFLICT */
+} TallyDef;
+
+static const TallyDef tally_defs[TALLY_NKINDS] = {
+	[TALLY_DAILY] = {
+		"daily_tally", "compact_daily_tally()",
+		{"day", "provider", "outcome", "slot", "n"},
+		{DATEOID, TEXTOID, InvalidOid, INT4OID, INT8OID},
+		{F_DATE_EQ, F_TEXTEQ, F_ENUM_EQ, F_INT4EQ},
+		"INSERT INTO onboarding.daily_tally AS t (day, provider, outcome, slot, n)"
+		" SELECT u.day, u.provider, u.outcome::onboarding.outcome, $4, u.n"
+		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"                   pg_catalog.unnest($3), pg_catalog.unnest($5))"
+		"        AS u (day, provider, outcome, n)"
+		" ON CONFLICT (day, provider, outcome, slot)"
+		" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n"
+	},
+	[TALLY_STATUS] = {
+		"status_tally", "compact_status_tally()",
+		{"provider", "entity", "status", "slot", "n"},
+		{TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID},
+		{F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT4EQ},
+		"INSERT INTO onboarding.status_tally AS t (provider, entity, status, slot, n)"
+		" SELECT u.provider, u.entity, u.status, $4, u.n"
+		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"                   pg_catalog.unnest($3), pg_catalog.unnest($5))"
+		"        AS u (provider, entity, status, n)"
+		" ON CONFLICT (provider, entity, status, slot)"
+		" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n"
+	},
+};
 
 /* What writing counts row by row needs, opened as it is needed */
 typedef struct TallyWriter
 {
+	const TallyDef *def;
 	Relation	rel;
 	Relation	pk;				/* its primary key, its only index */
-	AttrNumber	atts[TALLY_NCOLS];	/* the columns, in tally_colnames' order */
+	AttrNumber	atts[TALLY_NCOLS];	/* the columns, in def->colnames' order */
 	TupleTableSlot *found;		/* the row as found */
 	TupleTableSlot *next;		/* the row as written */
 	CommandId	cid;
@@ -212,10 +376,10 @@ typedef struct TallyWriter
 } TallyWriter;
 
 /*
- * Is daily_tally as the extension made it, so that its rows can be written
- * without a statement?  A heap of the five columns, of their types, its primary key on the
- * first four its only index, no trigger and no rule.  When it is, w->atts
- * has the columns' numbers and w->pk the key, open.
+ * Is the table as the extension made it, so that its rows can be written
+ * without a statement?  A heap of the five columns, of their types, its
+ * primary key on the first four its only index, no trigger and no rule.
+ * When it is, w->atts has the columns' numbers and w->pk the key, open.
  */
 static bool
 tally_direct(TallyWriter *w)
@@ -224,14 +388,20 @@ tally_direct(TallyWriter *w)
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *indexes;
 	Oid			pkey;
-	Oid			types[TALLY_NCOLS] = {DATEOID, TEXTOID, InvalidOid, INT4OID, INT8OID};
+	Oid			types[TALLY_NCOLS];
 	bool		ok;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
 		rel->rd_rules != NULL || desc->natts != TALLY_NCOLS)
 		return false;
 	for (int c = 0; c < TALLY_NCOLS; c++)
+	{
 		w->atts[c] = InvalidAttrNumber;
+		types[c] = w->def->types[c];
+		if (!OidIsValid(types[c]))
+			types[c] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("outcome"),
+									   ObjectIdGetDatum(onboarding_schema_oid()));
+	}
 	for (int i = 0; i < TALLY_NCOLS; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
@@ -239,11 +409,9 @@ tally_direct(TallyWriter *w)
 		if (a->attisdropped || a->attgenerated)
 			return false;
 		for (int c = 0; c < TALLY_NCOLS; c++)
-			if (strcmp(NameStr(a->attname), tally_colnames[c]) == 0)
+			if (strcmp(NameStr(a->attname), w->def->colnames[c]) == 0)
 				w->atts[c] = a->attnum;
 	}
-	types[2] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("outcome"),
-							   ObjectIdGetDatum(onboarding_schema_oid()));
 	for (int c = 0; c < TALLY_NCOLS; c++)
 		if (w->atts[c] == InvalidAttrNumber ||
 			TupleDescAttr(desc, w->atts[c] - 1)->atttypid != types[c])
@@ -255,9 +423,9 @@ tally_direct(TallyWriter *w)
 	if (!ok)
 		return false;
 	w->pk = index_open(pkey, RowExclusiveLock);
-	ok = w->pk->rd_index->indnatts == TALLY_NCOLS - 1 &&
+	ok = w->pk->rd_index->indnatts == TALLY_NKEYS &&
 		RelationGetIndexExpressions(w->pk) == NIL && RelationGetIndexPredicate(w->pk) == NIL;
-	for (int c = 0; ok && c < TALLY_NCOLS - 1; c++)
+	for (int c = 0; ok && c < TALLY_NKEYS; c++)
 		ok = w->pk->rd_index->indkey.values[c] == w->atts[c];
 	if (!ok)
 	{
@@ -293,19 +461,17 @@ tally_index(TallyWriter *w, bool update, bool only_summarizing)
 #define TALLY_SLOT_SPARES	64
 
 /*
- * Add delta to this backend's row of daily_tally for key (the values of
- * its first three columns), or create it.  The row is found through the
- * primary key with a dirty snapshot; when another transaction holds it
- * (compact_daily_tally() merging it, a transaction of this backend's that
- * is prepared and not yet committed), the count goes to the backend's next
- * spare slot instead: a delivery never waits on a count.  An update that
- * stays on its page (HOT, as a rule: no indexed column changes) makes no
- * index entry.
+ * Add delta to this backend's row for key (the values of the first three
+ * columns), or create it.  The row is found through the primary key with
+ * a dirty snapshot; when another transaction holds it (a compaction
+ * merging it, a transaction of this backend's that is prepared and not yet
+ * committed), the count goes to the backend's next spare slot instead: a
+ * delivery never waits on a count.  An update that stays on its page (HOT,
+ * as a rule: no indexed column changes) makes no index entry.
  */
 static void
 tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 {
-	static const RegProcedure eq[TALLY_NCOLS - 1] = {F_DATE_EQ, F_TEXTEQ, F_ENUM_EQ, F_INT4EQ};
 	TupleTableSlot *found = w->found;
 	TupleTableSlot *next = w->next;
 	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
@@ -313,18 +479,18 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 	for (int spare = 0; spare <= TALLY_SLOT_SPARES; spare++)
 	{
 		SnapshotData dirty;
-		ScanKeyData sk[TALLY_NCOLS - 1];
+		ScanKeyData sk[TALLY_NKEYS];
 		IndexScanDesc scan;
 		bool		have;
 		bool		busy = false;
 
-		key[3] = Int32GetDatum(ob_backend_slot() + spare * TALLY_SLOT_STRIDE);
+		key[TALLY_NKEYS - 1] = Int32GetDatum(ob_backend_slot() + spare * TALLY_SLOT_STRIDE);
 		InitDirtySnapshot(dirty);
-		for (int c = 0; c < TALLY_NCOLS - 1; c++)
+		for (int c = 0; c < TALLY_NKEYS; c++)
 			ScanKeyEntryInitialize(&sk[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
-								   w->pk->rd_indcollation[c], eq[c], key[c]);
-		scan = ob_index_beginscan(w->rel, w->pk, &dirty, TALLY_NCOLS - 1, 0);
-		index_rescan(scan, sk, TALLY_NCOLS - 1, NULL, 0);
+								   w->pk->rd_indcollation[c], w->def->eq[c], key[c]);
+		scan = ob_index_beginscan(w->rel, w->pk, &dirty, TALLY_NKEYS, 0);
+		index_rescan(scan, sk, TALLY_NKEYS, NULL, 0);
 		have = index_getnext_slot(scan, ForwardScanDirection, found);
 		if (have)
 			busy = TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax);
@@ -336,7 +502,7 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 		}
 
 		ExecClearTuple(next);
-		for (int c = 0; c < TALLY_NCOLS - 1; c++)
+		for (int c = 0; c < TALLY_NKEYS; c++)
 		{
 			next->tts_values[w->atts[c] - 1] = key[c];
 			next->tts_isnull[w->atts[c] - 1] = false;
@@ -361,7 +527,8 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 			if (res == TM_BeingModified || res == TM_Updated || res == TM_Deleted)
 				continue;		/* taken since it was found: the next spare slot */
 			if (res != TM_Ok)
-				elog(ERROR, "could not update a row of onboarding.daily_tally (result %d)", (int) res);
+				elog(ERROR, "could not update a row of onboarding.%s (result %d)",
+					 w->def->relname, (int) res);
 			if (update_indexes)
 				tally_index(w, true, only_summarizing);
 		}
@@ -377,16 +544,19 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("every row of this session's counts in onboarding.daily_tally is held by another transaction"),
-			 errdetail("%d prepared transactions of this session, or merges by compact_daily_tally(), hold them.",
-					   TALLY_SLOT_SPARES + 1),
+			 errmsg("every row of this session's counts in onboarding.%s is held by another transaction",
+					w->def->relname),
+			 errdetail("%d prepared transactions of this session, or merges by %s, hold them.",
+					   TALLY_SLOT_SPARES + 1, w->def->compact),
 			 errhint("Commit or roll back the prepared transactions (pg_prepared_xacts), then deliver again.")));
 }
 
-/* Write n counts (arrays of their columns) row by row, without a statement. */
+/*
+ * Write n counts (cols: arrays of the first three columns' values, then
+ * the counts) row by row, without a statement.
+ */
 static void
-tally_write_direct(TallyWriter *w, Datum *days, Datum *providers, Datum *outcomes, Datum *counts,
-				   int n)
+tally_write_direct(TallyWriter *w, Datum **cols, int n)
 {
 	w->found = table_slot_create(w->rel, NULL);
 	w->next = table_slot_create(w->rel, NULL);
@@ -395,9 +565,9 @@ tally_write_direct(TallyWriter *w, Datum *days, Datum *providers, Datum *outcome
 	w->cid = GetCurrentCommandId(true);
 	for (int i = 0; i < n; i++)
 	{
-		Datum		key[TALLY_NCOLS - 1] = {days[i], providers[i], outcomes[i], (Datum) 0};
+		Datum		key[TALLY_NKEYS] = {cols[0][i], cols[1][i], cols[2][i], (Datum) 0};
 
-		tally_add_row(w, key, DatumGetInt64(counts[i]));
+		tally_add_row(w, key, DatumGetInt64(cols[3][i]));
 	}
 	ExecDropSingleTupleTableSlot(w->found);
 	ExecDropSingleTupleTableSlot(w->next);
@@ -412,100 +582,129 @@ tally_write_direct(TallyWriter *w, Datum *days, Datum *providers, Datum *outcome
 
 /* Write n counts with one INSERT ... ON CONFLICT, as the extension's owner. */
 static void
-tally_write_statement(Datum *days, Datum *providers, Datum *outcomes, Datum *counts, int n)
+tally_write_statement(TallyKind kind, Datum **cols, int n)
 {
 	Datum		args[5];
 	ObSpiFrame	spi;
-	Datum	   *labels = palloc(n * sizeof(Datum));
 	/* before commit (tally_xact) no statement may be running: take a snapshot */
 	bool		pushed = !ActiveSnapshotSet();
 
-	for (int i = 0; i < n; i++)
-		labels[i] = CStringGetTextDatum(onboarding_outcome_names[onboarding_outcome_from_oid(DatumGetObjectId(outcomes[i]))]);
-	args[0] = tally_array(days, NULL, n, DATEOID);
-	args[1] = tally_array(providers, NULL, n, TEXTOID);
-	args[2] = tally_array(labels, NULL, n, TEXTOID);
+	if (kind == TALLY_DAILY)
+	{
+		Datum	   *labels = palloc(n * sizeof(Datum));
+
+		/* the outcome, an enum of the extension's, as its label */
+		for (int i = 0; i < n; i++)
+			labels[i] = CStringGetTextDatum(onboarding_outcome_names[onboarding_outcome_from_oid(DatumGetObjectId(cols[2][i]))]);
+		args[0] = tally_array(cols[0], NULL, n, DATEOID);
+		args[2] = tally_array(labels, NULL, n, TEXTOID);
+	}
+	else
+	{
+		args[0] = tally_array(cols[0], NULL, n, TEXTOID);
+		args[2] = tally_array(cols[2], NULL, n, TEXTOID);
+	}
+	args[1] = tally_array(cols[1], NULL, n, TEXTOID);
 	args[3] = Int32GetDatum(ob_backend_slot());
-	args[4] = tally_array(counts, NULL, n, INT8OID);
+	args[4] = tally_array(cols[3], NULL, n, INT8OID);
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	onboarding_spi_connect(&spi);
-	if (tally_plan == NULL)
-		tally_plan = onboarding_spi_prepare(
-			"INSERT INTO onboarding.daily_tally AS t (day, provider, outcome, slot, n)"
-			" SELECT u.day, u.provider, u.outcome::onboarding.outcome, $4, u.n"
-			"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-			"                   pg_catalog.unnest($3), pg_catalog.unnest($5))"
-			"        AS u (day, provider, outcome, n)"
-			" ON CONFLICT (day, provider, outcome, slot)"
-			" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n",
-			5, (Oid[]) {DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, INT8ARRAYOID});
-	if (SPI_execute_plan(tally_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write onboarding.daily_tally");
+	if (tally_plans[kind] == NULL)
+		tally_plans[kind] = onboarding_spi_prepare(tally_defs[kind].insert, 5,
+												   (Oid[]) {kind == TALLY_DAILY ? DATEARRAYOID : TEXTARRAYOID,
+													   TEXTARRAYOID, TEXTARRAYOID, INT4OID, INT8ARRAYOID});
+	if (SPI_execute_plan(tally_plans[kind], args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write onboarding.%s", tally_defs[kind].relname);
 	onboarding_spi_finish(&spi);
 	if (pushed)
 		PopActiveSnapshot();
 }
 
-/*
- * Write what was gathered to onboarding.daily_tally, into this backend's
- * rows, and start again from nothing.
- */
-void
-onboarding_tally_flush(void)
+/* The label of a value of one of the extension's enums. */
+static Datum
+tally_label(Oid label)
+{
+	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
+	Datum		text;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "no enum label of oid %u", label);
+	text = CStringGetTextDatum(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	ReleaseSysCache(tup);
+	return text;
+}
+
+/* Write the gathered counts of one kind to its table (when it exists). */
+static void
+tally_write(TallyKind kind)
 {
 	HASH_SEQ_STATUS seq;
 	TallyEntry *e;
 	int			n = 0;
-	int			size;
+	int			size = hash_get_num_entries(tally);
 	Oid			relid;
-	Datum	   *days;
-	Datum	   *providers;
-	Datum	   *outcomes;
-	Datum	   *counts;
-	MemoryContext scratch;
-	MemoryContext old;
+	Datum	   *cols[TALLY_NKEYS];
 
-	if (!tally_pending())
-		return;
 	/* a schema not updated to 0.3.0 yet has no counts: its update fills them */
-	relid = get_relname_relid("daily_tally", onboarding_schema_oid());
+	relid = get_relname_relid(tally_defs[kind].relname, onboarding_schema_oid());
 	if (!OidIsValid(relid))
-	{
-		tally_clear();
 		return;
-	}
-	size = hash_get_num_entries(tally);
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
-									ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(scratch);
-	days = palloc(size * sizeof(Datum));
-	providers = palloc(size * sizeof(Datum));
-	outcomes = palloc(size * sizeof(Datum));
-	counts = palloc(size * sizeof(Datum));
+	for (int c = 0; c < TALLY_NKEYS; c++)
+		cols[c] = palloc(size * sizeof(Datum));
 	hash_seq_init(&seq, tally);
 	while ((e = (TallyEntry *) hash_seq_search(&seq)) != NULL)
 	{
-		if (e->n == 0)
+		if (e->k.kind != (int32) kind || e->n == 0)
 			continue;
-		days[n] = DateADTGetDatum(e->k.day);
-		providers[n] = CStringGetTextDatum(e->k.provider == OB_PROVIDER_NONE ? "" :
-										   onboarding_provider_name((ObProvider) e->k.provider));
-		outcomes[n] = ObjectIdGetDatum(onboarding_outcome_oid((ObOutcome) e->k.outcome));
-		counts[n] = Int64GetDatum(e->n);
+		if (kind == TALLY_DAILY)
+		{
+			cols[0][n] = DateADTGetDatum(e->k.day);
+			cols[1][n] = CStringGetTextDatum(e->k.provider == OB_PROVIDER_NONE ? "" :
+											 onboarding_provider_name((ObProvider) e->k.provider));
+			cols[2][n] = ObjectIdGetDatum(onboarding_outcome_oid((ObOutcome) e->k.outcome));
+		}
+		else
+		{
+			cols[0][n] = tally_label(e->k.provider_label);
+			cols[1][n] = CStringGetTextDatum(onboarding_tally_entities[e->k.entity]);
+			cols[2][n] = tally_label(e->k.status_label);
+		}
+		cols[3][n] = Int64GetDatum(e->n);
 		n++;
 	}
 	if (n > 0)
 	{
 		TallyWriter w = {0};
 
+		w.def = &tally_defs[kind];
 		w.rel = table_open(relid, RowExclusiveLock);
 		if (tally_direct(&w))
-			tally_write_direct(&w, days, providers, outcomes, counts, n);
+			tally_write_direct(&w, cols, n);
 		else
-			tally_write_statement(days, providers, outcomes, counts, n);
+			tally_write_statement(kind, cols, n);
 		table_close(w.rel, NoLock);
 	}
+}
+
+/*
+ * Write what was gathered to onboarding.daily_tally and
+ * onboarding.status_tally, into this backend's rows, and start again from
+ * nothing.
+ */
+void
+onboarding_tally_flush(void)
+{
+	MemoryContext scratch;
+	MemoryContext old;
+
+	if (!tally_pending())
+		return;
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
+									ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(scratch);
+	for (int kind = 0; kind < TALLY_NKINDS; kind++)
+		tally_write((TallyKind) kind);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(scratch);
 	/* written: start again from nothing (the saves of open subtransactions stay) */
@@ -591,4 +790,112 @@ tally_subxact(SubXactEvent event, SubTransactionId mySubid,
 		default:
 			break;
 	}
+}
+
+/* The state table a trigger of ours was created for (its argument). */
+static int
+tally_trigger_table(TriggerData *td, const char *name)
+{
+	static const char *const tables[] = {"account", "proposal", "document", "closure"};
+
+	if (td->tg_trigger->tgnargs == 1)
+		for (int t = 0; t < lengthof(tables); t++)
+			if (strcmp(td->tg_trigger->tgargs[0], tables[t]) == 0)
+				return t;
+	ereport(ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("%s() must be given the state table it counts", name),
+			 errhint("Reinstall the extension: its triggers on the state tables are damaged.")));
+	return -1;					/* keep the compiler quiet */
+}
+
+/* Count every row of a transition table sign times. */
+static void
+tally_transition(Tuplestorestate *rows, const ObTallyCols *cols, TupleDesc desc, int sign)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (rows == NULL || cols->n == 0)
+		return;
+	/* a read pointer of our own: another trigger may read the table too */
+	ptr = tuplestore_alloc_read_pointer(rows, 0);
+	tuplestore_select_read_pointer(rows, ptr);
+	tuplestore_rescan(rows);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+	{
+		onboarding_tally_slot(cols, slot, sign);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_select_read_pointer(rows, 0);
+}
+
+/*
+ * AFTER INSERT, UPDATE or DELETE of a state table, for each statement, with
+ * its transition tables: the rows a user's statement (or COPY, or a
+ * restore) removed and added, counted in status_tally.  The pipeline's own
+ * writes are counted where it makes them (store.c): when it writes through
+ * the executor (bind.c) it fires this trigger without transition tables,
+ * and nothing is counted twice.
+ */
+PG_FUNCTION_INFO_V1(onboarding_state_counted);
+Datum
+onboarding_state_counted(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	ObTallyCols cols;
+	TupleDesc	desc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("state_counted() must be an AFTER ... FOR EACH STATEMENT trigger")));
+	desc = RelationGetDescr(td->tg_relation);
+	onboarding_tally_cols(tally_trigger_table(td, "state_counted"), desc, &cols);
+	tally_transition(td->tg_oldtable, &cols, desc, -1);
+	tally_transition(td->tg_newtable, &cols, desc, +1);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER TRUNCATE of a state table: its entities are counted nowhere any
+ * more.  What this transaction gathered is written first, then the
+ * table's rows of status_tally are deleted, every backend's (the TRUNCATE
+ * holds the state table against every other writer until it commits).
+ */
+PG_FUNCTION_INFO_V1(onboarding_state_truncated);
+Datum
+onboarding_state_truncated(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *const entities[][3] = {
+		{"account"}, {"proposal", "background_check", "documentscopy"}, {"document"}, {"closure"}
+	};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Datum		names[3];
+	int			n = 0;
+	int			table;
+	ObSpiFrame	spi;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("state_truncated() must be an AFTER TRUNCATE trigger")));
+	table = tally_trigger_table(td, "state_truncated");
+	for (int i = 0; i < 3 && entities[table][i] != NULL; i++)
+		names[n++] = CStringGetTextDatum(entities[table][i]);
+	onboarding_tally_flush();
+	onboarding_spi_connect(&spi);
+	if (plan == NULL)
+		plan = onboarding_spi_prepare("DELETE FROM onboarding.status_tally"
+									  " WHERE entity OPERATOR(pg_catalog.=) ANY ($1)",
+									  1, (Oid[]) {TEXTARRAYOID});
+	if (SPI_execute_plan(plan, (Datum[]) {tally_array(names, NULL, n, TEXTOID)}, NULL, false, 0)
+		!= SPI_OK_DELETE)
+		elog(ERROR, "could not delete from onboarding.status_tally");
+	onboarding_spi_finish(&spi);
+	return PointerGetDatum(NULL);
 }
