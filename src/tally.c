@@ -55,6 +55,7 @@
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -99,6 +100,24 @@ typedef struct TallyEntry
 	TallyKey	k;
 	int64		n;
 } TallyEntry;
+
+/*
+ * Where this backend's row of a count was last written (its latest version,
+ * as far as we know): the next change goes there at once instead of
+ * descending the primary key and walking the row's chain of versions (one
+ * per change since the page was last pruned).  Checked before use: the
+ * version must still be there, be the latest, hold the same key and be
+ * held by nobody; else the key is looked up as before.
+ */
+typedef struct TallyPlace
+{
+	TallyKey	k;
+	Oid			relid;			/* the table it is in */
+	ItemPointerData tid;
+	int			spare;			/* which of the backend's slots */
+} TallyPlace;
+
+static HTAB *tally_places = NULL;	/* TallyPlace, for the backend's life */
 
 /* status_tally's entity names (a proposal's checks are entities of their own) */
 const char *const onboarding_tally_entities[OB_TALLY_NENTITIES] = {
@@ -460,22 +479,136 @@ tally_index(TallyWriter *w, bool update, bool only_summarizing)
 #define TALLY_SLOT_STRIDE	(1 << 20)
 #define TALLY_SLOT_SPARES	64
 
+/* The places known, created on first use. */
+static HTAB *
+tally_place_table(void)
+{
+	if (tally_places == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(TallyKey);
+		ctl.entrysize = sizeof(TallyPlace);
+		ctl.hcxt = TopMemoryContext;
+		tally_places = hash_create("onboarding tally places", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	return tally_places;
+}
+
 /*
- * Add delta to this backend's row for key (the values of the first three
- * columns), or create it.  The row is found through the primary key with
- * a dirty snapshot; when another transaction holds it (a compaction
- * merging it, a transaction of this backend's that is prepared and not yet
- * committed), the count goes to the backend's next spare slot instead: a
- * delivery never waits on a count.  An update that stays on its page (HOT,
- * as a rule: no indexed column changes) makes no index entry.
+ * Replace the version in w->found (the backend's row for key, held by
+ * nobody) with one counting delta more; the new version's place in *tid.
+ * TM_Ok, or what stopped it (another transaction took the row meanwhile).
  */
-static void
-tally_add_row(TallyWriter *w, Datum *key, int64 delta)
+static TM_Result
+tally_update_found(TallyWriter *w, Datum *key, int64 delta, ItemPointer tid)
 {
 	TupleTableSlot *found = w->found;
 	TupleTableSlot *next = w->next;
 	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
+	bool		isnull;
+	Datum		n = slot_getattr(found, natt, &isnull);
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	bool		only_summarizing;
+	TM_Result	res;
 
+	ExecClearTuple(next);
+	for (int c = 0; c < TALLY_NKEYS; c++)
+	{
+		next->tts_values[w->atts[c] - 1] = key[c];
+		next->tts_isnull[w->atts[c] - 1] = false;
+	}
+	next->tts_values[natt - 1] = Int64GetDatum((isnull ? 0 : DatumGetInt64(n)) + delta);
+	next->tts_isnull[natt - 1] = false;
+	ExecStoreVirtualTuple(next);
+	res = ob_table_tuple_update(w->rel, &found->tts_tid, next, w->cid, InvalidSnapshot,
+								InvalidSnapshot, false, &tmfd, &lockmode,
+								&update_indexes, &only_summarizing);
+	ExecClearTuple(found);
+	if (res == TM_Ok)
+	{
+		*tid = next->tts_tid;
+		if (update_indexes)
+			tally_index(w, true, only_summarizing);
+	}
+	else if (res != TM_BeingModified && res != TM_Updated && res != TM_Deleted)
+		elog(ERROR, "could not update a row of onboarding.%s (result %d)",
+			 w->def->relname, (int) res);
+	ExecClearTuple(next);
+	return res;
+}
+
+/*
+ * Is the version at place->tid still the backend's row for key (its
+ * latest version, held by nobody)?  Then it is in w->found.
+ */
+static bool
+tally_place_holds(TallyWriter *w, TallyPlace *place, Datum *key)
+{
+	SnapshotData dirty;
+
+	/* (a table rewritten, or its empty end cut off by VACUUM, may be shorter) */
+	if (place->relid != RelationGetRelid(w->rel) ||
+		ItemPointerGetBlockNumber(&place->tid) >= RelationGetNumberOfBlocks(w->rel))
+		return false;
+	InitDirtySnapshot(dirty);
+	if (!table_tuple_fetch_row_version(w->rel, &place->tid, &dirty, w->found))
+		return false;
+	if (!TransactionIdIsValid(dirty.xmin) && !TransactionIdIsValid(dirty.xmax))
+	{
+		bool		same = true;
+
+		/* (the page may have been pruned and the slot reused, or the table rewritten) */
+		for (int c = 0; same && c < TALLY_NKEYS; c++)
+		{
+			bool		isnull;
+			Datum		v = slot_getattr(w->found, w->atts[c], &isnull);
+
+			same = !isnull && DatumGetBool(OidFunctionCall2Coll(w->def->eq[c],
+																w->pk->rd_indcollation[c],
+																v, key[c]));
+		}
+		if (same)
+			return true;
+	}
+	ExecClearTuple(w->found);
+	return false;
+}
+
+/*
+ * Add delta to this backend's row for key (the values of the first three
+ * columns; tk: the count's key in memory), or create it.  Where the row was
+ * last written is tried first (tally_places).  Else the row is found through
+ * the primary key with a dirty snapshot; when another transaction holds it
+ * (a compaction merging it, a transaction of this backend's that is
+ * prepared and not yet committed), the count goes to the backend's next
+ * spare slot instead: a delivery never waits on a count.  An update that
+ * stays on its page (HOT, as a rule: no indexed column changes) makes no
+ * index entry.
+ */
+static void
+tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
+{
+	TupleTableSlot *found = w->found;
+	TupleTableSlot *next = w->next;
+	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
+	TallyPlace *place = hash_search(tally_place_table(), tk, HASH_FIND, NULL);
+	ItemPointerData tid;
+
+	if (place != NULL)
+	{
+		key[TALLY_NKEYS - 1] = Int32GetDatum(ob_backend_slot() + place->spare * TALLY_SLOT_STRIDE);
+		if (tally_place_holds(w, place, key) &&
+			tally_update_found(w, key, delta, &tid) == TM_Ok)
+		{
+			place->tid = tid;
+			return;
+		}
+		hash_search(tally_places, tk, HASH_REMOVE, NULL);
+	}
 	for (int spare = 0; spare <= TALLY_SLOT_SPARES; spare++)
 	{
 		SnapshotData dirty;
@@ -500,46 +633,31 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 			ExecClearTuple(found);
 			continue;
 		}
-
-		ExecClearTuple(next);
-		for (int c = 0; c < TALLY_NKEYS; c++)
-		{
-			next->tts_values[w->atts[c] - 1] = key[c];
-			next->tts_isnull[w->atts[c] - 1] = false;
-		}
-		next->tts_isnull[natt - 1] = false;
 		if (have)
 		{
-			bool		isnull;
-			Datum		n = slot_getattr(found, natt, &isnull);
-			TM_FailureData tmfd;
-			LockTupleMode lockmode;
-			bool		update_indexes;
-			bool		only_summarizing;
-			TM_Result	res;
-
-			next->tts_values[natt - 1] = Int64GetDatum((isnull ? 0 : DatumGetInt64(n)) + delta);
-			ExecStoreVirtualTuple(next);
-			res = ob_table_tuple_update(w->rel, &found->tts_tid, next, w->cid, InvalidSnapshot,
-										InvalidSnapshot, false, &tmfd, &lockmode,
-										&update_indexes, &only_summarizing);
-			ExecClearTuple(found);
-			if (res == TM_BeingModified || res == TM_Updated || res == TM_Deleted)
+			if (tally_update_found(w, key, delta, &tid) != TM_Ok)
 				continue;		/* taken since it was found: the next spare slot */
-			if (res != TM_Ok)
-				elog(ERROR, "could not update a row of onboarding.%s (result %d)",
-					 w->def->relname, (int) res);
-			if (update_indexes)
-				tally_index(w, true, only_summarizing);
 		}
 		else
 		{
+			ExecClearTuple(next);
+			for (int c = 0; c < TALLY_NKEYS; c++)
+			{
+				next->tts_values[w->atts[c] - 1] = key[c];
+				next->tts_isnull[w->atts[c] - 1] = false;
+			}
 			next->tts_values[natt - 1] = Int64GetDatum(delta);
+			next->tts_isnull[natt - 1] = false;
 			ExecStoreVirtualTuple(next);
 			table_tuple_insert(w->rel, next, w->cid, 0, NULL);
+			tid = next->tts_tid;
 			tally_index(w, false, false);
+			ExecClearTuple(next);
 		}
-		ExecClearTuple(next);
+		place = hash_search(tally_places, tk, HASH_ENTER, NULL);
+		place->relid = RelationGetRelid(w->rel);
+		place->tid = tid;
+		place->spare = spare;
 		return;
 	}
 	ereport(ERROR,
@@ -553,10 +671,11 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta)
 
 /*
  * Write n counts (cols: arrays of the first three columns' values, then
- * the counts) row by row, without a statement.
+ * the counts; keys: the counts' keys in memory) row by row, without a
+ * statement.
  */
 static void
-tally_write_direct(TallyWriter *w, Datum **cols, int n)
+tally_write_direct(TallyWriter *w, Datum **cols, const TallyKey *keys, int n)
 {
 	w->found = table_slot_create(w->rel, NULL);
 	w->next = table_slot_create(w->rel, NULL);
@@ -567,7 +686,7 @@ tally_write_direct(TallyWriter *w, Datum **cols, int n)
 	{
 		Datum		key[TALLY_NKEYS] = {cols[0][i], cols[1][i], cols[2][i], (Datum) 0};
 
-		tally_add_row(w, key, DatumGetInt64(cols[3][i]));
+		tally_add_row(w, key, DatumGetInt64(cols[3][i]), &keys[i]);
 	}
 	ExecDropSingleTupleTableSlot(w->found);
 	ExecDropSingleTupleTableSlot(w->next);
@@ -645,6 +764,7 @@ tally_write(TallyKind kind)
 	int			size = hash_get_num_entries(tally);
 	Oid			relid;
 	Datum	   *cols[TALLY_NKEYS];
+	TallyKey   *keys;
 
 	/* a schema not updated to 0.3.0 yet has no counts: its update fills them */
 	relid = get_relname_relid(tally_defs[kind].relname, onboarding_schema_oid());
@@ -652,6 +772,7 @@ tally_write(TallyKind kind)
 		return;
 	for (int c = 0; c < TALLY_NKEYS; c++)
 		cols[c] = palloc(size * sizeof(Datum));
+	keys = palloc(size * sizeof(TallyKey));
 	hash_seq_init(&seq, tally);
 	while ((e = (TallyEntry *) hash_seq_search(&seq)) != NULL)
 	{
@@ -671,6 +792,7 @@ tally_write(TallyKind kind)
 			cols[2][n] = tally_label(e->k.status_label);
 		}
 		cols[3][n] = Int64GetDatum(e->n);
+		keys[n] = e->k;
 		n++;
 	}
 	if (n > 0)
@@ -680,7 +802,7 @@ tally_write(TallyKind kind)
 		w.def = &tally_defs[kind];
 		w.rel = table_open(relid, RowExclusiveLock);
 		if (tally_direct(&w))
-			tally_write_direct(&w, cols, n);
+			tally_write_direct(&w, cols, keys, n);
 		else
 			tally_write_statement(kind, cols, n);
 		table_close(w.rel, NoLock);

@@ -50,7 +50,8 @@ rules="status_map transition provider_rule event_rule effect_rule value_rule cod
 filtered=$(for t in $rules; do printf 'TABLE onboarding.%s WHERE (NOT shipped)\n' "$t"; done | paste -sd, -)
 q -d $pub >/dev/null <<SQL
 CREATE PUBLICATION ob_all FOR TABLE onboarding.inbox, onboarding.account, onboarding.proposal,
-    onboarding.document, onboarding.closure, onboarding.history, onboarding.daily_tally, onboarding.group_partition;
+    onboarding.document, onboarding.closure, onboarding.history, onboarding.daily_tally,
+    onboarding.status_tally, onboarding.group_partition;
 CREATE PUBLICATION ob_rules FOR $filtered;
 CREATE PUBLICATION ob_inbox FOR TABLE onboarding.inbox;
 SELECT count(*) FROM (SELECT pg_create_logical_replication_slot('ob_all', 'pgoutput')
