@@ -216,52 +216,8 @@ SELECT pg_temp.seq_scans($$SELECT * FROM onboarding.stuck('30 days')
 -- without their proposal's key (and with proposals missing), a rule of
 -- settled_by_proposal for one to three providers with random separators and
 -- waiting sets, and a random settled status; then compares both ways.
-CREATE FUNCTION pg_temp.report_differences(OUT differences bigint, OUT in_progress bigint,
-                                           OUT pending bigint)
-    LANGUAGE sql AS $$
-WITH rows_by_definition AS (
-    SELECT provider, 'account'::text AS entity, account_key AS entity_key, status::text AS status,
-           last_event_at, last_received_at
-      FROM onboarding.account
-    UNION ALL
-    SELECT provider, 'proposal', proposal_key, status::text, last_event_at, last_received_at
-      FROM onboarding.proposal WHERE status IS NOT NULL
-    UNION ALL
-    SELECT provider, 'background_check', proposal_key, background_check::text, last_event_at,
-           last_received_at
-      FROM onboarding.proposal WHERE background_check IS NOT NULL
-    UNION ALL
-    SELECT provider, 'documentscopy', proposal_key, documentscopy::text, last_event_at,
-           last_received_at
-      FROM onboarding.proposal WHERE documentscopy IS NOT NULL
-    UNION ALL
-    SELECT provider, 'document', document_key, status::text, last_event_at, last_received_at
-      FROM onboarding.document WHERE NOT onboarding.document_settled(provider, document_key)
-    UNION ALL
-    SELECT provider, 'closure', account_key, status::text, last_event_at, last_received_at
-      FROM onboarding.closure
-), in_progress_by_definition AS (
-    SELECT * FROM rows_by_definition WHERE onboarding.in_progress(entity, provider, status)
-), pending_by_definition AS (
-    SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type,
-           d.document_type_raw, d.signer, d.status, d.reason,
-           coalesce(d.last_event_at, d.last_received_at) AS since
-      FROM onboarding.document d
-     WHERE d.status <> 'validated' AND NOT onboarding.document_settled(d.provider, d.document_key)
-), pending AS (
-    SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw,
-           signer, status, reason, since
-      FROM onboarding.pending_documents
-)
-SELECT (SELECT count(*) FROM (SELECT * FROM in_progress_by_definition
-                              EXCEPT ALL SELECT * FROM onboarding.in_progress_entities) a)
-     + (SELECT count(*) FROM (SELECT * FROM onboarding.in_progress_entities
-                              EXCEPT ALL SELECT * FROM in_progress_by_definition) b)
-     + (SELECT count(*) FROM (SELECT * FROM pending_by_definition EXCEPT ALL TABLE pending) c)
-     + (SELECT count(*) FROM (TABLE pending EXCEPT ALL SELECT * FROM pending_by_definition) d),
-       (SELECT count(*) FROM onboarding.in_progress_entities),
-       (SELECT count(*) FROM onboarding.pending_documents)
-$$;
+-- (the comparison, shared with convergence.sh; first on the state loaded above)
+\i test/reliability/reports_recompute.sql
 BEGIN;
 SET LOCAL session_replication_role = replica;
 CREATE TEMP TABLE report_rounds (round int, differences bigint, in_progress bigint, pending bigint);

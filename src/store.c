@@ -1450,18 +1450,6 @@ store_count_kept(ObStore *s, ItemPointer tid)
 }
 
 /*
- * Count the version a write through the executor left at the slot's tid
- * (a user's BEFORE trigger may have changed the row, or skipped the write:
- * then there is none, and nothing is counted).
- */
-static void
-store_count_written(ObStore *s, TupleTableSlot *slot)
-{
-	if (s->tally.n > 0 && ItemPointerIsValid(&slot->tts_tid))
-		store_count_stored(s, &slot->tts_tid, +1);
-}
-
-/*
  * Create a row, unless its key exists (then false: find and lock that one
  * instead).  The insertion is speculative, as for ON CONFLICT DO NOTHING,
  * so that two sessions creating the same key never fail.  The caller has
@@ -1488,7 +1476,9 @@ onboarding_store_create(ObStore *s, Datum *values, bool *nulls, ObStoreRow *row)
 		 */
 		ItemPointerSetInvalid(&slot->tts_tid);
 		onboarding_bind_insert(s->bind, slot, cid);
-		store_count_written(s, slot);
+		/* what was written (a user's BEFORE trigger may change or skip it) */
+		if (ItemPointerIsValid(&slot->tts_tid))
+			store_count_stored(s, &slot->tts_tid, +1);
 		row->tid = slot->tts_tid;
 		row->ours = true;
 		row->cmin = cid;
@@ -1983,10 +1973,8 @@ onboarding_store_update(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 		slot = store_fill(s, values, nulls);
 		ItemPointerSetInvalid(&slot->tts_tid);
 		onboarding_bind_update(s->bind, &row->tid, slot, cid);
-		if (ItemPointerIsValid(&slot->tts_tid))
-			store_count_written(s, slot);
-		else
-			store_count_stored(s, &row->tid, +1);	/* skipped: as it was */
+		/* what was written, or, when a user's BEFORE trigger skipped it, what stays */
+		store_count_stored(s, ItemPointerIsValid(&slot->tts_tid) ? &slot->tts_tid : &row->tid, +1);
 		row->tid = slot->tts_tid;
 		row->ours = true;
 		row->cmin = cid;
@@ -2511,13 +2499,11 @@ onboarding_store_sweep(ObStoreId which,
 		deleted++;
 		if (dry)
 			continue;
-		if (which != OB_S_HISTORY)
-			onboarding_tally_slot(&s->tally, slot, -1);
+		onboarding_tally_slot(&s->tally, slot, -1);		/* (history: nothing) */
 		if (s->bind != NULL)
 		{
 			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
-			if (which != OB_S_HISTORY)
-				store_count_kept(s, &tid);
+			store_count_kept(s, &tid);
 		}
 		else
 		{

@@ -329,10 +329,12 @@ onboarding_tally_values(const ObTallyCols *cols, const Datum *values, const bool
 									DatumGetObjectId(values[cols->att[c] - 1]), sign);
 }
 
-/* Count the state row a slot holds sign times. */
+/* Count the state row a slot holds sign times (none: not a state table). */
 void
 onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign)
 {
+	if (cols->n == 0)
+		return;
 	slot_getallattrs(slot);
 	onboarding_tally_values(cols, slot->tts_values, slot->tts_isnull, sign);
 }
@@ -496,6 +498,24 @@ tally_place_table(void)
 	return tally_places;
 }
 
+/* The row for key (slot included) counting n, in w->next. */
+static void
+tally_fill_next(TallyWriter *w, Datum *key, int64 n)
+{
+	TupleTableSlot *next = w->next;
+	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
+
+	ExecClearTuple(next);
+	for (int c = 0; c < TALLY_NKEYS; c++)
+	{
+		next->tts_values[w->atts[c] - 1] = key[c];
+		next->tts_isnull[w->atts[c] - 1] = false;
+	}
+	next->tts_values[natt - 1] = Int64GetDatum(n);
+	next->tts_isnull[natt - 1] = false;
+	ExecStoreVirtualTuple(next);
+}
+
 /*
  * Replace the version in w->found (the backend's row for key, held by
  * nobody) with one counting delta more; the new version's place in *tid.
@@ -506,24 +526,15 @@ tally_update_found(TallyWriter *w, Datum *key, int64 delta, ItemPointer tid)
 {
 	TupleTableSlot *found = w->found;
 	TupleTableSlot *next = w->next;
-	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
 	bool		isnull;
-	Datum		n = slot_getattr(found, natt, &isnull);
+	Datum		n = slot_getattr(found, w->atts[TALLY_NCOLS - 1], &isnull);
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	bool		update_indexes;
 	bool		only_summarizing;
 	TM_Result	res;
 
-	ExecClearTuple(next);
-	for (int c = 0; c < TALLY_NKEYS; c++)
-	{
-		next->tts_values[w->atts[c] - 1] = key[c];
-		next->tts_isnull[w->atts[c] - 1] = false;
-	}
-	next->tts_values[natt - 1] = Int64GetDatum((isnull ? 0 : DatumGetInt64(n)) + delta);
-	next->tts_isnull[natt - 1] = false;
-	ExecStoreVirtualTuple(next);
+	tally_fill_next(w, key, (isnull ? 0 : DatumGetInt64(n)) + delta);
 	res = ob_table_tuple_update(w->rel, &found->tts_tid, next, w->cid, InvalidSnapshot,
 								InvalidSnapshot, false, &tmfd, &lockmode,
 								&update_indexes, &only_summarizing);
@@ -593,8 +604,6 @@ static void
 tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
 {
 	TupleTableSlot *found = w->found;
-	TupleTableSlot *next = w->next;
-	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
 	TallyPlace *place = hash_search(tally_place_table(), tk, HASH_FIND, NULL);
 	ItemPointerData tid;
 
@@ -640,19 +649,11 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
 		}
 		else
 		{
-			ExecClearTuple(next);
-			for (int c = 0; c < TALLY_NKEYS; c++)
-			{
-				next->tts_values[w->atts[c] - 1] = key[c];
-				next->tts_isnull[w->atts[c] - 1] = false;
-			}
-			next->tts_values[natt - 1] = Int64GetDatum(delta);
-			next->tts_isnull[natt - 1] = false;
-			ExecStoreVirtualTuple(next);
-			table_tuple_insert(w->rel, next, w->cid, 0, NULL);
-			tid = next->tts_tid;
+			tally_fill_next(w, key, delta);
+			table_tuple_insert(w->rel, w->next, w->cid, 0, NULL);
+			tid = w->next->tts_tid;
 			tally_index(w, false, false);
-			ExecClearTuple(next);
+			ExecClearTuple(w->next);
 		}
 		place = hash_search(tally_places, tk, HASH_ENTER, NULL);
 		place->relid = RelationGetRelid(w->rel);

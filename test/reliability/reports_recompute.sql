@@ -1,9 +1,14 @@
--- The in-progress reports against their definitions, row by row: how many
--- rows differ (both ways, counting repeats), and how many rows each has.  in_progress_entities and
--- pending_documents decide with joins (in_progress_statuses(), and an
+-- The in-progress reports against their definitions, row by row:
+-- pg_temp.report_differences() says how many rows differ (both ways,
+-- counting repeats) and how many rows each report has.  in_progress_entities
+-- and pending_documents decide with joins (in_progress_statuses(), and an
 -- outer join to each document's proposal); the definitions ask
--- in_progress() and document_settled() of every row.  Run by
--- convergence.sh on every flow's databases; 0 differences expected.
+-- in_progress() and document_settled() of every row.  Used by suite
+-- reports (over random states) and by convergence.sh (every flow's
+-- databases); 0 differences expected.
+CREATE FUNCTION pg_temp.report_differences(OUT differences bigint, OUT in_progress bigint,
+                                           OUT pending bigint)
+    LANGUAGE sql AS $$
 WITH rows_by_definition AS (
     SELECT provider, 'account'::text AS entity, account_key AS entity_key, status::text AS status,
            last_event_at, last_received_at
@@ -28,18 +33,23 @@ WITH rows_by_definition AS (
 ), in_progress_by_definition AS (
     SELECT * FROM rows_by_definition WHERE onboarding.in_progress(entity, provider, status)
 ), pending_by_definition AS (
-    SELECT d.provider, d.document_key, d.status
+    SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type,
+           d.document_type_raw, d.signer, d.status, d.reason,
+           coalesce(d.last_event_at, d.last_received_at) AS since
       FROM onboarding.document d
      WHERE d.status <> 'validated' AND NOT onboarding.document_settled(d.provider, d.document_key)
+), pending AS (
+    SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw,
+           signer, status, reason, since
+      FROM onboarding.pending_documents
 )
 SELECT (SELECT count(*) FROM (SELECT * FROM in_progress_by_definition
                               EXCEPT ALL SELECT * FROM onboarding.in_progress_entities) a)
      + (SELECT count(*) FROM (SELECT * FROM onboarding.in_progress_entities
                               EXCEPT ALL SELECT * FROM in_progress_by_definition) b)
-     + (SELECT count(*) FROM (SELECT * FROM pending_by_definition
-                              EXCEPT ALL SELECT provider, document_key, status
-                                           FROM onboarding.pending_documents) c)
-     + (SELECT count(*) FROM (SELECT provider, document_key, status FROM onboarding.pending_documents
-                              EXCEPT ALL SELECT * FROM pending_by_definition) d) AS differences,
-       (SELECT count(*) FROM onboarding.in_progress_entities) AS in_progress,
-       (SELECT count(*) FROM onboarding.pending_documents) AS pending;
+     + (SELECT count(*) FROM (SELECT * FROM pending_by_definition EXCEPT ALL TABLE pending) c)
+     + (SELECT count(*) FROM (TABLE pending EXCEPT ALL SELECT * FROM pending_by_definition) d),
+       (SELECT count(*) FROM onboarding.in_progress_entities),
+       (SELECT count(*) FROM onboarding.pending_documents)
+$$;
+SELECT * FROM pg_temp.report_differences();
