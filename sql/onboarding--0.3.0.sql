@@ -1624,10 +1624,16 @@ BEGIN
       INTO differences
       FROM (SELECT day, provider, outcome::text AS outcome, sum(n) AS n
               FROM onboarding.daily_tally GROUP BY 1, 2, 3 HAVING sum(n) <> 0) t
-      FULL JOIN (SELECT (received_at AT TIME ZONE 'UTC')::date AS day,
+      FULL JOIN (SELECT day, provider, outcome, sum(n) AS n FROM (
+                 SELECT (received_at AT TIME ZONE 'UTC')::date AS day,
                         coalesce(provider::text, '') AS provider, outcome::text AS outcome,
                         count(*)::numeric AS n
-                   FROM onboarding.inbox GROUP BY 1, 2, 3) c
+                   FROM onboarding.inbox GROUP BY 1, 2, 3
+                  UNION ALL   -- the deliveries of the archived partitions, counted when archived
+                  SELECT (a.day)::date, a.provider, a.outcome, sum(a.n)
+                    FROM onboarding.archived_partition p,
+                         jsonb_to_recordset(p.tally) AS a(day text, provider text, outcome text, n numeric)
+                   GROUP BY 1, 2, 3) u GROUP BY 1, 2, 3) c
         ON t.day = c.day AND t.provider = c.provider AND t.outcome = c.outcome
      WHERE t.n IS DISTINCT FROM c.n;
     -- onboarding.funnel's counts (0.3.0) against the state rows they count
@@ -2284,3 +2290,138 @@ CREATE FUNCTION onboarding.check_rules(provider onboarding.provider DEFAULT NULL
     $$;
 COMMENT ON FUNCTION onboarding.check_rules(onboarding.provider) IS
     'the rules of a provider (or of all) that cannot match or resolve, each with the row to fix: value rules of unknown events, status_map rows no event sends, missing code tables, paths absent from the deliveries seen, statuses no row maps';
+
+-- Archive: a range partition of the inbox detached while state, verify()
+-- and late deliveries keep working from per-entity checkpoints (checkpoint.c).
+CREATE TABLE onboarding.archived_partition (
+    partition     text PRIMARY KEY,
+    relid         oid NOT NULL,
+    bound         text NOT NULL,
+    deliveries    bigint NOT NULL,
+    checkpoints   bigint NOT NULL,
+    covers        bigint NOT NULL,
+    tally         jsonb NOT NULL DEFAULT '[]',
+    archived_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    archived_by   text NOT NULL DEFAULT pg_catalog.session_user()
+);
+COMMENT ON TABLE onboarding.archived_partition IS
+    'one row per partition archive_partition() detached from the inbox and restore_partition() has not attached again: its name, its bounds, how many deliveries it took away and how many state rows were checkpointed';
+COMMENT ON COLUMN onboarding.archived_partition.tally IS
+    'its deliveries counted by UTC day received, provider and outcome, as onboarding.daily counts them (verify() adds them to the inbox''s)';
+COMMENT ON COLUMN onboarding.archived_partition.covers IS
+    'the newest inbox id when it was archived: its checkpoints stand for every delivery of their groups up to it';
+SELECT pg_catalog.pg_extension_config_dump('onboarding.archived_partition', '');
+
+CREATE TABLE onboarding.checkpoint (
+    provider      onboarding.provider NOT NULL,
+    state_table   text NOT NULL,
+    entity_key    text NOT NULL,
+    subjects      text[] NOT NULL,
+    state_row     jsonb NOT NULL,
+    covers        bigint NOT NULL,
+    archives      text[] NOT NULL,
+    taken_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (provider, state_table, entity_key)
+);
+CREATE INDEX checkpoint_subjects_idx ON onboarding.checkpoint USING gin (subjects);
+COMMENT ON TABLE onboarding.checkpoint IS
+    'per-entity checkpoints of archived deliveries: a state row as the fold of every delivery of its group up to covers left it, from which rebuild(), verify() and late deliveries fold the group''s later deliveries; dropped when every archive it stands for is restored';
+COMMENT ON COLUMN onboarding.checkpoint.state_row IS 'the state row (to_jsonb) when it was taken';
+COMMENT ON COLUMN onboarding.checkpoint.subjects IS 'the row''s subjects and its key: where its group is found';
+COMMENT ON COLUMN onboarding.checkpoint.archives IS 'the archived partitions it stands for (onboarding.archived_partition)';
+SELECT pg_catalog.pg_extension_config_dump('onboarding.checkpoint', '');
+
+CREATE FUNCTION onboarding.checkpoint_take(part regclass, archive text, covers bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_checkpoint_take'
+    LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION onboarding.checkpoint_take(regclass, text, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.checkpoint_take(regclass, text, bigint) IS
+    'for archive_partition(): checkpoint every state row of every group with a delivery in the partition; returns how many';
+
+CREATE FUNCTION onboarding.checkpoint_release(archive text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'onboarding_checkpoint_release'
+    LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION onboarding.checkpoint_release(text) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.checkpoint_release(text) IS
+    'for restore_partition(): take the archive out of every checkpoint, drop those it leaves standing for nothing and fold their groups again from every delivery; returns how many deliveries that read';
+
+CREATE FUNCTION onboarding.archive_partition(part regclass) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    bound text;
+    covers bigint;
+    deliveries bigint;
+    tally jsonb;
+    rows bigint;
+BEGIN
+    SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) INTO bound
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) c.oid
+     WHERE c.oid OPERATOR(pg_catalog.=) part
+       AND i.inhparent OPERATOR(pg_catalog.=) 'onboarding.inbox'::pg_catalog.regclass;
+    IF bound IS NULL THEN
+        RAISE EXCEPTION 'table % is not a partition of onboarding.inbox', part
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Archive a range partition of the inbox (docs/partitioning.md).';
+    END IF;
+    IF bound OPERATOR(pg_catalog.=) 'DEFAULT' THEN
+        RAISE EXCEPTION 'the default partition of onboarding.inbox cannot be archived'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'It belongs to the extension and takes every delivery no range partition takes.',
+                  HINT = 'Add range partitions for the months to come, and archive those once they are old.';
+    END IF;
+    -- deliveries held off (and the state tables) until this transaction ends
+    PERFORM onboarding.replay_lock();
+    covers := (SELECT pg_catalog.max(i.id) FROM onboarding.inbox i);
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.count(*), COALESCE(pg_catalog.jsonb_agg(t), ''[]'')'
+        '  FROM (SELECT (received_at AT TIME ZONE ''UTC'')::date::text AS day,'
+        '               COALESCE(provider::text, '''') AS provider, outcome::text AS outcome,'
+        '               pg_catalog.count(*) AS n'
+        '          FROM %s GROUP BY 1, 2, 3) t', part) INTO deliveries, tally;
+    SELECT COALESCE(pg_catalog.sum((x->>'n')::bigint), 0) INTO deliveries
+      FROM pg_catalog.jsonb_array_elements(tally) x;
+    rows := onboarding.checkpoint_take(part, part::pg_catalog.text, COALESCE(covers, 0));
+    INSERT INTO onboarding.archived_partition (partition, relid, bound, deliveries, checkpoints, covers, tally)
+    VALUES (part::pg_catalog.text, part, bound, deliveries, rows, COALESCE(covers, 0), tally);
+    EXECUTE pg_catalog.format('ALTER TABLE onboarding.inbox DETACH PARTITION %s', part);
+    RETURN rows;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.archive_partition(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.archive_partition(regclass) IS
+    'archive a range partition of the inbox: checkpoint the state rows of every group with a delivery in it, then detach it (yours to dump and drop); state, verify(), rebuild() and late deliveries go on from the checkpoints; returns how many rows were checkpointed';
+
+CREATE FUNCTION onboarding.restore_partition(part regclass) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    a onboarding.archived_partition;
+BEGIN
+    SELECT * INTO a FROM onboarding.archived_partition x
+     WHERE x.partition OPERATOR(pg_catalog.=) part::pg_catalog.text
+        OR x.relid OPERATOR(pg_catalog.=) part::pg_catalog.oid
+     ORDER BY x.relid OPERATOR(pg_catalog.=) part::pg_catalog.oid DESC
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not an archived partition of onboarding.inbox', part
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'onboarding.archived_partition lists the partitions archive_partition() detached.';
+    END IF;
+    PERFORM onboarding.replay_lock();
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                    WHERE i.inhrelid OPERATOR(pg_catalog.=) part
+                      AND i.inhparent OPERATOR(pg_catalog.=) 'onboarding.inbox'::pg_catalog.regclass) THEN
+        EXECUTE pg_catalog.format('ALTER TABLE onboarding.inbox ATTACH PARTITION %s %s', part, a.bound);
+    END IF;
+    DELETE FROM onboarding.archived_partition x WHERE x.partition OPERATOR(pg_catalog.=) a.partition;
+    RETURN onboarding.checkpoint_release(a.partition);
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.restore_partition(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.restore_partition(regclass) IS
+    'attach an archived partition to the inbox again (with the bounds it had); the checkpoints no other archive stands behind are dropped and their groups folded again from every delivery, each in its place; returns how many deliveries that read';

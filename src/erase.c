@@ -623,6 +623,9 @@ onboarding_erase(PG_FUNCTION_ARGS)
 		CommandCounterIncrement();
 		if (loose != NIL)
 			loose_ids = erase_ids_array(loose);
+		/* (rolls the erasure back when the person's rows stand in a checkpoint) */
+		onboarding_checkpoint_erase_check(erase_subjects_array(group_subjects),
+										  erase_subjects_array(e.forms));
 		/* (no subject at all: the array of none, so that the scope is not everything) */
 		(void) onboarding_rebuild_subjects(erase_subjects_array(group_subjects), loose_ids, erasure);
 

@@ -140,6 +140,7 @@ onboarding_group_item_reset(ObGroupItem *it)
 		return;					/* the one being inserted: its caller's */
 	onboarding_delivery_reset(it->d, &it->prepared, it->prepared_detail);
 	it->touches = NIL;
+	it->covered = false;
 	it->has_at = false;
 	it->at = 0;
 	it->seq = 0;
@@ -367,7 +368,8 @@ group_dedupe(List *items)
 /*
  * Place every delivery that takes part in the fold, in arrival order: one
  * without a time goes right after the latest event among the deliveries
- * of its rows that arrived before it.
+ * of its rows that arrived before it (a row's checkpoint counts as one).
+ * A delivery a checkpoint covers takes no part.
  */
 static void
 group_place(ObFold *f, List *items)
@@ -383,6 +385,13 @@ group_place(ObFold *f, List *items)
 		if (d->decided)
 			continue;
 		it->touches = onboarding_fold_touches(f, d);
+		/* folded into a checkpoint of its rows: the fold starts after it */
+		if (onboarding_checkpoint_covers(f->provider, it->touches, d->id))
+		{
+			it->covered = true;
+			it->touches = NIL;
+			continue;
+		}
 		if (d->has_event_at)
 		{
 			ObEffect   *first = (ObEffect *) linitial(d->effects);
@@ -432,7 +441,8 @@ onboarding_derive_stale(ObDelivery *d, ObEntState *e, int64 later_id)
 }
 
 /*
- * Fold the group in event order from nothing, then say which applied
+ * Fold the group in event order from nothing (a row with a checkpoint:
+ * from it), then say which applied
  * deliveries are stale: they arrived after a later event of a row they
  * touch.  The detail names the first delivery after it in event order
  * that arrived before it (the bounded refold finds the same one).
@@ -448,6 +458,8 @@ group_fold(ObFold *f, List *ordered)
 		ObEntState *e = (ObEntState *) lfirst(lc);
 
 		e->exists = false;
+		if (e->has_ckpt)
+			onboarding_checkpoint_start(f, e);
 		e->later = palloc(Max(list_length(ordered), 1) * sizeof(int64));
 		e->nlater = 0;
 	}
@@ -751,7 +763,7 @@ onboarding_group_derive(Relation inbox, const ObInboxAtts *atts, ObDelivery *lat
 		{
 			ObGroupItem *it = (ObGroupItem *) lfirst(lc);
 
-			if (it->stored != NULL)
+			if (it->stored != NULL && !it->covered)
 				onboarding_delivery_rewrite(it->d, it->stored, RelationGetDescr(inbox), atts);
 		}
 		if (report != NULL)

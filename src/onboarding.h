@@ -19,7 +19,8 @@
  *		derive.c	the fold in event order: the incremental path, rows read
  *					and written, and the pipeline's way in; with fold.c (the
  *					rules of SPEC §6), lock.c (the rows locked all or none),
- *					group.c (a group folded again) and window.c (a late
+ *					group.c (a group folded again, from its checkpoints
+ *					when archived: checkpoint.c) and window.c (a late
  *					delivery refolded from its place)
  *
  * on foundations: taxid.c (the CPF/CNPJ base type), onboarding.c (shared
@@ -789,6 +790,12 @@ typedef struct ObEntState
 	int			nlater;
 	/* bounded refold: fields and provider_status the fold has set */
 	bool	   *set;
+	/* group fold: its checkpoint (checkpoint.c), read once */
+	bool		ckpt_checked;
+	bool		has_ckpt;
+	int64		ckpt_covers;	/* the deliveries folded into it: ids up to this */
+	Datum	   *ckpt_values;	/* its columns, laid out as the table's */
+	bool	   *ckpt_nulls;
 } ObEntState;
 
 /* What one delivery does to one entity row */
@@ -847,6 +854,7 @@ typedef struct ObGroupItem
 	bool		has_at;			/* its place: time ... */
 	TimestampTz at;
 	uint64		seq;			/* ... and tie-break */
+	bool		covered;		/* folded into a checkpoint: not folded again */
 } ObGroupItem;
 
 /* How a fold's writes went (derive.c) */
@@ -856,6 +864,15 @@ typedef enum ObWriteResult
 	W_RACED,					/* a row another session created meanwhile */
 	W_REFUSED					/* a user's constraint or trigger refused them */
 } ObWriteResult;
+
+/* checkpoint.c */
+extern bool onboarding_checkpoint_load(ObProvider provider, ObEntState *e);
+extern bool onboarding_checkpoint_covers(ObProvider provider, List *touches, int64 id);
+extern void onboarding_checkpoint_start(ObFold *f, ObEntState *e);
+extern bool onboarding_checkpoint_in_group(ObProvider provider, List *subjects);
+extern bool onboarding_checkpoint_holds(int table, Oid provider, const char *key);
+extern bool onboarding_checkpoint_archived(Oid relid);
+extern void onboarding_checkpoint_erase_check(Datum subjects, Datum forms);
 
 /* fold.c */
 extern void onboarding_derive_bound(Datum *value, bool *isnull, bool has_t, TimestampTz t,

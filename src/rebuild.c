@@ -189,7 +189,8 @@ rebuild_check_isolation(const char *name)
  * history.  Such a table is known by the trigger the DDL guard gives every
  * partition of the inbox (inbox_no_truncate, calling inbox_refuse_delete()),
  * which stays with it when it is detached.  Refused until it is attached
- * again, or its trigger dropped (the archive is final).
+ * again, or its trigger dropped (the archive is final); not for a table
+ * archive_partition() detached, whose deliveries stand in checkpoints.
  */
 static void
 rebuild_check_detached(const char *name)
@@ -207,7 +208,7 @@ rebuild_check_detached(const char *name)
 		bool		holds;
 
 		if (strcmp(NameStr(t->tgname), "inbox_no_truncate") != 0 || t->tgparentid != InvalidOid ||
-			onboarding_inbox_holds(t->tgrelid))
+			onboarding_inbox_holds(t->tgrelid) || onboarding_checkpoint_archived(t->tgrelid))
 			continue;
 		if (get_func_namespace(t->tgfoid) != onboarding_schema_oid() ||
 			strcmp(get_func_name(t->tgfoid), "inbox_refuse_delete") != 0)
@@ -735,7 +736,8 @@ rebuild_fold(Rebuild *r, Relation inbox, const ObInboxAtts *atts)
  * The sweep's judgement of a row no fold of the run derived (state table
  * 0 .. 3, provider, key, the delivery that last wrote it): kept when
  * outside the scope, or written by a delivery stored after the run began
- * (rebuild_concurrently(): ingestion went on, and derived it); else
+ * (rebuild_concurrently(): ingestion went on, and derived it), or when it
+ * has a checkpoint (its deliveries are archived: checkpoint.c); else
  * deleted, or, while collecting, remembered as a candidate and kept.
  */
 static bool
@@ -754,6 +756,9 @@ rebuild_keep(int table, Oid provider, const char *key, int64 written_by)
 	/* (folded_ids exists exactly when the run is scoped by subject or time) */
 	if (r->folded_ids != NULL && rebuild_folded_at(r, provider, key) < 0 &&
 		hash_search(r->folded_ids, &written_by, HASH_FIND, NULL) == NULL)
+		return true;
+	/* every delivery that derives it is archived: its checkpoint stands for them */
+	if (onboarding_checkpoint_holds(table, provider, key))
 		return true;
 	if (r->collect)
 	{

@@ -843,6 +843,8 @@ onboarding_window_plan(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, O
 	subjects = onboarding_derive_subjects(d, f);
 	if (list_length(subjects) != 1)
 		return window_whole(d, "its rows have seen several subjects");
+	if (onboarding_checkpoint_in_group(d->provider, subjects))
+		return window_whole(d, "its group has a checkpoint (archived deliveries): it is folded after it");
 	newer = window_newer(inbox, atts, d);
 
 	/* a delivery without a time takes its place by arrival: fold it whole */
