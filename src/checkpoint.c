@@ -496,6 +496,8 @@ onboarding_checkpoint_release(PG_FUNCTION_ARGS)
 		}
 	}
 	onboarding_spi_finish(&spi);
+	/* the tables the fold opened are closed: the caller may attach or detach next */
+	onboarding_store_flush(true);
 	PG_RETURN_INT64(read);
 }
 

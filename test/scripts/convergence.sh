@@ -59,15 +59,21 @@
 # definitions give (in_progress() and document_settled() asked of every
 # row: reports_recompute.sql), in the runs' database and in the rebuilt copy.
 #
-# Each flow runs twice, in two layouts of the inbox: `default` (the
-# default partition alone, as after CREATE EXTENSION) and `months` (36
+# Each flow runs three times, in three layouts of the inbox: `default` (the
+# default partition alone, as after CREATE EXTENSION), `months` (36
 # monthly range partitions, every delivery received six hours after the one
 # before it from 2030 on, so that a run's deliveries, its late ones and its
 # duplicates lie in several partitions, and the later ones in the default
-# partition again).
+# partition again) and `archive` (120 monthly partitions, a delivery a day:
+# before each delivery every month that is over is archived with
+# archive_partition(), so that about a third of the runs are cut by an
+# archive, their later deliveries, late ones included, folded after the
+# checkpoint; verify() must then be empty, and after restore_partition() of
+# every month, oldest first, each run must derive what every other run
+# does, as in the other layouts: the full replay).
 #
 #   ONBOARDING_LONG=1               1,000 random orders per large flow
-#   ONBOARDING_CONVERGENCE_LAYOUTS  the layouts (default: "default months")
+#   ONBOARDING_CONVERGENCE_LAYOUTS  the layouts (default: "default months archive")
 #   ONBOARDING_CONVERGENCE_SEED     the seed (orders, copy)
 #   ONBOARDING_CONVERGENCE_FLOWS    a regular expression: run only those flows
 #   ONBOARDING_CONVERGENCE_JOBS     flows run at a time, each in databases of its own (2)
@@ -100,11 +106,12 @@ export PGOPTIONS="$PGOPTIONS -c TimeZone=UTC"
 t0=$(date +%s)
 
 python3 "$RELIABILITY/convergence.py" plan "$RELIABILITY/../fixtures" "$dir" "$seed" "$orders" >"$dir/plan.txt"
-layouts=${ONBOARDING_CONVERGENCE_LAYOUTS:-default months}
+layouts=${ONBOARDING_CONVERGENCE_LAYOUTS:-default months archive}
 
 # the template database of a layout
 make_template() {	# layout
 	fresh_db $tmpl
+	[ "$1" = archive ] && { make_archive_template; return 0; }
 	[ "$1" = months ] || return 0
 	q -d $tmpl -c "DO \$\$ BEGIN
 	                 FOR m IN 0..35 LOOP
@@ -117,6 +124,49 @@ make_template() {	# layout
 		-c "CREATE SEQUENCE public.arrival" \
 		-c "ALTER TABLE onboarding.inbox ALTER COLUMN received_at
 		      SET DEFAULT timestamptz '2030-01-01 00:00+00' + nextval('public.arrival') * interval '6 hours'" >/dev/null
+}
+
+# The archive layout: a month a partition, a delivery a day; archive_due()
+# archives every month over before the next delivery, restore_all()
+# attaches every archived month again, oldest first.
+make_archive_template() {
+	q -d $tmpl -c "DO \$\$ BEGIN
+	                 FOR m IN 0..119 LOOP
+	                   EXECUTE format('CREATE TABLE onboarding.inbox_a%s PARTITION OF onboarding.inbox
+	                                   FOR VALUES FROM (%L) TO (%L)', m,
+	                                  timestamptz '2030-01-01 00:00+00' + m * interval '1 month',
+	                                  timestamptz '2030-01-01 00:00+00' + (m + 1) * interval '1 month');
+	                 END LOOP;
+	               END \$\$" \
+		-c "CREATE SEQUENCE public.arrival" \
+		-c "ALTER TABLE onboarding.inbox ALTER COLUMN received_at
+		      SET DEFAULT timestamptz '2030-01-01 00:00+00' + nextval('public.arrival') * interval '1 day'" \
+		-c "CREATE FUNCTION public.archive_due() RETURNS int LANGUAGE plpgsql AS \$\$
+		    DECLARE
+		      next timestamptz := (SELECT timestamptz '2030-01-01 00:00+00'
+		                                  + (last_value + CASE WHEN is_called THEN 1 ELSE 0 END) * interval '1 day'
+		                             FROM public.arrival);
+		      p regclass;
+		      n int := 0;
+		    BEGIN
+		      FOR p IN SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		                WHERE i.inhparent = 'onboarding.inbox'::regclass
+		                  AND timestamptz '2030-01-01 00:00+00'
+		                      + (substring(c.relname from '^inbox_a([0-9]+)\$')::int + 1) * interval '1 month' <= next
+		                ORDER BY c.oid LOOP
+		        PERFORM onboarding.archive_partition(p);
+		        n := n + 1;
+		      END LOOP;
+		      RETURN n;
+		    END \$\$" \
+		-c "CREATE FUNCTION public.restore_all() RETURNS bigint LANGUAGE plpgsql AS \$\$
+		    DECLARE a record; n bigint := 0;
+		    BEGIN
+		      FOR a IN SELECT partition FROM onboarding.archived_partition ORDER BY archived_at, partition LOOP
+		        n := n + onboarding.restore_partition(a.partition::regclass);
+		      END LOOP;
+		      RETURN n;
+		    END \$\$" >/dev/null
 }
 
 # What a database derived, one line per row: the state rows without the
@@ -159,10 +209,27 @@ run_flow() {	# flow
 		drop_db $d >/dev/null
 		q -d postgres -c "CREATE DATABASE $d TEMPLATE $tmpl"
 	done
-	if ! psql -X -q -v ON_ERROR_STOP=1 -d $db -f "$dir/$flow.sql" >/dev/null 2>"$dir/$flow.err"; then
+	local sql="$dir/$flow.sql" archived="" archive_diffs=0
+	if [ "$LAYOUT" = archive ]; then	# before each delivery, archive the months that are over
+		sql="$dir/$flow.archive.sql"
+		sed 's/^INSERT /SELECT public.archive_due();\nINSERT /' "$dir/$flow.sql" >"$sql"
+	fi
+	if ! psql -X -q -v ON_ERROR_STOP=1 -d $db -f "$sql" >/dev/null 2>"$dir/$flow.err"; then
 		echo "convergence ($LAYOUT): $flow: a delivery raised an error: $(head -c 400 "$dir/$flow.err")"
 		echo failed >"$dir/$flow.$LAYOUT.verdict"
 		return
+	fi
+	if [ "$LAYOUT" = archive ]; then	# verify() from the checkpoints, then every month back
+		archived=$(q -d $db -c "SELECT count(*) || ' months archived (' || coalesce(sum(checkpoints), 0)
+		                               || ' rows checkpointed), '
+		                          FROM onboarding.archived_partition")
+		archive_diffs=$(q -d $db -c "SELECT count(*) FROM onboarding.verify()")
+		if [ "$archive_diffs" != 0 ]; then
+			echo "convergence ($LAYOUT): $flow: verify() found $archive_diffs differences while archived, e.g.:"
+			q -d $db -c "SELECT kind, key, left(live::text, 300), left(rebuilt::text, 300)
+			               FROM onboarding.verify() LIMIT 3" || true
+		fi
+		archived="$archived verify() $archive_diffs then, restored reading $(q -d $db -c "SELECT public.restore_all()"); "
 	fi
 	td=$(date +%s%N)
 	n=$(q -d $db -c "SELECT count(*) FROM onboarding.inbox")
@@ -197,11 +264,11 @@ run_flow() {	# flow
 	report_diffs=$((report_diffs + copy_report_diffs))
 	te=$(date +%s%N)
 	python3 "$RELIABILITY/convergence.py" check "$dir" "$flow" || status=$?
-	echo "convergence ($LAYOUT): $flow: $n deliveries in $(((td - tf) / 1000000)) ms, verify() $diffs;" \
+	echo "convergence ($LAYOUT): $flow: $n deliveries in $(((td - tf) / 1000000)) ms, ${archived}verify() $diffs;" \
 		"copy of $nc: verify() $copy_diffs, rebuild() replayed $replayed, then verify() $rebuilt_diffs;" \
 		"reports: $in_progress in progress, $pending pending documents, $report_diffs rows unlike their definitions;" \
 		"$(((te - tf) / 1000000)) ms in all"
-	if [ "$status" != 0 ] || [ "$diffs" != 0 ] || [ "$copy_diffs" != 0 ] || [ "$rebuilt_diffs" != 0 ] \
+	if [ "$status" != 0 ] || [ "$diffs" != 0 ] || [ "$archive_diffs" != 0 ] || [ "$copy_diffs" != 0 ] || [ "$rebuilt_diffs" != 0 ] \
 		|| [ "$replayed" != "$nc" ] || [ "$report_diffs" != 0 ]; then
 		echo failed >"$dir/$flow.$LAYOUT.verdict"
 	else
