@@ -636,7 +636,24 @@ rebuild_read_one(Relation inbox, const ObInboxAtts *atts, HeapTuple tup, TupleDe
 	onboarding_process_delivery(inbox, atts, &d, raw_null ? NULL : DatumGetTextPP(raw),
 								OB_RUN_REPLAY, isnull ? 0 : DatumGetInt64(first));
 	if (!d.decided)
-		d.outcome = OB_APPLIED; /* for now: its group's fold decides */
+	{
+		/*
+		 * Its group's fold decides; until then it keeps the outcome,
+		 * detail and original it had, which stay when a checkpoint covers
+		 * it (the fold does not judge it again: checkpoint.c).
+		 */
+		Datum		outcome = heap_getattr(tup, ratts->outcome, desc, &isnull);
+		Datum		detail;
+		Datum		original;
+
+		d.outcome = isnull ? OB_APPLIED : onboarding_outcome_from_oid(DatumGetObjectId(outcome));
+		detail = heap_getattr(tup, ratts->detail, desc, &isnull);
+		resetStringInfo(&d.detail);
+		if (!isnull)
+			appendStringInfoString(&d.detail, TextDatumGetCString(detail));
+		original = heap_getattr(tup, ratts->duplicate_of, desc, &isnull);
+		d.duplicate_of = isnull ? 0 : DatumGetInt64(original);
+	}
 	onboarding_delivery_rewrite(&d, tup, desc, ratts);
 	if (queue_for != NULL && d.provider != OB_PROVIDER_NONE && d.subject != NULL)
 		rebuild_enqueue(queue_for, d.provider, d.subject, 0);

@@ -24,7 +24,10 @@
 #      row fetched: the first run and the best of the next two;
 #   5. a scoped rebuild() (the deliveries of the last chunk: `since`) and a
 #      one-subject one; then a whole rebuild_concurrently() while one session
-#      delivers every 20 ms (its longest wait), and verify().
+#      delivers every 20 ms (its longest wait); with range partitions, the
+#      first month archived (archive_partition()) and a late delivery into
+#      one of its groups; verify() (from the checkpoints), and the month
+#      restored (restore_partition(): its groups folded from every delivery).
 #
 # Last, one table: figure, value, target, met?  The targets are issue 25's:
 # each report < 500 ms and timeline() < 50 ms at 10M deliveries, the last
@@ -183,11 +186,35 @@ read -r RT RMAX RMED RN < <(race concurrently "CALL onboarding.rebuild_concurren
 echo "rebuild_concurrently(), whole: ${RT} s, $(num "$(calc "$TOTAL / $RT")") deliveries/s; a delivery every 20 ms meanwhile: $RN sent, median ${RMED} ms, longest ${RMAX} ms"
 TABLE+=("rebuild_concurrently(), whole|${RT} s||")
 TABLE+=("longest wait of a delivery during it|${RMAX} ms|< 1000 ms|$(met "$RMAX < 1000")")
+
+# ---------------------------------------------------------------------------
+# 6. Archive: the first month archived, a late delivery into one of its
+#    groups, verify() (below) from the checkpoints, then the month restored.
+# ---------------------------------------------------------------------------
+if [ "$PARTITIONS" = 1 ]; then
+	PART=onboarding.inbox_chunk1
+	read -r t _ < <(timed "SELECT onboarding.archive_partition('$PART');")
+	CKPT=$(q -c "SELECT checkpoints FROM onboarding.archived_partition WHERE partition = '$PART'")
+	echo "archive_partition($PART): ${t} s, $(num "$CKPT") state rows checkpointed"
+	TABLE+=("archive_partition(), the first month|${t} s, $(num "$CKPT") rows checkpointed||")
+	# a body of the archived month, changed so that it is no copy: a late
+	# delivery whose group folds from its checkpoints
+	read -r t _ < <(timed "INSERT INTO onboarding.inbox (payload)
+	                        SELECT payload || '{\"resent\": 1}' FROM $PART
+	                         WHERE provider = 'qitech' AND outcome = 'applied' ORDER BY id DESC LIMIT 1;")
+	echo "a late delivery into an archived group: $(calc "$t * 1000") ms"
+	TABLE+=("a late delivery into an archived group|$(calc "$t * 1000") ms||")
+fi
 if [ "$VERIFY" = 1 ]; then
 	read -r t _ < <(timed "SELECT count(*) FROM onboarding.verify();")
 	V=$(q -c "SELECT count(*) FROM onboarding.verify()")
 	echo "verify(): ${t} s (and again for its rows), $V differences"
 	TABLE+=("verify()|${t} s, $V rows|0 rows|$(met "$V == 0")")
+fi
+if [ "$PARTITIONS" = 1 ]; then
+	read -r t _ < <(timed "SELECT onboarding.restore_partition('$PART');")
+	echo "restore_partition($PART): ${t} s"
+	TABLE+=("restore_partition(), the first month|${t} s||")
 fi
 
 FIRST=${RATE[0]}

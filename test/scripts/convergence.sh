@@ -65,10 +65,10 @@
 # before it from 2030 on, so that a run's deliveries, its late ones and its
 # duplicates lie in several partitions, and the later ones in the default
 # partition again) and `archive` (120 monthly partitions, a delivery a day:
-# before each delivery every month that is over is archived with
-# archive_partition(), so that about a third of the runs are cut by an
+# before each delivery every month that is over but the last is archived
+# with archive_partition(), so that about a third of the runs are cut by an
 # archive, their later deliveries, late ones included, folded after the
-# checkpoint; verify() must then be empty, and after restore_partition() of
+# checkpoint, and the checkpoints cover deliveries still in the inbox too; verify() must then be empty, and after restore_partition() of
 # every month, oldest first, each run must derive what every other run
 # does, as in the other layouts: the full replay).
 #
@@ -127,8 +127,9 @@ make_template() {	# layout
 }
 
 # The archive layout: a month a partition, a delivery a day; archive_due()
-# archives every month over before the next delivery, restore_all()
-# attaches every archived month again, oldest first.
+# archives, before the next delivery, every month over but the last (whose
+# deliveries the checkpoints then cover while they are still in the inbox),
+# restore_all() attaches every archived month again, oldest first.
 make_archive_template() {
 	q -d $tmpl -c "DO \$\$ BEGIN
 	                 FOR m IN 0..119 LOOP
@@ -152,7 +153,7 @@ make_archive_template() {
 		      FOR p IN SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		                WHERE i.inhparent = 'onboarding.inbox'::regclass
 		                  AND timestamptz '2030-01-01 00:00+00'
-		                      + (substring(c.relname from '^inbox_a([0-9]+)\$')::int + 1) * interval '1 month' <= next
+		                      + (substring(c.relname from '^inbox_a([0-9]+)\$')::int + 2) * interval '1 month' <= next
 		                ORDER BY c.oid LOOP
 		        PERFORM onboarding.archive_partition(p);
 		        n := n + 1;
