@@ -30,6 +30,7 @@
 #include "access/table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "access/xact.h"
 #include "funcapi.h"
 #include "storage/bufmgr.h"
 #include "utils/array.h"
@@ -42,33 +43,56 @@
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
+/* What ckpt_table_used() found, and for which statement */
+static TimestampTz used_xact = 0;	/* 0: not asked */
+static TimestampTz used_stmt = 0;
+static bool used = false;
+
 /*
- * Does onboarding.checkpoint hold any row?  Read from its size: a table
- * never written has no page (and one of a 0.2.0 schema does not exist).
+ * Could onboarding.checkpoint hold a row?  Read from its size (a table
+ * never written has no page; one of a 0.2.0 schema does not exist), once a
+ * statement: a whole rebuild asks it of every group.  Our own writes to it
+ * forget the answer (ckpt_table_written).
  */
 static bool
 ckpt_table_used(void)
 {
-	Oid			relid = get_relname_relid("checkpoint", onboarding_schema_oid());
+	Oid			relid;
 	Relation	rel;
-	bool		used;
 
-	if (!OidIsValid(relid))
-		return false;
-	rel = table_open(relid, AccessShareLock);
-	used = RelationGetNumberOfBlocks(rel) > 0;
-	table_close(rel, AccessShareLock);
+	if (used_xact == GetCurrentTransactionStartTimestamp() &&
+		used_stmt == GetCurrentStatementStartTimestamp())
+		return used;
+	relid = get_relname_relid("checkpoint", onboarding_schema_oid());
+	used = false;
+	if (OidIsValid(relid))
+	{
+		rel = table_open(relid, AccessShareLock);
+		used = RelationGetNumberOfBlocks(rel) > 0;
+		table_close(rel, AccessShareLock);
+	}
+	used_xact = GetCurrentTransactionStartTimestamp();
+	used_stmt = GetCurrentStatementStartTimestamp();
 	return used;
 }
 
-/*
- * Read the checkpoint of row e (once per fold): its covers and its columns,
- * laid out as its table's.  Returns whether it has one.  When it has, its
- * latest time floors the place of the deliveries after it.
- */
-bool
-onboarding_checkpoint_load(ObProvider provider, ObEntState *e)
+/* This backend wrote onboarding.checkpoint: ask its size again. */
+static void
+ckpt_table_written(void)
 {
+	used_xact = 0;
+}
+
+/*
+ * Read the checkpoint of row e (once per fold, and only when its group has
+ * one): its covers and its columns, laid out as its table's.  Returns
+ * whether it has one.  When it has, its latest time floors the place of
+ * the deliveries after it.
+ */
+static bool
+ckpt_load(ObFold *f, ObEntState *e)
+{
+	ObProvider	provider = f->provider;
 	static SPIPlanPtr plans[OB_NSTATE_TABLES];
 	MemoryContext cxt = CurrentMemoryContext;
 	ObTableCols *cols;
@@ -79,7 +103,7 @@ onboarding_checkpoint_load(ObProvider provider, ObEntState *e)
 	if (e->ckpt_checked)
 		return e->has_ckpt;
 	e->ckpt_checked = true;
-	if (!ckpt_table_used())
+	if (!f->may_have_ckpt)
 		return false;
 	s = onboarding_derive_open(e->table, &cols);
 	desc = onboarding_store_desc(s);
@@ -159,7 +183,7 @@ onboarding_checkpoint_load(ObProvider provider, ObEntState *e)
  * it, so not folded again)?  Loads the checkpoints of those rows.
  */
 bool
-onboarding_checkpoint_covers(ObProvider provider, List *touches, int64 id)
+onboarding_checkpoint_covers(ObFold *f, List *touches, int64 id)
 {
 	ListCell   *lc;
 	bool		covered = false;
@@ -168,7 +192,7 @@ onboarding_checkpoint_covers(ObProvider provider, List *touches, int64 id)
 	{
 		ObEntState *e = ((ObTouch *) lfirst(lc))->ent;
 
-		if (onboarding_checkpoint_load(provider, e) && id <= e->ckpt_covers)
+		if (ckpt_load(f, e) && id <= e->ckpt_covers)
 			covered = true;
 	}
 	return covered;
@@ -346,6 +370,7 @@ ckpt_write(int table, const char *provider, const char *key, const char *archive
 							 CStringGetTextDatum(key), Int64GetDatum(covers),
 						 CStringGetTextDatum(archive)}, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write onboarding.checkpoint");
+	ckpt_table_written();
 }
 
 #define CKPT_KEYLEN 512
@@ -476,6 +501,7 @@ onboarding_checkpoint_release(PG_FUNCTION_ARGS)
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(archive)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update onboarding.checkpoint");
+	ckpt_table_written();
 	if (SPI_execute("WITH gone AS (DELETE FROM onboarding.checkpoint"
 					"               WHERE pg_catalog.cardinality(archives) OPERATOR(pg_catalog.=) 0"
 					"               RETURNING subjects)"

@@ -386,7 +386,7 @@ group_place(ObFold *f, List *items)
 			continue;
 		it->touches = onboarding_fold_touches(f, d);
 		/* folded into a checkpoint of its rows: the fold starts after it */
-		if (onboarding_checkpoint_covers(f->provider, it->touches, d->id))
+		if (onboarding_checkpoint_covers(f, it->touches, d->id))
 		{
 			it->covered = true;
 			it->touches = NIL;
@@ -543,6 +543,8 @@ group_collect(Relation inbox, const ObInboxAtts *atts, ObDelivery *late, List *r
 	}
 	list_sort(items, item_id_cmp);
 	group_dedupe(items);
+	/* (an archived group's rows start from their checkpoints) */
+	f->may_have_ckpt = onboarding_checkpoint_in_group(provider, subjects);
 	group_place(f, items);
 	return items;
 }

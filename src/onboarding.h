@@ -826,6 +826,7 @@ typedef struct ObFold
 	ObProvider	provider;
 	List	   *ents;			/* ObEntState * */
 	List	   *history;		/* ObHistRow *, in the order made */
+	bool		may_have_ckpt;	/* group fold: its group has a checkpoint (checkpoint.c) */
 } ObFold;
 
 /* A bounded refold, planned: what it writes (window.c) */
@@ -866,8 +867,7 @@ typedef enum ObWriteResult
 } ObWriteResult;
 
 /* checkpoint.c */
-extern bool onboarding_checkpoint_load(ObProvider provider, ObEntState *e);
-extern bool onboarding_checkpoint_covers(ObProvider provider, List *touches, int64 id);
+extern bool onboarding_checkpoint_covers(ObFold *f, List *touches, int64 id);
 extern void onboarding_checkpoint_start(ObFold *f, ObEntState *e);
 extern bool onboarding_checkpoint_in_group(ObProvider provider, List *subjects);
 extern bool onboarding_checkpoint_holds(int table, Oid provider, const char *key);
