@@ -61,7 +61,8 @@
 #
 # Each flow runs three times, in three layouts of the inbox: `default` (the
 # default partition alone, as after CREATE EXTENSION), `months` (36
-# monthly range partitions, every delivery received six hours after the one
+# monthly range partitions, made by pg_partman where Debian's is version 5
+# (17, 18; by hand on 15), every delivery received six hours after the one
 # before it from 2030 on, so that a run's deliveries, its late ones and its
 # duplicates lie in several partitions, and the later ones in the default
 # partition again) and `archive` (120 monthly partitions, a delivery a day:
@@ -113,14 +114,28 @@ make_template() {	# layout
 	fresh_db $tmpl
 	[ "$1" = archive ] && { make_archive_template; return 0; }
 	[ "$1" = months ] || return 0
-	q -d $tmpl -c "DO \$\$ BEGIN
-	                 FOR m IN 0..35 LOOP
-	                   EXECUTE format('CREATE TABLE onboarding.inbox_m%s PARTITION OF onboarding.inbox
-	                                   FOR VALUES FROM (%L) TO (%L)', m,
-	                                  timestamptz '2030-01-01 00:00+00' + m * interval '1 month',
-	                                  timestamptz '2030-01-01 00:00+00' + (m + 1) * interval '1 month');
-	                 END LOOP;
-	               END \$\$" \
+	# the months made by pg_partman where Debian's is version 5 (17, 18);
+	# on 15, whose pg_partman 4 insists on a default partition of its own
+	# (the inbox has one), by hand, as pg_partman names them
+	q -d $tmpl -c "CREATE SCHEMA partman" -c "CREATE EXTENSION pg_partman SCHEMA partman" \
+		-c "DO \$\$ BEGIN
+		     IF (SELECT extversion FROM pg_extension WHERE extname = 'pg_partman') >= '5' THEN
+		       PERFORM partman.create_parent('onboarding.inbox', 'received_at', '1 month',
+		                                     p_start_partition := '2030-01-01', p_premake := 1,
+		                                     p_default_table := false);
+		       PERFORM partman.create_partition_time('onboarding.inbox',
+		                 ARRAY(SELECT timestamptz '2030-01-01 00:00+00' + m * interval '1 month'
+		                         FROM generate_series(1, 35) m));
+		     ELSE
+		       FOR m IN 0..35 LOOP
+		         EXECUTE format('CREATE TABLE onboarding.inbox_p%s PARTITION OF onboarding.inbox
+		                         FOR VALUES FROM (%L) TO (%L)',
+		                        to_char(timestamptz '2030-01-01 00:00+00' + m * interval '1 month', 'YYYYMMDD'),
+		                        timestamptz '2030-01-01 00:00+00' + m * interval '1 month',
+		                        timestamptz '2030-01-01 00:00+00' + (m + 1) * interval '1 month');
+		       END LOOP;
+		     END IF;
+		   END \$\$" \
 		-c "CREATE SEQUENCE public.arrival" \
 		-c "ALTER TABLE onboarding.inbox ALTER COLUMN received_at
 		      SET DEFAULT timestamptz '2030-01-01 00:00+00' + nextval('public.arrival') * interval '6 hours'" >/dev/null
