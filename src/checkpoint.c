@@ -35,6 +35,7 @@
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -42,6 +43,23 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
+
+/*
+ * Connect to SPI as the pipeline does, planning with sequential scans off:
+ * onboarding.checkpoint is empty, or nearly, when a plan of ours is first
+ * made and kept, and grows to a row per archived entity; a kept plan that
+ * scanned it whole would make every group fold, and archive_partition()
+ * itself, read it all (seen: an archive of a million deliveries that did
+ * not end).  Its probes are by key or by subjects, which its indexes
+ * answer.
+ */
+static void
+ckpt_spi_connect(ObSpiFrame *spi)
+{
+	onboarding_spi_connect(spi);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
 
 /* What ckpt_table_used() found, and for which statement */
 static TimestampTz used_xact = 0;	/* 0: not asked */
@@ -108,7 +126,7 @@ ckpt_load(ObFold *f, ObEntState *e)
 	s = onboarding_derive_open(e->table, &cols);
 	desc = onboarding_store_desc(s);
 
-	onboarding_spi_connect(&spi);
+	ckpt_spi_connect(&spi);
 	if (plans[e->table] == NULL)
 	{
 		char	   *sql = psprintf("SELECT pg_catalog.jsonb_populate_record(NULL::onboarding.%s, c.state_row), c.covers"
@@ -221,7 +239,7 @@ onboarding_checkpoint_start(ObFold *f, ObEntState *e)
 		}
 	e->exists = true;
 
-	onboarding_spi_connect(&spi);
+	ckpt_spi_connect(&spi);
 	if (plan == NULL)
 		plan = onboarding_spi_prepare("SELECT h.entity, h.from_status, h.to_status, h.event_at, h.inbox_id, h.reason"
 									  "  FROM onboarding.history h"
@@ -289,7 +307,7 @@ onboarding_checkpoint_in_group(ObProvider provider, List *subjects)
 	elems = palloc(list_length(subjects) * sizeof(Datum));
 	foreach(lc, subjects)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	onboarding_spi_connect(&spi);
+	ckpt_spi_connect(&spi);
 	if (plan == NULL)
 		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.checkpoint c"
 									  " WHERE c.subjects OPERATOR(pg_catalog.&&) $2"
@@ -319,7 +337,7 @@ onboarding_checkpoint_holds(int table, Oid provider, const char *key)
 
 	if (table < 0 || !ckpt_table_used())
 		return false;
-	onboarding_spi_connect(&spi);
+	ckpt_spi_connect(&spi);
 	if (plan == NULL)
 		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.checkpoint c"
 									  " WHERE c.provider OPERATOR(pg_catalog.=) CAST($1 AS onboarding.provider)"
@@ -341,6 +359,9 @@ static void
 ckpt_write(int table, const char *provider, const char *key, const char *archive, int64 covers)
 {
 	static SPIPlanPtr plans[OB_NSTATE_TABLES];
+	ObSpiFrame	spi;
+
+	ckpt_spi_connect(&spi);
 
 	if (plans[table] == NULL)
 	{
@@ -370,6 +391,7 @@ ckpt_write(int table, const char *provider, const char *key, const char *archive
 							 CStringGetTextDatum(key), Int64GetDatum(covers),
 						 CStringGetTextDatum(archive)}, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write onboarding.checkpoint");
+	onboarding_spi_finish(&spi);
 	ckpt_table_written();
 }
 

@@ -32,15 +32,23 @@
 -- given :scale (setseed). run.sh then COPYs it to a file so that every load
 -- reads the same bytes.
 --
--- psql variables: scale (deliveries).
+-- psql variables: scale (deliveries); persons (optional, default 0): a
+-- number that makes the tax ids another set of valid ones (make
+-- bench-scale gives each chunk its own, so that every chunk's customers are
+-- other people).
 
 \set ON_ERROR_STOP on
+\if :{?persons}
+\else
+\set persons 0
+\endif
 SET client_min_messages = warning;
 SET max_parallel_workers_per_gather = 0;   -- keep random() repeatable
 SET timezone = 'UTC';
 
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
+SELECT set_config('bench.persons', :'persons', false) IS NOT NULL AS persons_set \gset
 
 -- A UUID-shaped key derived from a text (stable across runs). The third group
 -- is always 4e00: run.sh rewrites it to make a repetition of the corpus
@@ -52,13 +60,15 @@ CREATE FUNCTION bench.uid(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
       FROM md5(t) h
 $$;
 
--- A valid CPF (11 digits, check digits computed) from any number.
-CREATE FUNCTION bench.cpf(n bigint) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+-- A valid CPF (11 digits, check digits computed) from any number (and the
+-- set of people, bench.persons: n moved by ten million a set).
+CREATE FUNCTION bench.cpf(n bigint) RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
     d int[];
     s int;
     r int;
-    base text := lpad(((n * 7919 + 100000000) % 899999999 + 100000000)::text, 9, '0');
+    m bigint := n + current_setting('bench.persons')::bigint * 10000000;
+    base text := lpad(((m * 7919 + 100000000) % 899999999 + 100000000)::text, 9, '0');
 BEGIN
     d := string_to_array(base, NULL)::int[];
     s := 0;
@@ -72,16 +82,18 @@ BEGIN
     RETURN array_to_string(d, '');
 END $$;
 
--- A valid numeric CNPJ (14 digits; branch 0001) from any number.
-CREATE FUNCTION bench.cnpj(n bigint) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+-- A valid numeric CNPJ (14 digits; branch 0001) from any number (and the
+-- set of people, as bench.cpf).
+CREATE FUNCTION bench.cnpj(n bigint) RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
     w1 int[] := '{5,4,3,2,9,8,7,6,5,4,3,2}';
     w2 int[] := '{6,5,4,3,2,9,8,7,6,5,4,3,2}';
     d int[];
     s int;
     r int;
+    m bigint := n + current_setting('bench.persons')::bigint * 10000000;
 BEGIN
-    d := string_to_array(lpad(((n * 104729) % 99999999 + 1)::text, 8, '0') || '0001', NULL)::int[];
+    d := string_to_array(lpad(((m * 104729) % 99999999 + 1)::text, 8, '0') || '0001', NULL)::int[];
     s := 0;
     FOR i IN 1..12 LOOP s := s + d[i] * w1[i]; END LOOP;
     r := s % 11;

@@ -10,9 +10,9 @@
 #      out of order and ~5% delivered twice);
 #   2. loads SCALE_CHUNKS chunks into onboarding.inbox, one COPY each, every
 #      chunk addressing other customers (their entity keys rewritten, as
-#      `make bench`'s stream does; a chunk's tax ids are the first chunk's,
-#      so one person ends up with an account, a proposal... per chunk), and
-#      prints each chunk's ingest rate.  Each chunk is a month of deliveries
+#      `make bench`'s stream does, and their tax ids another set of valid
+#      ones, generated again for each chunk: other people), and prints each
+#      chunk's ingest rate.  Each chunk is a month of deliveries
 #      (received_at from 2031-01 on, a second apart), loaded into a range
 #      partition of its own made just before, as pg_partman would have made
 #      it ahead (SCALE_PARTITIONS=0: every chunk received now, into the
@@ -39,10 +39,14 @@
 #   SCALE_CHUNKS      chunks they are loaded in                 (10)
 #   SCALE_VERIFY      0: skip verify() (minutes at 10M)         (1)
 #   SCALE_PARTITIONS  0: no range partitions (see 2)            (1)
-#   SCALE_MEMORY      shared_buffers, sized as a DBA would: a quarter of
-#                     the machine's memory (default); "default" keeps the
-#                     throwaway cluster's 128MB.  With it, max_wal_size 8GB
-#                     (checkpoints every few minutes, not every second)
+#   SCALE_PERSONS     "shared": one corpus for every chunk, its tax ids
+#                     the first chunk's (one person gets an account, a
+#                     proposal, documents... per chunk, and the groups keyed
+#                     by a tax id grow with every chunk; before 2026-12-07
+#                     the only way)                           (per chunk)
+#   SCALE_MEMORY      shared_buffers, e.g. 6GB (a quarter of this machine's
+#                     memory, as a DBA would size it), with max_wal_size 8GB;
+#                     "default" keeps the throwaway cluster's 128MB (default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -66,7 +70,8 @@ START=$SECONDS
 . test/bench/lib.sh
 
 # The server as a DBA sizes it for this much data (restarted with it)
-MEMORY=${SCALE_MEMORY:-$(awk '/^MemTotal:/ { print int($2 / 4 / 1024) "MB" }' /proc/meminfo)}
+MEMORY=${SCALE_MEMORY:-default}
+PERSONS=${SCALE_PERSONS:-chunk}
 if [ "$MEMORY" != default ]; then
 	: "${ONBOARDING_PGDATA:?run through 'make bench-scale'}"
 	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER SYSTEM SET shared_buffers = '$MEMORY'" \
@@ -83,7 +88,8 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "C
 q -c "CREATE EXTENSION onboarding CASCADE"
 
 # ---------------------------------------------------------------------------
-# 1-2. The chunks: one generated corpus, its keys rewritten per chunk.
+# 1-2. The chunks: a generated corpus (each chunk's own people, unless
+#      SCALE_PERSONS=shared), its keys rewritten per chunk.
 # ---------------------------------------------------------------------------
 log "scale: generating a chunk's corpus"
 q -v scale="$CHUNK" -f test/bench/corpus.sql >/dev/null
@@ -92,6 +98,10 @@ IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q 
 declare -a RATE
 LAST_START=
 for ((r = 0; r < CHUNKS; r++)); do
+	if [ "$r" -gt 0 ] && [ "$PERSONS" != shared ]; then
+		log "scale: generating chunk $((r + 1))'s corpus (other people)"
+		q -v scale="$CHUNK" -v persons="$r" -f test/bench/corpus.sql >/dev/null
+	fi
 	month="timestamptz '2031-01-01 00:00+00' + make_interval(months => $r)"
 	if [ "$PARTITIONS" = 1 ]; then
 		received="$month + n * interval '1 second'"
@@ -248,4 +258,4 @@ for row in "${TABLE[@]}"; do
 done
 echo
 echo "$(num "$TOTAL") deliveries in $CHUNKS chunks; $(nproc) CPUs; $(psql -X -At -d "$DB" -c "SELECT version()" | cut -d, -f1);" \
-	"fsync $(q -c "SHOW fsync"), shared_buffers $(q -c "SHOW shared_buffers"), max_wal_size $(q -c "SHOW max_wal_size"); $((SECONDS - START)) s in all"
+	"fsync $(q -c "SHOW fsync"), shared_buffers $(q -c "SHOW shared_buffers"), max_wal_size $(q -c "SHOW max_wal_size"); people: $PERSONS; $((SECONDS - START)) s in all"
