@@ -1323,7 +1323,10 @@ CREATE TABLE onboarding.checkpoint (
     taken_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (provider, state_table, entity_key)
 );
-CREATE INDEX checkpoint_subjects_idx ON onboarding.checkpoint USING gin (subjects);
+-- (no pending list: every group fold probes it, and a probe would read the
+-- whole list of rows an archive just added)
+CREATE INDEX checkpoint_subjects_idx ON onboarding.checkpoint USING gin (subjects)
+    WITH (fastupdate = off);
 COMMENT ON TABLE onboarding.checkpoint IS
     'per-entity checkpoints of archived deliveries: a state row as the fold of every delivery of its group up to covers left it, from which rebuild(), verify() and late deliveries fold the group''s later deliveries; dropped when every archive it stands for is restored';
 COMMENT ON COLUMN onboarding.checkpoint.state_row IS 'the state row (to_jsonb) when it was taken';

@@ -309,9 +309,10 @@ onboarding_checkpoint_in_group(ObProvider provider, List *subjects)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
 	ckpt_spi_connect(&spi);
 	if (plan == NULL)
+		/* (the provider compared as text: the subjects' index is the way in) */
 		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.checkpoint c"
 									  " WHERE c.subjects OPERATOR(pg_catalog.&&) $2"
-									  "   AND c.provider OPERATOR(pg_catalog.=) CAST($1 AS onboarding.provider) LIMIT 1",
+									  "   AND c.provider::pg_catalog.text OPERATOR(pg_catalog.=) $1 LIMIT 1",
 									  2, (Oid[]) {TEXTOID, TEXTARRAYOID});
 	if (SPI_execute_plan(plan,
 						 (Datum[]) {CStringGetTextDatum(onboarding_provider_name(provider)),
