@@ -61,6 +61,26 @@ ckpt_spi_connect(ObSpiFrame *spi)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * Does the query (a probe of one of the archive's tables, its plan made
+ * once into *plan) return a row?
+ */
+static bool
+ckpt_exists(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		found;
+	ObSpiFrame	spi;
+
+	ckpt_spi_connect(&spi);
+	if (*plan == NULL)
+		*plan = onboarding_spi_prepare(sql, nargs, types);
+	if (SPI_execute_plan(*plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the archive's tables");
+	found = SPI_processed > 0;
+	onboarding_spi_finish(&spi);
+	return found;
+}
+
 /* What ckpt_table_used() found, and for which statement */
 static TimestampTz used_xact = 0;	/* 0: not asked */
 static TimestampTz used_stmt = 0;
@@ -299,29 +319,20 @@ onboarding_checkpoint_in_group(ObProvider provider, List *subjects)
 	Datum	   *elems;
 	int			n = 0;
 	ListCell   *lc;
-	bool		found;
-	ObSpiFrame	spi;
 
 	if (subjects == NIL || !ckpt_table_used())
 		return false;
 	elems = palloc(list_length(subjects) * sizeof(Datum));
 	foreach(lc, subjects)
 		elems[n++] = CStringGetTextDatum((const char *) lfirst(lc));
-	ckpt_spi_connect(&spi);
-	if (plan == NULL)
-		/* (the provider compared as text: the subjects' index is the way in) */
-		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.checkpoint c"
-									  " WHERE c.subjects OPERATOR(pg_catalog.&&) $2"
-									  "   AND c.provider::pg_catalog.text OPERATOR(pg_catalog.=) $1 LIMIT 1",
-									  2, (Oid[]) {TEXTOID, TEXTARRAYOID});
-	if (SPI_execute_plan(plan,
-						 (Datum[]) {CStringGetTextDatum(onboarding_provider_name(provider)),
-						 PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT))},
-						 NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.checkpoint");
-	found = SPI_processed > 0;
-	onboarding_spi_finish(&spi);
-	return found;
+	/* (the provider compared as text: the subjects' index is the way in) */
+	return ckpt_exists(&plan,
+					   "SELECT 1 FROM onboarding.checkpoint c"
+					   " WHERE c.subjects OPERATOR(pg_catalog.&&) $2"
+					   "   AND c.provider::pg_catalog.text OPERATOR(pg_catalog.=) $1 LIMIT 1",
+					   2, (Oid[]) {TEXTOID, TEXTARRAYOID},
+					   (Datum[]) {CStringGetTextDatum(onboarding_provider_name(provider)),
+					   PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT))});
 }
 
 /*
@@ -333,26 +344,18 @@ bool
 onboarding_checkpoint_holds(int table, Oid provider, const char *key)
 {
 	static SPIPlanPtr plan = NULL;
-	bool		found;
-	ObSpiFrame	spi;
 
 	if (table < 0 || !ckpt_table_used())
 		return false;
-	ckpt_spi_connect(&spi);
-	if (plan == NULL)
-		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.checkpoint c"
-									  " WHERE c.provider OPERATOR(pg_catalog.=) CAST($1 AS onboarding.provider)"
-									  "   AND c.state_table OPERATOR(pg_catalog.=) $2"
-									  "   AND c.entity_key OPERATOR(pg_catalog.=) $3",
-									  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
-	if (SPI_execute_plan(plan,
-						 (Datum[]) {CStringGetTextDatum(onboarding_provider_name(onboarding_provider_from_oid(provider))),
-							 CStringGetTextDatum(onboarding_state_tables[table].name),
-						 CStringGetTextDatum(key)}, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.checkpoint");
-	found = SPI_processed > 0;
-	onboarding_spi_finish(&spi);
-	return found;
+	return ckpt_exists(&plan,
+					   "SELECT 1 FROM onboarding.checkpoint c"
+					   " WHERE c.provider OPERATOR(pg_catalog.=) CAST($1 AS onboarding.provider)"
+					   "   AND c.state_table OPERATOR(pg_catalog.=) $2"
+					   "   AND c.entity_key OPERATOR(pg_catalog.=) $3",
+					   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+					   (Datum[]) {CStringGetTextDatum(onboarding_provider_name(onboarding_provider_from_oid(provider))),
+						   CStringGetTextDatum(onboarding_state_tables[table].name),
+					   CStringGetTextDatum(key)});
 }
 
 /* Copy state row (table, provider, key) into onboarding.checkpoint for archive. */
@@ -559,22 +562,14 @@ bool
 onboarding_checkpoint_archived(Oid relid)
 {
 	static SPIPlanPtr plan = NULL;
-	bool		found;
-	ObSpiFrame	spi;
 
 	if (!OidIsValid(get_relname_relid("archived_partition", onboarding_schema_oid())))
 		return false;
-	onboarding_spi_connect(&spi);
-	if (plan == NULL)
-		plan = onboarding_spi_prepare("SELECT 1 FROM onboarding.archived_partition a"
-									  " WHERE a.relid OPERATOR(pg_catalog.=) $1"
-									  "    OR a.partition OPERATOR(pg_catalog.=) $1::pg_catalog.regclass::pg_catalog.text",
-									  1, (Oid[]) {OIDOID});
-	if (SPI_execute_plan(plan, (Datum[]) {ObjectIdGetDatum(relid)}, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read onboarding.archived_partition");
-	found = SPI_processed > 0;
-	onboarding_spi_finish(&spi);
-	return found;
+	return ckpt_exists(&plan,
+					   "SELECT 1 FROM onboarding.archived_partition a"
+					   " WHERE a.relid OPERATOR(pg_catalog.=) $1"
+					   "    OR a.partition OPERATOR(pg_catalog.=) $1::pg_catalog.regclass::pg_catalog.text",
+					   1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)});
 }
 
 /*
