@@ -14,9 +14,11 @@
 #      ones, generated again for each chunk: other people), and prints each
 #      chunk's ingest rate.  Each chunk is a month of deliveries
 #      (received_at from 2031-01 on, a second apart), loaded into a range
-#      partition of its own made just before, as pg_partman would have made
-#      it ahead (SCALE_PARTITIONS=0: every chunk received now, into the
-#      default partition);
+#      partition of its own, made ahead as pg_partman makes them: before a
+#      chunk, its month's partition and the next SCALE_PREMAKE months' exist
+#      (pg_partman's premake, 4 by default; 0: each made just before its
+#      chunk, as until 2026-12-07) (SCALE_PARTITIONS=0: every chunk received
+#      now, into the default partition);
 #   3. prints the sizes of the tables, in all and per delivery;
 #   4. times every report view and function as a dashboard asks it (the
 #      aggregates whole; the lists as a count and as their first page of
@@ -39,6 +41,8 @@
 #   SCALE_CHUNKS      chunks they are loaded in                 (10)
 #   SCALE_VERIFY      0: skip verify() (minutes at 10M)         (1)
 #   SCALE_PARTITIONS  0: no range partitions (see 2)            (1)
+#   SCALE_PREMAKE     range partitions made ahead of the current
+#                     month, as pg_partman's premake (see 2)  (4)
 #   SCALE_PERSONS     "shared": one corpus for every chunk, its tax ids
 #                     the first chunk's (one person gets an account, a
 #                     proposal, documents... per chunk, and the groups keyed
@@ -57,6 +61,7 @@ TOTAL=${SCALE_DELIVERIES:-10000000}
 CHUNKS=${SCALE_CHUNKS:-10}
 VERIFY=${SCALE_VERIFY:-1}
 PARTITIONS=${SCALE_PARTITIONS:-1}
+PREMAKE=${SCALE_PREMAKE:-4}
 CHUNK=$((TOTAL / CHUNKS))
 [ "$CHUNKS" -ge 1 ] && [ "$CHUNKS" -le 500 ] || { echo "SCALE_CHUNKS must be 1 to 500" >&2; exit 2; }
 [ "$CHUNK" -ge 1000 ] || { echo "SCALE_DELIVERIES / SCALE_CHUNKS must be at least 1000" >&2; exit 2; }
@@ -105,8 +110,13 @@ for ((r = 0; r < CHUNKS; r++)); do
 	month="timestamptz '2031-01-01 00:00+00' + make_interval(months => $r)"
 	if [ "$PARTITIONS" = 1 ]; then
 		received="$month + n * interval '1 second'"
-		q -c "CREATE TABLE onboarding.inbox_chunk$((r + 1)) PARTITION OF onboarding.inbox
-		        FOR VALUES FROM ($month) TO ($month + interval '1 month')" >/dev/null
+		# this month's partition and the next PREMAKE months', as pg_partman
+		# keeps them made ahead (those that exist are left alone)
+		for ((m = r; m <= r + PREMAKE; m++)); do
+			q -c "CREATE TABLE IF NOT EXISTS onboarding.inbox_chunk$((m + 1)) PARTITION OF onboarding.inbox
+			        FOR VALUES FROM (timestamptz '2031-01-01 00:00+00' + make_interval(months => $m))
+			        TO (timestamptz '2031-01-01 00:00+00' + make_interval(months => $m + 1))" >/dev/null
+		done
 	else
 		received="now()"
 	fi
@@ -258,4 +268,4 @@ for row in "${TABLE[@]}"; do
 done
 echo
 echo "$(num "$TOTAL") deliveries in $CHUNKS chunks; $(nproc) CPUs; $(psql -X -At -d "$DB" -c "SELECT version()" | cut -d, -f1);" \
-	"fsync $(q -c "SHOW fsync"), shared_buffers $(q -c "SHOW shared_buffers"), max_wal_size $(q -c "SHOW max_wal_size"); people: $PERSONS; $((SECONDS - START)) s in all"
+	"fsync $(q -c "SHOW fsync"), shared_buffers $(q -c "SHOW shared_buffers"), max_wal_size $(q -c "SHOW max_wal_size"); people: $PERSONS; partitions made ahead: $PREMAKE; $((SECONDS - START)) s in all"
