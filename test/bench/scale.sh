@@ -67,6 +67,7 @@ PREMAKE=${SCALE_PREMAKE:-4}
 CHUNK=$((TOTAL / CHUNKS))
 [ "$CHUNKS" -ge 1 ] && [ "$CHUNKS" -le 500 ] || { echo "SCALE_CHUNKS must be 1 to 500" >&2; exit 2; }
 [ "$CHUNK" -ge 1000 ] || { echo "SCALE_DELIVERIES / SCALE_CHUNKS must be at least 1000" >&2; exit 2; }
+[[ "$PREMAKE" =~ ^[0-9]+$ ]] || { echo "SCALE_PREMAKE must be a number of months (0 or more)" >&2; exit 2; }
 
 DB=onboarding_scale
 CHUNK_FILE=$ONBOARDING_WORK/scale-chunk.copy
@@ -102,23 +103,27 @@ log "scale: generating a chunk's corpus"
 q -v scale="$CHUNK" -f test/bench/corpus.sql >/dev/null
 IFS='|' read -r C_ROWS C_ENTITIES C_REDELIVERED C_SWAPPED C_BYTES C_TYPES < <(q -c "TABLE bench.corpus_info")
 
-declare -a RATE
+# The first instant of the bench's month m (0: the first chunk's)
+month_start() { echo "timestamptz '2031-01-01 00:00+00' + make_interval(months => $1)"; }
+
+declare -a RATE CPU_RATE
 LAST_START=
 for ((r = 0; r < CHUNKS; r++)); do
 	if [ "$r" -gt 0 ] && [ "$PERSONS" != shared ]; then
 		log "scale: generating chunk $((r + 1))'s corpus (other people)"
 		q -v scale="$CHUNK" -v persons="$r" -f test/bench/corpus.sql >/dev/null
 	fi
-	month="timestamptz '2031-01-01 00:00+00' + make_interval(months => $r)"
+	month=$(month_start "$r")
 	if [ "$PARTITIONS" = 1 ]; then
 		received="$month + n * interval '1 second'"
 		# this month's partition and the next PREMAKE months', as pg_partman
 		# keeps them made ahead (those that exist are left alone)
+		ddl=
 		for ((m = r; m <= r + PREMAKE; m++)); do
-			q -c "CREATE TABLE IF NOT EXISTS onboarding.inbox_chunk$((m + 1)) PARTITION OF onboarding.inbox
-			        FOR VALUES FROM (timestamptz '2031-01-01 00:00+00' + make_interval(months => $m))
-			        TO (timestamptz '2031-01-01 00:00+00' + make_interval(months => $m + 1))" >/dev/null
+			ddl+="CREATE TABLE IF NOT EXISTS onboarding.inbox_chunk$((m + 1)) PARTITION OF onboarding.inbox
+			        FOR VALUES FROM ($(month_start "$m")) TO ($(month_start $((m + 1))));"
 		done
+		q -c "$ddl" >/dev/null
 	else
 		received="now()"
 	fi
