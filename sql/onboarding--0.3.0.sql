@@ -1462,12 +1462,14 @@ BEGIN
       FROM onboarding.entity_status e
      GROUP BY e.provider, e.entity, e.status;
     GET DIAGNOSTICS counted = ROW_COUNT;
+    -- and the entities on their way, kept from the same rows (0.3.0)
+    PERFORM onboarding.recount_open_entity();
     RETURN counted;
 END
 $$;
 REVOKE ALL ON FUNCTION onboarding.recount_status_tally() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.recount_status_tally() IS
-    'count onboarding.status_tally again from the state tables (after rows were written behind its triggers'' back: session_replication_role = replica, disabled triggers); deliveries wait meanwhile; returns the rows written';
+    'count onboarding.status_tally again from the state tables, and compute onboarding.open_entity again (after rows were written behind their triggers'' back: session_replication_role = replica, disabled triggers); deliveries wait meanwhile; returns the rows of status_tally written';
 
 CREATE FUNCTION onboarding.state_counted() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_state_counted' LANGUAGE C;
@@ -1647,6 +1649,22 @@ BEGIN
                    FROM onboarding.entity_status GROUP BY 1, 2, 3) c
         ON t.provider = c.provider AND t.entity = c.entity AND t.status = c.status
      WHERE t.n IS DISTINCT FROM c.n;
+    -- in_progress_entities' and pending_documents' kept set (0.3.0)
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('open_entity',
+               concat_ws('/', coalesce(k.provider, x.provider), coalesce(k.entity, x.entity),
+                         coalesce(k.entity_key, x.entity_key)),
+               CASE WHEN k.entity IS NOT NULL
+                    THEN jsonb_build_object('parent_key', k.parent_key, 'orphan', k.orphan) END,
+               CASE WHEN x.entity IS NOT NULL
+                    THEN jsonb_build_object('parent_key', x.parent_key, 'orphan', x.orphan) END)), '[]')
+      INTO differences
+      FROM (SELECT entity, provider::text AS provider, entity_key, parent_key, orphan
+              FROM onboarding.open_entity) k
+      FULL JOIN (SELECT entity, provider::text AS provider, entity_key, parent_key, orphan
+                   FROM onboarding.open_entity_expected()) x
+        ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
+     WHERE k.entity IS NULL OR x.entity IS NULL OR k.parent_key IS DISTINCT FROM x.parent_key
+        OR (x.orphan AND NOT k.orphan);   -- (an orphan whose proposal came since: the reports check)
     -- every group of the stored deliveries has a row of
     -- onboarding.group_partition for each partition that holds some (0.3.0;
     -- where the inbox is routed by time: the probes read no other), but the
@@ -1884,22 +1902,6 @@ CREATE FUNCTION onboarding.document_settled(provider onboarding.provider, docume
 COMMENT ON FUNCTION onboarding.document_settled(onboarding.provider, text) IS
     'a document whose proposal (onboarding.settled_by_proposal) is in none of the statuses in which it waits: nothing more will come';
 
-CREATE VIEW onboarding.pending_documents WITH (security_invoker = true) AS
-SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type, d.document_type_raw,
-       d.signer, d.status,
-       CASE WHEN d.status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
-            THEN 'provider' ELSE 'customer' END AS waiting_on,
-       d.reason, coalesce(d.last_event_at, d.last_received_at) AS since
-  FROM onboarding.document d
-  LEFT JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = d.provider
-  LEFT JOIN onboarding.proposal p
-         ON p.provider = d.provider
-        AND p.proposal_key = pg_catalog.split_part(d.document_key, r.key_separator, 1)
- WHERE d.status <> 'validated'
-   AND (p.provider IS NULL OR p.status::text = ANY (r.proposal_waiting));
-COMMENT ON VIEW onboarding.pending_documents IS
-    'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
-
 -- the anomalies, newest first: anomalies' count and its pages read this
 -- index alone (a few percent of the inbox), not the inbox; its predicate
 -- is anomalies' condition, word for word (every outcome but applied and
@@ -1981,47 +1983,185 @@ CREATE FUNCTION onboarding.in_progress_labels(entities text[], labels anyarray)
 -- the ARRAY sub-select is an initplan), and its rows are kept when their
 -- (entity, provider, status) is one of in_progress_statuses(); a document
 -- also when its proposal has not settled it (document_settled(), as a join).
+-- The entities on their way, kept as state rows are written (open.c):
+-- in_progress_entities, stuck() and pending_documents read these few
+-- thousand rows and each one's state row by its key, not every state row.
+-- A superset of what they list (each report decides exactly, on the state
+-- row): an entity is here while its status is open (open_statuses()).
+-- Written by the pipeline where status_tally is counted and by the state
+-- tables' statement triggers; computed again when a rule it depends on
+-- changes (recount_open_entity()).  Not dumped: a restore's COPY into the
+-- state tables fills it again.
+CREATE TABLE onboarding.open_entity (
+    entity      text NOT NULL,
+    provider    onboarding.provider NOT NULL,
+    entity_key  text NOT NULL,
+    parent_key  text,
+    orphan      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (entity, provider, entity_key)
+);
+CREATE INDEX open_entity_parent_idx ON onboarding.open_entity (provider, parent_key)
+    WHERE parent_key IS NOT NULL;
+CREATE INDEX open_entity_orphan_idx ON onboarding.open_entity (provider, parent_key)
+    WHERE orphan;
+COMMENT ON TABLE onboarding.open_entity IS
+    'the entities whose status is open (open_statuses()), kept as state rows are written: what in_progress_entities, stuck() and pending_documents read; verify() checks it against the state tables';
+COMMENT ON COLUMN onboarding.open_entity.entity IS
+    'account, proposal, background_check, documentscopy, document or closure (as in entity_status)';
+COMMENT ON COLUMN onboarding.open_entity.parent_key IS
+    'a document of a provider of onboarding.settled_by_proposal: its proposal''s key (the document key up to key_separator); else NULL';
+COMMENT ON COLUMN onboarding.open_entity.orphan IS
+    'that proposal had no row when the document was written (true may outlive the proposal''s creation by a transaction running at the same moment; the reports check)';
+COMMENT ON INDEX onboarding.open_entity_parent_idx IS
+    'the documents of a proposal, for the proposals that wait (pending_documents) and the proposals deleted';
+COMMENT ON INDEX onboarding.open_entity_orphan_idx IS
+    'the documents whose proposal had no row (pending_documents), and those a proposal created adopts';
+
+-- What open_entity keeps: in_progress() (in_progress_statuses()), any
+-- document status but validated (pending_documents lists them), and for
+-- a proposal of a settled_by_proposal provider the statuses in which its
+-- documents wait.  open.c compiles the same from the rule tables.
+CREATE FUNCTION onboarding.open_statuses()
+    RETURNS TABLE (entity text, provider onboarding.provider, status text)
+    LANGUAGE sql STABLE PARALLEL SAFE ROWS 80
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT i.entity, i.provider, i.status FROM onboarding.in_progress_statuses() AS i
+    UNION
+    SELECT 'document', p.provider, s::text
+      FROM unnest(enum_range(NULL::onboarding.document_status)) AS s,
+           unnest(enum_range(NULL::onboarding.provider)) AS p (provider)
+     WHERE s <> 'validated'
+    UNION
+    SELECT 'proposal', r.provider, w
+      FROM onboarding.settled_by_proposal r, unnest(r.proposal_waiting) AS w
+     WHERE r.entity = 'document'
+    $$;
+COMMENT ON FUNCTION onboarding.open_statuses() IS
+    'every (entity, provider, status) kept in onboarding.open_entity: on its way (in_progress()), a document not validated, a proposal in a status in which its documents wait';
+
+-- open_entity as it should be, computed from the state tables
+CREATE FUNCTION onboarding.open_entity_expected()
+    RETURNS TABLE (entity text, provider onboarding.provider, entity_key text, parent_key text,
+                   orphan boolean)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT e.entity, e.provider, e.entity_key, k.parent_key,
+           k.parent_key IS NOT NULL
+           AND NOT EXISTS (SELECT FROM onboarding.proposal p
+                            WHERE p.provider = e.provider AND p.proposal_key = k.parent_key)
+      FROM onboarding.entity_status e
+      JOIN onboarding.open_statuses() s
+        ON s.entity = e.entity AND s.provider = e.provider AND s.status = e.status
+      LEFT JOIN onboarding.settled_by_proposal r
+        ON r.entity = 'document' AND e.entity = 'document' AND r.provider = e.provider
+     CROSS JOIN LATERAL (SELECT split_part(e.entity_key, r.key_separator, 1) AS parent_key) k
+    $$;
+REVOKE ALL ON FUNCTION onboarding.open_entity_expected() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.open_entity_expected() IS
+    'onboarding.open_entity as computed from the state tables (what recount_open_entity() writes and verify() compares)';
+
+CREATE FUNCTION onboarding.recount_open_entity() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    counted bigint;
+BEGIN
+    -- as recount_status_tally(): no state row changes meanwhile
+    LOCK TABLE onboarding.account, onboarding.proposal, onboarding.document,
+               onboarding.closure IN SHARE MODE;
+    LOCK TABLE onboarding.open_entity IN EXCLUSIVE MODE;
+    DELETE FROM onboarding.open_entity;
+    INSERT INTO onboarding.open_entity (entity, provider, entity_key, parent_key, orphan)
+    SELECT x.entity, x.provider, x.entity_key, x.parent_key, x.orphan
+      FROM onboarding.open_entity_expected() x;
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    RETURN counted;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.recount_open_entity() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.recount_open_entity() IS
+    'compute onboarding.open_entity again from the state tables (run by a change of transition, settled_status or settled_by_proposal; by hand after rows were written behind the triggers'' back); deliveries wait meanwhile; returns the rows written';
+
+CREATE FUNCTION onboarding.open_rules_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_open_rules_changed' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.open_rules_changed() IS
+    'AFTER ... FOR EACH STATEMENT trigger of transition, settled_status and settled_by_proposal: what is open may have changed, so onboarding.open_entity is computed again';
+
+-- The documents in open_entity that no proposal settles: those of a
+-- provider whose proposals settle none, those whose proposal has no row,
+-- and those of a proposal that waits (each through an index of
+-- open_entity: a Celcoin file whose proposal has moved on is never read)
+CREATE VIEW onboarding.open_documents WITH (security_invoker = true) AS
+SELECT o.provider, o.entity_key AS document_key
+  FROM onboarding.open_entity o
+ WHERE o.entity = 'document'
+   AND o.provider = ANY (ARRAY(SELECT p FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::onboarding.provider)) AS p
+                                WHERE NOT EXISTS (SELECT FROM onboarding.settled_by_proposal r
+                                                   WHERE r.entity = 'document' AND r.provider = p)))
+UNION ALL
+SELECT o.provider, o.entity_key
+  FROM onboarding.open_entity o
+ WHERE o.orphan AND o.entity = 'document'
+   AND NOT EXISTS (SELECT FROM onboarding.proposal p
+                    WHERE p.provider = o.provider AND p.proposal_key = o.parent_key)
+UNION ALL
+SELECT o.provider, o.entity_key
+  FROM onboarding.open_entity w
+  JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = w.provider
+  JOIN onboarding.proposal p ON p.provider = w.provider AND p.proposal_key = w.entity_key
+  JOIN onboarding.open_entity o
+    ON o.provider = w.provider AND o.parent_key = w.entity_key AND o.entity = 'document'
+ WHERE w.entity = 'proposal' AND p.status::text = ANY (r.proposal_waiting);
+COMMENT ON VIEW onboarding.open_documents IS
+    'the documents of onboarding.open_entity that their proposal does not settle (onboarding.settled_by_proposal): what pending_documents and in_progress_entities read';
+
+CREATE VIEW onboarding.pending_documents WITH (security_invoker = true) AS
+SELECT d.provider, d.document_key, d.tax_id, d.account_key, d.document_type, d.document_type_raw,
+       d.signer, d.status,
+       CASE WHEN d.status IN ('sent', 'awaiting_validation', 'resubmitted', 'typified')
+            THEN 'provider' ELSE 'customer' END AS waiting_on,
+       d.reason, coalesce(d.last_event_at, d.last_received_at) AS since
+  FROM onboarding.open_documents o
+  JOIN onboarding.document d ON d.provider = o.provider AND d.document_key = o.document_key
+ WHERE d.status <> 'validated';
+COMMENT ON VIEW onboarding.pending_documents IS
+    'documents not validated: waiting on the provider (sent, in analysis) or on the customer (refused, expired)';
+
 CREATE VIEW onboarding.in_progress_entities WITH (security_invoker = true) AS
 SELECT s.provider, s.entity, s.entity_key, s.status, s.last_event_at, s.last_received_at
   FROM (SELECT a.provider, 'account'::text AS entity, a.account_key AS entity_key,
                a.status::text AS status, a.last_event_at, a.last_received_at
-          FROM onboarding.account a
-         WHERE a.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{account}',
-                                           pg_catalog.enum_range(NULL::onboarding.account_status))))
+          FROM onboarding.open_entity o
+          JOIN onboarding.account a ON a.provider = o.provider AND a.account_key = o.entity_key
+         WHERE o.entity = 'account'
         UNION ALL
         SELECT p.provider, 'proposal', p.proposal_key, p.status::text, p.last_event_at,
                p.last_received_at
-          FROM onboarding.proposal p
-         WHERE p.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{proposal}',
-                                           pg_catalog.enum_range(NULL::onboarding.proposal_status))))
+          FROM onboarding.open_entity o
+          JOIN onboarding.proposal p ON p.provider = o.provider AND p.proposal_key = o.entity_key
+         WHERE o.entity = 'proposal'
         UNION ALL
-        SELECT p.provider, c.entity, p.proposal_key, c.status::text, p.last_event_at,
-               p.last_received_at
-          FROM onboarding.proposal p
-         CROSS JOIN LATERAL (VALUES ('background_check', p.background_check),
-                                    ('documentscopy', p.documentscopy)) c (entity, status)
-         WHERE ARRAY[p.background_check, p.documentscopy]
-               && ARRAY(SELECT onboarding.in_progress_labels('{background_check,documentscopy}',
-                                   pg_catalog.enum_range(NULL::onboarding.check_status)))
-           AND c.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{background_check,documentscopy}',
-                                         pg_catalog.enum_range(NULL::onboarding.check_status))))
+        SELECT p.provider, o.entity, p.proposal_key,
+               CASE o.entity WHEN 'background_check' THEN p.background_check
+                             ELSE p.documentscopy END::text,
+               p.last_event_at, p.last_received_at
+          FROM onboarding.open_entity o
+          JOIN onboarding.proposal p ON p.provider = o.provider AND p.proposal_key = o.entity_key
+         WHERE o.entity IN ('background_check', 'documentscopy')
         UNION ALL
         SELECT d.provider, 'document', d.document_key, d.status::text, d.last_event_at,
                d.last_received_at
-          FROM onboarding.document d
-          LEFT JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = d.provider
-          LEFT JOIN onboarding.proposal p
-                 ON p.provider = d.provider
-                AND p.proposal_key = pg_catalog.split_part(d.document_key, r.key_separator, 1)
-         WHERE d.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{document}',
-                                           pg_catalog.enum_range(NULL::onboarding.document_status))))
-           AND (p.provider IS NULL OR p.status::text = ANY (r.proposal_waiting))
+          FROM onboarding.open_documents o
+          JOIN onboarding.document d ON d.provider = o.provider AND d.document_key = o.document_key
         UNION ALL
         SELECT c.provider, 'closure', c.account_key, c.status::text, c.last_event_at,
                c.last_received_at
-          FROM onboarding.closure c
-         WHERE c.status = ANY (ARRAY(SELECT onboarding.in_progress_labels('{closure}',
-                                           pg_catalog.enum_range(NULL::onboarding.closure_status))))
+          FROM onboarding.open_entity o
+          JOIN onboarding.closure c ON c.provider = o.provider AND c.account_key = o.entity_key
+         WHERE o.entity = 'closure'
        ) s
  WHERE (s.entity, s.provider, s.status) IN (SELECT i.entity, i.provider, i.status
                                                FROM onboarding.in_progress_statuses() AS i);
@@ -2428,3 +2568,11 @@ $$;
 REVOKE ALL ON FUNCTION onboarding.restore_partition(regclass) FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.restore_partition(regclass) IS
     'attach an archived partition to the inbox again (with the bounds it had); the checkpoints no other archive stands behind are dropped and their groups folded again from every delivery, each in its place; returns how many deliveries that read';
+
+-- open_entity follows the rules that decide what is open (0.3.0)
+CREATE TRIGGER transition_open_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.transition FOR EACH STATEMENT EXECUTE FUNCTION onboarding.open_rules_changed();
+CREATE TRIGGER settled_status_open_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.settled_status FOR EACH STATEMENT EXECUTE FUNCTION onboarding.open_rules_changed();
+CREATE TRIGGER settled_by_proposal_open_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON onboarding.settled_by_proposal FOR EACH STATEMENT EXECUTE FUNCTION onboarding.open_rules_changed();

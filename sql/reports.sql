@@ -201,15 +201,16 @@ SELECT tax_id AS someone FROM people WHERE i = 100 \gset
 SELECT pg_temp.seq_scans(format($$SELECT * FROM onboarding.timeline(%L)$$, :'someone')) AS timeline;
 SELECT pg_temp.seq_scans(format($$SELECT * FROM onboarding.pending_documents
                                   WHERE tax_id = %L$$, :'someone')) AS pending_documents;
--- stuck() of one provider reads its state rows by index; whether a
--- document's proposal settled it is one hash join over that provider's
--- proposals (not a probe per document), which the planner reads whole when
--- they are a third of the table, as here
+-- stuck() of one provider reads the kept set of entities on their way
+-- (onboarding.open_entity) and each one's state row, by index: no state
+-- table is read whole
 SELECT pg_temp.seq_scans($$SELECT * FROM onboarding.stuck('30 days')
                            WHERE provider = 'qitech'$$) AS stuck_one_provider;
 
 -- Property: in_progress_entities and pending_documents decide with joins
--- (in_progress_statuses(), and an outer join to each document's proposal);
+-- (in_progress_statuses(), and each document's proposal), over the kept set
+-- onboarding.open_entity, which the state tables' triggers keep as the
+-- rounds write them;
 -- over random state they list exactly the rows their definitions give,
 -- in_progress() and document_settled() asked of every row.  Each of 30
 -- rounds draws entities in every status label, documents keyed with and
@@ -219,7 +220,6 @@ SELECT pg_temp.seq_scans($$SELECT * FROM onboarding.stuck('30 days')
 -- (the comparison, shared with convergence.sh; first on the state loaded above)
 \i test/reliability/reports_recompute.sql
 BEGIN;
-SET LOCAL session_replication_role = replica;
 CREATE TEMP TABLE report_rounds (round int, differences bigint, in_progress bigint, pending bigint);
 DO $$
 DECLARE

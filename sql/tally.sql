@@ -16,6 +16,13 @@
 -- those steps and after a user's direct INSERT, UPDATE, DELETE and
 -- TRUNCATE of the state tables (some rolled back), with its recomputation
 -- from the state tables.
+--
+-- onboarding.open_entity, the entities on their way, is kept from the same
+-- row versions: at each step in_progress_entities and pending_documents
+-- (which read it) are compared with their definitions over every state
+-- row, and verify() compares the set with its computation; and after a
+-- settled status is taught (the set computed again) and proposals are
+-- deleted (their documents become orphans, which pending_documents lists).
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS onboarding_tally;
 CREATE DATABASE onboarding_tally;
@@ -60,8 +67,9 @@ BEGIN
     SELECT differing + count(*) INTO differing FROM
         ((SELECT * FROM onboarding.funnel EXCEPT ALL SELECT * FROM funnel_recomputed)
          UNION ALL (SELECT * FROM funnel_recomputed EXCEPT ALL SELECT * FROM onboarding.funnel)) d;
+    SELECT differing + r.differences INTO differing FROM pg_temp.report_differences() r;
     SELECT count(*) INTO unverified FROM onboarding.verify() v
-     WHERE derived OR v.kind IN ('daily_tally', 'status_tally');
+     WHERE derived OR v.kind IN ('daily_tally', 'status_tally', 'open_entity');
     INSERT INTO result VALUES (seed, step, differing = 0 AND unverified = 0,
                                differing || ' rows differing, verify() ' || unverified);
 END
@@ -122,6 +130,7 @@ END
 $$;
 
 \set ECHO none
+\i test/reliability/reports_recompute.sql
 \set scale 2
 \set seed 0.17
 \i test/reliability/corpus.sql
@@ -186,6 +195,36 @@ SELECT onboarding.compact_status_tally() > 0 AS compacted \gset
 CALL check_step(:seed, '7e funnel''s counts compacted', false);
 SELECT onboarding.rebuild() > 0 AS rebuilt \gset
 CALL check_step(:seed, '7f rebuild() (the rows the user changed derived again)');
+-- what is open changes with the rules: the set is computed again
+INSERT INTO onboarding.settled_status (entity, provider, status) VALUES ('closure', 'qitech', 'processing');
+CALL check_step(:seed, '7g a settled status taught');
+DELETE FROM onboarding.settled_status WHERE NOT shipped;
+UPDATE onboarding.settled_by_proposal SET proposal_waiting = proposal_waiting || '{approved}'
+ WHERE provider = 'celcoin';
+CALL check_step(:seed, '7h a status in which Celcoin files wait');
+UPDATE onboarding.settled_by_proposal SET proposal_waiting = array_remove(proposal_waiting, 'approved')
+ WHERE provider = 'celcoin';
+CALL check_step(:seed, '7i untaught');
+-- a proposal deleted: its files are orphans, pending until it comes back
+DELETE FROM onboarding.proposal
+ WHERE (provider, proposal_key) IN (SELECT p.provider, p.proposal_key FROM onboarding.proposal p
+                                     WHERE p.provider = 'celcoin'
+                                       AND EXISTS (SELECT FROM onboarding.open_entity o
+                                                    WHERE o.provider = p.provider
+                                                      AND o.parent_key = p.proposal_key)
+                                     ORDER BY 2 LIMIT 4);
+CALL check_step(:seed, '7j Celcoin proposals deleted', false);
+SELECT count(*) > 0 AS orphans FROM onboarding.open_entity WHERE orphan;
+SELECT onboarding.rebuild(provider => 'celcoin') > 0 AS rebuilt \gset
+CALL check_step(:seed, '7k rebuild(provider) (the proposals derived again)');
+-- a user's index on open_entity: its rows are written by statements then
+CREATE INDEX open_entity_by_key ON onboarding.open_entity (entity_key);
+DELETE FROM onboarding.proposal
+ WHERE (provider, proposal_key) IN (SELECT p.provider, p.proposal_key FROM onboarding.proposal p
+                                     WHERE p.provider = 'celcoin' ORDER BY 2 DESC LIMIT 4);
+SELECT onboarding.rebuild() > 0 AS rebuilt \gset
+CALL check_step(:seed, '7l a user''s index on open_entity, rebuild()');
+DROP INDEX onboarding.open_entity_by_key;
 DROP TABLE corpus;
 
 \set seed 0.58

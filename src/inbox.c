@@ -72,6 +72,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("onboarding");
 	onboarding_store_init();
 	onboarding_tally_init();
+	onboarding_open_init();
 	onboarding_statement_init();
 }
 

@@ -433,6 +433,7 @@ extern bool onboarding_transition_legal(ObEntity entity, ObProvider provider,
 extern int	onboarding_status_rank(ObEntity entity, ObProvider provider, const char *status);
 extern bool onboarding_rules_classify(ObDelivery *d);
 extern bool onboarding_status_in(const char *status, const char *const *list);
+extern bool onboarding_status_has_exit(ObGraph g, ObProvider provider, const char *status);
 extern struct pg_tz *onboarding_timezone(void);
 
 /* ---------------------------------------------------------------------
@@ -696,6 +697,7 @@ extern void onboarding_tally_flush(void);
 
 /* status_tally's entities, and a state table's status columns that count them */
 #define OB_TALLY_NENTITIES 6
+#define OB_TALLY_DOCUMENT 4		/* onboarding_tally_entities[4], "document" */
 extern const char *const onboarding_tally_entities[OB_TALLY_NENTITIES];
 typedef struct ObTallyCols
 {
@@ -703,12 +705,21 @@ typedef struct ObTallyCols
 	AttrNumber	provider;		/* the provider column */
 	AttrNumber	att[3];			/* each status column */
 	int			entity[3];		/* and the entity it counts */
+	int			table;			/* OB_S_ACCOUNT .. OB_S_CLOSURE */
+	AttrNumber	key;			/* the key column (onboarding.open_entity's entity_key) */
 } ObTallyCols;
 extern void onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int delta);
 extern void onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols);
 extern void onboarding_tally_values(const ObTallyCols *cols, const Datum *values,
 									const bool *nulls, int sign);
 extern void onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign);
+
+/* open.c: onboarding.open_entity, the entities still on their way */
+extern void onboarding_open_init(void);
+extern void onboarding_open_values(const ObTallyCols *cols, const Datum *values,
+								   const bool *nulls, int sign);
+extern void onboarding_open_flush(void);
+extern void onboarding_open_truncated(int table);
 
 /* ---------------------------------------------------------------------
  * The fold's own files: fold.c (the rules), lock.c (the lock protocol),

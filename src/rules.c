@@ -397,6 +397,25 @@ onboarding_transition_legal(ObEntity entity, ObProvider provider, const char *fr
 	return cache->graphs[provider].legal[g][f][t];
 }
 
+/*
+ * Does some move of graph g leave status for provider (a transition from
+ * it, for the provider or for all)?  What in_progress() asks of
+ * onboarding.transition.
+ */
+bool
+onboarding_status_has_exit(ObGraph g, ObProvider provider, const char *status)
+{
+	int			f = onboarding_status_index(g, status);
+	RuleCache  *cache = rules_get();
+
+	if (f < 0 || provider < 0 || provider >= cache->nproviders)
+		return false;
+	for (int t = 0; t < OB_MAX_STATUSES; t++)
+		if (cache->graphs[provider].legal[g][f][t])
+			return true;
+	return false;
+}
+
 /* Is status one of the labels of list (NULL-terminated)? */
 bool
 onboarding_status_in(const char *status, const char *const *list)

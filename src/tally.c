@@ -296,6 +296,7 @@ onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols)
 	};
 
 	memset(cols, 0, sizeof(*cols));
+	cols->table = table;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
@@ -304,6 +305,9 @@ onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols)
 			continue;
 		if (strcmp(NameStr(a->attname), "provider") == 0)
 			cols->provider = a->attnum;
+		if (strcmp(NameStr(a->attname), onboarding_state_tables[table].keycol) == 0 &&
+			a->atttypid == TEXTOID)
+			cols->key = a->attnum;
 		for (int c = 0; c < lengthof(status_columns); c++)
 			if (status_columns[c].table == table &&
 				strcmp(NameStr(a->attname), status_columns[c].column) == 0)
@@ -327,6 +331,7 @@ onboarding_tally_values(const ObTallyCols *cols, const Datum *values, const bool
 		if (!nulls[cols->att[c] - 1])
 			onboarding_tally_status(DatumGetObjectId(values[cols->provider - 1]), cols->entity[c],
 									DatumGetObjectId(values[cols->att[c] - 1]), sign);
+	onboarding_open_values(cols, values, nulls, sign);
 }
 
 /* Count the state row a slot holds sign times (none: not a state table). */
@@ -822,7 +827,10 @@ onboarding_tally_flush(void)
 	MemoryContext old;
 
 	if (!tally_pending())
+	{
+		onboarding_open_flush();
 		return;
+	}
 	scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
 									ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(scratch);
@@ -832,6 +840,8 @@ onboarding_tally_flush(void)
 	MemoryContextDelete(scratch);
 	/* written: start again from nothing (the saves of open subtransactions stay) */
 	tally_clear();
+	/* the entities on their way, gathered from the same row versions */
+	onboarding_open_flush();
 }
 
 /* Before commit, what is still gathered is written; an abort forgets it. */
@@ -980,6 +990,8 @@ onboarding_state_counted(PG_FUNCTION_ARGS)
 	onboarding_tally_cols(tally_trigger_table(td, "state_counted"), desc, &cols);
 	tally_transition(td->tg_oldtable, &cols, desc, -1);
 	tally_transition(td->tg_newtable, &cols, desc, +1);
+	/* the statement's entities on their way are seen by the next one */
+	onboarding_open_flush();
 	return PointerGetDatum(NULL);
 }
 
@@ -1020,5 +1032,6 @@ onboarding_state_truncated(PG_FUNCTION_ARGS)
 		!= SPI_OK_DELETE)
 		elog(ERROR, "could not delete from onboarding.status_tally");
 	onboarding_spi_finish(&spi);
+	onboarding_open_truncated(table);
 	return PointerGetDatum(NULL);
 }

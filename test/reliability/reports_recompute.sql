@@ -3,9 +3,10 @@
 -- counting repeats) and how many rows each report has.  in_progress_entities
 -- and pending_documents decide with joins (in_progress_statuses(), and an
 -- outer join to each document's proposal); the definitions ask
--- in_progress() and document_settled() of every row.  Used by suite
--- reports (over random states) and by convergence.sh (every flow's
--- databases); 0 differences expected.
+-- in_progress() and document_settled() of every row.  Both read the kept
+-- set onboarding.open_entity, which is compared with its computation too.
+-- Used by suite reports (over random states) and by convergence.sh (every
+-- flow's databases); 0 differences expected.
 CREATE FUNCTION pg_temp.report_differences(OUT differences bigint, OUT in_progress bigint,
                                            OUT pending bigint)
     LANGUAGE sql AS $$
@@ -48,7 +49,13 @@ SELECT (SELECT count(*) FROM (SELECT * FROM in_progress_by_definition
      + (SELECT count(*) FROM (SELECT * FROM onboarding.in_progress_entities
                               EXCEPT ALL SELECT * FROM in_progress_by_definition) b)
      + (SELECT count(*) FROM (SELECT * FROM pending_by_definition EXCEPT ALL TABLE pending) c)
-     + (SELECT count(*) FROM (TABLE pending EXCEPT ALL SELECT * FROM pending_by_definition) d),
+     + (SELECT count(*) FROM (TABLE pending EXCEPT ALL SELECT * FROM pending_by_definition) d)
+       -- the kept set they read (onboarding.open_entity) against its computation
+     + (SELECT count(*) FROM onboarding.open_entity k
+         FULL JOIN onboarding.open_entity_expected() x
+           ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
+        WHERE k.entity IS NULL OR x.entity IS NULL OR k.parent_key IS DISTINCT FROM x.parent_key
+           OR (x.orphan AND NOT k.orphan)),
        (SELECT count(*) FROM onboarding.in_progress_entities),
        (SELECT count(*) FROM onboarding.pending_documents)
 $$;
