@@ -17,7 +17,7 @@ PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initialize
 
 REGRESS      = comments inbox qitech fitbank celcoin bad taxid rules corpus taxid_domain reports window hardening ordering bounded provider_teach binding check_rules rebuild_scope erase tally fold partition archive
 REGRESS_OPTS = --inputdir=. --load-extension=taxid --load-extension=onboarding
-ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence late_rewrite rebuild_online tally_race status_race partition_race archive_race
+ISOLATION    = dedupe entity update_race window closure_deadlock rebuild_lock serialization late_race late_consequence late_rewrite rebuild_online tally_race status_race partition_race archive_race open_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=taxid --load-extension=onboarding
 
 EXTRA_CLEAN  = results regression.diffs regression.out output_iso taxid$(DLSUFFIX)
