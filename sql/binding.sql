@@ -283,6 +283,24 @@ SELECT entity, status, how_many FROM onboarding.funnel
  WHERE provider = 'fitbank' AND entity = 'account' ORDER BY status;
 SELECT count(*) AS accounts_seen FROM onboarding.account;
 RESET ROLE;
+-- nor in the kept entities on their way (in_progress_entities) and the kept
+-- refused ones (rejection_reasons): the hidden account blocked, and a
+-- hidden one in analysis written by hand
+BEGIN;
+UPDATE onboarding.account SET status = 'blocked' WHERE account_key = 'joana-account';
+INSERT INTO onboarding.account (provider, account_key, status, tenant, last_inbox_id, last_seen_id)
+VALUES ('fitbank', 'hidden-in-analysis', 'in_analysis', 'hidden', 1, 1);
+SELECT entity_key, status FROM onboarding.in_progress_entities
+ WHERE provider = 'fitbank' AND entity = 'account' ORDER BY 1;
+SELECT entity, reason, how_many FROM onboarding.rejection_reasons
+ WHERE provider = 'fitbank' ORDER BY 1, 2;
+SET ROLE binding_reader;
+SELECT entity_key, status FROM onboarding.in_progress_entities
+ WHERE provider = 'fitbank' AND entity = 'account' ORDER BY 1;
+SELECT entity, reason, how_many FROM onboarding.rejection_reasons
+ WHERE provider = 'fitbank' ORDER BY 1, 2;
+RESET ROLE;
+ROLLBACK;
 
 -- the additions' own errors, when a user writes the state table directly
 -- (terse: the failing row holds times of arrival)

@@ -1462,14 +1462,20 @@ BEGIN
       FROM onboarding.entity_status e
      GROUP BY e.provider, e.entity, e.status;
     GET DIAGNOSTICS counted = ROW_COUNT;
-    -- and the entities on their way, kept from the same rows (0.3.0)
+    -- and the entities on their way and the refused ones, kept from the
+    -- same rows (0.3.0)
     PERFORM onboarding.recount_open_entity();
+    LOCK TABLE onboarding.refused_entity IN EXCLUSIVE MODE;
+    DELETE FROM onboarding.refused_entity;
+    INSERT INTO onboarding.refused_entity (entity, provider, entity_key, reason, last_event_at)
+    SELECT r.entity, r.provider, r.entity_key, r.reason, r.last_event_at
+      FROM onboarding.refused_rows() r;
     RETURN counted;
 END
 $$;
 REVOKE ALL ON FUNCTION onboarding.recount_status_tally() FROM PUBLIC;
 COMMENT ON FUNCTION onboarding.recount_status_tally() IS
-    'count onboarding.status_tally again from the state tables, and compute onboarding.open_entity again (after rows were written behind their triggers'' back: session_replication_role = replica, disabled triggers); deliveries wait meanwhile; returns the rows of status_tally written';
+    'count onboarding.status_tally again from the state tables, and compute onboarding.open_entity and onboarding.refused_entity again (after rows were written behind their triggers'' back: session_replication_role = replica, disabled triggers); deliveries wait meanwhile; returns the rows of status_tally written';
 
 CREATE FUNCTION onboarding.state_counted() RETURNS trigger
     AS 'MODULE_PATHNAME', 'onboarding_state_counted' LANGUAGE C;
@@ -1665,6 +1671,23 @@ BEGIN
         ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
      WHERE k.entity IS NULL OR x.entity IS NULL OR k.parent_key IS DISTINCT FROM x.parent_key
         OR (x.orphan AND NOT k.orphan);   -- (an orphan whose proposal came since: the reports check)
+    -- rejection_reasons' kept rows (0.3.0)
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('refused_entity',
+               concat_ws('/', coalesce(k.provider, x.provider), coalesce(k.entity, x.entity),
+                         coalesce(k.entity_key, x.entity_key)),
+               CASE WHEN k.entity IS NOT NULL
+                    THEN jsonb_build_object('reason', k.reason, 'last_event_at', k.last_event_at) END,
+               CASE WHEN x.entity IS NOT NULL
+                    THEN jsonb_build_object('reason', x.reason, 'last_event_at', x.last_event_at) END)),
+               '[]')
+      INTO differences
+      FROM (SELECT entity, provider::text AS provider, entity_key, reason, last_event_at
+              FROM onboarding.refused_entity) k
+      FULL JOIN (SELECT entity, provider::text AS provider, entity_key, reason, last_event_at
+                   FROM onboarding.refused_rows()) x
+        ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
+     WHERE k.entity IS NULL OR x.entity IS NULL OR k.reason IS DISTINCT FROM x.reason
+        OR k.last_event_at IS DISTINCT FROM x.last_event_at;
     -- every group of the stored deliveries has a row of
     -- onboarding.group_partition for each partition that holds some (0.3.0;
     -- where the inbox is routed by time: the probes read no other), but the
@@ -1860,18 +1883,62 @@ SELECT provider, entity, status, count(*) AS n,
 COMMENT ON VIEW onboarding.stage_durations IS
     'time spent in each status before the next change (provider times), from history';
 
+-- The entities in a refusing status, kept as state rows are written (open.c,
+-- from the same row versions as open_entity): rejection_reasons reads these
+-- rows (about one entity in twelve at ten million deliveries) instead of
+-- every state row.  refused_rows() says what they must be; verify() checks
+-- them; recount_status_tally() writes them again after rows were written
+-- behind the triggers' back.  Not dumped: a restore's COPY into the state
+-- tables fills it again.
+CREATE TABLE onboarding.refused_entity (
+    entity         text NOT NULL,
+    provider       onboarding.provider NOT NULL,
+    entity_key     text NOT NULL,
+    reason         text NOT NULL,
+    last_event_at  timestamptz,
+    PRIMARY KEY (entity, provider, entity_key)
+);
+COMMENT ON TABLE onboarding.refused_entity IS
+    'the accounts, proposals and documents in a refusing status, with why and when, kept as state rows are written: what rejection_reasons reads; verify() checks it against the state tables';
+COMMENT ON COLUMN onboarding.refused_entity.reason IS
+    'why, as rejection_reasons says it: an account''s reason; a proposal''s provider status and message; a document''s reason, else its provider status; else (no reason given)';
+
+-- The refused entities as the state rows give them, to the caller's sight
+CREATE FUNCTION onboarding.refused_rows()
+    RETURNS TABLE (entity text, provider onboarding.provider, entity_key text, reason text,
+                   last_event_at timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT 'account'::text, a.provider, a.account_key, coalesce(a.reason, '(no reason given)'),
+           a.last_event_at
+      FROM onboarding.account a WHERE a.status IN ('rejected', 'failed', 'blocked')
+    UNION ALL
+    SELECT 'proposal', p.provider, p.proposal_key,
+           coalesce(p.provider_status || ': ' || p.message, p.provider_status, '(no reason given)'),
+           p.last_event_at
+      FROM onboarding.proposal p WHERE p.status IN ('rejected', 'expired', 'account_error')
+    UNION ALL
+    SELECT 'document', d.provider, d.document_key,
+           coalesce(d.reason, d.provider_status, '(no reason given)'), d.last_event_at
+      FROM onboarding.document d
+     WHERE d.status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')
+    $$;
+COMMENT ON FUNCTION onboarding.refused_rows() IS
+    'the accounts, proposals and documents in a refusing status that the caller may see, from the state tables: what onboarding.refused_entity keeps, and what rejection_reasons counts while row-level security is on for a state table';
+
+-- rejection_reasons reads the kept rows while no state table has
+-- row-level security on (as funnel reads its counts), the state rows the
+-- caller may see otherwise
 CREATE VIEW onboarding.rejection_reasons WITH (security_invoker = true) AS
 SELECT provider, entity, reason, count(*) AS how_many, max(last_event_at) AS last_seen
-  FROM (SELECT provider, 'account' AS entity, coalesce(reason, '(no reason given)') AS reason, last_event_at
-          FROM onboarding.account WHERE status IN ('rejected', 'failed', 'blocked')
+  FROM (SELECT r.provider, r.entity, r.reason, r.last_event_at
+          FROM onboarding.refused_entity r
+         WHERE NOT onboarding.state_row_security()
         UNION ALL
-        SELECT provider, 'proposal', coalesce(provider_status || ': ' || message,
-                                              provider_status, '(no reason given)'), last_event_at
-          FROM onboarding.proposal WHERE status IN ('rejected', 'expired', 'account_error')
-        UNION ALL
-        SELECT provider, 'document', coalesce(reason, provider_status, '(no reason given)'), last_event_at
-          FROM onboarding.document WHERE status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')
-       ) r
+        SELECT v.provider, v.entity, v.reason, v.last_event_at
+          FROM onboarding.refused_rows() v
+         WHERE onboarding.state_row_security()) r
  GROUP BY provider, entity, reason;
 COMMENT ON VIEW onboarding.rejection_reasons IS
     'why accounts, proposals and documents were refused or blocked, how often, last seen';

@@ -323,6 +323,8 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 
 	/* the previous row of this statement is in the index by now */
 	onboarding_dedupe_release();
+	/* and its entities on their way are written once they are many */
+	onboarding_open_bound();
 
 	/*
 	 * A row inserted straight into a partition of the inbox gets no id

@@ -707,6 +707,10 @@ typedef struct ObTallyCols
 	int			entity[3];		/* and the entity it counts */
 	int			table;			/* OB_S_ACCOUNT .. OB_S_CLOSURE */
 	AttrNumber	key;			/* the key column (onboarding.open_entity's entity_key) */
+	AttrNumber	reason;			/* what rejection_reasons reads (InvalidAttrNumber: none) */
+	AttrNumber	provider_status;
+	AttrNumber	message;
+	AttrNumber	last_event_at;
 } ObTallyCols;
 extern void onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int delta);
 extern void onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols);
@@ -719,6 +723,7 @@ extern void onboarding_open_init(void);
 extern void onboarding_open_values(const ObTallyCols *cols, const Datum *values,
 								   const bool *nulls, int sign);
 extern void onboarding_open_flush(void);
+extern void onboarding_open_bound(void);
 extern void onboarding_open_truncated(int table);
 
 /* ---------------------------------------------------------------------

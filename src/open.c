@@ -34,8 +34,12 @@
  * the version written, +1), from store.c's writes and from the statement
  * triggers' transition tables.  The changes are netted per entity in
  * memory (a rewrite that keeps an entity open changes nothing) and
- * written when tally.c writes its counts, with a few statements.  A
- * change of the rules that decide what is open (transition,
+ * written when tally.c writes its counts (the end of each statement, of a
+ * unit of rebuild(), before commit), or between two deliveries once they
+ * are many: row by row through the table access method, the index
+ * entries made here (open_direct), or, when a user has added an index, a
+ * trigger or a rule to the table, with a few statements that let theirs
+ * take part.  A change of the rules that decide what is open (transition,
  * settled_status, settled_by_proposal) computes the set again
  * (recount_open_entity(), from their statement triggers).
  *
@@ -67,6 +71,9 @@
 
 #include "compat.h"
 
+/* The changes gathered before they are written between two deliveries */
+#define OPEN_MAX_PENDING	4096
+
 /* The entities of the set: status_tally's, and a proposal's row itself */
 #define OPEN_ROW_EXISTS	OB_TALLY_NENTITIES	/* a proposal's row, created or deleted */
 
@@ -82,6 +89,7 @@ typedef struct OpenStatus
 {
 	OpenStatusKey k;
 	bool		open;
+	bool		refused;		/* a status rejection_reasons counts */
 } OpenStatus;
 
 /* What the rules say, compiled once per change of them */
@@ -113,6 +121,12 @@ typedef struct OpenEntry
 {
 	OpenKey		k;
 	int32		n;
+	/* onboarding.refused_entity: the refused versions seen, first and last */
+	int8		rfirst;			/* +1 written, -1 replaced or deleted; 0: none */
+	int8		rlast;
+	char	   *reason;			/* the last one written: its reason (in open_cxt) */
+	TimestampTz at;				/* and its last_event_at */
+	bool		at_null;
 } OpenEntry;
 
 /* What was gathered when a subtransaction began */
@@ -169,6 +183,31 @@ open_waiting(Datum array)
 		if (!nulls[i])
 			labels = lappend(labels, TextDatumGetCString(elems[i]));
 	return labels;
+}
+
+/*
+ * Is status one in which rejection_reasons counts an entity (its list, as
+ * the view had it: refused, failed or blocked)?
+ */
+static bool
+open_refusing(ObEntity entity, const char *status)
+{
+	static const char *const account[] = {"rejected", "failed", "blocked", NULL};
+	static const char *const proposal[] = {"rejected", "expired", "account_error", NULL};
+	static const char *const document[] = {"invalid", "disapproved", "error", "inexistent",
+	"expired", NULL};
+
+	switch (entity)
+	{
+		case OB_ACCOUNT:
+			return onboarding_status_in(status, account);
+		case OB_PROPOSAL:
+			return onboarding_status_in(status, proposal);
+		case OB_DOCUMENT:
+			return onboarding_status_in(status, document);
+		default:
+			return false;
+	}
 }
 
 /*
@@ -293,6 +332,7 @@ open_compile(void)
 				k.status = onboarding_status_oid(g, labels[s]);
 				st = hash_search(open_statuses, &k, HASH_ENTER, NULL);
 				st->open = open;
+				st->refused = open_refusing(entities[e], labels[s]);
 			}
 	}
 	open_providers_gen = onboarding_providers_generation();
@@ -300,12 +340,11 @@ open_compile(void)
 	MemoryContextDelete(scratch);
 }
 
-/* Is this status of this entity (labels: enum OIDs) open? */
-static bool
+/* What the rules say of this status of this entity (labels: enum OIDs), or NULL. */
+static const OpenStatus *
 open_status(int entity, Oid provider, Oid status)
 {
 	OpenStatusKey k;
-	OpenStatus *st;
 
 	if (!open_valid || open_statuses == NULL ||
 		open_providers_gen != onboarding_providers_generation())
@@ -314,8 +353,7 @@ open_status(int entity, Oid provider, Oid status)
 	k.entity = entity;
 	k.provider = provider;
 	k.status = status;
-	st = hash_search(open_statuses, &k, HASH_FIND, NULL);
-	return st != NULL && st->open;
+	return (const OpenStatus *) hash_search(open_statuses, &k, HASH_FIND, NULL);
 }
 
 /* dynahash: the hash of an OpenKey (its string by content) */
@@ -361,9 +399,9 @@ open_table(void)
 	return open_changes;
 }
 
-/* Add delta to the net change of one entity (key: copied when new). */
-static void
-open_add(Oid provider, int entity, const char *key, int delta)
+/* The gathered change of one entity (key: copied when new). */
+static OpenEntry *
+open_entry(Oid provider, int entity, const char *key)
 {
 	OpenKey		k = {provider, entity, key};
 	bool		found;
@@ -373,14 +411,80 @@ open_add(Oid provider, int entity, const char *key, int delta)
 	{
 		e->k.key = MemoryContextStrdup(open_cxt, key);
 		e->n = 0;
+		e->rfirst = e->rlast = 0;
+		e->reason = NULL;
+		e->at = 0;
+		e->at_null = true;
 	}
-	e->n += delta;
+	return e;
+}
+
+/* Add delta to the net change of one entity. */
+static void
+open_add(Oid provider, int entity, const char *key, int delta)
+{
+	open_entry(provider, entity, key)->n += delta;
+}
+
+/* A text column's value as a C string, or NULL. */
+static const char *
+open_text(const Datum *values, const bool *nulls, AttrNumber att)
+{
+	return (att == InvalidAttrNumber || nulls[att - 1]) ? NULL : TextDatumGetCString(values[att - 1]);
+}
+
+/*
+ * Why an entity in a refusing status was refused, as rejection_reasons
+ * says it: an account's reason; a proposal's provider status and message;
+ * a document's reason, else its provider status.
+ */
+static char *
+open_reason(const ObTallyCols *cols, const Datum *values, const bool *nulls)
+{
+	const char *reason = open_text(values, nulls, cols->reason);
+	const char *pstatus = open_text(values, nulls, cols->provider_status);
+	const char *message = open_text(values, nulls, cols->message);
+
+	switch (cols->table)
+	{
+		case OB_S_ACCOUNT:
+			return pstrdup(reason ? reason : "(no reason given)");
+		case OB_S_PROPOSAL:
+			if (pstatus && message)
+				return psprintf("%s: %s", pstatus, message);
+			return pstrdup(pstatus ? pstatus : "(no reason given)");
+		default:
+			return pstrdup(reason ? reason : (pstatus ? pstatus : "(no reason given)"));
+	}
+}
+
+/* A refused version of an entity counted sign times: the last written wins. */
+static void
+open_refused(const ObTallyCols *cols, const Datum *values, const bool *nulls, Oid provider,
+			 int entity, const char *key, int sign)
+{
+	OpenEntry  *e = open_entry(provider, entity, key);
+
+	if (e->rfirst == 0)
+		e->rfirst = sign;
+	e->rlast = sign;
+	if (sign > 0)
+	{
+		char	   *reason = open_reason(cols, values, nulls);
+
+		e->reason = MemoryContextStrdup(open_cxt, reason);
+		pfree(reason);
+		e->at_null = (cols->last_event_at == InvalidAttrNumber || nulls[cols->last_event_at - 1]);
+		e->at = e->at_null ? 0 : DatumGetTimestampTz(values[cols->last_event_at - 1]);
+	}
 }
 
 /*
  * A state row version counted sign times by tally.c (cols: its table's
  * columns): each of its entities whose status is open opens (+1) or
- * closes (-1); a proposal's row is created (+1) or deleted (-1).
+ * closes (-1); one whose status is refusing is refused (+1, with its
+ * reason) or no longer (-1); a proposal's row is created (+1) or deleted
+ * (-1).
  */
 void
 onboarding_open_values(const ObTallyCols *cols, const Datum *values, const bool *nulls, int sign)
@@ -392,13 +496,21 @@ onboarding_open_values(const ObTallyCols *cols, const Datum *values, const bool 
 		return;
 	provider = DatumGetObjectId(values[cols->provider - 1]);
 	for (int c = 0; c < cols->n; c++)
-		if (!nulls[cols->att[c] - 1] &&
-			open_status(cols->entity[c], provider, DatumGetObjectId(values[cols->att[c] - 1])))
-		{
-			if (key == NULL)
-				key = TextDatumGetCString(values[cols->key - 1]);
+	{
+		const OpenStatus *st;
+
+		if (nulls[cols->att[c] - 1])
+			continue;
+		st = open_status(cols->entity[c], provider, DatumGetObjectId(values[cols->att[c] - 1]));
+		if (st == NULL || (!st->open && !st->refused))
+			continue;
+		if (key == NULL)
+			key = TextDatumGetCString(values[cols->key - 1]);
+		if (st->open)
 			open_add(provider, cols->entity[c], key, sign);
-		}
+		if (st->refused)
+			open_refused(cols, values, nulls, provider, cols->entity[c], key, sign);
+	}
 	if (cols->table == OB_S_PROPOSAL)
 	{
 		if (key == NULL)
@@ -1010,6 +1122,110 @@ open_direct_adopt(OpenWriter *w, Oid provider, const char *key, bool orphan)
 	}
 }
 
+/* The changes of onboarding.refused_entity of one flush, as arrays */
+typedef struct OpenRefusedBatch
+{
+	Datum	   *provider;
+	Datum	   *entity;
+	Datum	   *key;
+	Datum	   *reason;
+	Datum	   *at;
+	bool	   *at_null;
+	int			nupsert;		/* rows written: [0, nupsert) */
+	int			ndelete;		/* rows deleted: [ndelete, size) */
+} OpenRefusedBatch;
+
+/*
+ * What an entity's refused versions mean for refused_entity: the last one
+ * written is kept (inserted or updated); when the last one was replaced
+ * or deleted, the row goes, unless the first one seen was written in this
+ * batch too (it was never there).
+ */
+static void
+open_refused_gather(OpenEntry *e, OpenRefusedBatch *b)
+{
+	int			i;
+
+	if (e->rlast > 0)
+	{
+		i = b->nupsert++;
+		b->reason[i] = CStringGetTextDatum(e->reason);
+		b->at[i] = TimestampTzGetDatum(e->at);
+		b->at_null[i] = e->at_null;
+	}
+	else if (e->rlast < 0 && e->rfirst < 0)
+		i = --b->ndelete;
+	else
+		return;
+	b->provider[i] = CStringGetTextDatum(onboarding_enum_label(e->k.provider));
+	b->entity[i] = CStringGetTextDatum(onboarding_tally_entities[e->k.entity]);
+	b->key[i] = CStringGetTextDatum(e->k.key);
+}
+
+/*
+ * Write a batch to onboarding.refused_entity (when it exists), with two
+ * statements: refusing statuses are nearly all final, so this is about one
+ * row per entity in its life, not per delivery.
+ */
+static void
+open_refused_write(OpenRefusedBatch *b, int size)
+{
+	static SPIPlanPtr plans[2];
+	int			ndel = size - b->ndelete;
+	bool		pushed;
+	ObSpiFrame	spi;
+
+	if ((b->nupsert == 0 && ndel == 0) ||
+		!OidIsValid(get_relname_relid("refused_entity", onboarding_schema_oid())))
+		return;
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	onboarding_spi_connect(&spi);
+	if (plans[0] == NULL)
+	{
+		plans[0] = onboarding_spi_prepare(
+			"INSERT INTO onboarding.refused_entity AS r"
+			"       (entity, provider, entity_key, reason, last_event_at)"
+			" SELECT u.entity, u.provider::onboarding.provider, u.entity_key, u.reason, u.at"
+			"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+			"                   pg_catalog.unnest($4), pg_catalog.unnest($5))"
+			"        AS u (provider, entity, entity_key, reason, at)"
+			" ON CONFLICT (entity, provider, entity_key)"
+			" DO UPDATE SET reason = excluded.reason, last_event_at = excluded.last_event_at",
+			5, (Oid[]) {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+		plans[1] = onboarding_spi_prepare(
+			"DELETE FROM onboarding.refused_entity r"
+			" USING ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+			"       AS u (provider, entity, entity_key)"
+			" WHERE r.entity = u.entity AND r.provider = u.provider::onboarding.provider"
+			"   AND r.entity_key = u.entity_key",
+			3, (Oid[]) {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
+	}
+	if (ndel > 0 &&
+		SPI_execute_plan(plans[1], (Datum[]) {open_text_array(b->provider + b->ndelete, ndel),
+						 open_text_array(b->entity + b->ndelete, ndel),
+						 open_text_array(b->key + b->ndelete, ndel)}, NULL, false, 0) < 0)
+		elog(ERROR, "could not delete from onboarding.refused_entity");
+	if (b->nupsert > 0)
+	{
+		int			dims[1] = {b->nupsert};
+		int			lbs[1] = {1};
+		Datum		at = PointerGetDatum(construct_md_array(b->at, b->at_null, 1, dims, lbs,
+														   TIMESTAMPTZOID, sizeof(TimestampTz),
+														   true, TYPALIGN_DOUBLE));
+
+		if (SPI_execute_plan(plans[0], (Datum[]) {open_text_array(b->provider, b->nupsert),
+							 open_text_array(b->entity, b->nupsert),
+							 open_text_array(b->key, b->nupsert),
+							 open_text_array(b->reason, b->nupsert), at}, NULL, false, 0) < 0)
+			elog(ERROR, "could not write onboarding.refused_entity");
+	}
+	onboarding_spi_finish(&spi);
+	if (pushed)
+		PopActiveSnapshot();
+}
+
 /* Write one table of gathered changes to onboarding.open_entity. */
 static void
 open_write(HTAB *changes)
@@ -1022,7 +1238,15 @@ open_write(HTAB *changes)
 	int			n[4] = {0, 0, 0, 0};
 	bool		pushed;
 	ObSpiFrame	spi;
+	OpenRefusedBatch refused = {0};
 
+	refused.provider = palloc(size * sizeof(Datum));
+	refused.entity = palloc(size * sizeof(Datum));
+	refused.key = palloc(size * sizeof(Datum));
+	refused.reason = palloc(size * sizeof(Datum));
+	refused.at = palloc(size * sizeof(Datum));
+	refused.at_null = palloc(size * sizeof(bool));
+	refused.ndelete = size;		/* deletions fill the arrays from their end */
 	for (int p = 0; p < 4; p++)
 	{
 		for (int c = 0; c < 3; c++)
@@ -1035,6 +1259,7 @@ open_write(HTAB *changes)
 		OpenPlan	which;
 		int			i;
 
+		open_refused_gather(e, &refused);
 		if (e->n == 0)
 			continue;
 		if (e->k.entity == OPEN_ROW_EXISTS)
@@ -1048,6 +1273,7 @@ open_write(HTAB *changes)
 			CStringGetTextDatum(onboarding_tally_entities[e->k.entity]);
 		cols[which][2][i] = CStringGetTextDatum(e->k.key);
 	}
+	open_refused_write(&refused, size);
 	if (n[OPEN_CLOSE] + n[OPEN_OPEN] + n[OPEN_ADOPT] + n[OPEN_ORPHAN] == 0)
 		return;
 	{
@@ -1120,6 +1346,19 @@ onboarding_open_flush(void)
 	}
 }
 
+/*
+ * Between two deliveries of a statement: the changes gathered are written
+ * once they are many, so that a long COPY does not gather one per entity
+ * it touches (what is written matches the state rows on disk at any
+ * moment: a change is gathered when its row version is written).
+ */
+void
+onboarding_open_bound(void)
+{
+	if (open_changes != NULL && hash_get_num_entries(open_changes) >= OPEN_MAX_PENDING)
+		onboarding_open_flush();
+}
+
 /* Before commit tally.c writes (and calls us); an abort forgets everything. */
 static void
 open_xact(XactEvent event, void *arg)
@@ -1169,6 +1408,8 @@ open_subxact(SubXactEvent event, SubTransactionId mySubid,
 				{
 					save->entries[save->n] = *e;
 					save->entries[save->n].k.key = pstrdup(e->k.key);
+					if (e->reason != NULL)
+						save->entries[save->n].reason = pstrdup(e->reason);
 					save->n++;
 				}
 				open_saves = lcons(save, open_saves);
@@ -1179,15 +1420,28 @@ open_subxact(SubXactEvent event, SubTransactionId mySubid,
 			open_clear();
 			if (save != NULL)
 				for (int i = 0; i < save->n; i++)
-					open_add(save->entries[i].k.provider, save->entries[i].k.entity,
-							 save->entries[i].k.key, save->entries[i].n);
+				{
+					OpenEntry  *was = &save->entries[i];
+					OpenEntry  *e = open_entry(was->k.provider, was->k.entity, was->k.key);
+
+					e->n = was->n;
+					e->rfirst = was->rfirst;
+					e->rlast = was->rlast;
+					e->reason = was->reason ? MemoryContextStrdup(open_cxt, was->reason) : NULL;
+					e->at = was->at;
+					e->at_null = was->at_null;
+				}
 			/* FALLTHROUGH */
 		case SUBXACT_EVENT_COMMIT_SUB:
 			if (save != NULL)
 			{
 				open_saves = list_delete_first(open_saves);
 				for (int i = 0; i < save->n; i++)
+				{
 					pfree((char *) save->entries[i].k.key);
+					if (save->entries[i].reason != NULL)
+						pfree(save->entries[i].reason);
+				}
 				pfree(save->entries);
 				pfree(save);
 			}
@@ -1207,13 +1461,14 @@ onboarding_open_init(void)
 
 /*
  * A state table truncated (table: OB_S_ACCOUNT .. OB_S_CLOSURE): its
- * entities leave the set; a proposal's documents become orphans.  What
+ * entities leave the set and refused_entity; a proposal's documents
+ * become orphans.  What
  * this transaction gathered was written first (tally.c's trigger).
  */
 void
 onboarding_open_truncated(int table)
 {
-	static SPIPlanPtr plans[2];
+	static SPIPlanPtr plans[3];
 	static const char *const entities[][3] = {
 		{"account"}, {"proposal", "background_check", "documentscopy"}, {"document"}, {"closure"}
 	};
@@ -1235,6 +1490,15 @@ onboarding_open_truncated(int table)
 	if (SPI_execute_plan(plans[0], (Datum[]) {open_text_array(names, n)}, NULL, false, 0) < 0 ||
 		(table == OB_S_PROPOSAL && SPI_execute_plan(plans[1], NULL, NULL, false, 0) < 0))
 		elog(ERROR, "could not write onboarding.open_entity");
+	if (OidIsValid(get_relname_relid("refused_entity", onboarding_schema_oid())))
+	{
+		if (plans[2] == NULL)
+			plans[2] = onboarding_spi_prepare("DELETE FROM onboarding.refused_entity"
+											  " WHERE entity = ANY ($1)", 1,
+											  (Oid[]) {TEXTARRAYOID});
+		if (SPI_execute_plan(plans[2], (Datum[]) {open_text_array(names, n)}, NULL, false, 0) < 0)
+			elog(ERROR, "could not delete from onboarding.refused_entity");
+	}
 	onboarding_spi_finish(&spi);
 }
 

@@ -308,6 +308,14 @@ onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols)
 		if (strcmp(NameStr(a->attname), onboarding_state_tables[table].keycol) == 0 &&
 			a->atttypid == TEXTOID)
 			cols->key = a->attnum;
+		if (strcmp(NameStr(a->attname), "reason") == 0 && a->atttypid == TEXTOID)
+			cols->reason = a->attnum;
+		if (strcmp(NameStr(a->attname), "provider_status") == 0 && a->atttypid == TEXTOID)
+			cols->provider_status = a->attnum;
+		if (strcmp(NameStr(a->attname), "message") == 0 && a->atttypid == TEXTOID)
+			cols->message = a->attnum;
+		if (strcmp(NameStr(a->attname), "last_event_at") == 0 && a->atttypid == TIMESTAMPTZOID)
+			cols->last_event_at = a->attnum;
 		for (int c = 0; c < lengthof(status_columns); c++)
 			if (status_columns[c].table == table &&
 				strcmp(NameStr(a->attname), status_columns[c].column) == 0)

@@ -4,7 +4,9 @@
 -- and pending_documents decide with joins (in_progress_statuses(), and an
 -- outer join to each document's proposal); the definitions ask
 -- in_progress() and document_settled() of every row.  Both read the kept
--- set onboarding.open_entity, which is compared with its computation too.
+-- set onboarding.open_entity, which is compared with its computation too;
+-- and rejection_reasons, which reads onboarding.refused_entity, is compared
+-- with its old definition over every state row, and the rows with theirs.
 -- Used by suite reports (over random states) and by convergence.sh (every
 -- flow's databases); 0 differences expected.
 CREATE FUNCTION pg_temp.report_differences(OUT differences bigint, OUT in_progress bigint,
@@ -39,6 +41,21 @@ WITH rows_by_definition AS (
            coalesce(d.last_event_at, d.last_received_at) AS since
       FROM onboarding.document d
      WHERE d.status <> 'validated' AND NOT onboarding.document_settled(d.provider, d.document_key)
+), rejection_by_definition AS (
+    SELECT provider, entity, reason, count(*) AS how_many, max(last_event_at) AS last_seen
+      FROM (SELECT provider, 'account' AS entity, coalesce(reason, '(no reason given)') AS reason,
+                   last_event_at
+              FROM onboarding.account WHERE status IN ('rejected', 'failed', 'blocked')
+            UNION ALL
+            SELECT provider, 'proposal', coalesce(provider_status || ': ' || message,
+                                                  provider_status, '(no reason given)'), last_event_at
+              FROM onboarding.proposal WHERE status IN ('rejected', 'expired', 'account_error')
+            UNION ALL
+            SELECT provider, 'document', coalesce(reason, provider_status, '(no reason given)'),
+                   last_event_at
+              FROM onboarding.document
+             WHERE status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')) r
+     GROUP BY provider, entity, reason
 ), pending AS (
     SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw,
            signer, status, reason, since
@@ -55,7 +72,19 @@ SELECT (SELECT count(*) FROM (SELECT * FROM in_progress_by_definition
          FULL JOIN onboarding.open_entity_expected() x
            ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
         WHERE k.entity IS NULL OR x.entity IS NULL OR k.parent_key IS DISTINCT FROM x.parent_key
-           OR (x.orphan AND NOT k.orphan)),
+           OR (x.orphan AND NOT k.orphan))
+       -- rejection_reasons' kept rows against the state rows
+     + (SELECT count(*) FROM onboarding.refused_entity k
+         FULL JOIN onboarding.refused_rows() x
+           ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
+        WHERE k.entity IS NULL OR x.entity IS NULL OR k.reason IS DISTINCT FROM x.reason
+           OR k.last_event_at IS DISTINCT FROM x.last_event_at)
+       -- and the report against its definition over every state row
+     + (SELECT count(*) FROM ((SELECT * FROM onboarding.rejection_reasons
+                               EXCEPT ALL SELECT * FROM rejection_by_definition)
+                              UNION ALL
+                              (SELECT * FROM rejection_by_definition
+                               EXCEPT ALL SELECT * FROM onboarding.rejection_reasons)) r),
        (SELECT count(*) FROM onboarding.in_progress_entities),
        (SELECT count(*) FROM onboarding.pending_documents)
 $$;
