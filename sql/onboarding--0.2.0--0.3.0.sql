@@ -818,7 +818,7 @@ CREATE INDEX open_entity_orphan_idx ON onboarding.open_entity (provider, parent_
 COMMENT ON TABLE onboarding.open_entity IS
     'the entities whose status is open (open_statuses()), kept as state rows are written: what in_progress_entities, stuck() and pending_documents read; verify() checks it against the state tables';
 COMMENT ON COLUMN onboarding.open_entity.entity IS
-    'account, proposal, background_check, documentscopy, document or closure (as in entity_status)';
+    'account, proposal, background_check, documentscopy, document or closure (as in entity_status), or proposal_document: a document of a provider of onboarding.settled_by_proposal';
 COMMENT ON COLUMN onboarding.open_entity.parent_key IS
     'a document of a provider of onboarding.settled_by_proposal: its proposal''s key (the document key up to key_separator); else NULL';
 COMMENT ON COLUMN onboarding.open_entity.orphan IS
@@ -858,7 +858,8 @@ CREATE FUNCTION onboarding.open_entity_expected()
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT e.entity, e.provider, e.entity_key, k.parent_key,
+    SELECT CASE WHEN k.parent_key IS NOT NULL THEN 'proposal_document' ELSE e.entity END,
+           e.provider, e.entity_key, k.parent_key,
            k.parent_key IS NOT NULL
            AND NOT EXISTS (SELECT FROM onboarding.proposal p
                             WHERE p.provider = e.provider AND p.proposal_key = k.parent_key)
@@ -902,20 +903,18 @@ COMMENT ON FUNCTION onboarding.open_rules_changed() IS
     'AFTER ... FOR EACH STATEMENT trigger of transition, settled_status and settled_by_proposal: what is open may have changed, so onboarding.open_entity is computed again';
 
 -- The documents in open_entity that no proposal settles: those of a
--- provider whose proposals settle none, those whose proposal has no row,
--- and those of a proposal that waits (each through an index of
--- open_entity: a Celcoin file whose proposal has moved on is never read)
+-- provider whose proposals settle none (entity document), and of the
+-- others (proposal_document) those whose proposal has no row and those of
+-- a proposal that waits (each through an index of open_entity: a Celcoin
+-- file whose proposal has moved on is never read)
 CREATE VIEW onboarding.open_documents WITH (security_invoker = true) AS
 SELECT o.provider, o.entity_key AS document_key
   FROM onboarding.open_entity o
  WHERE o.entity = 'document'
-   AND o.provider = ANY (ARRAY(SELECT p FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::onboarding.provider)) AS p
-                                WHERE NOT EXISTS (SELECT FROM onboarding.settled_by_proposal r
-                                                   WHERE r.entity = 'document' AND r.provider = p)))
 UNION ALL
 SELECT o.provider, o.entity_key
   FROM onboarding.open_entity o
- WHERE o.orphan AND o.entity = 'document'
+ WHERE o.orphan AND o.entity = 'proposal_document'
    AND NOT EXISTS (SELECT FROM onboarding.proposal p
                     WHERE p.provider = o.provider AND p.proposal_key = o.parent_key)
 UNION ALL
@@ -924,7 +923,7 @@ SELECT o.provider, o.entity_key
   JOIN onboarding.settled_by_proposal r ON r.entity = 'document' AND r.provider = w.provider
   JOIN onboarding.proposal p ON p.provider = w.provider AND p.proposal_key = w.entity_key
   JOIN onboarding.open_entity o
-    ON o.provider = w.provider AND o.parent_key = w.entity_key AND o.entity = 'document'
+    ON o.provider = w.provider AND o.parent_key = w.entity_key AND o.entity = 'proposal_document'
  WHERE w.entity = 'proposal' AND p.status::text = ANY (r.proposal_waiting);
 COMMENT ON VIEW onboarding.open_documents IS
     'the documents of onboarding.open_entity that their proposal does not settle (onboarding.settled_by_proposal): what pending_documents and in_progress_entities read';

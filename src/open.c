@@ -16,9 +16,9 @@
  * of what each report lists: the reports join it to the state rows and
  * decide there, exactly, as they did over whole tables.
  *
- * A document of a settled_by_proposal provider also carries its
- * proposal's key (parent_key) and whether that proposal had no row when
- * the document was written (orphan).  The reports find such a document
+ * A document of a settled_by_proposal provider (a proposal_document, in
+ * the set) also carries its proposal's key (parent_key) and whether that
+ * proposal had no row when the document was written (orphan).  The reports find such a document
  * through a proposal that waits (parent_key) or because it is an orphan:
  * a Celcoin file stays sent for good, so most of them are neither, and
  * are never read.  orphan is cleared when the proposal's row is created
@@ -554,7 +554,8 @@ static const char *const open_sql[4] = {
 	"      FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
 	"           AS u (provider, entity, entity_key)"
 	"      LEFT JOIN onboarding.settled_by_proposal r"
-	"        ON r.entity = u.entity AND r.provider = u.provider::onboarding.provider"
+	"        ON r.entity = 'document' AND u.entity = 'proposal_document'"
+	"       AND r.provider = u.provider::onboarding.provider"
 	"), parent AS ("
 	"    SELECT p.provider, p.proposal_key FROM onboarding.proposal p"
 	"     WHERE (p.provider, p.proposal_key) IN (SELECT u.provider, u.parent_key FROM u"
@@ -620,6 +621,20 @@ open_separator(Oid provider)
 		if (open_settled[i].provider == provider)
 			return open_settled[i].separator;
 	return NULL;
+}
+
+/*
+ * The name an entity goes by in the set: its name in status_tally, but a
+ * document of a provider whose proposals settle its documents is a
+ * proposal_document, so that the few other documents are one range of
+ * the primary key, and the planner's statistics on entity tell them apart.
+ */
+static const char *
+open_entity_name(int entity, Oid provider)
+{
+	if (entity == OB_TALLY_DOCUMENT && open_separator(provider) != NULL)
+		return "proposal_document";
+	return onboarding_tally_entities[entity];
 }
 
 /* open_entity's columns, in this order */
@@ -995,7 +1010,7 @@ open_direct_close(OpenWriter *w, Datum entity, Datum provider, Datum key)
 static void
 open_direct_open(OpenWriter *w, int entity, Oid provider, const char *key)
 {
-	Datum		ename = CStringGetTextDatum(onboarding_tally_entities[entity]);
+	Datum		ename = CStringGetTextDatum(open_entity_name(entity, provider));
 	Datum		dkey = CStringGetTextDatum(key);
 	const char *sep = entity == OB_TALLY_DOCUMENT ? open_separator(provider) : NULL;
 	TupleTableSlot *slot = w->slot;
@@ -1270,7 +1285,7 @@ open_write(HTAB *changes)
 		opened[which][i] = e->k;
 		cols[which][0][i] = CStringGetTextDatum(onboarding_enum_label(e->k.provider));
 		cols[which][1][i] = e->k.entity == OPEN_ROW_EXISTS ? (Datum) 0 :
-			CStringGetTextDatum(onboarding_tally_entities[e->k.entity]);
+			CStringGetTextDatum(open_entity_name(e->k.entity, e->k.provider));
 		cols[which][2][i] = CStringGetTextDatum(e->k.key);
 	}
 	open_refused_write(&refused, size);
@@ -1470,7 +1485,8 @@ onboarding_open_truncated(int table)
 {
 	static SPIPlanPtr plans[3];
 	static const char *const entities[][3] = {
-		{"account"}, {"proposal", "background_check", "documentscopy"}, {"document"}, {"closure"}
+		{"account"}, {"proposal", "background_check", "documentscopy"},
+		{"document", "proposal_document"}, {"closure"}
 	};
 	Datum		names[3];
 	int			n = 0;
