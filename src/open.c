@@ -102,8 +102,12 @@ static Oid	open_rule_relids[3];	/* transition, settled_status, settled_by_propos
 typedef struct OpenSettled
 {
 	Oid			provider;
-	char	   *separator;		/* in CacheMemoryContext */
+	char	   *separator;		/* in open_settled_cxt */
+	int			nwaiting;		/* the statuses in which its documents wait */
+	char	  **waiting;
 } OpenSettled;
+
+static MemoryContext open_settled_cxt = NULL;	/* open_settled and what it points to */
 
 static OpenSettled *open_settled = NULL;
 static int	open_nsettled = 0;
@@ -166,23 +170,6 @@ open_register(void)
 		CacheRegisterRelcacheCallback(open_invalidate, (Datum) 0);
 		open_callback = true;
 	}
-}
-
-/* The labels (text[] datum) of a settled_by_proposal row's proposal_waiting, as a List of char *. */
-static List *
-open_waiting(Datum array)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	List	   *labels = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-		if (!nulls[i])
-			labels = lappend(labels, TextDatumGetCString(elems[i]));
-	return labels;
 }
 
 /*
@@ -251,25 +238,36 @@ open_compile(void)
 		nwaiting = onboarding_rule_rows("settled_by_proposal", cols, 4, NULL, 0, &waiting_desc,
 										&waiting);
 	}
-	if (open_settled != NULL)
-	{
-		for (int i = 0; i < open_nsettled; i++)
-			pfree(open_settled[i].separator);
-		pfree(open_settled);
-	}
-	open_settled = MemoryContextAllocZero(CacheMemoryContext, (nwaiting + 1) * sizeof(OpenSettled));
+	if (open_settled_cxt == NULL)
+		open_settled_cxt = AllocSetContextCreate(CacheMemoryContext, "onboarding settled_by_proposal",
+												 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(open_settled_cxt);
+	open_settled = MemoryContextAllocZero(open_settled_cxt, (nwaiting + 1) * sizeof(OpenSettled));
 	open_nsettled = 0;
 	for (int i = 0; i < nwaiting; i++)
 	{
+		OpenSettled *r = &open_settled[open_nsettled];
 		char	   *provider = onboarding_rule_text(waiting[i], waiting_desc, 2);
 		char	   *separator = onboarding_rule_text(waiting[i], waiting_desc, 4);
+		bool		isnull;
+		Datum		labels = heap_getattr(waiting[i], 3, waiting_desc, &isnull);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n = 0;
 
 		if (strcmp(onboarding_rule_text(waiting[i], waiting_desc, 1), "document") != 0 ||
 			provider == NULL || separator == NULL)
 			continue;
-		open_settled[open_nsettled].provider =
-			onboarding_provider_oid(onboarding_provider_from_name(provider));
-		open_settled[open_nsettled].separator = MemoryContextStrdup(CacheMemoryContext, separator);
+		r->provider = onboarding_provider_oid(onboarding_provider_from_name(provider));
+		r->separator = MemoryContextStrdup(open_settled_cxt, separator);
+		if (!isnull)
+			deconstruct_array(DatumGetArrayTypeP(labels), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+		r->waiting = MemoryContextAllocZero(open_settled_cxt, (n + 1) * sizeof(char *));
+		for (int j = 0; j < n; j++)
+			if (!nulls[j])
+				r->waiting[r->nwaiting++] = MemoryContextStrdup(open_settled_cxt,
+																TextDatumGetCString(elems[j]));
 		open_nsettled++;
 	}
 
@@ -297,6 +295,8 @@ open_compile(void)
 				OpenStatus *st;
 				bool		open;
 
+				memset(&k, 0, sizeof(k));
+				k.entity = e;
 				open = onboarding_status_has_exit(g, (ObProvider) p, labels[s]);
 				for (int i = 0; open && i < nsettled; i++)
 				{
@@ -309,26 +309,12 @@ open_compile(void)
 				}
 				if (entities[e] == OB_DOCUMENT && strcmp(labels[s], "validated") != 0)
 					open = true;
-				for (int i = 0; !open && entities[e] == OB_PROPOSAL && i < nwaiting; i++)
-				{
-					bool		isnull;
-					Datum		a = heap_getattr(waiting[i], 3, waiting_desc, &isnull);
-
-					if (strcmp(onboarding_rule_text(waiting[i], waiting_desc, 1), "document") != 0 ||
-						strcmp(onboarding_rule_text(waiting[i], waiting_desc, 2),
-							   onboarding_provider_name(p)) != 0 || isnull)
-						continue;
-					{
-						ListCell   *lc;
-
-						foreach(lc, open_waiting(a))
-							if (strcmp((char *) lfirst(lc), labels[s]) == 0)
-								open = true;
-					}
-				}
-				memset(&k, 0, sizeof(k));
-				k.entity = e;
 				k.provider = onboarding_provider_oid((ObProvider) p);
+				for (int i = 0; !open && entities[e] == OB_PROPOSAL && i < open_nsettled; i++)
+					if (open_settled[i].provider == k.provider)
+						for (int w = 0; w < open_settled[i].nwaiting; w++)
+							if (strcmp(open_settled[i].waiting[w], labels[s]) == 0)
+								open = true;
 				k.status = onboarding_status_oid(g, labels[s]);
 				st = hash_search(open_statuses, &k, HASH_ENTER, NULL);
 				st->open = open;
@@ -340,15 +326,22 @@ open_compile(void)
 	MemoryContextDelete(scratch);
 }
 
+/* Compile what the rules say unless it is current. */
+static void
+open_rules_current(void)
+{
+	if (!open_valid || open_statuses == NULL ||
+		open_providers_gen != onboarding_providers_generation())
+		open_compile();
+}
+
 /* What the rules say of this status of this entity (labels: enum OIDs), or NULL. */
 static const OpenStatus *
 open_status(int entity, Oid provider, Oid status)
 {
 	OpenStatusKey k;
 
-	if (!open_valid || open_statuses == NULL ||
-		open_providers_gen != onboarding_providers_generation())
-		open_compile();
+	open_rules_current();
 	memset(&k, 0, sizeof(k));
 	k.entity = entity;
 	k.provider = provider;
@@ -426,8 +419,8 @@ open_add(Oid provider, int entity, const char *key, int delta)
 	open_entry(provider, entity, key)->n += delta;
 }
 
-/* A text column's value as a C string, or NULL. */
-static const char *
+/* A text column's value as a C string (palloc'd), or NULL. */
+static char *
 open_text(const Datum *values, const bool *nulls, AttrNumber att)
 {
 	return (att == InvalidAttrNumber || nulls[att - 1]) ? NULL : TextDatumGetCString(values[att - 1]);
@@ -439,23 +432,27 @@ open_text(const Datum *values, const bool *nulls, AttrNumber att)
  * a document's reason, else its provider status.
  */
 static char *
-open_reason(const ObTallyCols *cols, const Datum *values, const bool *nulls)
+open_reason(MemoryContext cxt, const ObTallyCols *cols, const Datum *values, const bool *nulls)
 {
-	const char *reason = open_text(values, nulls, cols->reason);
-	const char *pstatus = open_text(values, nulls, cols->provider_status);
-	const char *message = open_text(values, nulls, cols->message);
+	char	   *reason = open_text(values, nulls, cols->reason);
+	char	   *pstatus = open_text(values, nulls, cols->provider_status);
+	char	   *message = open_text(values, nulls, cols->message);
+	char	   *result;
 
-	switch (cols->table)
-	{
-		case OB_S_ACCOUNT:
-			return pstrdup(reason ? reason : "(no reason given)");
-		case OB_S_PROPOSAL:
-			if (pstatus && message)
-				return psprintf("%s: %s", pstatus, message);
-			return pstrdup(pstatus ? pstatus : "(no reason given)");
-		default:
-			return pstrdup(reason ? reason : (pstatus ? pstatus : "(no reason given)"));
-	}
+	if (cols->table == OB_S_PROPOSAL && pstatus && message)
+		result = psprintf("%s: %s", pstatus, message);
+	else
+		result = pstrdup(cols->table != OB_S_PROPOSAL && reason ? reason :
+						 cols->table != OB_S_ACCOUNT && pstatus ? pstatus :
+						 "(no reason given)");
+	/* (a row version a statement writes: nothing of it stays but the result) */
+	if (reason)
+		pfree(reason);
+	if (pstatus)
+		pfree(pstatus);
+	if (message)
+		pfree(message);
+	return MemoryContextStrdup(cxt, result);
 }
 
 /* A refused version of an entity counted sign times: the last written wins. */
@@ -470,10 +467,9 @@ open_refused(const ObTallyCols *cols, const Datum *values, const bool *nulls, Oi
 	e->rlast = sign;
 	if (sign > 0)
 	{
-		char	   *reason = open_reason(cols, values, nulls);
-
-		e->reason = MemoryContextStrdup(open_cxt, reason);
-		pfree(reason);
+		if (e->reason != NULL)
+			pfree(e->reason);
+		e->reason = open_reason(open_cxt, cols, values, nulls);
 		e->at_null = (cols->last_event_at == InvalidAttrNumber || nulls[cols->last_event_at - 1]);
 		e->at = e->at_null ? 0 : DatumGetTimestampTz(values[cols->last_event_at - 1]);
 	}
@@ -614,9 +610,7 @@ open_run(OpenPlan which, Datum *provider, Datum *entity, Datum *key, int n)
 static const char *
 open_separator(Oid provider)
 {
-	if (!open_valid || open_statuses == NULL ||
-		open_providers_gen != onboarding_providers_generation())
-		open_compile();
+	open_rules_current();
 	for (int i = 0; i < open_nsettled; i++)
 		if (open_settled[i].provider == provider)
 			return open_settled[i].separator;

@@ -834,21 +834,19 @@ onboarding_tally_flush(void)
 	MemoryContext scratch;
 	MemoryContext old;
 
-	if (!tally_pending())
+	if (tally_pending())
 	{
-		onboarding_open_flush();
-		return;
+		scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
+										ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(scratch);
+		for (int kind = 0; kind < TALLY_NKINDS; kind++)
+			tally_write((TallyKind) kind);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(scratch);
+		/* written: start again from nothing (the saves of open subtransactions stay) */
+		tally_clear();
 	}
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
-									ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(scratch);
-	for (int kind = 0; kind < TALLY_NKINDS; kind++)
-		tally_write((TallyKind) kind);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(scratch);
-	/* written: start again from nothing (the saves of open subtransactions stay) */
-	tally_clear();
-	/* the entities on their way, gathered from the same row versions */
+	/* the entities on their way and the refused ones, from the same row versions */
 	onboarding_open_flush();
 }
 
