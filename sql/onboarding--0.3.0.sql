@@ -496,7 +496,7 @@ BEGIN
            -- (but the extension's own, which count a user's statements only)
            AND t.tgfoid NOT IN (SELECT p.oid FROM pg_catalog.pg_proc p
                                  WHERE p.pronamespace = 'onboarding'::regnamespace
-                                   AND p.proname = 'state_counted')
+                                   AND p.proname IN ('state_counted', 'history_spanned'))
         UNION ALL
         SELECT c.relname, format('rule %I', r.rulename),
                'would rewrite statements, and the extension writes rows, not statements',
@@ -1470,6 +1470,8 @@ BEGIN
     INSERT INTO onboarding.refused_entity (entity, provider, entity_key, reason, last_event_at)
     SELECT r.entity, r.provider, r.entity_key, r.reason, r.last_event_at
       FROM onboarding.refused_rows() r;
+    -- and stage_durations' spans, kept from history (0.3.0)
+    PERFORM onboarding.recount_stage_span();
     RETURN counted;
 END
 $$;
@@ -1688,6 +1690,32 @@ BEGIN
         ON k.entity = x.entity AND k.provider = x.provider AND k.entity_key = x.entity_key
      WHERE k.entity IS NULL OR x.entity IS NULL OR k.reason IS DISTINCT FROM x.reason
         OR k.last_event_at IS DISTINCT FROM x.last_event_at;
+    -- stage_durations' kept spans and their counts (0.3.0)
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('stage_span',
+               coalesce(k.owner_id, x.owner_id)::text,
+               CASE WHEN k.owner_id IS NOT NULL
+                    THEN jsonb_build_object('status', k.status, 'bucket', k.bucket, 'spent', k.spent) END,
+               CASE WHEN x.owner_id IS NOT NULL
+                    THEN jsonb_build_object('status', x.status, 'bucket', onboarding.span_bucket(x.spent),
+                                            'spent', x.spent) END)), '[]')
+      INTO differences
+      FROM onboarding.stage_span k
+      FULL JOIN onboarding.stage_spans() x ON k.owner_id = x.owner_id
+     WHERE k.owner_id IS NULL OR x.owner_id IS NULL OR k.provider <> x.provider
+        OR k.entity <> x.entity OR k.status <> x.status OR k.spent::text <> x.spent::text
+        OR k.bucket <> onboarding.span_bucket(x.spent);
+    SELECT differences || coalesce(jsonb_agg(jsonb_build_array('stage_tally',
+               concat_ws('/', coalesce(t.provider, c.provider), coalesce(t.entity, c.entity),
+                         coalesce(t.status, c.status), coalesce(t.bucket, c.bucket)),
+               to_jsonb(t.n), to_jsonb(c.n))), '[]')
+      INTO differences
+      FROM (SELECT provider, entity, status, bucket, sum(n) AS n
+              FROM onboarding.stage_tally GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) t
+      FULL JOIN (SELECT provider::text AS provider, entity, status, bucket, count(*)::numeric AS n
+                   FROM onboarding.stage_span GROUP BY 1, 2, 3, 4) c
+        ON t.provider = c.provider AND t.entity = c.entity AND t.status = c.status
+       AND t.bucket = c.bucket
+     WHERE t.n IS DISTINCT FROM c.n;
     -- every group of the stored deliveries has a row of
     -- onboarding.group_partition for each partition that holds some (0.3.0;
     -- where the inbox is routed by time: the probes read no other), but the
@@ -1861,27 +1889,273 @@ SELECT day, nullif(provider, '')::onboarding.provider AS provider,
 HAVING sum(n) <> 0;
 COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provider, by outcome (from onboarding.daily_tally: a few rows a day, whatever the size of the inbox)';
 
+-- ---------------------------------------------------------------------------
+-- stage_durations from kept spans (0.3.0): how long each history row's
+-- status lasted, written as history is (src/span.c), and the spans' counts
+-- per bucket, so that the report reads a few index entries per percentile
+-- instead of ordering all of history.
+-- ---------------------------------------------------------------------------
+
+-- The bucket of a time spent: 0 for none, else 45 per factor e of the
+-- seconds (a bucket is 2.2% wide).  stage_span keeps it beside the time,
+-- so that a rank's bucket, found from the counts, is a range of its index.
+CREATE FUNCTION onboarding.span_bucket(spent interval) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN spent OPERATOR(pg_catalog.<=) interval '0' THEN 0
+                ELSE 1 OPERATOR(pg_catalog.+) pg_catalog.floor(45 OPERATOR(pg_catalog.*)
+                     pg_catalog.ln(1 OPERATOR(pg_catalog.+) pg_catalog.date_part('epoch', spent)))::integer
+           END
+    $$;
+COMMENT ON FUNCTION onboarding.span_bucket(interval) IS
+    'the bucket of a time spent in a status (0: none; else 1 + floor(45 ln(1 + seconds)), 2.2% wide), as onboarding.stage_span and onboarding.stage_tally keep it';
+
+-- A span per history row that has one: the time from its event to the
+-- next event of its entity (event_at, then id), spent in its to_status.
+-- Written by the pipeline where history is written, and by history's
+-- statement triggers (a user's statements, force_status()).  Not dumped:
+-- a restore's COPY into history computes them again.
+CREATE TABLE onboarding.stage_span (
+    owner_id  bigint PRIMARY KEY,
+    provider  onboarding.provider NOT NULL,
+    entity    text NOT NULL,
+    status    text NOT NULL,
+    bucket    integer NOT NULL,
+    spent     interval NOT NULL
+);
+CREATE INDEX stage_span_rank_idx ON onboarding.stage_span (provider, entity, status, bucket, spent);
+COMMENT ON TABLE onboarding.stage_span IS
+    'how long each history row''s status lasted (until the next event of its entity), kept as history is written; what onboarding.stage_durations reads, checked by verify()';
+COMMENT ON COLUMN onboarding.stage_span.owner_id IS 'the history row (onboarding.history.id) whose status it is';
+COMMENT ON COLUMN onboarding.stage_span.bucket IS 'onboarding.span_bucket(spent)';
+COMMENT ON INDEX onboarding.stage_span_rank_idx IS
+    'the spans of a status in order: a percentile is an offset into one bucket';
+
+-- The spans per provider, entity, status and bucket, in rows of each
+-- backend's own (slot, as status_tally's; -1 for counts compacted or
+-- written by a recount).  Not dumped, as stage_span.
+CREATE TABLE onboarding.stage_tally (
+    provider  text NOT NULL,
+    entity    text NOT NULL,
+    status    text NOT NULL,
+    bucket    integer NOT NULL,
+    slot      integer NOT NULL,
+    n         bigint NOT NULL,
+    PRIMARY KEY (provider, entity, status, bucket, slot)
+);
+COMMENT ON TABLE onboarding.stage_tally IS
+    'spans of onboarding.stage_span per provider, entity, status and bucket, in rows of each backend''s own (slot); onboarding.stage_durations finds a percentile''s bucket from them';
+
+CREATE FUNCTION onboarding.compact_stage_tally() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    merged bigint;
+BEGIN
+    -- as compact_status_tally()
+    LOCK TABLE onboarding.stage_tally IN SHARE UPDATE EXCLUSIVE MODE;
+    WITH gone AS (
+        DELETE FROM onboarding.stage_tally t
+         WHERE t.ctid = ANY (ARRAY(SELECT l.ctid FROM onboarding.stage_tally l
+                                    WHERE l.slot OPERATOR(pg_catalog.<>) -1
+                                      FOR UPDATE SKIP LOCKED))
+        RETURNING t.provider, t.entity, t.status, t.bucket, t.n
+    ), merged AS (
+        INSERT INTO onboarding.stage_tally AS t (provider, entity, status, bucket, slot, n)
+        SELECT g.provider, g.entity, g.status, g.bucket, -1, pg_catalog.sum(g.n)
+          FROM gone g
+         GROUP BY g.provider, g.entity, g.status, g.bucket
+        ON CONFLICT (provider, entity, status, bucket, slot)
+        DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) INTO merged FROM gone;
+    DELETE FROM onboarding.stage_tally WHERE n OPERATOR(pg_catalog.=) 0
+       AND slot OPERATOR(pg_catalog.=) -1;
+    RETURN merged;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.compact_stage_tally() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.compact_stage_tally() IS
+    'merge the per-backend rows of onboarding.stage_tally into one per provider, entity, status and bucket (slot -1); returns the rows merged; run it now and then (nightly), as compact_status_tally()';
+
+-- The spans as computed from history (what 0.2.0's stage_durations read):
+-- what recount_stage_span() writes and verify() compares.  A change
+-- without a time sits right after the latest event before it (ids are in
+-- event order up to there).
+CREATE FUNCTION onboarding.stage_spans()
+    RETURNS TABLE (owner_id bigint, provider onboarding.provider, entity text, status text,
+                   spent interval)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT s.id, s.provider, s.entity, s.to_status, s.spent
+      FROM (SELECT h.id, h.provider, h.entity, h.to_status,
+                   lead(h.event_at) OVER w OPERATOR(pg_catalog.-) h.event_at AS spent
+              FROM (SELECT h.*,
+                           coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY h.provider, h.entity,
+                                    h.entity_key ORDER BY h.id)) AS place
+                      FROM onboarding.history h) h
+            WINDOW w AS (PARTITION BY h.provider, h.entity, h.entity_key ORDER BY h.place, h.id)) s
+     WHERE s.spent IS NOT NULL
+    $$;
+COMMENT ON FUNCTION onboarding.stage_spans() IS
+    'every span of history computed from it (a pass over all of history): what onboarding.stage_span keeps, and what recount_stage_span() writes and verify() compares';
+
+CREATE FUNCTION onboarding.recount_stage_span() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    counted bigint;
+BEGIN
+    -- no history row changes meanwhile: deliveries wait for the commit
+    LOCK TABLE onboarding.history IN SHARE MODE;
+    LOCK TABLE onboarding.stage_span, onboarding.stage_tally IN EXCLUSIVE MODE;
+    DELETE FROM onboarding.stage_span;
+    DELETE FROM onboarding.stage_tally;
+    INSERT INTO onboarding.stage_span (owner_id, provider, entity, status, bucket, spent)
+    SELECT s.owner_id, s.provider, s.entity, s.status, onboarding.span_bucket(s.spent), s.spent
+      FROM onboarding.stage_spans() s;
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    INSERT INTO onboarding.stage_tally (provider, entity, status, bucket, slot, n)
+    SELECT s.provider::text, s.entity, s.status, s.bucket, -1, pg_catalog.count(*)
+      FROM onboarding.stage_span s
+     GROUP BY s.provider, s.entity, s.status, s.bucket;
+    RETURN counted;
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.recount_stage_span() FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.recount_stage_span() IS
+    'compute onboarding.stage_span and onboarding.stage_tally again from history (after history rows were written behind its triggers'' back: session_replication_role = replica, disabled triggers; recount_status_tally() calls it); deliveries wait meanwhile; returns the spans written';
+
+CREATE FUNCTION onboarding.history_spanned() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_history_spanned' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.history_spanned() IS
+    'AFTER INSERT, UPDATE, DELETE trigger of history: recomputes the spans (onboarding.stage_span) of the entities whose rows a statement removed or added (the pipeline gathers its own writes)';
+CREATE FUNCTION onboarding.history_truncated() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'onboarding_history_truncated' LANGUAGE C;
+COMMENT ON FUNCTION onboarding.history_truncated() IS
+    'AFTER TRUNCATE trigger of history: empties onboarding.stage_span and onboarding.stage_tally';
+CREATE TRIGGER history_spanned_insert AFTER INSERT ON onboarding.history
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned();
+CREATE TRIGGER history_spanned_update AFTER UPDATE ON onboarding.history
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned();
+CREATE TRIGGER history_spanned_delete AFTER DELETE ON onboarding.history
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned();
+CREATE TRIGGER history_spanned_truncate AFTER TRUNCATE ON onboarding.history
+    FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_truncated();
+
+-- Is row-level security on for history?  stage_durations then computes
+-- the spans of the rows the caller may see instead of reading the kept
+-- ones, which are every row's.
+CREATE FUNCTION onboarding.history_row_security() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT c.relrowsecurity FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) 'onboarding.history'::regclass
+    $$;
+COMMENT ON FUNCTION onboarding.history_row_security() IS
+    'is row-level security enabled on history? (then stage_durations computes the spans of the rows the caller may see, not onboarding.stage_span)';
+
+-- The report from the kept spans: per status, the ranks percentile_cont
+-- reads (0-based: floor and ceil of p × (n - 1)), the bucket that holds
+-- each (from the counts), and the value at that offset in the bucket
+-- (from stage_span's index); interpolated as percentile_cont does
+-- (lo + (hi - lo) × fraction).
+CREATE FUNCTION onboarding.stage_durations_kept()
+    RETURNS TABLE (provider onboarding.provider, entity text, status text, n bigint,
+                   p50 interval, p90 interval, max interval)
+    LANGUAGE sql STABLE ROWS 40
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH g AS (
+        SELECT t.provider::onboarding.provider AS provider, t.entity, t.status, t.bucket,
+               sum(t.n) AS n
+          FROM onboarding.stage_tally t
+         GROUP BY t.provider, t.entity, t.status, t.bucket
+        HAVING sum(t.n) OPERATOR(pg_catalog.<>) 0
+    ), c AS (
+        SELECT g.*, sum(g.n) OVER w OPERATOR(pg_catalog.-) g.n AS before,
+               sum(g.n) OVER (PARTITION BY g.provider, g.entity, g.status) AS total
+          FROM g
+        WINDOW w AS (PARTITION BY g.provider, g.entity, g.status ORDER BY g.bucket)
+    ), q AS (
+        SELECT DISTINCT c.provider, c.entity, c.status, c.total, p.pct,
+               floor(p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8) AS first_row,
+               p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8
+                   OPERATOR(pg_catalog.-)
+                   floor(p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8) AS fraction
+          FROM c CROSS JOIN (VALUES (0.5::float8), (0.9::float8)) p (pct)
+    ), v AS (
+        SELECT q.provider, q.entity, q.status, q.total, q.pct,
+               CASE WHEN q.fraction OPERATOR(pg_catalog.=) 0 OR x.vals[2] IS NULL THEN x.vals[1]
+                    ELSE (x.vals[2] OPERATOR(pg_catalog.-) x.vals[1]) OPERATOR(pg_catalog.*) q.fraction
+                         OPERATOR(pg_catalog.+) x.vals[1] END AS value
+          FROM q
+          JOIN c ON c.provider OPERATOR(pg_catalog.=) q.provider AND c.entity OPERATOR(pg_catalog.=) q.entity
+                AND c.status OPERATOR(pg_catalog.=) q.status
+                AND q.first_row OPERATOR(pg_catalog.>=) c.before::float8
+                AND q.first_row OPERATOR(pg_catalog.<) (c.before OPERATOR(pg_catalog.+) c.n)::float8
+         CROSS JOIN LATERAL (
+               SELECT array_agg(s.spent ORDER BY s.bucket, s.spent) AS vals
+                 FROM (SELECT s.bucket, s.spent FROM onboarding.stage_span s
+                        WHERE s.provider OPERATOR(pg_catalog.=) q.provider
+                          AND s.entity OPERATOR(pg_catalog.=) q.entity
+                          AND s.status OPERATOR(pg_catalog.=) q.status
+                          AND s.bucket OPERATOR(pg_catalog.>=) c.bucket
+                        ORDER BY s.bucket, s.spent
+                       OFFSET (q.first_row OPERATOR(pg_catalog.-) c.before::float8)::bigint
+                        LIMIT 2) s) x
+    )
+    SELECT v.provider, v.entity, v.status, v.total::bigint,
+           max(v.value) FILTER (WHERE v.pct OPERATOR(pg_catalog.=) 0.5),
+           max(v.value) FILTER (WHERE v.pct OPERATOR(pg_catalog.=) 0.9),
+           (SELECT s.spent FROM onboarding.stage_span s
+             WHERE s.provider OPERATOR(pg_catalog.=) v.provider
+               AND s.entity OPERATOR(pg_catalog.=) v.entity
+               AND s.status OPERATOR(pg_catalog.=) v.status
+             ORDER BY s.bucket DESC, s.spent DESC LIMIT 1)
+      FROM v
+     GROUP BY v.provider, v.entity, v.status, v.total
+    $$;
+COMMENT ON FUNCTION onboarding.stage_durations_kept() IS
+    'stage_durations from onboarding.stage_tally and onboarding.stage_span: a few index probes per status';
+
+-- The report computed from the history rows the caller may see (what it
+-- reads while row-level security is on for history; 0.2.0's definition)
+CREATE FUNCTION onboarding.stage_durations_computed()
+    RETURNS TABLE (provider onboarding.provider, entity text, status text, n bigint,
+                   p50 interval, p90 interval, max interval)
+    LANGUAGE sql STABLE ROWS 40
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT s.provider, s.entity, s.status, count(*),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY s.spent),
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY s.spent),
+           max(s.spent)
+      FROM onboarding.stage_spans() s
+     GROUP BY s.provider, s.entity, s.status
+    $$;
+COMMENT ON FUNCTION onboarding.stage_durations_computed() IS
+    'stage_durations computed from the history rows the caller may see (what it reads while row-level security is on for history)';
+
 CREATE VIEW onboarding.stage_durations WITH (security_invoker = true) AS
-WITH spans AS (
-    SELECT provider, entity, to_status AS status,
-           lead(event_at) OVER w - event_at AS spent
-      FROM (SELECT h.*,
-                   -- a change without a time sits right after the latest
-                   -- event before it (ids are in event order up to there)
-                   coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY h.provider, h.entity,
-                            h.entity_key ORDER BY h.id)) AS place
-              FROM onboarding.history h) h
-    WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY place, id)
-)
-SELECT provider, entity, status, count(*) AS n,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY spent) AS p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY spent) AS p90,
-       max(spent) AS max
-  FROM spans
- WHERE spent IS NOT NULL
- GROUP BY provider, entity, status;
+SELECT k.provider, k.entity, k.status, k.n, k.p50, k.p90, k.max
+  FROM onboarding.stage_durations_kept() k
+ WHERE NOT onboarding.history_row_security()
+UNION ALL
+SELECT c.provider, c.entity, c.status, c.n, c.p50, c.p90, c.max
+  FROM onboarding.stage_durations_computed() c
+ WHERE onboarding.history_row_security();
 COMMENT ON VIEW onboarding.stage_durations IS
-    'time spent in each status before the next change (provider times), from history';
+    'time spent in each status before the next change (provider times): n, p50, p90 and max per provider, entity and status, from onboarding.stage_span (computed from the history rows the caller may see while row-level security is on for history)';
 
 -- The entities in a refusing status, kept as state rows are written (open.c,
 -- from the same row versions as open_entity): rejection_reasons reads these

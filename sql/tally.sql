@@ -24,7 +24,9 @@
 -- settled status is taught (the set computed again) and proposals are
 -- deleted (their documents become orphans, which pending_documents lists).
 -- onboarding.refused_entity, what rejection_reasons reads, is compared the
--- same way at each step.
+-- same way at each step; and onboarding.stage_span, what stage_durations
+-- reads (and its counts), against their computation from history, at each
+-- step and over random histories a user writes by hand.
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS onboarding_tally;
 CREATE DATABASE onboarding_tally;
@@ -71,7 +73,8 @@ BEGIN
          UNION ALL (SELECT * FROM funnel_recomputed EXCEPT ALL SELECT * FROM onboarding.funnel)) d;
     SELECT differing + r.differences INTO differing FROM pg_temp.report_differences() r;
     SELECT count(*) INTO unverified FROM onboarding.verify() v
-     WHERE derived OR v.kind IN ('daily_tally', 'status_tally', 'open_entity', 'refused_entity');
+     WHERE derived OR v.kind IN ('daily_tally', 'status_tally', 'open_entity', 'refused_entity',
+                                 'stage_span', 'stage_tally');
     INSERT INTO result VALUES (seed, step, differing = 0 AND unverified = 0,
                                differing || ' rows differing, verify() ' || unverified);
 END
@@ -227,6 +230,79 @@ DELETE FROM onboarding.proposal
 SELECT onboarding.rebuild() > 0 AS rebuilt \gset
 CALL check_step(:seed, '7l a user''s index on open_entity, rebuild()');
 DROP INDEX onboarding.open_entity_by_key;
+
+-- stage_durations' spans over random histories written by hand (a user's
+-- statements on history: its statement triggers recompute the spans):
+-- 25 rounds, each writing the rows of a few entities with random times
+-- (ties, and some rows without a time) in statements of random size and
+-- order, then updating times and deleting rows, one statement in four in a
+-- savepoint rolled back, one round in five rolled back whole.  After each
+-- round the report equals its definition over all of history, and the
+-- kept spans and counts their computation.
+CREATE PROCEDURE history_rounds(seed numeric) LANGUAGE plpgsql AS $$
+DECLARE
+    differing bigint;
+BEGIN
+    PERFORM setseed(seed);
+    FOR round IN 1 .. 25 LOOP
+        FOR stmt IN 1 .. 8 LOOP
+            BEGIN
+                INSERT INTO onboarding.history (provider, entity, entity_key, to_status, event_at, inbox_id)
+                SELECT (ARRAY['qitech', 'celcoin', 'fitbank']::onboarding.provider[])[1 + floor(random() * 3)::int],
+                       (ARRAY['account', 'proposal', 'document'])[1 + floor(random() * 3)::int],
+                       'rnd-' || round || '-' || floor(random() * 4)::int,
+                       (ARRAY['pending', 'active', 'blocked', 'approved'])[1 + floor(random() * 4)::int],
+                       CASE WHEN random() < 0.08 THEN NULL
+                            ELSE '2025-01-01'::timestamptz + floor(random() * 40)::int * interval '37 minutes' END,
+                       0
+                  FROM generate_series(1, 1 + floor(random() * 9)::int);
+                IF random() < 0.25 THEN
+                    RAISE EXCEPTION USING ERRCODE = 'OB000', MESSAGE = 'roll back';
+                END IF;
+            EXCEPTION WHEN SQLSTATE 'OB000' THEN
+                NULL;
+            END;
+        END LOOP;
+        UPDATE onboarding.history SET event_at = event_at + floor(random() * 5)::int * interval '13 minutes'
+         WHERE entity_key LIKE 'rnd-' || round || '-%' AND random() < 0.3;
+        UPDATE onboarding.history SET event_at = NULL
+         WHERE entity_key LIKE 'rnd-' || round || '-%' AND random() < 0.03;
+        DELETE FROM onboarding.history
+         WHERE entity_key LIKE 'rnd-' || round || '-%' AND random() < 0.2;
+        IF round % 5 = 0 THEN
+            ROLLBACK;
+        ELSE
+            COMMIT;
+        END IF;
+        SELECT r.differences INTO differing FROM pg_temp.report_differences() r;
+        SELECT differing + count(*) INTO differing FROM onboarding.stage_span k
+          FULL JOIN onboarding.stage_spans() x ON k.owner_id = x.owner_id
+         WHERE k.owner_id IS NULL OR x.owner_id IS NULL OR k.spent::text <> x.spent::text
+            OR k.status <> x.status OR k.bucket <> onboarding.span_bucket(x.spent);
+        SELECT differing + count(*) INTO differing
+          FROM (SELECT provider, entity, status, bucket, sum(n) AS n FROM onboarding.stage_tally
+                 GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) t
+          FULL JOIN (SELECT provider::text AS provider, entity, status, bucket, count(*) AS n
+                       FROM onboarding.stage_span GROUP BY 1, 2, 3, 4) c USING (provider, entity, status, bucket)
+         WHERE t.n IS DISTINCT FROM c.n;
+        INSERT INTO result VALUES (seed, '7m history written by hand', differing = 0,
+                                   'round ' || round || ': ' || differing || ' rows differing');
+        COMMIT;
+    END LOOP;
+END
+$$;
+CALL history_rounds(:seed);
+SELECT count(*) > 100 AS random_spans FROM onboarding.stage_span s
+  JOIN onboarding.history h ON h.id = s.owner_id WHERE h.entity_key LIKE 'rnd-%';
+-- and a TRUNCATE of history empties them; a recount writes them again
+BEGIN;
+TRUNCATE onboarding.history;
+SELECT count(*) AS spans_left FROM onboarding.stage_span;
+ROLLBACK;
+SELECT onboarding.recount_stage_span() > 0 AS recounted \gset
+CALL check_step(:seed, '7n history written by hand, recounted', false);
+DELETE FROM onboarding.history WHERE entity_key LIKE 'rnd-%';
+CALL check_step(:seed, '7o history written by hand, deleted');
 DROP TABLE corpus;
 
 \set seed 0.58

@@ -85,7 +85,8 @@ static ItemPointerData writing_tid;
 /*
  * Is the trigger's function one of our own: state_before_update() (the
  * transition guard), state_counted() or state_truncated() (status_tally's
- * count of a user's statements, which the pipeline's writes leave alone)?
+ * count of a user's statements, which the pipeline's writes leave alone),
+ * history_spanned() or history_truncated() (stage_span's, the same)?
  */
 static bool
 bind_own_trigger(Trigger *trigger)
@@ -94,7 +95,8 @@ bind_own_trigger(Trigger *trigger)
 
 	return name != NULL &&
 		(strcmp(name, "state_before_update") == 0 || strcmp(name, "state_counted") == 0 ||
-		 strcmp(name, "state_truncated") == 0) &&
+		 strcmp(name, "state_truncated") == 0 || strcmp(name, "history_spanned") == 0 ||
+		 strcmp(name, "history_truncated") == 0) &&
 		get_func_namespace(trigger->tgfoid) == onboarding_schema_oid();
 }
 

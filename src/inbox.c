@@ -73,6 +73,7 @@ _PG_init(void)
 	onboarding_store_init();
 	onboarding_tally_init();
 	onboarding_open_init();
+	onboarding_span_init();
 	onboarding_statement_init();
 }
 
@@ -325,6 +326,7 @@ onboarding_inbox_before_insert(PG_FUNCTION_ARGS)
 	onboarding_dedupe_release();
 	/* and its entities on their way are written once they are many */
 	onboarding_open_bound();
+	onboarding_span_bound();
 
 	/*
 	 * A row inserted straight into a partition of the inbox gets no id

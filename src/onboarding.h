@@ -713,6 +713,8 @@ typedef struct ObTallyCols
 	AttrNumber	last_event_at;
 } ObTallyCols;
 extern void onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int delta);
+extern void onboarding_tally_span(Oid provider_label, const char *entity, const char *status,
+								  int32 bucket, int delta);
 extern void onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols);
 extern void onboarding_tally_values(const ObTallyCols *cols, const Datum *values,
 									const bool *nulls, int sign);
@@ -725,6 +727,14 @@ extern void onboarding_open_values(const ObTallyCols *cols, const Datum *values,
 extern void onboarding_open_flush(void);
 extern void onboarding_open_bound(void);
 extern void onboarding_open_truncated(int table);
+
+/* span.c: onboarding.stage_span, what stage_durations reads */
+extern void onboarding_span_init(void);
+extern void onboarding_span_row(Relation rel, const Datum *values, const bool *nulls);
+extern void onboarding_span_slot(Relation rel, TupleTableSlot *slot);
+extern bool onboarding_span_pending(void);
+extern void onboarding_span_flush(void);
+extern void onboarding_span_bound(void);
 
 /* ---------------------------------------------------------------------
  * The fold's own files: fold.c (the rules), lock.c (the lock protocol),

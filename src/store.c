@@ -2158,6 +2158,7 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 			kept++;
 			continue;
 		}
+		onboarding_span_row(s->rel, h->values, h->nulls);
 		if (s->bind != NULL)
 		{
 			onboarding_bind_delete(s->bind, &h->tid, cid);
@@ -2334,6 +2335,12 @@ onboarding_store_history_delete(ItemPointer tid)
 	TM_Result	res;
 
 	Assert(s->bind == NULL);
+	/* (the version removed, for its entity's spans) */
+	if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->slot))
+	{
+		onboarding_span_slot(s->rel, s->slot);
+		ExecClearTuple(s->slot);
+	}
 	res = table_tuple_delete(s->rel, tid, GetCurrentCommandId(true), InvalidSnapshot,
 							 InvalidSnapshot, true, &tmfd, false);
 	if (res != TM_Ok)
@@ -2367,6 +2374,7 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 		slot = store_fill(s, values, nulls);
 		onboarding_bind_insert(s->bind, slot, GetCurrentCommandId(true));
 		ExecClearTuple(slot);
+		onboarding_span_row(s->rel, values, nulls);
 		return;
 	}
 	if (s->npending == OB_HISTORY_BATCH)
@@ -2382,6 +2390,7 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	}
 	values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
 	nulls[0] = false;
+	onboarding_span_row(s->rel, values, nulls);
 	slot = s->pending[s->npending];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, values, natts * sizeof(Datum));
@@ -2500,6 +2509,8 @@ onboarding_store_sweep(ObStoreId which,
 		if (dry)
 			continue;
 		onboarding_tally_slot(&s->tally, slot, -1);		/* (history: nothing) */
+		if (which == OB_S_HISTORY)
+			onboarding_span_slot(s->rel, slot);
 		if (s->bind != NULL)
 		{
 			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));

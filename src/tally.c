@@ -77,12 +77,14 @@ typedef enum TallyKind
 {
 	TALLY_DAILY = 0,			/* onboarding.daily_tally */
 	TALLY_STATUS,				/* onboarding.status_tally */
+	TALLY_SPAN,					/* onboarding.stage_tally (span.c) */
 	TALLY_NKINDS
 } TallyKind;
 
 /*
- * A count: daily (day, provider, outcome) or status (provider, entity,
- * status); the fields of the other kind stay zero.
+ * A count: daily (day, provider, outcome), status (provider, entity,
+ * status) or span (provider, entity, status, bucket: the status a name of
+ * tally_status_names); the fields of the other kinds stay zero.
  */
 typedef struct TallyKey
 {
@@ -91,8 +93,11 @@ typedef struct TallyKey
 	int32		provider;		/* daily: ObProvider; OB_PROVIDER_NONE: none */
 	int32		outcome;		/* daily: ObOutcome */
 	Oid			provider_label; /* status: the provider's enum label */
-	int32		entity;			/* status: index in onboarding_tally_entities */
+	int32		entity;			/* status: index in onboarding_tally_entities;
+								 * span: in tally_status_names */
 	Oid			status_label;	/* status: the status's enum label */
+	int32		status_name;	/* span: index in tally_status_names */
+	int32		bucket;			/* span: onboarding.span_bucket() of the time spent */
 } TallyKey;
 
 typedef struct TallyEntry
@@ -275,6 +280,57 @@ onboarding_tally_status(Oid provider_label, int entity, Oid status_label, int de
 }
 
 /*
+ * The entities and statuses history names (text, and a count's key is
+ * fixed-size): each name once, for the backend's life.  They are few, the
+ * entities and statuses of the rule tables.
+ */
+static char **tally_status_names = NULL;
+static int	tally_nstatus_names = 0;
+static int	tally_status_names_size = 0;
+
+/* The index of a status name in tally_status_names, added when new. */
+static int32
+tally_status_name(const char *status)
+{
+	for (int i = 0; i < tally_nstatus_names; i++)
+		if (strcmp(tally_status_names[i], status) == 0)
+			return i;
+	if (tally_nstatus_names == tally_status_names_size)
+	{
+		tally_status_names_size = Max(16, 2 * tally_status_names_size);
+		tally_status_names = tally_status_names == NULL ?
+			MemoryContextAlloc(TopMemoryContext, tally_status_names_size * sizeof(char *)) :
+			repalloc(tally_status_names, tally_status_names_size * sizeof(char *));
+	}
+	tally_status_names[tally_nstatus_names] = MemoryContextStrdup(TopMemoryContext, status);
+	return tally_nstatus_names++;
+}
+
+/*
+ * Count delta spans of history (span.c) of a provider and entity spent in
+ * a status, in a bucket of onboarding.span_bucket().
+ */
+void
+onboarding_tally_span(Oid provider_label, const char *entity, const char *status, int32 bucket,
+					  int delta)
+{
+	TallyKey	k;
+	TallyEntry *e;
+	bool		found;
+
+	memset(&k, 0, sizeof(k));
+	k.kind = TALLY_SPAN;
+	k.provider_label = provider_label;
+	k.entity = tally_status_name(entity);
+	k.status_name = tally_status_name(status);
+	k.bucket = bucket;
+	e = hash_search(tally_table(), &k, HASH_ENTER, &found);
+	if (!found)
+		e->n = 0;
+	e->n += delta;
+}
+
+/*
  * The status columns of a state table (table: OB_S_ACCOUNT ..
  * OB_S_CLOSURE), found by name in desc, and the entity each one counts.
  */
@@ -352,23 +408,29 @@ onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign)
 	onboarding_tally_values(cols, slot->tts_values, slot->tts_isnull, sign);
 }
 
-/* Each table's columns: its primary key's, in order, then the count */
-#define TALLY_NCOLS 5
-#define TALLY_NKEYS (TALLY_NCOLS - 1)	/* the key's, slot last */
+/*
+ * Each table's columns: its primary key's, in order (slot last), then the
+ * count.  At most TALLY_MAXCOLS of them.
+ */
+#define TALLY_MAXCOLS 6
+#define TALLY_MAXKEYS (TALLY_MAXCOLS - 1)
 
 typedef struct TallyDef
 {
 	const char *relname;
 	const char *compact;		/* the function that merges its slots */
-	const char *colnames[TALLY_NCOLS];
-	Oid			types[TALLY_NCOLS]; /* InvalidOid: the outcome enum, looked up */
-	RegProcedure eq[TALLY_NKEYS];
+	int			ncols;			/* the key's columns, and the count */
+	const char *colnames[TALLY_MAXCOLS];
+	Oid			types[TALLY_MAXCOLS];	/* InvalidOid: the outcome enum, looked up */
+	RegProcedure eq[TALLY_MAXKEYS];
 	const char *insert;			/* the statement path's INSERT ... ON CONFLICT */
 } TallyDef;
 
+#define TALLY_NKEYS(def) ((def)->ncols - 1) /* the key's columns, slot last */
+
 static const TallyDef tally_defs[TALLY_NKINDS] = {
 	[TALLY_DAILY] = {
-		"daily_tally", "compact_daily_tally()",
+		"daily_tally", "compact_daily_tally()", 5,
 		{"day", "provider", "outcome", "slot", "n"},
 		{DATEOID, TEXTOID, InvalidOid, INT4OID, INT8OID},
 		{F_DATE_EQ, F_TEXTEQ, F_ENUM_EQ, F_INT4EQ},
@@ -381,7 +443,7 @@ static const TallyDef tally_defs[TALLY_NKINDS] = {
 		" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n"
 	},
 	[TALLY_STATUS] = {
-		"status_tally", "compact_status_tally()",
+		"status_tally", "compact_status_tally()", 5,
 		{"provider", "entity", "status", "slot", "n"},
 		{TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID},
 		{F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT4EQ},
@@ -393,6 +455,19 @@ static const TallyDef tally_defs[TALLY_NKINDS] = {
 		" ON CONFLICT (provider, entity, status, slot)"
 		" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n"
 	},
+	[TALLY_SPAN] = {
+		"stage_tally", "compact_stage_tally()", 6,
+		{"provider", "entity", "status", "bucket", "slot", "n"},
+		{TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID},
+		{F_TEXTEQ, F_TEXTEQ, F_TEXTEQ, F_INT4EQ, F_INT4EQ},
+		"INSERT INTO onboarding.stage_tally AS t (provider, entity, status, bucket, slot, n)"
+		" SELECT u.provider, u.entity, u.status, u.bucket, $4, u.n"
+		"   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+		"                   pg_catalog.unnest($3), pg_catalog.unnest($6), pg_catalog.unnest($5))"
+		"        AS u (provider, entity, status, bucket, n)"
+		" ON CONFLICT (provider, entity, status, bucket, slot)"
+		" DO UPDATE SET n = t.n OPERATOR(pg_catalog.+) excluded.n"
+	},
 };
 
 /* What writing counts row by row needs, opened as it is needed */
@@ -401,7 +476,7 @@ typedef struct TallyWriter
 	const TallyDef *def;
 	Relation	rel;
 	Relation	pk;				/* its primary key, its only index */
-	AttrNumber	atts[TALLY_NCOLS];	/* the columns, in def->colnames' order */
+	AttrNumber	atts[TALLY_MAXCOLS];	/* the columns, in def->colnames' order */
 	TupleTableSlot *found;		/* the row as found */
 	TupleTableSlot *next;		/* the row as written */
 	CommandId	cid;
@@ -422,13 +497,14 @@ tally_direct(TallyWriter *w)
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *indexes;
 	Oid			pkey;
-	Oid			types[TALLY_NCOLS];
+	Oid			types[TALLY_MAXCOLS];
+	int			ncols = w->def->ncols;
 	bool		ok;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
-		rel->rd_rules != NULL || desc->natts != TALLY_NCOLS)
+		rel->rd_rules != NULL || desc->natts != ncols)
 		return false;
-	for (int c = 0; c < TALLY_NCOLS; c++)
+	for (int c = 0; c < ncols; c++)
 	{
 		w->atts[c] = InvalidAttrNumber;
 		types[c] = w->def->types[c];
@@ -436,17 +512,17 @@ tally_direct(TallyWriter *w)
 			types[c] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("outcome"),
 									   ObjectIdGetDatum(onboarding_schema_oid()));
 	}
-	for (int i = 0; i < TALLY_NCOLS; i++)
+	for (int i = 0; i < ncols; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
 
 		if (a->attisdropped || a->attgenerated)
 			return false;
-		for (int c = 0; c < TALLY_NCOLS; c++)
+		for (int c = 0; c < ncols; c++)
 			if (strcmp(NameStr(a->attname), w->def->colnames[c]) == 0)
 				w->atts[c] = a->attnum;
 	}
-	for (int c = 0; c < TALLY_NCOLS; c++)
+	for (int c = 0; c < ncols; c++)
 		if (w->atts[c] == InvalidAttrNumber ||
 			TupleDescAttr(desc, w->atts[c] - 1)->atttypid != types[c])
 			return false;		/* (a column whose type was altered: the statement casts) */
@@ -457,9 +533,9 @@ tally_direct(TallyWriter *w)
 	if (!ok)
 		return false;
 	w->pk = index_open(pkey, RowExclusiveLock);
-	ok = w->pk->rd_index->indnatts == TALLY_NKEYS &&
+	ok = w->pk->rd_index->indnatts == TALLY_NKEYS(w->def) &&
 		RelationGetIndexExpressions(w->pk) == NIL && RelationGetIndexPredicate(w->pk) == NIL;
-	for (int c = 0; ok && c < TALLY_NKEYS; c++)
+	for (int c = 0; ok && c < TALLY_NKEYS(w->def); c++)
 		ok = w->pk->rd_index->indkey.values[c] == w->atts[c];
 	if (!ok)
 	{
@@ -516,10 +592,10 @@ static void
 tally_fill_next(TallyWriter *w, Datum *key, int64 n)
 {
 	TupleTableSlot *next = w->next;
-	AttrNumber	natt = w->atts[TALLY_NCOLS - 1];
+	AttrNumber	natt = w->atts[w->def->ncols - 1];
 
 	ExecClearTuple(next);
-	for (int c = 0; c < TALLY_NKEYS; c++)
+	for (int c = 0; c < TALLY_NKEYS(w->def); c++)
 	{
 		next->tts_values[w->atts[c] - 1] = key[c];
 		next->tts_isnull[w->atts[c] - 1] = false;
@@ -540,7 +616,7 @@ tally_update_found(TallyWriter *w, Datum *key, int64 delta, ItemPointer tid)
 	TupleTableSlot *found = w->found;
 	TupleTableSlot *next = w->next;
 	bool		isnull;
-	Datum		n = slot_getattr(found, w->atts[TALLY_NCOLS - 1], &isnull);
+	Datum		n = slot_getattr(found, w->atts[w->def->ncols - 1], &isnull);
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	bool		update_indexes;
@@ -586,7 +662,7 @@ tally_place_holds(TallyWriter *w, TallyPlace *place, Datum *key)
 		bool		same = true;
 
 		/* (the page may have been pruned and the slot reused, or the table rewritten) */
-		for (int c = 0; same && c < TALLY_NKEYS; c++)
+		for (int c = 0; same && c < TALLY_NKEYS(w->def); c++)
 		{
 			bool		isnull;
 			Datum		v = slot_getattr(w->found, w->atts[c], &isnull);
@@ -618,11 +694,12 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
 {
 	TupleTableSlot *found = w->found;
 	TallyPlace *place = hash_search(tally_place_table(), tk, HASH_FIND, NULL);
+	int			nkeys = TALLY_NKEYS(w->def);
 	ItemPointerData tid;
 
 	if (place != NULL)
 	{
-		key[TALLY_NKEYS - 1] = Int32GetDatum(ob_backend_slot() + place->spare * TALLY_SLOT_STRIDE);
+		key[nkeys - 1] = Int32GetDatum(ob_backend_slot() + place->spare * TALLY_SLOT_STRIDE);
 		if (tally_place_holds(w, place, key) &&
 			tally_update_found(w, key, delta, &tid) == TM_Ok)
 		{
@@ -634,18 +711,18 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
 	for (int spare = 0; spare <= TALLY_SLOT_SPARES; spare++)
 	{
 		SnapshotData dirty;
-		ScanKeyData sk[TALLY_NKEYS];
+		ScanKeyData sk[TALLY_MAXKEYS];
 		IndexScanDesc scan;
 		bool		have;
 		bool		busy = false;
 
-		key[TALLY_NKEYS - 1] = Int32GetDatum(ob_backend_slot() + spare * TALLY_SLOT_STRIDE);
+		key[nkeys - 1] = Int32GetDatum(ob_backend_slot() + spare * TALLY_SLOT_STRIDE);
 		InitDirtySnapshot(dirty);
-		for (int c = 0; c < TALLY_NKEYS; c++)
+		for (int c = 0; c < nkeys; c++)
 			ScanKeyEntryInitialize(&sk[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
 								   w->pk->rd_indcollation[c], w->def->eq[c], key[c]);
-		scan = ob_index_beginscan(w->rel, w->pk, &dirty, TALLY_NKEYS, 0);
-		index_rescan(scan, sk, TALLY_NKEYS, NULL, 0);
+		scan = ob_index_beginscan(w->rel, w->pk, &dirty, nkeys, 0);
+		index_rescan(scan, sk, nkeys, NULL, 0);
 		have = index_getnext_slot(scan, ForwardScanDirection, found);
 		if (have)
 			busy = TransactionIdIsValid(dirty.xmin) || TransactionIdIsValid(dirty.xmax);
@@ -684,13 +761,15 @@ tally_add_row(TallyWriter *w, Datum *key, int64 delta, const TallyKey *tk)
 }
 
 /*
- * Write n counts (cols: arrays of the first three columns' values, then
- * the counts; keys: the counts' keys in memory) row by row, without a
+ * Write n counts (cols: arrays of the key's columns' values but the slot,
+ * then the counts; keys: the counts' keys in memory) row by row, without a
  * statement.
  */
 static void
 tally_write_direct(TallyWriter *w, Datum **cols, const TallyKey *keys, int n)
 {
+	int			nkeys = TALLY_NKEYS(w->def);
+
 	w->found = table_slot_create(w->rel, NULL);
 	w->next = table_slot_create(w->rel, NULL);
 	/* rows this transaction wrote before are seen, and updated, from a new command */
@@ -698,9 +777,12 @@ tally_write_direct(TallyWriter *w, Datum **cols, const TallyKey *keys, int n)
 	w->cid = GetCurrentCommandId(true);
 	for (int i = 0; i < n; i++)
 	{
-		Datum		key[TALLY_NKEYS] = {cols[0][i], cols[1][i], cols[2][i], (Datum) 0};
+		Datum		key[TALLY_MAXKEYS];
 
-		tally_add_row(w, key, DatumGetInt64(cols[3][i]), &keys[i]);
+		for (int c = 0; c < nkeys - 1; c++)
+			key[c] = cols[c][i];
+		key[nkeys - 1] = (Datum) 0; /* the slot: tally_add_row's */
+		tally_add_row(w, key, DatumGetInt64(cols[nkeys - 1][i]), &keys[i]);
 	}
 	ExecDropSingleTupleTableSlot(w->found);
 	ExecDropSingleTupleTableSlot(w->next);
@@ -717,7 +799,8 @@ tally_write_direct(TallyWriter *w, Datum **cols, const TallyKey *keys, int n)
 static void
 tally_write_statement(TallyKind kind, Datum **cols, int n)
 {
-	Datum		args[5];
+	Datum		args[6];
+	int			nkeys = TALLY_NKEYS(&tally_defs[kind]);
 	ObSpiFrame	spi;
 	/* before commit (tally_xact) no statement may be running: take a snapshot */
 	bool		pushed = !ActiveSnapshotSet();
@@ -739,14 +822,18 @@ tally_write_statement(TallyKind kind, Datum **cols, int n)
 	}
 	args[1] = tally_array(cols[1], NULL, n, TEXTOID);
 	args[3] = Int32GetDatum(ob_backend_slot());
-	args[4] = tally_array(cols[3], NULL, n, INT8OID);
+	args[4] = tally_array(cols[nkeys - 1], NULL, n, INT8OID);
+	/* (span: the bucket, last, so that the others keep their numbers) */
+	if (kind == TALLY_SPAN)
+		args[5] = tally_array(cols[3], NULL, n, INT4OID);
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	onboarding_spi_connect(&spi);
 	if (tally_plans[kind] == NULL)
-		tally_plans[kind] = onboarding_spi_prepare(tally_defs[kind].insert, 5,
+		tally_plans[kind] = onboarding_spi_prepare(tally_defs[kind].insert, kind == TALLY_SPAN ? 6 : 5,
 												   (Oid[]) {kind == TALLY_DAILY ? DATEARRAYOID : TEXTARRAYOID,
-													   TEXTARRAYOID, TEXTARRAYOID, INT4OID, INT8ARRAYOID});
+													   TEXTARRAYOID, TEXTARRAYOID, INT4OID, INT8ARRAYOID,
+												   INT4ARRAYOID});
 	if (SPI_execute_plan(tally_plans[kind], args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write onboarding.%s", tally_defs[kind].relname);
 	onboarding_spi_finish(&spi);
@@ -777,14 +864,15 @@ tally_write(TallyKind kind)
 	int			n = 0;
 	int			size = hash_get_num_entries(tally);
 	Oid			relid;
-	Datum	   *cols[TALLY_NKEYS];
+	int			nkeys = TALLY_NKEYS(&tally_defs[kind]);
+	Datum	   *cols[TALLY_MAXKEYS];
 	TallyKey   *keys;
 
 	/* a schema not updated to 0.3.0 yet has no counts: its update fills them */
 	relid = get_relname_relid(tally_defs[kind].relname, onboarding_schema_oid());
 	if (!OidIsValid(relid))
 		return;
-	for (int c = 0; c < TALLY_NKEYS; c++)
+	for (int c = 0; c < nkeys; c++)
 		cols[c] = palloc(size * sizeof(Datum));
 	keys = palloc(size * sizeof(TallyKey));
 	hash_seq_init(&seq, tally);
@@ -802,10 +890,16 @@ tally_write(TallyKind kind)
 		else
 		{
 			cols[0][n] = tally_label(e->k.provider_label);
-			cols[1][n] = CStringGetTextDatum(onboarding_tally_entities[e->k.entity]);
-			cols[2][n] = tally_label(e->k.status_label);
+			cols[1][n] = CStringGetTextDatum(kind == TALLY_SPAN ?
+											 tally_status_names[e->k.entity] :
+											 onboarding_tally_entities[e->k.entity]);
+			cols[2][n] = kind == TALLY_SPAN ?
+				CStringGetTextDatum(tally_status_names[e->k.status_name]) :
+				tally_label(e->k.status_label);
+			if (kind == TALLY_SPAN)
+				cols[3][n] = Int32GetDatum(e->k.bucket);
 		}
-		cols[3][n] = Int64GetDatum(e->n);
+		cols[nkeys - 1][n] = Int64GetDatum(e->n);
 		keys[n] = e->k;
 		n++;
 	}
@@ -834,20 +928,26 @@ onboarding_tally_flush(void)
 	MemoryContext scratch;
 	MemoryContext old;
 
-	if (tally_pending())
+	do
 	{
-		scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
-										ALLOCSET_SMALL_SIZES);
-		old = MemoryContextSwitchTo(scratch);
-		for (int kind = 0; kind < TALLY_NKINDS; kind++)
-			tally_write((TallyKind) kind);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(scratch);
-		/* written: start again from nothing (the saves of open subtransactions stay) */
-		tally_clear();
-	}
-	/* the entities on their way and the refused ones, from the same row versions */
-	onboarding_open_flush();
+		/* the spans of the history written: what they change is counted here */
+		onboarding_span_flush();
+		if (tally_pending())
+		{
+			scratch = AllocSetContextCreate(CurrentMemoryContext, "onboarding tally flush",
+											ALLOCSET_SMALL_SIZES);
+			old = MemoryContextSwitchTo(scratch);
+			for (int kind = 0; kind < TALLY_NKINDS; kind++)
+				tally_write((TallyKind) kind);
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(scratch);
+			/* written: start again from nothing (the saves of open subtransactions stay) */
+			tally_clear();
+		}
+		/* the entities on their way and the refused ones, from the same row versions */
+		onboarding_open_flush();
+		/* (their statements may have had store.c write rows it held: count those too) */
+	} while (onboarding_span_pending() || tally_pending());
 }
 
 /* Before commit, what is still gathered is written; an abort forgets it. */

@@ -6,7 +6,9 @@
 -- in_progress() and document_settled() of every row.  Both read the kept
 -- set onboarding.open_entity, which is compared with its computation too;
 -- and rejection_reasons, which reads onboarding.refused_entity, is compared
--- with its old definition over every state row, and the rows with theirs.
+-- with its old definition over every state row, and the rows with theirs;
+-- and stage_durations, which reads onboarding.stage_span and
+-- onboarding.stage_tally, with its old definition over all of history.
 -- Used by suite reports (over random states) and by convergence.sh (every
 -- flow's databases); 0 differences expected.
 CREATE FUNCTION pg_temp.report_differences(OUT differences bigint, OUT in_progress bigint,
@@ -56,6 +58,23 @@ WITH rows_by_definition AS (
               FROM onboarding.document
              WHERE status IN ('invalid', 'disapproved', 'error', 'inexistent', 'expired')) r
      GROUP BY provider, entity, reason
+), stage_by_definition AS (
+    -- stage_durations as 0.2.0 computed it, over all of history
+    SELECT provider, entity, status, count(*) AS n,
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY spent))::text AS p50,
+           (percentile_cont(0.9) WITHIN GROUP (ORDER BY spent))::text AS p90,
+           max(spent)::text AS max
+      FROM (SELECT provider, entity, to_status AS status,
+                   lead(event_at) OVER w - event_at AS spent
+              FROM (SELECT h.*, coalesce(h.event_at, max(h.event_at) OVER (PARTITION BY h.provider,
+                                h.entity, h.entity_key ORDER BY h.id)) AS place
+                      FROM onboarding.history h) h
+            WINDOW w AS (PARTITION BY provider, entity, entity_key ORDER BY place, id)) s
+     WHERE spent IS NOT NULL
+     GROUP BY provider, entity, status
+), stage AS (
+    SELECT provider, entity, status, n, p50::text, p90::text, max::text
+      FROM onboarding.stage_durations
 ), pending AS (
     SELECT provider, document_key, tax_id, account_key, document_type, document_type_raw,
            signer, status, reason, since
@@ -84,7 +103,12 @@ SELECT (SELECT count(*) FROM (SELECT * FROM in_progress_by_definition
                                EXCEPT ALL SELECT * FROM rejection_by_definition)
                               UNION ALL
                               (SELECT * FROM rejection_by_definition
-                               EXCEPT ALL SELECT * FROM onboarding.rejection_reasons)) r),
+                               EXCEPT ALL SELECT * FROM onboarding.rejection_reasons)) r)
+       -- stage_durations (kept spans, percentiles found by their buckets) against
+       -- its definition over all of history, to the microsecond
+     + (SELECT count(*) FROM ((TABLE stage EXCEPT ALL TABLE stage_by_definition)
+                              UNION ALL
+                              (TABLE stage_by_definition EXCEPT ALL TABLE stage)) t),
        (SELECT count(*) FROM onboarding.in_progress_entities),
        (SELECT count(*) FROM onboarding.pending_documents)
 $$;

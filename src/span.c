@@ -1,0 +1,707 @@
+/*-------------------------------------------------------------------------
+ *
+ * span.c
+ *		onboarding.stage_span: how long each history row's status lasted,
+ *		kept as history is written, so that onboarding.stage_durations
+ *		reads a few index entries instead of ordering all of history.
+ *
+ * A span is what stage_durations has always measured: for a history row,
+ * the time from its event to the event of the entity's next history row
+ * (in the order of event_at, then id), spent in its to_status.  A row
+ * without a time, or followed by one, has none.  stage_span holds one row
+ * per span, keyed by the history row's id, with its bucket
+ * (onboarding.span_bucket(): 45 per factor e of the seconds spent); the
+ * bucket's counts are kept in onboarding.stage_tally by tally.c, in rows
+ * of each backend's own.  The report finds the bucket that holds a rank
+ * from the counts, and the value in it through stage_span's index on
+ * (provider, entity, status, bucket, spent).
+ *
+ * Every history row version written is gathered here, as its entity and
+ * its event time: store.c's appends and deletions (deliveries, late ones,
+ * rebuild()), and a user's or the extension's own statements on history
+ * (force_status(), a direct update's history, DML) through the statement
+ * triggers below, from their transition tables.  When the statement ends
+ * (or a unit of rebuild(), or before commit, or between deliveries once
+ * many entities are gathered: onboarding_span_bound()), one statement
+ * recomputes the spans that the gathered versions may have changed: at
+ * each event time, the spans of the rows there and of the rows just before
+ * it, read through history's index on (entity_key, event_at).  An entity
+ * that has a history row without a time is done whole (such a row sits
+ * after the latest time before it by id: its neighbours are not found by
+ * time).  The statement returns the spans it removed and added, by bucket,
+ * and they are counted.  So a delivery costs the same whatever its
+ * entity's history: a few index probes per version written.
+ *
+ * Subtransactions: what is gathered when one begins is kept, and gathered
+ * again if it rolls back (recomputing an entity that did not change
+ * changes nothing); an abort forgets everything, as the spans written in
+ * it are undone with the history rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "onboarding.h"
+
+#include "access/xact.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+/* Gathered entities beyond which onboarding_span_bound() writes */
+#define SPAN_MAX_PENDING 4096
+
+/* An entity of history: provider label, entity name, key */
+typedef struct SpanKey
+{
+	Oid			provider;
+	const char *entity;
+	const char *key;
+} SpanKey;
+
+/* What was gathered of one entity */
+typedef struct SpanEntry
+{
+	SpanKey		k;
+	bool		whole;			/* a version without a time: recompute all */
+	int			n;
+	int			size;
+	TimestampTz *at;			/* the event times of its versions */
+} SpanEntry;
+
+/* The entities gathered, and the ids of the history rows written */
+typedef struct SpanSet
+{
+	MemoryContext cxt;
+	HTAB	   *entities;
+	int64	   *ids;
+	int			nids;
+	int			idsize;
+} SpanSet;
+
+/* What was gathered when a subtransaction began */
+typedef struct SpanSave
+{
+	SubTransactionId subid;
+	SpanSet		set;
+} SpanSave;
+
+static SpanSet pending;			/* cxt NULL: nothing gathered */
+static List *span_saves = NIL;	/* SpanSave *, innermost first; TopTransactionContext */
+static SPIPlanPtr span_plan = NULL;
+
+/* History's columns, as found in the relation last seen */
+static Oid	cols_relid = InvalidOid;
+static AttrNumber col_id,
+			col_provider,
+			col_entity,
+			col_key,
+			col_at;
+
+/*
+ * Recompute the spans of the gathered entities: $1 .. $4 one element per
+ * version (provider, entity, key, event time: NULL, recompute the entity
+ * whole), $5 the ids of the history rows written.  Returns the spans
+ * removed (-1) and added (+1) per provider, entity, status and bucket.
+ * The deletion is read whole before the first row is added (the scalar
+ * subquery), so that a span removed and added again never meets itself in
+ * the primary key.
+ */
+static const char span_sql[] =
+	"WITH pt AS ("
+	"  SELECT DISTINCT u.provider::onboarding.provider AS provider, u.entity, u.key, u.at"
+	"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	"                    pg_catalog.unnest($4)) AS u (provider, entity, key, at)"
+	"), ent AS ("
+	"  SELECT p.provider, p.entity, p.key,"
+	"         pg_catalog.bool_or(p.at IS NULL)"
+	"         OR EXISTS (SELECT FROM onboarding.history h"
+	"                     WHERE h.entity_key = p.key AND h.event_at IS NULL"
+	"                       AND h.provider = p.provider AND h.entity = p.entity) AS whole"
+	"    FROM pt p GROUP BY p.provider, p.entity, p.key"
+	"), owner AS ("
+	"  SELECT DISTINCT h.id, h.provider, h.entity, h.entity_key, h.event_at, h.to_status"
+	"    FROM pt p"
+	"    JOIN ent e ON e.provider = p.provider AND e.entity = p.entity AND e.key = p.key"
+	"              AND NOT e.whole"
+	"   CROSS JOIN LATERAL (SELECT pg_catalog.max(b.event_at) AS from_at"
+	"                         FROM onboarding.history b"
+	"                        WHERE b.entity_key = p.key AND b.event_at < p.at"
+	"                          AND b.provider = p.provider AND b.entity = p.entity) f"
+	"    JOIN onboarding.history h"
+	"      ON h.entity_key = p.key AND h.event_at >= coalesce(f.from_at, p.at)"
+	"     AND h.event_at <= p.at AND h.provider = p.provider AND h.entity = p.entity"
+	"), want AS ("
+	"  SELECT o.id, o.provider, o.entity, o.to_status AS status,"
+	"         CASE WHEN EXISTS (SELECT FROM onboarding.history t"
+	"                            WHERE t.entity_key = o.entity_key AND t.event_at = o.event_at"
+	"                              AND t.id > o.id AND t.provider = o.provider"
+	"                              AND t.entity = o.entity)"
+	"              THEN o.event_at - o.event_at"
+	"              ELSE (SELECT pg_catalog.min(s.event_at) FROM onboarding.history s"
+	"                     WHERE s.entity_key = o.entity_key AND s.event_at > o.event_at"
+	"                       AND s.provider = o.provider AND s.entity = o.entity)"
+	"                   - o.event_at END AS spent"
+	"    FROM owner o"
+	"  UNION ALL"
+	"  SELECT w.id, w.provider, w.entity, w.to_status, w.spent"
+	"    FROM ent e"
+	"   CROSS JOIN LATERAL ("
+	"         SELECT h.id, h.provider, h.entity, h.to_status,"
+	"                pg_catalog.lead(h.event_at) OVER (ORDER BY h.place, h.id) - h.event_at AS spent"
+	"           FROM (SELECT h.*, coalesce(h.event_at, pg_catalog.max(h.event_at)"
+	"                                      OVER (ORDER BY h.id)) AS place"
+	"                   FROM onboarding.history h"
+	"                  WHERE h.entity_key = e.key AND h.provider = e.provider"
+	"                    AND h.entity = e.entity) h) w"
+	"   WHERE e.whole"
+	"), doomed AS ("
+	"  SELECT i.id FROM pg_catalog.unnest($5) AS i (id)"
+	"  UNION SELECT w.id FROM want w"
+	"), gone AS ("
+	"  DELETE FROM onboarding.stage_span s USING doomed d WHERE s.owner_id = d.id"
+	"  RETURNING s.provider, s.entity, s.status, s.bucket"
+	"), made AS ("
+	"  INSERT INTO onboarding.stage_span (owner_id, provider, entity, status, bucket, spent)"
+	"  SELECT w.id, w.provider, w.entity, w.status, onboarding.span_bucket(w.spent), w.spent"
+	"    FROM want w"
+	"   WHERE w.spent IS NOT NULL AND (SELECT pg_catalog.count(*) FROM gone) >= 0"
+	"  RETURNING provider, entity, status, bucket"
+	")"
+	"SELECT c.provider, c.entity, c.status, c.bucket, pg_catalog.sum(c.n)::integer"
+	"  FROM (SELECT g.provider, g.entity, g.status, g.bucket, -1 AS n FROM gone g"
+	"        UNION ALL"
+	"        SELECT m.provider, m.entity, m.status, m.bucket, 1 FROM made m) c"
+	" GROUP BY 1, 2, 3, 4 HAVING pg_catalog.sum(c.n) <> 0";
+
+static void span_xact(XactEvent event, void *arg);
+static void span_subxact(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg);
+
+/* dynahash: the hash of a SpanKey (its strings by content) */
+static uint32
+span_key_hash(const void *key, Size keysize)
+{
+	const SpanKey *k = (const SpanKey *) key;
+
+	return hash_combine(hash_combine(murmurhash32(k->provider),
+									 hash_bytes((const unsigned char *) k->entity, strlen(k->entity))),
+						hash_bytes((const unsigned char *) k->key, strlen(k->key)));
+}
+
+/* dynahash: 0 when two SpanKeys are equal */
+static int
+span_key_match(const void *a, const void *b, Size keysize)
+{
+	const SpanKey *x = (const SpanKey *) a;
+	const SpanKey *y = (const SpanKey *) b;
+
+	if (x->provider != y->provider || strcmp(x->entity, y->entity) != 0)
+		return 1;
+	return strcmp(x->key, y->key);
+}
+
+/* An empty set of gathered changes, in a context of its own under parent. */
+static void
+span_set_init(SpanSet *set, MemoryContext parent)
+{
+	HASHCTL		ctl;
+
+	set->cxt = AllocSetContextCreate(parent, "onboarding spans", ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(SpanKey);
+	ctl.entrysize = sizeof(SpanEntry);
+	ctl.hash = span_key_hash;
+	ctl.match = span_key_match;
+	ctl.hcxt = set->cxt;
+	set->entities = hash_create("onboarding spans", 64, &ctl,
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	set->ids = NULL;
+	set->nids = set->idsize = 0;
+}
+
+/* Forget a set (its memory with it). */
+static void
+span_set_free(SpanSet *set)
+{
+	if (set->cxt != NULL)
+		MemoryContextDelete(set->cxt);
+	memset(set, 0, sizeof(*set));
+}
+
+/* Gather into set a version of an entity at a time (at_null: without one), of history row id. */
+static void
+span_set_add(SpanSet *set, Oid provider, const char *entity, const char *key,
+			 bool at_null, TimestampTz at, int64 id)
+{
+	SpanKey		k = {provider, entity, key};
+	SpanEntry  *e;
+	bool		found;
+
+	e = hash_search(set->entities, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->k.entity = MemoryContextStrdup(set->cxt, entity);
+		e->k.key = MemoryContextStrdup(set->cxt, key);
+		e->whole = false;
+		e->n = e->size = 0;
+		e->at = NULL;
+	}
+	if (at_null)
+		e->whole = true;
+	else if (!e->whole)
+	{
+		for (int i = 0; i < e->n; i++)
+			if (e->at[i] == at)
+				goto have_at;
+		if (e->n == e->size)
+		{
+			e->size = Max(4, 2 * e->size);
+			e->at = e->at == NULL ? MemoryContextAlloc(set->cxt, e->size * sizeof(TimestampTz)) :
+				repalloc(e->at, e->size * sizeof(TimestampTz));
+		}
+		e->at[e->n++] = at;
+	}
+have_at:
+	if (set->nids == set->idsize)
+	{
+		set->idsize = Max(64, 2 * set->idsize);
+		set->ids = set->ids == NULL ? MemoryContextAlloc(set->cxt, set->idsize * sizeof(int64)) :
+			repalloc(set->ids, set->idsize * sizeof(int64));
+	}
+	set->ids[set->nids++] = id;
+}
+
+/* Gather every entity and id of from into to. */
+static void
+span_set_merge(SpanSet *to, const SpanSet *from)
+{
+	HASH_SEQ_STATUS seq;
+	SpanEntry  *e;
+
+	hash_seq_init(&seq, from->entities);
+	while ((e = (SpanEntry *) hash_seq_search(&seq)) != NULL)
+	{
+		if (e->whole)
+			span_set_add(to, e->k.provider, e->k.entity, e->k.key, true, 0, 0);
+		for (int i = 0; i < e->n; i++)
+			span_set_add(to, e->k.provider, e->k.entity, e->k.key, false, e->at[i], 0);
+	}
+	for (int i = 0; i < from->nids; i++)
+	{
+		if (to->nids == to->idsize)
+		{
+			to->idsize = Max(64, 2 * to->idsize);
+			to->ids = to->ids == NULL ? MemoryContextAlloc(to->cxt, to->idsize * sizeof(int64)) :
+				repalloc(to->ids, to->idsize * sizeof(int64));
+		}
+		to->ids[to->nids++] = from->ids[i];
+	}
+}
+
+/* Relcache callback: history's columns are found again. */
+static void
+span_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cols_relid)
+		cols_relid = InvalidOid;
+}
+
+/* Find history's columns in rel (false: one is missing, nothing is gathered). */
+static bool
+span_cols(Relation rel)
+{
+	static bool registered = false;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (cols_relid == RelationGetRelid(rel))
+		return true;
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(span_invalidate, (Datum) 0);
+		registered = true;
+	}
+	col_id = col_provider = col_entity = col_key = col_at = InvalidAttrNumber;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		const char *name = NameStr(a->attname);
+
+		if (a->attisdropped)
+			continue;
+		if (strcmp(name, "id") == 0 && a->atttypid == INT8OID)
+			col_id = a->attnum;
+		else if (strcmp(name, "provider") == 0)
+			col_provider = a->attnum;
+		else if (strcmp(name, "entity") == 0 && a->atttypid == TEXTOID)
+			col_entity = a->attnum;
+		else if (strcmp(name, "entity_key") == 0 && a->atttypid == TEXTOID)
+			col_key = a->attnum;
+		else if (strcmp(name, "event_at") == 0 && a->atttypid == TIMESTAMPTZOID)
+			col_at = a->attnum;
+	}
+	if (col_id == InvalidAttrNumber || col_provider == InvalidAttrNumber ||
+		col_entity == InvalidAttrNumber || col_key == InvalidAttrNumber ||
+		col_at == InvalidAttrNumber)
+		return false;
+	cols_relid = RelationGetRelid(rel);
+	return true;
+}
+
+/*
+ * A version of a history row (values and nulls: the whole row of rel,
+ * onboarding.history) written or removed: its entity's spans are
+ * recomputed around its time when the statement ends.
+ */
+void
+onboarding_span_row(Relation rel, const Datum *values, const bool *nulls)
+{
+	MemoryContext old;
+	char	   *entity;
+	char	   *key;
+
+	if (!span_cols(rel) || nulls[col_provider - 1] || nulls[col_entity - 1] ||
+		nulls[col_key - 1])
+		return;
+	if (pending.cxt == NULL)
+		span_set_init(&pending, TopMemoryContext);
+	old = MemoryContextSwitchTo(pending.cxt);
+	entity = TextDatumGetCString(values[col_entity - 1]);
+	key = TextDatumGetCString(values[col_key - 1]);
+	span_set_add(&pending, DatumGetObjectId(values[col_provider - 1]), entity, key,
+				 nulls[col_at - 1], nulls[col_at - 1] ? 0 : DatumGetTimestampTz(values[col_at - 1]),
+				 nulls[col_id - 1] ? 0 : DatumGetInt64(values[col_id - 1]));
+	pfree(entity);
+	pfree(key);
+	MemoryContextSwitchTo(old);
+}
+
+/* Gather the history row a slot of rel holds. */
+void
+onboarding_span_slot(Relation rel, TupleTableSlot *slot)
+{
+	slot_getallattrs(slot);
+	onboarding_span_row(rel, slot->tts_values, slot->tts_isnull);
+}
+
+/* Is anything gathered? */
+bool
+onboarding_span_pending(void)
+{
+	return pending.cxt != NULL && hash_get_num_entries(pending.entities) > 0;
+}
+
+/* The label of a provider enum value. */
+static Datum
+span_label(Oid label)
+{
+	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
+	Datum		text;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "no enum label of oid %u", label);
+	text = CStringGetTextDatum(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
+	ReleaseSysCache(tup);
+	return text;
+}
+
+/* Recompute the spans of one set's entities, and count what changed. */
+static void
+span_write(SpanSet *set)
+{
+	HASH_SEQ_STATUS seq;
+	SpanEntry  *e;
+	int			n = 0;
+	int			size = 0;
+	Datum	   *provider;
+	Datum	   *entity;
+	Datum	   *key;
+	Datum	   *at;
+	bool	   *at_null;
+	Datum	   *ids;
+	Datum		args[5];
+	int			dims[1];
+	int			lbs[1] = {1};
+	ObSpiFrame	spi;
+	bool		pushed;
+	int			rc;
+
+	hash_seq_init(&seq, set->entities);
+	while ((e = (SpanEntry *) hash_seq_search(&seq)) != NULL)
+		size += e->whole ? 1 : e->n;
+	provider = palloc(size * sizeof(Datum));
+	entity = palloc(size * sizeof(Datum));
+	key = palloc(size * sizeof(Datum));
+	at = palloc(size * sizeof(Datum));
+	at_null = palloc(size * sizeof(bool));
+	hash_seq_init(&seq, set->entities);
+	while ((e = (SpanEntry *) hash_seq_search(&seq)) != NULL)
+	{
+		Datum		p = span_label(e->k.provider);
+		Datum		en = CStringGetTextDatum(e->k.entity);
+		Datum		k = CStringGetTextDatum(e->k.key);
+
+		for (int i = 0; i < (e->whole ? 1 : e->n); i++)
+		{
+			provider[n] = p;
+			entity[n] = en;
+			key[n] = k;
+			at_null[n] = e->whole;
+			at[n] = e->whole ? (Datum) 0 : TimestampTzGetDatum(e->at[i]);
+			n++;
+		}
+	}
+	ids = palloc(Max(set->nids, 1) * sizeof(Datum));
+	for (int i = 0; i < set->nids; i++)
+		ids[i] = Int64GetDatum(set->ids[i]);
+
+	args[0] = PointerGetDatum(construct_array(provider, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(entity, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(key, n, TEXTOID, -1, false, TYPALIGN_INT));
+	dims[0] = n;
+	args[3] = PointerGetDatum(construct_md_array(at, at_null, 1, dims, lbs, TIMESTAMPTZOID,
+												 sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_array(ids, set->nids, INT8OID, sizeof(int64), true,
+											  TYPALIGN_DOUBLE));
+
+	/* history appended and not yet in its table is written, and seen */
+	onboarding_store_flush(false);
+	CommandCounterIncrement();
+	/* before commit no statement is running: take a snapshot */
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	onboarding_spi_connect(&spi);
+	if (span_plan == NULL)
+		span_plan = onboarding_spi_prepare(span_sql, 5,
+										   (Oid[]) {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+											   TIMESTAMPTZARRAYOID, INT8ARRAYOID});
+	rc = SPI_execute_plan(span_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not write onboarding.stage_span: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			provider = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *en = SPI_getvalue(tup, desc, 2);
+		char	   *st = SPI_getvalue(tup, desc, 3);
+		int32		bucket = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		int32		delta = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+
+		onboarding_tally_span(provider, en, st, bucket, delta);
+	}
+	onboarding_spi_finish(&spi);
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+/*
+ * Recompute the spans of what was gathered, and start again from nothing.
+ * Called by tally.c before it writes its counts (the spans' counts are
+ * among them).  The statement reads history, which has store.c write the
+ * rows it holds first: what that gathers is written in turn.
+ */
+void
+onboarding_span_flush(void)
+{
+	while (onboarding_span_pending())
+	{
+		SpanSet		set = pending;
+		MemoryContext old;
+
+		memset(&pending, 0, sizeof(pending));
+		if (!OidIsValid(get_relname_relid("stage_span", onboarding_schema_oid())))
+		{
+			/* (a schema not updated to 0.3.0 yet: its update fills the spans) */
+			span_set_free(&set);
+			continue;
+		}
+		old = MemoryContextSwitchTo(set.cxt);
+		span_write(&set);
+		MemoryContextSwitchTo(old);
+		span_set_free(&set);
+	}
+}
+
+/*
+ * Between two deliveries of a statement: what was gathered is written
+ * once it is many entities, so that a long COPY does not gather one per
+ * entity it touches.
+ */
+void
+onboarding_span_bound(void)
+{
+	if (onboarding_span_pending() && hash_get_num_entries(pending.entities) >= SPAN_MAX_PENDING)
+		onboarding_tally_flush();
+}
+
+/* Forget everything gathered. */
+static void
+span_forget(void)
+{
+	span_set_free(&pending);
+	span_saves = NIL;			/* in TopTransactionContext: gone with it */
+}
+
+/* Before commit tally.c writes (and calls us); commit and abort forget. */
+static void
+span_xact(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			span_forget();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Subtransactions: a copy of what is gathered when one begins, gathered
+ * again when it rolls back (a flush inside it that wrote the spans of
+ * changes made before it is undone with it).  What was gathered inside it
+ * stays: recomputing an entity whose rows the rollback put back changes
+ * nothing.
+ */
+static void
+span_subxact(SubXactEvent event, SubTransactionId mySubid,
+			 SubTransactionId parentSubid, void *arg)
+{
+	SpanSave   *save = span_saves ? (SpanSave *) linitial(span_saves) : NULL;
+
+	if (save != NULL && save->subid != mySubid)
+		save = NULL;
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (onboarding_span_pending())
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+				save = palloc(sizeof(SpanSave));
+				save->subid = mySubid;
+				span_set_init(&save->set, TopTransactionContext);
+				span_set_merge(&save->set, &pending);
+				span_saves = lcons(save, span_saves);
+				MemoryContextSwitchTo(old);
+			}
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (save != NULL)
+			{
+				if (pending.cxt == NULL)
+					span_set_init(&pending, TopMemoryContext);
+				span_set_merge(&pending, &save->set);
+			}
+			/* FALLTHROUGH */
+		case SUBXACT_EVENT_COMMIT_SUB:
+			if (save != NULL)
+			{
+				span_saves = list_delete_first(span_saves);
+				span_set_free(&save->set);
+				pfree(save);
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/* At load, right after tally.c's (so in the same order against store.c's). */
+void
+onboarding_span_init(void)
+{
+	RegisterXactCallback(span_xact, NULL);
+	RegisterSubXactCallback(span_subxact, NULL);
+}
+
+/* Gather every row of a transition table of history. */
+static void
+span_transition(Relation rel, Tuplestorestate *rows)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (rows == NULL)
+		return;
+	/* a read pointer of our own: another trigger may read the table too */
+	ptr = tuplestore_alloc_read_pointer(rows, 0);
+	tuplestore_select_read_pointer(rows, ptr);
+	tuplestore_rescan(rows);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+	{
+		onboarding_span_slot(rel, slot);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_select_read_pointer(rows, 0);
+}
+
+/*
+ * AFTER INSERT, UPDATE or DELETE of history, for each statement, with its
+ * transition tables: the rows a statement removed and added (a user's, or
+ * the extension's own: force_status(), a direct update's history, the
+ * rows rebuild() deletes).  The pipeline's own row writes are gathered
+ * where it makes them (store.c); through the executor (bind.c) they fire
+ * no statement trigger.  The spans are written before the next statement.
+ */
+PG_FUNCTION_INFO_V1(onboarding_history_spanned);
+Datum
+onboarding_history_spanned(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("history_spanned() must be an AFTER ... FOR EACH STATEMENT trigger")));
+	span_transition(td->tg_relation, td->tg_oldtable);
+	span_transition(td->tg_relation, td->tg_newtable);
+	onboarding_tally_flush();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER TRUNCATE of history: no span is left.  What was gathered is
+ * forgotten, and stage_span and stage_tally are emptied (the TRUNCATE
+ * holds history against every writer until it commits).
+ */
+PG_FUNCTION_INFO_V1(onboarding_history_truncated);
+Datum
+onboarding_history_truncated(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	ObSpiFrame	spi;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("history_truncated() must be an AFTER TRUNCATE trigger")));
+	onboarding_tally_flush();
+	span_set_free(&pending);
+	onboarding_spi_connect(&spi);
+	if (SPI_execute("TRUNCATE onboarding.stage_span, onboarding.stage_tally", false, 0)
+		!= SPI_OK_UTILITY)
+		elog(ERROR, "could not empty onboarding.stage_span");
+	onboarding_spi_finish(&spi);
+	return PointerGetDatum(NULL);
+}
