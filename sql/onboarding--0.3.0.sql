@@ -1898,16 +1898,11 @@ COMMENT ON VIEW onboarding.daily IS 'deliveries per UTC day of arrival and provi
 
 -- The bucket of a time spent: 0 for none, else 45 per factor e of the
 -- seconds (a bucket is 2.2% wide).  stage_span keeps it beside the time,
--- so that a rank's bucket, found from the counts, is a range of its index.
+-- so that a rank's bucket, found from the counts, is a range of its index;
+-- the pipeline computes it with the same C function.
 CREATE FUNCTION onboarding.span_bucket(spent interval) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT CASE WHEN spent OPERATOR(pg_catalog.<=) interval '0' THEN 0
-                ELSE 1 OPERATOR(pg_catalog.+) pg_catalog.floor(45 OPERATOR(pg_catalog.*)
-                     pg_catalog.ln(1 OPERATOR(pg_catalog.+) pg_catalog.date_part('epoch', spent)))::integer
-           END
-    $$;
+    AS 'MODULE_PATHNAME', 'onboarding_span_bucket'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION onboarding.span_bucket(interval) IS
     'the bucket of a time spent in a status (0: none; else 1 + floor(45 ln(1 + seconds)), 2.2% wide), as onboarding.stage_span and onboarding.stage_tally keep it';
 

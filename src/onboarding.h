@@ -600,6 +600,18 @@ extern int64 onboarding_store_sweep(ObStoreId which,
 									 bool (*keep) (int table, Oid provider, const char *key,
 												   int64 written_by),
 									 bool dry);
+/* A history row as span.c reads it */
+typedef struct ObHistoryRow
+{
+	int64		id;
+	bool		at_null;
+	TimestampTz at;
+	char	   *status;			/* to_status */
+} ObHistoryRow;
+
+extern List *onboarding_store_history_around(Oid provider, const char *entity, const char *key,
+											 bool all, TimestampTz at, bool *untimed,
+											 bool *has_next, TimestampTz *next);
 extern bool onboarding_store_history_before(Oid provider, const char *entity, const char *key,
 											TimestampTz at, char **status);
 extern bool onboarding_store_history_find(Oid provider, const char *entity, const char *key,

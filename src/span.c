@@ -22,15 +22,16 @@
  * (force_status(), a direct update's history, DML) through the statement
  * triggers below, from their transition tables.  When the statement ends
  * (or a unit of rebuild(), or before commit, or between deliveries once
- * many entities are gathered: onboarding_span_bound()), one statement
- * recomputes the spans that the gathered versions may have changed: at
- * each event time, the spans of the rows there and of the rows just before
- * it, read through history's index on (entity_key, event_at).  An entity
- * that has a history row without a time is done whole (such a row sits
- * after the latest time before it by id: its neighbours are not found by
- * time).  The statement returns the spans it removed and added, by bucket,
- * and they are counted.  So a delivery costs the same whatever its
- * entity's history: a few index probes per version written.
+ * many entities are gathered: onboarding_span_bound()), the spans that the
+ * gathered versions may have changed are recomputed: at each event time,
+ * those of the rows there and of the rows at the latest time before it,
+ * read through history's index on (entity_key, event_at) (store.c); an
+ * entity that has a history row without a time is done whole (such a row
+ * sits after the latest time before it by id: its neighbours are not found
+ * by time).  One statement per flush replaces them in stage_span and
+ * returns the spans it removed and added, by bucket, which are counted.
+ * So a delivery costs the same whatever its entity's history: three index
+ * probes per time written, and its share of one statement.
  *
  * Subtransactions: what is gathered when one begins is kept, and gathered
  * again if it rolls back (recomputing an entity that did not change
@@ -40,6 +41,8 @@
  *-------------------------------------------------------------------------
  */
 #include "onboarding.h"
+
+#include <math.h>
 
 #include "access/xact.h"
 #include "catalog/pg_enum.h"
@@ -56,6 +59,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -110,73 +114,25 @@ static AttrNumber col_id,
 			col_at;
 
 /*
- * Recompute the spans of the gathered entities: $1 .. $4 one element per
- * version (provider, entity, key, event time: NULL, recompute the entity
- * whole), $5 the ids of the history rows written.  Returns the spans
- * removed (-1) and added (+1) per provider, entity, status and bucket.
- * The deletion is read whole before the first row is added (the scalar
- * subquery), so that a span removed and added again never meets itself in
- * the primary key.
+ * Write the spans recomputed: $1 the ids of the history rows whose spans
+ * are replaced (the rows read, and the rows written), $2 .. $7 the new
+ * spans (owner, provider, entity, status, bucket, time spent).  Returns
+ * the spans removed (-1) and added (+1) per provider, entity, status and
+ * bucket.  The deletion is read whole before the first row is added (the
+ * scalar subquery), so that a span removed and added again never meets
+ * itself in the primary key.
  */
 static const char span_sql[] =
-	"WITH pt AS ("
-	"  SELECT DISTINCT u.provider::onboarding.provider AS provider, u.entity, u.key, u.at"
-	"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-	"                    pg_catalog.unnest($4)) AS u (provider, entity, key, at)"
-	"), ent AS ("
-	"  SELECT p.provider, p.entity, p.key,"
-	"         pg_catalog.bool_or(p.at IS NULL)"
-	"         OR EXISTS (SELECT FROM onboarding.history h"
-	"                     WHERE h.entity_key = p.key AND h.event_at IS NULL"
-	"                       AND h.provider = p.provider AND h.entity = p.entity) AS whole"
-	"    FROM pt p GROUP BY p.provider, p.entity, p.key"
-	"), owner AS ("
-	"  SELECT DISTINCT h.id, h.provider, h.entity, h.entity_key, h.event_at, h.to_status"
-	"    FROM pt p"
-	"    JOIN ent e ON e.provider = p.provider AND e.entity = p.entity AND e.key = p.key"
-	"              AND NOT e.whole"
-	"   CROSS JOIN LATERAL (SELECT pg_catalog.max(b.event_at) AS from_at"
-	"                         FROM onboarding.history b"
-	"                        WHERE b.entity_key = p.key AND b.event_at < p.at"
-	"                          AND b.provider = p.provider AND b.entity = p.entity) f"
-	"    JOIN onboarding.history h"
-	"      ON h.entity_key = p.key AND h.event_at >= coalesce(f.from_at, p.at)"
-	"     AND h.event_at <= p.at AND h.provider = p.provider AND h.entity = p.entity"
-	"), want AS ("
-	"  SELECT o.id, o.provider, o.entity, o.to_status AS status,"
-	"         CASE WHEN EXISTS (SELECT FROM onboarding.history t"
-	"                            WHERE t.entity_key = o.entity_key AND t.event_at = o.event_at"
-	"                              AND t.id > o.id AND t.provider = o.provider"
-	"                              AND t.entity = o.entity)"
-	"              THEN o.event_at - o.event_at"
-	"              ELSE (SELECT pg_catalog.min(s.event_at) FROM onboarding.history s"
-	"                     WHERE s.entity_key = o.entity_key AND s.event_at > o.event_at"
-	"                       AND s.provider = o.provider AND s.entity = o.entity)"
-	"                   - o.event_at END AS spent"
-	"    FROM owner o"
-	"  UNION ALL"
-	"  SELECT w.id, w.provider, w.entity, w.to_status, w.spent"
-	"    FROM ent e"
-	"   CROSS JOIN LATERAL ("
-	"         SELECT h.id, h.provider, h.entity, h.to_status,"
-	"                pg_catalog.lead(h.event_at) OVER (ORDER BY h.place, h.id) - h.event_at AS spent"
-	"           FROM (SELECT h.*, coalesce(h.event_at, pg_catalog.max(h.event_at)"
-	"                                      OVER (ORDER BY h.id)) AS place"
-	"                   FROM onboarding.history h"
-	"                  WHERE h.entity_key = e.key AND h.provider = e.provider"
-	"                    AND h.entity = e.entity) h) w"
-	"   WHERE e.whole"
-	"), doomed AS ("
-	"  SELECT i.id FROM pg_catalog.unnest($5) AS i (id)"
-	"  UNION SELECT w.id FROM want w"
-	"), gone AS ("
-	"  DELETE FROM onboarding.stage_span s USING doomed d WHERE s.owner_id = d.id"
+	"WITH gone AS ("
+	"  DELETE FROM onboarding.stage_span s WHERE s.owner_id = ANY ($1)"
 	"  RETURNING s.provider, s.entity, s.status, s.bucket"
 	"), made AS ("
 	"  INSERT INTO onboarding.stage_span (owner_id, provider, entity, status, bucket, spent)"
-	"  SELECT w.id, w.provider, w.entity, w.status, onboarding.span_bucket(w.spent), w.spent"
-	"    FROM want w"
-	"   WHERE w.spent IS NOT NULL AND (SELECT pg_catalog.count(*) FROM gone) >= 0"
+	"  SELECT u.id, u.provider::onboarding.provider, u.entity, u.status, u.bucket, u.spent"
+	"    FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4),"
+	"                    pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7))"
+	"         AS u (id, provider, entity, status, bucket, spent)"
+	"   WHERE (SELECT pg_catalog.count(*) FROM gone) >= 0"
 	"  RETURNING provider, entity, status, bucket"
 	")"
 	"SELECT c.provider, c.entity, c.status, c.bucket, pg_catalog.sum(c.n)::integer"
@@ -184,6 +140,23 @@ static const char span_sql[] =
 	"        UNION ALL"
 	"        SELECT m.provider, m.entity, m.status, m.bucket, 1 FROM made m) c"
 	" GROUP BY 1, 2, 3, 4 HAVING pg_catalog.sum(c.n) <> 0";
+
+/* The spans recomputed in one flush, as the statement's arrays */
+typedef struct SpanOut
+{
+	int			n;
+	int			size;
+	Datum	   *id;
+	Datum	   *provider;
+	Datum	   *entity;
+	Datum	   *status;
+	Datum	   *bucket;
+	Datum	   *spent;
+	int			ndoomed;
+	int			doomedsize;
+	Datum	   *doomed;			/* ids whose spans are replaced */
+	HTAB	   *made;			/* int64: the owners of the spans above */
+} SpanOut;
 
 static void span_xact(XactEvent event, void *arg);
 static void span_subxact(SubXactEvent event, SubTransactionId mySubid,
@@ -415,77 +388,248 @@ span_label(Oid label)
 	return text;
 }
 
-/* Recompute the spans of one set's entities, and count what changed. */
+/* Grow an array of Datums to hold one more. */
+static Datum *
+span_grow(Datum *a, int n, int *size)
+{
+	if (n < *size)
+		return a;
+	*size = Max(64, 2 * *size);
+	return a == NULL ? palloc(*size * sizeof(Datum)) : repalloc(a, *size * sizeof(Datum));
+}
+
+/* A history row's span is replaced. */
+static void
+span_doom(SpanOut *out, int64 id)
+{
+	out->doomed = span_grow(out->doomed, out->ndoomed, &out->doomedsize);
+	out->doomed[out->ndoomed++] = Int64GetDatum(id);
+}
+
+/*
+ * The bucket of a time spent (onboarding.span_bucket()): 0 for none, else
+ * 1 + floor(45 ln(1 + seconds)).  One function for C and SQL, so that the
+ * counts and stage_span agree.
+ */
+static int32
+span_bucket_of(const Interval *spent)
+{
+	double		secs = (double) spent->time / USECS_PER_SEC +
+		(double) spent->day * SECS_PER_DAY +
+		(double) spent->month * DAYS_PER_MONTH * SECS_PER_DAY;
+
+	if (!(secs > 0))
+		return 0;
+	/* (an infinite or absurd time: the last bucket) */
+	return (int32) Min(1.0 + floor(45.0 * log1p(secs)), 100000.0);
+}
+
+/* A new span: history row r spent until time next in its status. */
+static void
+span_add(SpanOut *out, Datum provider, Datum entity, const ObHistoryRow *r, TimestampTz next)
+{
+	Datum		spent;
+	bool		found;
+
+	if (r->status == NULL)
+		return;
+	/* a row read around two of the times written: its span is computed once */
+	if (out->made == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64);
+		ctl.hcxt = CurrentMemoryContext;
+		out->made = hash_create("onboarding spans made", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	(void) hash_search(out->made, &r->id, HASH_ENTER, &found);
+	if (found)
+		return;
+	spent = DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(next),
+								TimestampTzGetDatum(r->at));
+	if (out->n == out->size)
+	{
+		int			size = out->size;
+
+		out->id = span_grow(out->id, out->n, &size);
+		size = out->size;
+		out->provider = span_grow(out->provider, out->n, &size);
+		size = out->size;
+		out->entity = span_grow(out->entity, out->n, &size);
+		size = out->size;
+		out->status = span_grow(out->status, out->n, &size);
+		size = out->size;
+		out->bucket = span_grow(out->bucket, out->n, &size);
+		out->spent = span_grow(out->spent, out->n, &out->size);
+	}
+	out->id[out->n] = Int64GetDatum(r->id);
+	out->provider[out->n] = provider;
+	out->entity[out->n] = entity;
+	out->status[out->n] = CStringGetTextDatum(r->status);
+	out->bucket[out->n] = Int32GetDatum(span_bucket_of(DatumGetIntervalP(spent)));
+	out->spent[out->n] = spent;
+	out->n++;
+}
+
+/* Event order of one entity's rows of a time: id. */
+static int
+span_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((const ObHistoryRow *) lfirst(a))->id;
+	int64		y = ((const ObHistoryRow *) lfirst(b))->id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/* Event order of rows whose place is set (in at): place, then id. */
+static int
+span_place_cmp(const ListCell *a, const ListCell *b)
+{
+	const ObHistoryRow *x = (const ObHistoryRow *) lfirst(a);
+	const ObHistoryRow *y = (const ObHistoryRow *) lfirst(b);
+
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->id < y->id ? -1 : (x->id > y->id ? 1 : 0);
+}
+
+/*
+ * Every span of an entity from all its rows, as 0.2.0's stage_durations
+ * computed it: a row without a time sits right after the latest time
+ * before it by id; a span joins two neighbours that both have a time.
+ */
+static void
+span_whole(SpanOut *out, Datum provider, Datum entity, List *rows)
+{
+	ListCell   *lc;
+	bool		have_max = false;
+	TimestampTz max = 0;
+	const ObHistoryRow *prev = NULL;
+
+	list_sort(rows, span_id_cmp);
+	foreach(lc, rows)
+	{
+		ObHistoryRow *r = (ObHistoryRow *) lfirst(lc);
+
+		span_doom(out, r->id);
+		if (!r->at_null && (!have_max || r->at > max))
+		{
+			max = r->at;
+			have_max = true;
+		}
+		/* its place, in at (at_null stays: it has no time of its own) */
+		if (r->at_null)
+			r->at = have_max ? max : DT_NOBEGIN;
+	}
+	list_sort(rows, span_place_cmp);
+	foreach(lc, rows)
+	{
+		const ObHistoryRow *r = (const ObHistoryRow *) lfirst(lc);
+
+		if (prev != NULL && !prev->at_null && !r->at_null)
+			span_add(out, provider, entity, prev, r->at);
+		prev = r;
+	}
+}
+
+/*
+ * The spans of an entity that versions written at its gathered times may
+ * have changed: at each time, those of the rows there and of the rows at
+ * the latest time before it (the rest of its history keeps its spans).
+ */
+static void
+span_entity(SpanOut *out, const SpanEntry *e)
+{
+	Datum		provider = span_label(e->k.provider);
+	Datum		entity = CStringGetTextDatum(e->k.entity);
+	bool		untimed;
+	bool		has_next;
+	TimestampTz next;
+	List	   *rows;
+
+	if (e->whole)
+		untimed = true;
+	for (int p = 0; !e->whole && p < e->n; p++)
+	{
+		ListCell   *lc;
+
+		rows = onboarding_store_history_around(e->k.provider, e->k.entity, e->k.key, false,
+											   e->at[p], &untimed, &has_next, &next);
+		if (untimed)
+			break;
+		list_sort(rows, span_place_cmp);
+		foreach(lc, rows)
+		{
+			const ObHistoryRow *r = (const ObHistoryRow *) lfirst(lc);
+			ListCell   *after = lnext(rows, lc);
+
+			span_doom(out, r->id);
+			if (after != NULL)
+				span_add(out, provider, entity, r, ((const ObHistoryRow *) lfirst(after))->at);
+			else if (has_next)
+				span_add(out, provider, entity, r, next);
+		}
+	}
+	if (e->whole || untimed)
+	{
+		/* (spans of the times already done are replaced by these) */
+		rows = onboarding_store_history_around(e->k.provider, e->k.entity, e->k.key, true, 0,
+											   &untimed, &has_next, &next);
+		span_whole(out, provider, entity, rows);
+	}
+}
+
+/* Recompute the spans of one set's entities, write them, and count what changed. */
 static void
 span_write(SpanSet *set)
 {
 	HASH_SEQ_STATUS seq;
 	SpanEntry  *e;
-	int			n = 0;
-	int			size = 0;
-	Datum	   *provider;
-	Datum	   *entity;
-	Datum	   *key;
-	Datum	   *at;
-	bool	   *at_null;
-	Datum	   *ids;
-	Datum		args[5];
-	int			dims[1];
-	int			lbs[1] = {1};
+	SpanOut		out = {0};
+	Datum		args[7];
 	ObSpiFrame	spi;
 	bool		pushed;
 	int			rc;
 
 	hash_seq_init(&seq, set->entities);
 	while ((e = (SpanEntry *) hash_seq_search(&seq)) != NULL)
-		size += e->whole ? 1 : e->n;
-	provider = palloc(size * sizeof(Datum));
-	entity = palloc(size * sizeof(Datum));
-	key = palloc(size * sizeof(Datum));
-	at = palloc(size * sizeof(Datum));
-	at_null = palloc(size * sizeof(bool));
-	hash_seq_init(&seq, set->entities);
-	while ((e = (SpanEntry *) hash_seq_search(&seq)) != NULL)
-	{
-		Datum		p = span_label(e->k.provider);
-		Datum		en = CStringGetTextDatum(e->k.entity);
-		Datum		k = CStringGetTextDatum(e->k.key);
-
-		for (int i = 0; i < (e->whole ? 1 : e->n); i++)
-		{
-			provider[n] = p;
-			entity[n] = en;
-			key[n] = k;
-			at_null[n] = e->whole;
-			at[n] = e->whole ? (Datum) 0 : TimestampTzGetDatum(e->at[i]);
-			n++;
-		}
-	}
-	ids = palloc(Max(set->nids, 1) * sizeof(Datum));
+		span_entity(&out, e);
 	for (int i = 0; i < set->nids; i++)
-		ids[i] = Int64GetDatum(set->ids[i]);
+		span_doom(&out, set->ids[i]);
+	if (out.ndoomed == 0 && out.n == 0)
+		return;
 
-	args[0] = PointerGetDatum(construct_array(provider, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[1] = PointerGetDatum(construct_array(entity, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(key, n, TEXTOID, -1, false, TYPALIGN_INT));
-	dims[0] = n;
-	args[3] = PointerGetDatum(construct_md_array(at, at_null, 1, dims, lbs, TIMESTAMPTZOID,
-												 sizeof(TimestampTz), true, TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(construct_array(ids, set->nids, INT8OID, sizeof(int64), true,
+	args[0] = PointerGetDatum(construct_array(out.doomed, out.ndoomed, INT8OID, sizeof(int64),
+											  true, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(out.id, out.n, INT8OID, sizeof(int64), true,
 											  TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(out.provider, out.n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(out.entity, out.n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_array(out.status, out.n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[5] = PointerGetDatum(construct_array(out.bucket, out.n, INT4OID, sizeof(int32), true,
+											  TYPALIGN_INT));
+	args[6] = PointerGetDatum(construct_array(out.spent, out.n, INTERVALOID, sizeof(Interval),
+											  false, TYPALIGN_DOUBLE));
 
-	/* history appended and not yet in its table is written, and seen */
-	onboarding_store_flush(false);
-	CommandCounterIncrement();
 	/* before commit no statement is running: take a snapshot */
 	pushed = !ActiveSnapshotSet();
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	onboarding_spi_connect(&spi);
+	/*
+	 * The deletion finds spans by primary key, whatever the table's size
+	 * when the plan was made (stage_span grows from nothing inside the
+	 * first long COPY, and a plan kept from then would read it whole).
+	 */
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (span_plan == NULL)
-		span_plan = onboarding_spi_prepare(span_sql, 5,
-										   (Oid[]) {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-											   TIMESTAMPTZARRAYOID, INT8ARRAYOID});
+		span_plan = onboarding_spi_prepare(span_sql, 7,
+										   (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+											   TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+										   INTERVALARRAYOID});
 	rc = SPI_execute_plan(span_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not write onboarding.stage_span: %s", SPI_result_code_string(rc));
@@ -505,6 +649,17 @@ span_write(SpanSet *set)
 	onboarding_spi_finish(&spi);
 	if (pushed)
 		PopActiveSnapshot();
+}
+
+/*
+ * onboarding.span_bucket(interval) → integer: the bucket stage_span keeps
+ * beside a time spent (span_bucket_of()).
+ */
+PG_FUNCTION_INFO_V1(onboarding_span_bucket);
+Datum
+onboarding_span_bucket(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(span_bucket_of(PG_GETARG_INTERVAL_P(0)));
 }
 
 /*

@@ -2282,6 +2282,133 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	return true;
 }
 
+/* A history row of one entity as span.c reads it (in the caller's memory) */
+static ObHistoryRow *
+history_row_of(ObStore *s, TupleTableSlot *slot, AttrNumber att_id, AttrNumber att_at,
+			   AttrNumber att_to)
+{
+	ObHistoryRow *r = palloc(sizeof(ObHistoryRow));
+	bool		isnull;
+	Datum		v;
+
+	r->id = DatumGetInt64(slot_getattr(slot, att_id, &isnull));
+	v = slot_getattr(slot, att_at, &r->at_null);
+	r->at = r->at_null ? 0 : DatumGetTimestampTz(v);
+	v = slot_getattr(slot, att_to, &isnull);
+	r->status = isnull ? NULL : TextDatumGetCString(v);
+	return r;
+}
+
+/*
+ * For span.c: the history rows of one entity (provider, entity name, key)
+ * whose spans a row version written at time at may have changed, read
+ * through history's index by (entity_key, event_at): every row at the
+ * latest time before at and every row at at (ObHistoryRow, in no order),
+ * and the time of the first row after at (*next; *has_next false when
+ * there is none).  With all, every row of the entity (at, next: unused).
+ * *untimed says whether the entity has a row without a time (then the
+ * caller needs all of them).  Dirty snapshot: this transaction's rows as
+ * they are now, and the rows of others (the entity's are held by us).
+ * NIL and *untimed false when history has no index by time.
+ */
+List *
+onboarding_store_history_around(Oid provider, const char *entity, const char *key, bool all,
+								 TimestampTz at, bool *untimed, bool *has_next, TimestampTz *next)
+{
+	ObStore    *s = history_by_time();
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	Datum		probe[3];
+	AttrNumber	att_id,
+				att_at,
+				att_to;
+	List	   *rows = NIL;
+	bool		found = false;
+	TimestampTz from = at;
+
+	*untimed = false;
+	*has_next = false;
+	if (s == NULL)
+		return NIL;
+	InitDirtySnapshot(dirty);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	att_id = onboarding_store_attnum(s, "id");
+	att_at = onboarding_store_attnum(s, "event_at");
+	att_to = onboarding_store_attnum(s, "to_status");
+
+	/* a row without a time? (they sort last in the index) */
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
+	ScanKeyEntryInitialize(&keys[1], SK_ISNULL | SK_SEARCHNULL, 2, InvalidStrategy, InvalidOid,
+						   InvalidOid, InvalidOid, (Datum) 0);
+	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, all ? 1 : 2, 0);
+	index_rescan(scan, keys, all ? 1 : 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	{
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		if (all)
+		{
+			ObHistoryRow *r = history_row_of(s, s->slot, att_id, att_at, att_to);
+
+			*untimed = *untimed || r->at_null;
+			rows = lappend(rows, r);
+			continue;
+		}
+		*untimed = true;
+		break;
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	if (all || *untimed)
+		return rows;
+
+	/* the latest time before at */
+	scan = history_scan_at(s, &dirty, key, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
+	while (!found && index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	{
+		bool		isnull;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		from = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
+		found = true;
+	}
+	index_endscan(scan);
+
+	/* the rows from then to at, and the first time after it */
+	scan = history_scan_at(s, &dirty, key, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE, from);
+	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	{
+		bool		isnull;
+		Datum		v;
+		TimestampTz row_at;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		v = slot_getattr(s->slot, att_at, &isnull);
+		if (isnull)
+			break;				/* (untimed rows sort last: none, as seen above) */
+		row_at = DatumGetTimestampTz(v);
+		if (row_at > at)
+		{
+			*has_next = true;
+			*next = row_at;
+			break;
+		}
+		rows = lappend(rows, history_row_of(s, s->slot, att_id, att_at, att_to));
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	return rows;
+}
+
 /*
  * Find the stored history row (provider, entity, key, event_at at,
  * inbox_id, from -> to) of an entity, for a bounded refold that no longer

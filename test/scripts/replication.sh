@@ -51,7 +51,7 @@ filtered=$(for t in $rules; do printf 'TABLE onboarding.%s WHERE (NOT shipped)\n
 q -d $pub >/dev/null <<SQL
 CREATE PUBLICATION ob_all FOR TABLE onboarding.inbox, onboarding.account, onboarding.proposal,
     onboarding.document, onboarding.closure, onboarding.history, onboarding.daily_tally,
-    onboarding.status_tally, onboarding.open_entity, onboarding.refused_entity, onboarding.group_partition, onboarding.checkpoint;
+    onboarding.status_tally, onboarding.open_entity, onboarding.refused_entity, onboarding.stage_span, onboarding.stage_tally, onboarding.group_partition, onboarding.checkpoint;
 CREATE PUBLICATION ob_rules FOR $filtered;
 CREATE PUBLICATION ob_inbox FOR TABLE onboarding.inbox;
 SELECT count(*) FROM (SELECT pg_create_logical_replication_slot('ob_all', 'pgoutput')
