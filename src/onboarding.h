@@ -609,6 +609,9 @@ typedef struct ObHistoryRow
 	char	   *status;			/* to_status */
 } ObHistoryRow;
 
+extern List *onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
+										   TimestampTz down_to, int limit, bool *untimed,
+										   bool *complete);
 extern List *onboarding_store_history_around(Oid provider, const char *entity, const char *key,
 											 bool all, TimestampTz at, bool *untimed,
 											 bool *has_next, TimestampTz *next);
@@ -742,8 +745,8 @@ extern void onboarding_open_truncated(int table);
 
 /* span.c: onboarding.stage_span, what stage_durations reads */
 extern void onboarding_span_init(void);
-extern void onboarding_span_row(Relation rel, const Datum *values, const bool *nulls);
-extern void onboarding_span_slot(Relation rel, TupleTableSlot *slot);
+extern void onboarding_span_row(Relation rel, const Datum *values, const bool *nulls, int sign);
+extern void onboarding_span_slot(Relation rel, TupleTableSlot *slot, int sign);
 extern bool onboarding_span_pending(void);
 extern void onboarding_span_flush(void);
 extern void onboarding_span_bound(void);

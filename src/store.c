@@ -2158,7 +2158,7 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 			kept++;
 			continue;
 		}
-		onboarding_span_row(s->rel, h->values, h->nulls);
+		onboarding_span_row(s->rel, h->values, h->nulls, -1);
 		if (s->bind != NULL)
 		{
 			onboarding_bind_delete(s->bind, &h->tid, cid);
@@ -2297,6 +2297,81 @@ history_row_of(ObStore *s, TupleTableSlot *slot, AttrNumber att_id, AttrNumber a
 	v = slot_getattr(slot, att_to, &isnull);
 	r->status = isnull ? NULL : TextDatumGetCString(v);
 	return r;
+}
+
+/*
+ * For span.c: the last history rows of one entity (provider, entity name,
+ * key), read backwards through history's index by (entity_key, event_at)
+ * from its last row: every row at time down_to or after, and every row at
+ * the latest time before down_to (ObHistoryRow, latest first).  One
+ * descent of the index: what a delivery in order needs.  *untimed when the
+ * entity's last row has no time (the caller needs all of them); *complete
+ * false when more than limit rows would be read (the caller reads around
+ * each time instead).
+ */
+List *
+onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
+							  TimestampTz down_to, int limit, bool *untimed, bool *complete)
+{
+	ObStore    *s = history_by_time();
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	ScanKeyData keys[1];
+	Datum		probe[3];
+	AttrNumber	att_id,
+				att_at,
+				att_to;
+	List	   *rows = NIL;
+	bool		below = false;
+	TimestampTz below_at = 0;
+
+	*untimed = false;
+	*complete = false;
+	if (s == NULL)
+		return NIL;
+	InitDirtySnapshot(dirty);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	att_id = onboarding_store_attnum(s, "id");
+	att_at = onboarding_store_attnum(s, "event_at");
+	att_to = onboarding_store_attnum(s, "to_status");
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
+	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
+	index_rescan(scan, keys, 1, NULL, 0);
+	*complete = true;
+	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	{
+		ObHistoryRow *r;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		r = history_row_of(s, s->slot, att_id, att_at, att_to);
+		if (r->at_null)
+		{
+			/* (untimed rows sort last: the entity's last row has none) */
+			*untimed = true;
+			break;
+		}
+		if (below && r->at != below_at)
+			break;				/* every row at the latest time before down_to */
+		if (!below && r->at < down_to)
+		{
+			below = true;
+			below_at = r->at;
+		}
+		if (list_length(rows) == limit)
+		{
+			*complete = false;
+			break;
+		}
+		rows = lappend(rows, r);
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	return rows;
 }
 
 /*
@@ -2465,7 +2540,7 @@ onboarding_store_history_delete(ItemPointer tid)
 	/* (the version removed, for its entity's spans) */
 	if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->slot))
 	{
-		onboarding_span_slot(s->rel, s->slot);
+		onboarding_span_slot(s->rel, s->slot, -1);
 		ExecClearTuple(s->slot);
 	}
 	res = table_tuple_delete(s->rel, tid, GetCurrentCommandId(true), InvalidSnapshot,
@@ -2501,7 +2576,7 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 		slot = store_fill(s, values, nulls);
 		onboarding_bind_insert(s->bind, slot, GetCurrentCommandId(true));
 		ExecClearTuple(slot);
-		onboarding_span_row(s->rel, values, nulls);
+		onboarding_span_row(s->rel, values, nulls, +1);
 		return;
 	}
 	if (s->npending == OB_HISTORY_BATCH)
@@ -2517,7 +2592,7 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	}
 	values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
 	nulls[0] = false;
-	onboarding_span_row(s->rel, values, nulls);
+	onboarding_span_row(s->rel, values, nulls, +1);
 	slot = s->pending[s->npending];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, values, natts * sizeof(Datum));
@@ -2637,7 +2712,7 @@ onboarding_store_sweep(ObStoreId which,
 			continue;
 		onboarding_tally_slot(&s->tally, slot, -1);		/* (history: nothing) */
 		if (which == OB_S_HISTORY)
-			onboarding_span_slot(s->rel, slot);
+			onboarding_span_slot(s->rel, slot, -1);
 		if (s->bind != NULL)
 		{
 			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
