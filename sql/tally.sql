@@ -361,6 +361,25 @@ CALL check_step(0, '9c a user''s trigger on the counts, fired ' || :'fired');
 DROP TRIGGER tally_seen ON onboarding.daily_tally;
 INSERT INTO onboarding.inbox (payload) VALUES ('{"tally": "trigger"}'), ('{"tally": "no trigger"}');
 CALL check_step(0, '9d the trigger dropped');
+-- the same for the spans: with a trigger of a user's on stage_span, the
+-- new spans are written by a statement, and it fires
+CREATE TABLE span_seen (owner_id bigint);
+CREATE FUNCTION span_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.span_seen VALUES (NEW.owner_id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER span_seen BEFORE INSERT ON onboarding.stage_span
+    FOR EACH ROW EXECUTE FUNCTION span_seen();
+INSERT INTO onboarding.history (provider, entity, entity_key, to_status, event_at, inbox_id)
+VALUES ('qitech', 'account', 'span-trigger', 'pending', '2025-02-01 10:00+00', 0),
+       ('qitech', 'account', 'span-trigger', 'active', '2025-02-01 11:30+00', 0);
+SELECT count(*) AS fired FROM span_seen \gset
+CALL check_step(0, '9e a user''s trigger on the spans, fired ' || :'fired', false);
+DROP TRIGGER span_seen ON onboarding.stage_span;
+DELETE FROM onboarding.history WHERE entity_key = 'span-trigger';
+CALL check_step(0, '9f the trigger dropped');
 \set ECHO all
 
 SELECT step, count(*) AS seeds, bool_and(ok) AS ok FROM result GROUP BY step ORDER BY step;
