@@ -2062,8 +2062,9 @@ COMMENT ON FUNCTION onboarding.history_row_security() IS
 -- The report from the kept spans: per status, the ranks percentile_cont
 -- reads (0-based: floor and ceil of p × (n - 1)), the bucket that holds
 -- each (from the counts), and the value at that offset in the bucket
--- (from stage_span's index); interpolated as percentile_cont does
--- (lo + (hi - lo) × fraction).
+-- (from stage_span's index, read only when the bucket's first and last
+-- values differ); interpolated as percentile_cont does (lo + (hi - lo) ×
+-- fraction).
 CREATE FUNCTION onboarding.stage_durations_kept()
     RETURNS TABLE (provider onboarding.provider, entity text, status text, n bigint,
                    p50 interval, p90 interval, max interval)
@@ -2082,43 +2083,70 @@ CREATE FUNCTION onboarding.stage_durations_kept()
           FROM g
         WINDOW w AS (PARTITION BY g.provider, g.entity, g.status ORDER BY g.bucket)
     ), q AS (
+        -- the ranks percentile_cont reads (0-based): floor and, unless the
+        -- fraction is 0, ceil of p × (n - 1)
         SELECT DISTINCT c.provider, c.entity, c.status, c.total, p.pct,
                floor(p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8) AS first_row,
                p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8
                    OPERATOR(pg_catalog.-)
                    floor(p.pct OPERATOR(pg_catalog.*) (c.total OPERATOR(pg_catalog.-) 1)::float8) AS fraction
           FROM c CROSS JOIN (VALUES (0.5::float8), (0.9::float8)) p (pct)
+    ), r AS (
+        SELECT q.*, x.k, x.which
+          FROM q CROSS JOIN LATERAL (VALUES (q.first_row, 1), (q.first_row OPERATOR(pg_catalog.+) 1, 2)) x (k, which)
+         WHERE x.which OPERATOR(pg_catalog.=) 1 OR q.fraction OPERATOR(pg_catalog.<>) 0
     ), v AS (
-        SELECT q.provider, q.entity, q.status, q.total, q.pct,
-               CASE WHEN q.fraction OPERATOR(pg_catalog.=) 0 OR x.vals[2] IS NULL THEN x.vals[1]
-                    ELSE (x.vals[2] OPERATOR(pg_catalog.-) x.vals[1]) OPERATOR(pg_catalog.*) q.fraction
-                         OPERATOR(pg_catalog.+) x.vals[1] END AS value
-          FROM q
-          JOIN c ON c.provider OPERATOR(pg_catalog.=) q.provider AND c.entity OPERATOR(pg_catalog.=) q.entity
-                AND c.status OPERATOR(pg_catalog.=) q.status
-                AND q.first_row OPERATOR(pg_catalog.>=) c.before::float8
-                AND q.first_row OPERATOR(pg_catalog.<) (c.before OPERATOR(pg_catalog.+) c.n)::float8
-         CROSS JOIN LATERAL (
-               SELECT array_agg(s.spent ORDER BY s.bucket, s.spent) AS vals
-                 FROM (SELECT s.bucket, s.spent FROM onboarding.stage_span s
-                        WHERE s.provider OPERATOR(pg_catalog.=) q.provider
-                          AND s.entity OPERATOR(pg_catalog.=) q.entity
-                          AND s.status OPERATOR(pg_catalog.=) q.status
-                          AND s.bucket OPERATOR(pg_catalog.>=) c.bucket
-                        ORDER BY s.bucket, s.spent
-                       OFFSET (q.first_row OPERATOR(pg_catalog.-) c.before::float8)::bigint
-                        LIMIT 2) s) x
+        -- the value at each rank: in the bucket that holds it (from the
+        -- counts), at its offset there (stage_span's index); a bucket whose
+        -- first and last values are equal holds nothing else
+        SELECT r.provider, r.entity, r.status, r.total, r.pct, r.fraction, r.which,
+               CASE WHEN lo.spent OPERATOR(pg_catalog.=) hi.spent THEN lo.spent
+                    ELSE (SELECT s.spent FROM onboarding.stage_span s
+                           WHERE s.provider OPERATOR(pg_catalog.=) r.provider
+                             AND s.entity OPERATOR(pg_catalog.=) r.entity
+                             AND s.status OPERATOR(pg_catalog.=) r.status
+                             AND s.bucket OPERATOR(pg_catalog.=) c.bucket
+                           ORDER BY s.spent
+                          OFFSET (r.k OPERATOR(pg_catalog.-) c.before::float8)::bigint LIMIT 1) END AS value
+          FROM r
+          JOIN c ON c.provider OPERATOR(pg_catalog.=) r.provider AND c.entity OPERATOR(pg_catalog.=) r.entity
+                AND c.status OPERATOR(pg_catalog.=) r.status
+                AND r.k OPERATOR(pg_catalog.>=) c.before::float8
+                AND r.k OPERATOR(pg_catalog.<) (c.before OPERATOR(pg_catalog.+) c.n)::float8
+         CROSS JOIN LATERAL (SELECT s.spent FROM onboarding.stage_span s
+                              WHERE s.provider OPERATOR(pg_catalog.=) r.provider
+                                AND s.entity OPERATOR(pg_catalog.=) r.entity
+                                AND s.status OPERATOR(pg_catalog.=) r.status
+                                AND s.bucket OPERATOR(pg_catalog.=) c.bucket
+                              ORDER BY s.spent LIMIT 1) lo
+         CROSS JOIN LATERAL (SELECT s.spent FROM onboarding.stage_span s
+                              WHERE s.provider OPERATOR(pg_catalog.=) r.provider
+                                AND s.entity OPERATOR(pg_catalog.=) r.entity
+                                AND s.status OPERATOR(pg_catalog.=) r.status
+                                AND s.bucket OPERATOR(pg_catalog.=) c.bucket
+                              ORDER BY s.spent DESC LIMIT 1) hi
+    ), p AS (
+        -- interpolated as percentile_cont does: lo + (hi - lo) × fraction
+        SELECT a.provider, a.entity, a.status, a.total, a.pct,
+               CASE WHEN b.value IS NULL THEN a.value
+                    ELSE (b.value OPERATOR(pg_catalog.-) a.value) OPERATOR(pg_catalog.*) a.fraction
+                         OPERATOR(pg_catalog.+) a.value END AS value
+          FROM v a
+          LEFT JOIN v b ON b.which OPERATOR(pg_catalog.=) 2 AND b.provider OPERATOR(pg_catalog.=) a.provider
+                       AND b.entity OPERATOR(pg_catalog.=) a.entity AND b.status OPERATOR(pg_catalog.=) a.status
+                       AND b.pct OPERATOR(pg_catalog.=) a.pct
+         WHERE a.which OPERATOR(pg_catalog.=) 1
     )
-    SELECT v.provider, v.entity, v.status, v.total::bigint,
-           max(v.value) FILTER (WHERE v.pct OPERATOR(pg_catalog.=) 0.5),
-           max(v.value) FILTER (WHERE v.pct OPERATOR(pg_catalog.=) 0.9),
+    SELECT p.provider, p.entity, p.status, p.total::bigint,
+           max(p.value) FILTER (WHERE p.pct OPERATOR(pg_catalog.=) 0.5),
+           max(p.value) FILTER (WHERE p.pct OPERATOR(pg_catalog.=) 0.9),
            (SELECT s.spent FROM onboarding.stage_span s
-             WHERE s.provider OPERATOR(pg_catalog.=) v.provider
-               AND s.entity OPERATOR(pg_catalog.=) v.entity
-               AND s.status OPERATOR(pg_catalog.=) v.status
+             WHERE s.provider OPERATOR(pg_catalog.=) p.provider
+               AND s.entity OPERATOR(pg_catalog.=) p.entity
+               AND s.status OPERATOR(pg_catalog.=) p.status
              ORDER BY s.bucket DESC, s.spent DESC LIMIT 1)
-      FROM v
-     GROUP BY v.provider, v.entity, v.status, v.total
+      FROM p
+     GROUP BY p.provider, p.entity, p.status, p.total
     $$;
 COMMENT ON FUNCTION onboarding.stage_durations_kept() IS
     'stage_durations from onboarding.stage_tally and onboarding.stage_span: a few index probes per status';

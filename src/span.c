@@ -422,21 +422,22 @@ span_label(Oid label)
 	return text;
 }
 
-/* Grow an array of Datums to hold one more. */
-static Datum *
-span_grow(Datum *a, int n, int *size)
+/* An array of size elements of elem bytes, a (NULL: none yet) grown to it. */
+static void *
+span_resize(void *a, int size, Size elem)
 {
-	if (n < *size)
-		return a;
-	*size = Max(64, 2 * *size);
-	return a == NULL ? palloc(*size * sizeof(Datum)) : repalloc(a, *size * sizeof(Datum));
+	return a == NULL ? palloc(size * elem) : repalloc(a, size * elem);
 }
 
 /* A history row's span is replaced. */
 static void
 span_doom(SpanOut *out, int64 id)
 {
-	out->doomed = span_grow(out->doomed, out->ndoomed, &out->doomedsize);
+	if (out->ndoomed == out->doomedsize)
+	{
+		out->doomedsize = Max(64, 2 * out->doomedsize);
+		out->doomed = span_resize(out->doomed, out->doomedsize, sizeof(Datum));
+	}
 	out->doomed[out->ndoomed++] = Int64GetDatum(id);
 }
 
@@ -488,26 +489,16 @@ span_add(SpanOut *out, const SpanEntry *e, Datum provider, Datum entity, const O
 								TimestampTzGetDatum(r->at));
 	if (out->n == out->size)
 	{
-		int			size = out->size;
-
-		out->id = span_grow(out->id, out->n, &size);
-		size = out->size;
-		out->provider = span_grow(out->provider, out->n, &size);
-		size = out->size;
-		out->entity = span_grow(out->entity, out->n, &size);
-		size = out->size;
-		out->status = span_grow(out->status, out->n, &size);
-		size = out->size;
-		out->bucket = span_grow(out->bucket, out->n, &size);
-		out->spent = span_grow(out->spent, out->n, &out->size);
-		out->provider_oid = out->provider_oid == NULL ?
-			palloc(out->size * sizeof(Oid)) : repalloc(out->provider_oid, out->size * sizeof(Oid));
-		out->entity_name = out->entity_name == NULL ?
-			palloc(out->size * sizeof(char *)) :
-			repalloc(out->entity_name, out->size * sizeof(char *));
-		out->status_name = out->status_name == NULL ?
-			palloc(out->size * sizeof(char *)) :
-			repalloc(out->status_name, out->size * sizeof(char *));
+		out->size = Max(64, 2 * out->size);
+		out->id = span_resize(out->id, out->size, sizeof(Datum));
+		out->provider = span_resize(out->provider, out->size, sizeof(Datum));
+		out->entity = span_resize(out->entity, out->size, sizeof(Datum));
+		out->status = span_resize(out->status, out->size, sizeof(Datum));
+		out->bucket = span_resize(out->bucket, out->size, sizeof(Datum));
+		out->spent = span_resize(out->spent, out->size, sizeof(Datum));
+		out->provider_oid = span_resize(out->provider_oid, out->size, sizeof(Oid));
+		out->entity_name = span_resize(out->entity_name, out->size, sizeof(char *));
+		out->status_name = span_resize(out->status_name, out->size, sizeof(char *));
 	}
 	out->provider_oid[out->n] = provider_oid;
 	out->entity_name[out->n] = entity_name;
@@ -592,8 +583,13 @@ span_fresh(const SpanEntry *e, int64 id)
 	return false;
 }
 
-/* Rows read from the end of an entity's history before the caller reads around each time */
-#define SPAN_TAIL_ROWS 64
+/*
+ * Rows read from the end of an entity's history, beyond those appended
+ * since the last flush, before it is read around each time instead (a
+ * late delivery reads no more than these in vain)
+ */
+#define SPAN_TAIL_SLACK 4
+#define SPAN_TAIL_MAX 64
 
 /*
  * The spans of an entity that versions written at its gathered times may
@@ -625,7 +621,8 @@ span_entity(SpanOut *out, const SpanEntry *e)
 		for (int p = 1; p < e->n; p++)
 			earliest = Min(earliest, e->at[p]);
 		rows = onboarding_store_history_tail(e->k.provider, e->k.entity, e->k.key, earliest,
-											 SPAN_TAIL_ROWS, &untimed, &complete);
+											 Min(e->nfresh + SPAN_TAIL_SLACK, SPAN_TAIL_MAX),
+											 &untimed, &complete);
 		if (complete && !untimed)
 		{
 			int			n = list_length(rows);
