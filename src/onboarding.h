@@ -610,8 +610,10 @@ typedef struct ObHistoryRow
 } ObHistoryRow;
 
 extern List *onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
-										   TimestampTz down_to, int limit, bool *untimed,
-										   bool *complete);
+										   bool bounded, TimestampTz hi, TimestampTz down_to,
+										   int limit, bool *untimed, bool *complete);
+extern bool onboarding_store_history_next(Oid provider, const char *entity, const char *key,
+										  TimestampTz at, TimestampTz *next);
 extern List *onboarding_store_history_around(Oid provider, const char *entity, const char *key,
 											 bool all, TimestampTz at, bool *untimed,
 											 bool *has_next, TimestampTz *next);

@@ -44,6 +44,7 @@
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -56,6 +57,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -583,25 +585,68 @@ span_fresh(const SpanEntry *e, int64 id)
 	return false;
 }
 
+
 /*
- * Rows read from the end of an entity's history, beyond those appended
- * since the last flush, before it is read around each time instead (a
- * late delivery reads no more than these in vain)
+ * The spans of rows read in one piece (latest first, as the reads give
+ * them: every row between two times, and those at the latest time before
+ * them), whose last is followed by the time next (has_next) or by nothing.
+ * Their old spans are removed, but where none can be: a row appended since
+ * the last flush has none, and (tail) nor has a row that only such rows
+ * follow, unless a row of the entity was removed.
+ */
+static void
+span_piece(SpanOut *out, const SpanEntry *e, Datum provider, Datum entity, List *rows,
+		   bool tail, bool has_next, TimestampTz next)
+{
+	int			n = list_length(rows);
+	bool	   *followed = palloc(Max(n, 1) * sizeof(bool));
+	bool		only_fresh = true;
+	ListCell   *lc;
+	int			i;
+
+	list_sort(rows, span_place_cmp);
+	/* followed[i]: does a row older than this flush follow row i? */
+	for (i = n - 1; i >= 0; i--)
+	{
+		const ObHistoryRow *r = (const ObHistoryRow *) list_nth(rows, i);
+
+		followed[i] = !tail || !only_fresh;
+		only_fresh = only_fresh && span_fresh(e, r->id);
+	}
+	i = 0;
+	foreach(lc, rows)
+	{
+		const ObHistoryRow *r = (const ObHistoryRow *) lfirst(lc);
+		ListCell   *after = lnext(rows, lc);
+
+		if (e->removed || (followed[i] && !span_fresh(e, r->id)))
+			span_doom(out, r->id);
+		if (after != NULL)
+			span_add(out, e, provider, entity, r, ((const ObHistoryRow *) lfirst(after))->at);
+		else if (has_next)
+			span_add(out, e, provider, entity, r, next);
+		i++;
+	}
+	pfree(followed);
+}
+
+/*
+ * Rows read in one piece beyond those appended since the last flush,
+ * before the entity is read around each time instead (a late delivery
+ * reads no more than SPAN_TAIL_SLACK in vain from the end)
  */
 #define SPAN_TAIL_SLACK 4
-#define SPAN_TAIL_MAX 64
+#define SPAN_PIECE_MAX 64
 
 /*
  * The spans of an entity that versions written at its gathered times may
  * have changed: at each time, those of the rows there and of the rows at
  * the latest time before it (the rest of its history keeps its spans).
- *
- * When the times are near the end of its history (a delivery in order),
- * its last rows are read at once, back to the earliest time's predecessor,
- * and an old span is removed only where one can be: not for a row
- * appended since the last flush, nor for a row that only such rows follow
- * (it was the last), unless a row was removed.  Else the rows around each
- * time are read, and every old span among them is replaced.
+ * Read in one descent of history's index when the times are near the end
+ * of its history (a delivery in order: back from its last row); else in
+ * two when they lie together (a late delivery and the rows it rewrote:
+ * back from the latest time, and the time after it); else around each
+ * time; an entity with a row without a time, whole.
  */
 static void
 span_entity(SpanOut *out, const SpanEntry *e)
@@ -617,43 +662,34 @@ span_entity(SpanOut *out, const SpanEntry *e)
 	if (!e->whole && e->n > 0)
 	{
 		TimestampTz earliest = e->at[0];
+		TimestampTz latest = e->at[0];
 
 		for (int p = 1; p < e->n; p++)
+		{
 			earliest = Min(earliest, e->at[p]);
-		rows = onboarding_store_history_tail(e->k.provider, e->k.entity, e->k.key, earliest,
-											 Min(e->nfresh + SPAN_TAIL_SLACK, SPAN_TAIL_MAX),
+			latest = Max(latest, e->at[p]);
+		}
+		rows = onboarding_store_history_tail(e->k.provider, e->k.entity, e->k.key, false, 0,
+											 earliest,
+											 Min(e->nfresh + SPAN_TAIL_SLACK, SPAN_PIECE_MAX),
 											 &untimed, &complete);
 		if (complete && !untimed)
 		{
-			int			n = list_length(rows);
-			bool	   *followed = palloc(Max(n, 1) * sizeof(bool));
-			bool		only_fresh = true;
-			ListCell   *lc;
-			int			i;
-
-			list_sort(rows, span_place_cmp);
-			/* followed[i]: does a row older than this flush follow row i? */
-			for (i = n - 1; i >= 0; i--)
-			{
-				const ObHistoryRow *r = (const ObHistoryRow *) list_nth(rows, i);
-
-				followed[i] = !only_fresh;
-				only_fresh = only_fresh && span_fresh(e, r->id);
-			}
-			i = 0;
-			foreach(lc, rows)
-			{
-				const ObHistoryRow *r = (const ObHistoryRow *) lfirst(lc);
-				ListCell   *after = lnext(rows, lc);
-
-				if (e->removed || (followed[i] && !span_fresh(e, r->id)))
-					span_doom(out, r->id);
-				if (after != NULL)
-					span_add(out, e, provider, entity, r, ((const ObHistoryRow *) lfirst(after))->at);
-				i++;
-			}
-			pfree(followed);
+			span_piece(out, e, provider, entity, rows, true, false, 0);
 			return;
+		}
+		if (!untimed)
+		{
+			rows = onboarding_store_history_tail(e->k.provider, e->k.entity, e->k.key, true,
+												 latest, earliest, SPAN_PIECE_MAX, &untimed,
+												 &complete);
+			if (complete)
+			{
+				has_next = onboarding_store_history_next(e->k.provider, e->k.entity, e->k.key,
+														 latest, &next);
+				span_piece(out, e, provider, entity, rows, false, has_next, next);
+				return;
+			}
 		}
 	}
 	for (int p = 0; !e->whole && !untimed && p < e->n; p++)
@@ -693,28 +729,23 @@ static const char *const span_columns[6] = {
 };
 
 /*
- * Insert the new spans without a statement, through the table access
- * method and the executor's index maintenance (as tally.c writes counts):
- * a delivery in order writes one span, and a statement's executor start
- * costs more than the span.  Only when stage_span is as the extension made
- * it: a heap of its six columns, no trigger, no rule (an index of a user's
- * is maintained too).  Returns false, having written nothing, otherwise.
+ * stage_span opened for writes without a statement, when it is as the
+ * extension made it: a heap of its six columns, no trigger, no rule (an
+ * index of a user's is maintained too).  atts: the columns' numbers in
+ * span_columns' order.  NULL, the table closed, otherwise.
  */
-static bool
-span_insert_direct(SpanOut *out)
+static Relation
+span_open_direct(AttrNumber *atts)
 {
 	Relation	rel = table_open(get_relname_relid("stage_span", onboarding_schema_oid()),
 								 RowExclusiveLock);
 	TupleDesc	desc = RelationGetDescr(rel);
-	AttrNumber	atts[6] = {0};
 	Oid			types[6] = {INT8OID, InvalidOid, TEXTOID, TEXTOID, INT4OID, INTERVALOID};
-	TupleTableSlot *slot;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	CommandId	cid;
 	bool		ok = rel->rd_rel->relkind == RELKIND_RELATION && rel->trigdesc == NULL &&
 		rel->rd_rules == NULL && desc->natts == 6;
 
+	for (int c = 0; c < 6; c++)
+		atts[c] = InvalidAttrNumber;
 	for (int i = 0; ok && i < desc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);
@@ -731,15 +762,138 @@ span_insert_direct(SpanOut *out)
 	if (!ok)
 	{
 		table_close(rel, RowExclusiveLock);
+		return NULL;
+	}
+	return rel;
+}
+
+/* Id order, for the ids of the spans to delete. */
+static int
+span_datum_id_cmp(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(*(const Datum *) a);
+	int64		y = DatumGetInt64(*(const Datum *) b);
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * Delete the old spans of out's doomed rows without a statement: each
+ * found through the primary key and deleted, and counted out.  A late
+ * delivery deletes a few; a statement's executor start would cost more
+ * than they.  Returns false, having deleted nothing, when stage_span is not
+ * as the extension made it (span_open_direct()).
+ */
+static bool
+span_delete_direct(SpanOut *out)
+{
+	AttrNumber	atts[6];
+	Relation	rel = span_open_direct(atts);
+	Relation	pk;
+	Oid			pkoid;
+	TupleTableSlot *slot;
+	CommandId	cid;
+	int			n = 0;
+
+	if (rel == NULL)
+		return false;
+	pkoid = ob_relation_get_primary_key_index(rel);
+	if (!OidIsValid(pkoid))
+	{
+		table_close(rel, RowExclusiveLock);
 		return false;
 	}
+	pk = index_open(pkoid, RowExclusiveLock);
+	if (pk->rd_index->indnatts != 1 || pk->rd_index->indkey.values[0] != atts[0])
+	{
+		index_close(pk, RowExclusiveLock);
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	/* each id once */
+	qsort(out->doomed, out->ndoomed, sizeof(Datum), span_datum_id_cmp);
+	for (int k = 0; k < out->ndoomed; k++)
+		if (n == 0 || DatumGetInt64(out->doomed[k]) != DatumGetInt64(out->doomed[n - 1]))
+			out->doomed[n++] = out->doomed[k];
+	out->ndoomed = n;
 
+	slot = table_slot_create(rel, NULL);
+	/* spans written by this transaction before are seen */
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	for (int k = 0; k < out->ndoomed; k++)
+	{
+		SnapshotData dirty;
+		ScanKeyData key;
+		IndexScanDesc scan;
+		bool		found;
+
+		InitDirtySnapshot(dirty);
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, InvalidOid,
+							   F_INT8EQ, out->doomed[k]);
+		scan = ob_index_beginscan(rel, pk, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+		index_endscan(scan);
+		if (found)
+		{
+			TM_FailureData tmfd;
+			TM_Result	res;
+			bool		isnull;
+			char	   *entity;
+			char	   *status;
+
+			slot_getallattrs(slot);
+			res = table_tuple_delete(rel, &slot->tts_tid, cid, InvalidSnapshot, InvalidSnapshot,
+									 true, &tmfd, false);
+			if (res == TM_Ok)
+			{
+				entity = TextDatumGetCString(slot_getattr(slot, atts[2], &isnull));
+				status = TextDatumGetCString(slot_getattr(slot, atts[3], &isnull));
+				onboarding_tally_span(DatumGetObjectId(slot_getattr(slot, atts[1], &isnull)),
+									  entity, status,
+									  DatumGetInt32(slot_getattr(slot, atts[4], &isnull)), -1);
+				pfree(entity);
+				pfree(status);
+			}
+			else if (res != TM_Deleted)
+				elog(ERROR, "could not delete a row of onboarding.stage_span (result %d)",
+					 (int) res);
+		}
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pk, RowExclusiveLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	return true;
+}
+
+/*
+ * Insert the new spans without a statement, through the table access
+ * method and the executor's index maintenance (as tally.c writes counts):
+ * a delivery in order writes one span, and a statement's executor start
+ * costs more than the span.  Returns false, having written nothing, when
+ * stage_span is not as the extension made it (span_open_direct()).
+ */
+static bool
+span_insert_direct(SpanOut *out)
+{
+	AttrNumber	atts[6];
+	Relation	rel = span_open_direct(atts);
+	TupleTableSlot *slot;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	CommandId	cid;
+
+	if (rel == NULL)
+		return false;
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 0, NULL, 0);
 	ExecOpenIndices(rri, false);
 	slot = table_slot_create(rel, NULL);
-	/* spans deleted by the statement before are seen as deleted */
+	/* spans deleted before are seen as deleted */
 	CommandCounterIncrement();
 	cid = GetCurrentCommandId(true);
 	for (int k = 0; k < out->n; k++)
@@ -791,7 +945,7 @@ span_write(SpanSet *set)
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
 	onboarding_spi_connect(&spi);
-	if (out.ndoomed > 0)
+	if (out.ndoomed > 0 && !span_delete_direct(&out))
 	{
 		/*
 		 * By primary key, whatever the table's size when the plan was made

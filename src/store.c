@@ -2300,18 +2300,19 @@ history_row_of(ObStore *s, TupleTableSlot *slot, AttrNumber att_id, AttrNumber a
 }
 
 /*
- * For span.c: the last history rows of one entity (provider, entity name,
- * key), read backwards through history's index by (entity_key, event_at)
- * from its last row: every row at time down_to or after, and every row at
- * the latest time before down_to (ObHistoryRow, latest first).  One
- * descent of the index: what a delivery in order needs.  *untimed when the
- * entity's last row has no time (the caller needs all of them); *complete
- * false when more than limit rows would be read (the caller reads around
- * each time instead).
+ * For span.c: history rows of one entity (provider, entity name, key),
+ * read backwards through history's index by (entity_key, event_at) in one
+ * descent, from its last row (bounded: from its last row at or before
+ * time hi): every row at time down_to or after, and every row at the
+ * latest time before down_to (ObHistoryRow, latest first).  *untimed
+ * when, unbounded, the entity's last row has no time (the caller needs all
+ * of them); *complete false when more than limit rows would be read (the
+ * caller reads around each time instead).
  */
 List *
-onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
-							  TimestampTz down_to, int limit, bool *untimed, bool *complete)
+onboarding_store_history_tail(Oid provider, const char *entity, const char *key, bool bounded,
+							  TimestampTz hi, TimestampTz down_to, int limit, bool *untimed,
+							  bool *complete)
 {
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
@@ -2336,10 +2337,15 @@ onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
 	att_id = onboarding_store_attnum(s, "id");
 	att_at = onboarding_store_attnum(s, "event_at");
 	att_to = onboarding_store_attnum(s, "to_status");
-	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
-	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
-	index_rescan(scan, keys, 1, NULL, 0);
+	if (bounded)
+		scan = history_scan_at(s, &dirty, key, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE, hi);
+	else
+	{
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
+		scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
+		index_rescan(scan, keys, 1, NULL, 0);
+	}
 	*complete = true;
 	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
 	{
@@ -2375,6 +2381,48 @@ onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
 }
 
 /*
+ * For span.c: the time of an entity's first history row after time at
+ * (false: it has none with a time), one descent.
+ */
+bool
+onboarding_store_history_next(Oid provider, const char *entity, const char *key,
+							  TimestampTz at, TimestampTz *next)
+{
+	ObStore    *s = history_by_time();
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	Datum		probe[3];
+	AttrNumber	att_at;
+	bool		found = false;
+
+	if (s == NULL)
+		return false;
+	InitDirtySnapshot(dirty);
+	probe[0] = ObjectIdGetDatum(provider);
+	probe[1] = CStringGetTextDatum(entity);
+	probe[2] = CStringGetTextDatum(key);
+	att_at = onboarding_store_attnum(s, "event_at");
+	scan = history_scan_at(s, &dirty, key, BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT, at);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	{
+		bool		isnull;
+		Datum		v;
+
+		slot_getallattrs(s->slot);
+		if (!history_row_is(s, s->slot, probe, false))
+			continue;
+		v = slot_getattr(s->slot, att_at, &isnull);
+		if (isnull)
+			break;
+		*next = DatumGetTimestampTz(v);
+		found = true;
+	}
+	index_endscan(scan);
+	ExecClearTuple(s->slot);
+	return found;
+}
+
+/*
  * For span.c: the history rows of one entity (provider, entity name, key)
  * whose spans a row version written at time at may have changed, read
  * through history's index by (entity_key, event_at): every row at the
@@ -2393,7 +2441,7 @@ onboarding_store_history_around(Oid provider, const char *entity, const char *ke
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
 	IndexScanDesc scan;
-	ScanKeyData keys[2];
+	ScanKeyData keys[1];
 	Datum		probe[3];
 	AttrNumber	att_id,
 				att_at,
@@ -2414,28 +2462,26 @@ onboarding_store_history_around(Oid provider, const char *entity, const char *ke
 	att_at = onboarding_store_attnum(s, "event_at");
 	att_to = onboarding_store_attnum(s, "to_status");
 
-	/* a row without a time? (they sort last in the index) */
+	/*
+	 * Every row; or whether the last has no time (rows without one sort
+	 * last: a backward scan of the key meets them first)
+	 */
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
-	ScanKeyEntryInitialize(&keys[1], SK_ISNULL | SK_SEARCHNULL, 2, InvalidStrategy, InvalidOid,
-						   InvalidOid, InvalidOid, (Datum) 0);
-	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, all ? 1 : 2, 0);
-	index_rescan(scan, keys, all ? 1 : 2, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
+	index_rescan(scan, keys, 1, NULL, 0);
+	while (index_getnext_slot(scan, all ? ForwardScanDirection : BackwardScanDirection, s->slot))
 	{
+		ObHistoryRow *r;
+
 		slot_getallattrs(s->slot);
 		if (!history_row_is(s, s->slot, probe, false))
 			continue;
-		if (all)
-		{
-			ObHistoryRow *r = history_row_of(s, s->slot, att_id, att_at, att_to);
-
-			*untimed = *untimed || r->at_null;
-			rows = lappend(rows, r);
-			continue;
-		}
-		*untimed = true;
-		break;
+		r = history_row_of(s, s->slot, att_id, att_at, att_to);
+		*untimed = *untimed || r->at_null;
+		if (!all)
+			break;
+		rows = lappend(rows, r);
 	}
 	index_endscan(scan);
 	ExecClearTuple(s->slot);
