@@ -25,13 +25,14 @@
  * many entities are gathered: onboarding_span_bound()), the spans that the
  * gathered versions may have changed are recomputed: at each event time,
  * those of the rows there and of the rows at the latest time before it,
- * read through history's index on (entity_key, event_at) (store.c); an
- * entity that has a history row without a time is done whole (such a row
- * sits after the latest time before it by id: its neighbours are not found
- * by time).  One statement per flush replaces them in stage_span and
- * returns the spans it removed and added, by bucket, which are counted.
- * So a delivery costs the same whatever its entity's history: three index
- * probes per time written, and its share of one statement.
+ * read through history's index on (entity_key, event_at) (store.c: one
+ * descent for a delivery in order, three for a late one); an entity that
+ * has a history row without a time is done whole (such a row sits after
+ * the latest time before it by id: its neighbours are not found by time).
+ * The old spans are deleted through stage_span's primary key and the new
+ * ones inserted row by row (by statements when a user has put a trigger or
+ * rule on the table), and what changed is counted.  So a delivery costs
+ * the same whatever its entity's history.
  *
  * Subtransactions: what is gathered when one begins is kept, and gathered
  * again if it rolls back (recomputing an entity that did not change
@@ -127,11 +128,11 @@ static AttrNumber col_id,
 			col_at;
 
 /*
- * Replace spans: the old ones of the history rows in $1 are deleted (and
+ * Replace spans by statements (when a user has put a trigger or rule on
+ * stage_span): the old ones of the history rows in $1 are deleted (and
  * returned, to be counted out); the new ones, $1 .. $6 of the second
  * statement (owner, provider, entity, status, bucket, time spent), are
- * inserted (counted in from what was sent).  Two plain statements, each
- * run only when it has rows: a delivery in order only inserts.
+ * inserted (counted in from what was sent).
  */
 static const char span_delete_sql[] =
 	"DELETE FROM onboarding.stage_span s WHERE s.owner_id = ANY ($1)"
