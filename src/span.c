@@ -50,7 +50,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -65,7 +64,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -411,20 +409,6 @@ onboarding_span_pending(void)
 	return pending.cxt != NULL && hash_get_num_entries(pending.entities) > 0;
 }
 
-/* The label of a provider enum value. */
-static Datum
-span_label(Oid label)
-{
-	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
-	Datum		text;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "no enum label of oid %u", label);
-	text = CStringGetTextDatum(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
-	ReleaseSysCache(tup);
-	return text;
-}
-
 /* An array of size elements of elem bytes, a (NULL: none yet) grown to it. */
 static void *
 span_resize(void *a, int size, Size elem)
@@ -652,7 +636,7 @@ span_piece(SpanOut *out, const SpanEntry *e, Datum provider, Datum entity, List 
 static void
 span_entity(SpanOut *out, const SpanEntry *e)
 {
-	Datum		provider = span_label(e->k.provider);
+	Datum		provider = CStringGetTextDatum(onboarding_enum_label(e->k.provider));
 	Datum		entity = CStringGetTextDatum(e->k.entity);
 	bool		untimed = false;
 	bool		complete = false;

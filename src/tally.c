@@ -841,20 +841,6 @@ tally_write_statement(TallyKind kind, Datum **cols, int n)
 		PopActiveSnapshot();
 }
 
-/* The label of a value of one of the extension's enums. */
-static Datum
-tally_label(Oid label)
-{
-	HeapTuple	tup = SearchSysCache1(ENUMOID, ObjectIdGetDatum(label));
-	Datum		text;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "no enum label of oid %u", label);
-	text = CStringGetTextDatum(NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel));
-	ReleaseSysCache(tup);
-	return text;
-}
-
 /* Write the gathered counts of one kind to its table (when it exists). */
 static void
 tally_write(TallyKind kind)
@@ -889,13 +875,13 @@ tally_write(TallyKind kind)
 		}
 		else
 		{
-			cols[0][n] = tally_label(e->k.provider_label);
+			cols[0][n] = CStringGetTextDatum(onboarding_enum_label(e->k.provider_label));
 			cols[1][n] = CStringGetTextDatum(kind == TALLY_SPAN ?
 											 tally_status_names[e->k.entity] :
 											 onboarding_tally_entities[e->k.entity]);
 			cols[2][n] = kind == TALLY_SPAN ?
 				CStringGetTextDatum(tally_status_names[e->k.status_name]) :
-				tally_label(e->k.status_label);
+				CStringGetTextDatum(onboarding_enum_label(e->k.status_label));
 			if (kind == TALLY_SPAN)
 				cols[3][n] = Int32GetDatum(e->k.bucket);
 		}
