@@ -92,13 +92,17 @@ ALTER TABLE onboarding.history ADD COLUMN tenant text NOT NULL DEFAULT 'acme';
 ALTER TABLE onboarding.history ADD COLUMN moved text
     GENERATED ALWAYS AS (coalesce(from_status, '') || '>' || to_status) STORED;
 ALTER TABLE onboarding.history ADD CONSTRAINT never_awaiting CHECK (to_status <> 'awaiting_validation');
-CREATE UNIQUE INDEX history_blocked_once ON onboarding.history (entity_key)
+-- (history is partitioned by inbox_id: a unique index on it must hold
+-- inbox_id, as PostgreSQL requires of every partitioned table; one on a
+-- partition need not)
+CREATE UNIQUE INDEX history_blocked_once ON onboarding.history_default (entity_key)
     WHERE entity = 'account' AND to_status = 'blocked';
 CREATE TRIGGER history_noted AFTER INSERT OR UPDATE OR DELETE ON onboarding.history
     FOR EACH ROW EXECUTE FUNCTION public.note_row('entity_key', 'to_status');
 CREATE TRIGGER history_statement AFTER INSERT OR DELETE ON onboarding.history
     FOR EACH STATEMENT EXECUTE FUNCTION public.note_statement();
-CREATE TABLE public.milestones (id int PRIMARY KEY, history_id bigint REFERENCES onboarding.history);
+CREATE TABLE public.milestones (id int PRIMARY KEY, history_id bigint, inbox_id bigint,
+                                FOREIGN KEY (history_id, inbox_id) REFERENCES onboarding.history);
 
 -- what the pipeline cannot honour is refused when it is created
 CREATE TRIGGER status_only AFTER UPDATE OF status ON onboarding.account
@@ -208,7 +212,7 @@ INSERT INTO public.applications VALUES (1, 'fitbank', '24952122204');
 INSERT INTO public.files VALUES (1, 'fitbank', '9c2d7e4b-1a5f-4c38-b7e6-2f0a9d8c1b63');
 INSERT INTO public.closings VALUES (1, 'fitbank', '860590-254444-7100458-1');
 INSERT INTO public.milestones
-SELECT 1, id FROM onboarding.history WHERE entity = 'proposal' ORDER BY id LIMIT 1;
+SELECT 1, id, inbox_id FROM onboarding.history WHERE entity = 'proposal' ORDER BY id LIMIT 1;
 UPDATE onboarding.account SET tenant = 'hidden' WHERE account_key = 'joana-account';
 UPDATE onboarding.account SET tenant = 'beta' WHERE account_key = '860590-254444-7100458-1';
 UPDATE onboarding.document SET tenant = 'beta' WHERE document_key = 'joana-selfie';

@@ -279,10 +279,75 @@ DROP FUNCTION onboarding.force_status_0_2(text, onboarding.provider, text, text,
 -- in a transaction may not be used before it commits.)
 ALTER TYPE onboarding.outcome ADD VALUE 'refused';
 
--- Every table has a primary key, so that logical replication and change
--- data capture see every change (SPEC §10): history's deletions (a late
--- delivery rewriting an entity's history) and a user's rule rows.
-ALTER TABLE onboarding.history ADD CONSTRAINT history_pkey PRIMARY KEY (id);
+-- History becomes partitioned by inbox_id, as a fresh install creates it,
+-- the way the inbox did above: the table becomes the default partition,
+-- onboarding.history_default, of a new partitioned onboarding.history with
+-- the same columns, and no row moves.  Its primary key (id, inbox_id) is
+-- new (every table has one, so that logical replication and change data
+-- capture see every change, SPEC §10: history's deletions, when a late
+-- delivery rewrites an entity's history), built over the stored rows, as
+-- is 0.3.0's index by entity (below).  Your own objects on history stay
+-- with the table that holds the rows, now onboarding.history_default
+-- (docs/upgrading.md); the grants go to the new table (below).
+ALTER TABLE onboarding.history RENAME TO history_default;
+ALTER SEQUENCE onboarding.history_id_seq RENAME TO history_id_seq_0_2;
+COMMENT ON TABLE onboarding.history_default IS
+    'history''s default partition: rows no range partition takes (all of them until one is added, and those written before history was partitioned)';
+COMMENT ON COLUMN onboarding.history_default.reason IS NULL;
+COMMENT ON COLUMN onboarding.history_default.entity IS NULL;
+CREATE TABLE onboarding.history
+    (LIKE onboarding.history_default INCLUDING DEFAULTS INCLUDING STORAGE INCLUDING COMPRESSION)
+    PARTITION BY RANGE (inbox_id);
+ALTER TABLE onboarding.history ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
+    (SEQUENCE NAME onboarding.history_id_seq);
+SELECT pg_catalog.setval('onboarding.history_id_seq', s.last_value, s.is_called)
+  FROM onboarding.history_id_seq_0_2 s;
+ALTER EXTENSION onboarding DROP SEQUENCE onboarding.history_id_seq_0_2;
+ALTER TABLE onboarding.history_default ALTER COLUMN id DROP IDENTITY;
+ALTER TABLE onboarding.history ADD PRIMARY KEY (id, inbox_id);
+ALTER TABLE onboarding.history ATTACH PARTITION onboarding.history_default DEFAULT;
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
+COMMENT ON COLUMN onboarding.history.reason IS 'the operator''s reason, for force_status() overrides';
+COMMENT ON COLUMN onboarding.history.entity IS
+    'account, proposal, document, closure, background_check or documentscopy';
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT a.grantee::regrole::text AS grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = 'onboarding.history_default'::regclass
+           AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON onboarding.history TO %I%s', g.privilege_type, g.grantee,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE pg_catalog.format('REVOKE %s ON onboarding.history_default FROM %I CASCADE',
+                                  g.privilege_type, g.grantee);
+    END LOOP;
+    FOR g IN
+        SELECT a.grantee::regrole::text AS grantee, a.privilege_type, a.is_grantable,
+               t.attname
+          FROM pg_catalog.pg_attribute t
+          JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+         WHERE t.attrelid = 'onboarding.history_default'::regclass AND t.attnum > 0
+           AND NOT t.attisdropped AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s (%I) ON onboarding.history TO %I%s', g.privilege_type,
+                                  g.attname, g.grantee,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE pg_catalog.format('REVOKE %s (%I) ON onboarding.history_default FROM %I CASCADE',
+                                  g.privilege_type, g.attname, g.grantee);
+    END LOOP;
+    IF EXISTS (SELECT FROM pg_catalog.aclexplode((SELECT relacl FROM pg_catalog.pg_class
+                                                  WHERE oid = 'onboarding.history_default'::regclass)) a
+                WHERE a.grantee = 0) THEN
+        RAISE NOTICE 'onboarding.history: privileges granted to PUBLIC on the 0.2.0 history were not carried over; grant them again if you meant them';
+    END IF;
+END
+$$;
 
 -- transition and settled_status: provider may be NULL (every provider), so
 -- their natural key cannot be a primary key; an identity id is.  Shipped
@@ -388,6 +453,30 @@ BEGIN
             EXECUTE format('CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON %s '
                            'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete()', part);
         END LOOP;
+        -- a partition of history this command made or attached keeps
+        -- stage_span as history does, for statements that name it
+        FOR part IN
+            SELECT DISTINCT t.relid
+              FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             CROSS JOIN LATERAL pg_catalog.pg_partition_tree(c.objid::regclass) t
+             WHERE c.classid = 'pg_catalog.pg_class'::regclass
+               AND t.relid <> 'onboarding.history'::regclass
+               AND 'onboarding.history'::regclass IN (SELECT a.relid
+                                                        FROM pg_catalog.pg_partition_ancestors(t.relid) a)
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                                WHERE g.tgrelid = t.relid AND g.tgname = 'history_spanned_insert')
+        LOOP
+            PERFORM onboarding.span_partition(part);
+        END LOOP;
+        -- a table attached to history, or one detached, brings or takes
+        -- rows no statement wrote: their spans are computed again
+        IF TG_TAG = 'ALTER TABLE' AND EXISTS (
+               SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                WHERE c.classid = 'pg_catalog.pg_class'::regclass
+                  AND c.objid = 'onboarding.history'::regclass
+                  AND c.command_tag = 'ALTER TABLE') THEN
+            PERFORM onboarding.recount_stage_span();
+        END IF;
     END IF;
     SELECT * INTO bad FROM (
         SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
@@ -435,7 +524,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
-    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition()), and gives every partition of the inbox the trigger that refuses TRUNCATE';
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition()), gives every partition of the inbox the trigger that refuses TRUNCATE, and every partition of history the triggers that keep stage_span (computing the spans again when a table is attached to history or detached from it)';
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
@@ -1514,7 +1603,8 @@ SELECT provider, entity, status, count(*) AS n,
 -- ---------------------------------------------------------------------------
 DELETE FROM pg_catalog.pg_init_privs
  WHERE classoid = 'pg_catalog.pg_class'::regclass
-   AND objoid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass);
+   AND objoid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass,
+                  'onboarding.history'::regclass, 'onboarding.history_default'::regclass);
 UPDATE pg_catalog.pg_init_privs i
    SET initprivs = (SELECT pg_catalog.array_agg(pg_catalog.makeaclitem(a.grantee, a.grantor,
                                                                        a.privilege_type, a.is_grantable))
@@ -1532,7 +1622,8 @@ DELETE FROM pg_catalog.pg_shdepend d
  WHERE d.deptype = 'i'
    AND d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
    AND ((d.classid = 'pg_catalog.pg_class'::regclass
-         AND d.objid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass))
+         AND d.objid IN ('onboarding.inbox'::regclass, 'onboarding.inbox_default'::regclass,
+                         'onboarding.history'::regclass, 'onboarding.history_default'::regclass))
      OR (d.classid = 'pg_catalog.pg_proc'::regclass
          AND d.objid IN ('onboarding.ingest(jsonb, onboarding.provider, jsonb)'::regprocedure,
                          'onboarding.ingest_text(text, onboarding.provider, jsonb)'::regprocedure,
@@ -1847,6 +1938,33 @@ CREATE TRIGGER history_spanned_delete AFTER DELETE ON onboarding.history
     FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned();
 CREATE TRIGGER history_spanned_truncate AFTER TRUNCATE ON onboarding.history
     FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_truncated();
+
+-- A partition of history: the same triggers, for statements that name it
+-- (statement triggers are not cloned onto partitions).  Run for
+-- onboarding.history_default here, and by onboarding_guard_state_ddl for
+-- every partition made or attached later.
+CREATE FUNCTION onboarding.span_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER history_spanned_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS added '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS removed NEW TABLE AS added '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS removed '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_truncated()', part);
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.span_partition(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.span_partition(regclass) IS
+    'gives a partition of history the statement triggers that keep onboarding.stage_span (history_spanned_*), as history has them; run by onboarding_guard_state_ddl for every partition made or attached';
+SELECT onboarding.span_partition('onboarding.history_default');
 
 -- Is row-level security on for history?  stage_durations then computes
 -- the spans of the rows the caller may see instead of reading the kept

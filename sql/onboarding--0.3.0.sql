@@ -373,7 +373,7 @@ CREATE TABLE onboarding.closure (
 -- (0.3.0: a primary key, so that logical replication and change data
 -- capture see the rows a late delivery deletes when it rewrites a history)
 CREATE TABLE onboarding.history (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
     provider     onboarding.provider NOT NULL,
     entity       text NOT NULL,
     entity_key   text NOT NULL,
@@ -381,8 +381,21 @@ CREATE TABLE onboarding.history (
     to_status    text NOT NULL,
     event_at     timestamptz,
     inbox_id     bigint NOT NULL,
-    reason       text
-);
+    reason       text,
+    -- (id alone is unique: every id comes from history_id_seq, handed out
+    -- by the pipeline or by the identity)
+    PRIMARY KEY (id, inbox_id)
+) PARTITION BY RANGE (inbox_id);
+-- Partitioned by the delivery that wrote each row (inbox_id: arrival
+-- order), so that ranges of rows can be added ahead and kept apart
+-- (pg_partman, or CREATE TABLE ... PARTITION OF); an entity's rows may lie
+-- in several partitions, and the pipeline reads each.  Rows no range
+-- partition takes land in the default partition, created here: an
+-- extension's table cannot become partitioned later without breaking
+-- pg_dump, so every install has one.
+CREATE TABLE onboarding.history_default PARTITION OF onboarding.history DEFAULT;
+COMMENT ON TABLE onboarding.history_default IS
+    'history''s default partition: rows no range partition takes (all of them until one is added, and those written before history was partitioned)';
 COMMENT ON COLUMN onboarding.history.reason IS 'the operator''s reason, for force_status() overrides';
 COMMENT ON COLUMN onboarding.history.entity IS
     'account, proposal, document, closure, background_check or documentscopy';
@@ -393,8 +406,10 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.account', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.proposal', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.document', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.closure', '');
-SELECT pg_catalog.pg_extension_config_dump('onboarding.history', '');
-SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
+-- (history's member partition holds its rows: see the inbox's above)
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history_default', '');
+-- (onboarding.history_id_seq is listed with the other sequences below, in
+-- the order an updated 0.2.0 lists them)
 
 CREATE INDEX account_tax_id_idx ON onboarding.account (tax_id);
 CREATE INDEX proposal_tax_id_idx ON onboarding.proposal (tax_id);
@@ -476,6 +491,30 @@ BEGIN
             EXECUTE format('CREATE TRIGGER inbox_no_truncate BEFORE TRUNCATE ON %s '
                            'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.inbox_refuse_delete()', part);
         END LOOP;
+        -- a partition of history this command made or attached keeps
+        -- stage_span as history does, for statements that name it
+        FOR part IN
+            SELECT DISTINCT t.relid
+              FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             CROSS JOIN LATERAL pg_catalog.pg_partition_tree(c.objid::regclass) t
+             WHERE c.classid = 'pg_catalog.pg_class'::regclass
+               AND t.relid <> 'onboarding.history'::regclass
+               AND 'onboarding.history'::regclass IN (SELECT a.relid
+                                                        FROM pg_catalog.pg_partition_ancestors(t.relid) a)
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger g
+                                WHERE g.tgrelid = t.relid AND g.tgname = 'history_spanned_insert')
+        LOOP
+            PERFORM onboarding.span_partition(part);
+        END LOOP;
+        -- a table attached to history, or one detached, brings or takes
+        -- rows no statement wrote: their spans are computed again
+        IF TG_TAG = 'ALTER TABLE' AND EXISTS (
+               SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                WHERE c.classid = 'pg_catalog.pg_class'::regclass
+                  AND c.objid = 'onboarding.history'::regclass
+                  AND c.command_tag = 'ALTER TABLE') THEN
+            PERFORM onboarding.recount_stage_span();
+        END IF;
     END IF;
     SELECT * INTO bad FROM (
         SELECT c.relname AS tab, format('trigger %I', t.tgname) AS what,
@@ -523,7 +562,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION onboarding.guard_state_ddl() IS
-    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition()), and gives every partition of the inbox the trigger that refuses TRUNCATE';
+    'event trigger: refuses on the state tables and history what the pipeline cannot honour (column triggers, transition tables, rules, deferrable constraints), and labels added to a status enum; notes where the deliveries of a table attached to the inbox lie (onboarding.note_partition()), gives every partition of the inbox the trigger that refuses TRUNCATE, and every partition of history the triggers that keep stage_span (computing the spans again when a table is attached to history or detached from it)';
 CREATE EVENT TRIGGER onboarding_guard_state_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
     EXECUTE FUNCTION onboarding.guard_state_ddl();
@@ -998,6 +1037,7 @@ SELECT pg_catalog.pg_extension_config_dump('onboarding.status_guard', 'WHERE NOT
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_by_proposal', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.inbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('onboarding.history_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.transition_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('onboarding.settled_status_id_seq', '');
 
@@ -2045,6 +2085,33 @@ CREATE TRIGGER history_spanned_delete AFTER DELETE ON onboarding.history
     FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned();
 CREATE TRIGGER history_spanned_truncate AFTER TRUNCATE ON onboarding.history
     FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_truncated();
+
+-- A partition of history: the same triggers, for statements that name it
+-- (statement triggers are not cloned onto partitions).  Run for
+-- onboarding.history_default here, and by onboarding_guard_state_ddl for
+-- every partition made or attached later.
+CREATE FUNCTION onboarding.span_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER history_spanned_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS added '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS removed NEW TABLE AS added '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS removed '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_spanned()', part);
+    EXECUTE format('CREATE TRIGGER history_spanned_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION onboarding.history_truncated()', part);
+END
+$$;
+REVOKE ALL ON FUNCTION onboarding.span_partition(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION onboarding.span_partition(regclass) IS
+    'gives a partition of history the statement triggers that keep onboarding.stage_span (history_spanned_*), as history has them; run by onboarding_guard_state_ddl for every partition made or attached';
+SELECT onboarding.span_partition('onboarding.history_default');
 
 -- Is row-level security on for history?  stage_durations then computes
 -- the spans of the rows the caller may see instead of reading the kept

@@ -73,6 +73,8 @@ struct ObBind
 	EPQState	epq;
 	bool		written[3];		/* insert, update, delete in the current bracket */
 	ObBind	   *next_written;	/* the bracket's list of bound tables written */
+	ObBind	   *root;			/* a partition's: its partitioned table's, whose
+								 * statement triggers fire (NULL: its own) */
 };
 
 /* The delivery whose writes are under way (NULL between deliveries) */
@@ -271,6 +273,17 @@ onboarding_bind_open(Relation rel, ResultRelInfo *rri, EState *estate, int table
 	return b;
 }
 
+/*
+ * A partition's bind gets its partitioned table's (opened on the table,
+ * its result relation the root of the partition's): statement triggers
+ * fire on that one.
+ */
+void
+onboarding_bind_set_root(ObBind *b, ObBind *root)
+{
+	b->root = root;
+}
+
 /* Is attribute i (0-based) one the pipeline writes? */
 bool
 onboarding_bind_owned(ObBind *b, int i)
@@ -364,11 +377,18 @@ onboarding_bind_judge(ObBind *b, Datum *values, bool *nulls, ItemPointer self, b
 	return why;
 }
 
-/* Fire the BEFORE STATEMENT triggers of a kind of write, once per bracket. */
+/*
+ * Fire the BEFORE STATEMENT triggers of a kind of write, once per bracket:
+ * a partition's are its partitioned table's, as for a statement that
+ * names the table (statement triggers are not cloned onto partitions).
+ */
 static void
 bind_statement(ObBind *b, CmdType cmd)
 {
 	int			k = cmd == CMD_INSERT ? 0 : (cmd == CMD_UPDATE ? 1 : 2);
+
+	if (b->root != NULL)
+		b = b->root;
 
 	if (bracket == NULL || b->written[k])
 		return;

@@ -336,6 +336,9 @@ extern bool onboarding_inbox_holds(Oid relid);
 extern bool onboarding_inbox_route(struct RelationData *inbox, AttrNumber received_at,
 								   TimestampTz at, Oid *leaf);
 extern Oid	onboarding_inbox_default_leaf(struct RelationData *inbox);
+extern Oid	onboarding_history_route(struct RelationData *history, AttrNumber inbox_id_att,
+									 int64 inbox_id);
+extern List *onboarding_history_leaves(struct RelationData *history);
 extern void onboarding_group_keys(struct ScanKeyData *keys, AttrNumber provider_att,
 								  AttrNumber subject_att, ObProvider provider,
 								  const char *subject);
@@ -507,6 +510,7 @@ struct TupleTableSlot;
 extern bool onboarding_bind_needed(struct RelationData *rel, int table);
 extern ObBind *onboarding_bind_open(struct RelationData *rel, struct ResultRelInfo *rri,
 									struct EState *estate, int table);
+extern void onboarding_bind_set_root(ObBind *b, ObBind *root);
 extern bool onboarding_bind_owned(ObBind *b, int attno0);
 extern void onboarding_bind_defaults(ObBind *b, Datum *values, bool *nulls);
 extern char *onboarding_bind_judge(ObBind *b, Datum *values, bool *nulls, ItemPointer self,
@@ -619,10 +623,17 @@ extern List *onboarding_store_history_around(Oid provider, const char *entity, c
 											 bool *has_next, TimestampTz *next);
 extern bool onboarding_store_history_before(Oid provider, const char *entity, const char *key,
 											TimestampTz at, char **status);
+/* Where a history row is: the relation holding it (history, or a leaf), and its tid */
+typedef struct ObHistoryPlace
+{
+	Oid			rel;
+	ItemPointerData tid;
+} ObHistoryPlace;
+
 extern bool onboarding_store_history_find(Oid provider, const char *entity, const char *key,
 										  TimestampTz at, int64 inbox_id, const char *from,
-										  const char *to, ItemPointer tid);
-extern void onboarding_store_history_delete(ItemPointer tid);
+										  const char *to, ObHistoryPlace *place);
+extern void onboarding_store_history_delete(const ObHistoryPlace *place);
 extern int	onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 										  int n, Datum **values, bool **nulls);
 extern void onboarding_store_rewrite(ObStore *s, int64 id, Oid part, ItemPointer tid, int n,

@@ -260,30 +260,30 @@ onboarding_inbox_default_leaf(Relation inbox)
 }
 
 /*
- * The leaf partition of the inbox that holds the rows received at `at`,
- * as PostgreSQL's row routing chooses it (get_partition_for_tuple(), for a
- * range on one column): *leaf gets it, or InvalidOid when no partition
- * accepts that time.  Returns false when the inbox is not routed that way
- * (a plain table, a key other than received_at alone, or a partition that
- * is itself partitioned): then any leaf may hold such rows.
+ * The leaf partition of a table partitioned by range on one column that
+ * holds the rows whose column att has value, as PostgreSQL's row routing
+ * chooses it (get_partition_for_tuple(), for a range on one column):
+ * *leaf gets it, or InvalidOid when no partition accepts that value.
+ * Returns false when the table is not routed that way (a plain table, a
+ * key other than att alone, or a partition that is itself partitioned):
+ * then any leaf may hold such rows.
  */
-bool
-onboarding_inbox_route(Relation inbox, AttrNumber received_at, TimestampTz at, Oid *leaf)
+static bool
+parts_route(Relation parent, AttrNumber att, Datum value, Oid *leaf)
 {
 	PartitionKey key;
 	PartitionDesc desc;
 	PartitionBoundInfo bounds;
-	Datum		value = TimestampTzGetDatum(at);
 	int			index = -1;
 
 	*leaf = InvalidOid;
-	if (inbox->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		return false;
-	key = RelationGetPartitionKey(inbox);
+	key = RelationGetPartitionKey(parent);
 	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
-		key->partattrs[0] != received_at)
+		key->partattrs[0] != att)
 		return false;
-	desc = RelationGetPartitionDesc(inbox, true);
+	desc = RelationGetPartitionDesc(parent, true);
 	if (desc->nparts == 0)
 		return true;
 	bounds = desc->boundinfo;
@@ -303,6 +303,80 @@ onboarding_inbox_route(Relation inbox, AttrNumber received_at, TimestampTz at, O
 		return false;
 	*leaf = desc->oids[index];
 	return true;
+}
+
+/* The leaf of the inbox that holds the rows received at `at` (parts_route()). */
+bool
+onboarding_inbox_route(Relation inbox, AttrNumber received_at, TimestampTz at, Oid *leaf)
+{
+	return parts_route(inbox, received_at, TimestampTzGetDatum(at), leaf);
+}
+
+/*
+ * The leaf of history (partitioned by range on inbox_id) that takes a row
+ * written by delivery inbox_id.  A history whose partitions are themselves
+ * partitioned, or no partition accepting the row, is refused: the pipeline
+ * writes each row into its leaf itself.
+ */
+Oid
+onboarding_history_route(Relation history, AttrNumber inbox_id_att, int64 inbox_id)
+{
+	Oid			leaf;
+
+	if (!parts_route(history, inbox_id_att, Int64GetDatum(inbox_id), &leaf))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("onboarding.history has a partition that is itself partitioned"),
+				 errdetail("The pipeline writes each history row into the partition that takes its inbox_id, one level down."),
+				 errhint("Partition history by inbox_id ranges with plain tables (CREATE TABLE ... PARTITION OF onboarding.history).")));
+	if (!OidIsValid(leaf))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of onboarding.history takes the rows of delivery %lld",
+						(long long) inbox_id),
+				 errdetail("History is partitioned by inbox_id, and it has no default partition."),
+				 errhint("Create a partition for these ids, or a default one: CREATE TABLE onboarding.history_default PARTITION OF onboarding.history DEFAULT.")));
+	return leaf;
+}
+
+/*
+ * The leaves of history (locked by the caller): the tables that hold its
+ * rows, each with history's column layout (refused otherwise, as the
+ * inbox's are).  A plain history is its own one leaf.  In the caller's
+ * memory.
+ */
+List *
+onboarding_history_leaves(Relation history)
+{
+	List	   *all;
+	List	   *leaves = NIL;
+	ListCell   *lc;
+
+	if (history->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return list_make1_oid(RelationGetRelid(history));
+	all = find_all_inheritors(RelationGetRelid(history), NoLock, NULL);
+	foreach(lc, all)
+	{
+		Oid			leaf = lfirst_oid(lc);
+		Relation	rel;
+		bool		same;
+
+		if (get_rel_relkind(leaf) != RELKIND_RELATION)
+			continue;
+		rel = table_open(leaf, AccessShareLock);
+		same = parts_same_layout(RelationGetDescr(history), RelationGetDescr(rel));
+		table_close(rel, NoLock);
+		if (!same)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("partition \"%s\" of onboarding.history does not have history's column layout",
+							get_rel_name(leaf)),
+					 errdetail("The pipeline reads and writes history rows by history's column numbers; a table attached with its columns in another order, or with dropped columns, has others."),
+					 errhint("Detach it, create the partition with CREATE TABLE ... PARTITION OF onboarding.history, and copy its rows into it.")));
+		leaves = lappend_oid(leaves, leaf);
+	}
+	list_free(all);
+	return leaves;
 }
 
 /*

@@ -1180,7 +1180,8 @@ onboarding_history_spanned(PG_FUNCTION_ARGS)
 /*
  * AFTER TRUNCATE of history: no span is left.  What was gathered is
  * forgotten, and stage_span and stage_tally are emptied (the TRUNCATE
- * holds history against every writer until it commits).
+ * holds history against every writer until it commits).  Of one partition
+ * of history: the spans of the rows left are computed again.
  */
 PG_FUNCTION_INFO_V1(onboarding_history_truncated);
 Datum
@@ -1196,8 +1197,14 @@ onboarding_history_truncated(PG_FUNCTION_ARGS)
 	onboarding_tally_flush();
 	span_set_free(&pending);
 	onboarding_spi_connect(&spi);
-	if (SPI_execute("TRUNCATE onboarding.stage_span, onboarding.stage_tally", false, 0)
-		!= SPI_OK_UTILITY)
+	if (RelationGetRelid(td->tg_relation) != onboarding_relation_oid("history"))
+	{
+		/* one partition of history: the spans of the rows left */
+		if (SPI_execute("SELECT onboarding.recount_stage_span()", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not compute onboarding.stage_span again");
+	}
+	else if (SPI_execute("TRUNCATE onboarding.stage_span, onboarding.stage_tally", false, 0)
+			 != SPI_OK_UTILITY)
 		elog(ERROR, "could not empty onboarding.stage_span");
 	onboarding_spi_finish(&spi);
 	return PointerGetDatum(NULL);

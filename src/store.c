@@ -74,17 +74,20 @@
 #include "compat.h"
 
 /*
- * One relation that holds inbox rows (parts.c), open: a leaf partition, or
- * for a plain inbox the inbox itself (then rel and rri are the store's)
+ * One relation that holds inbox or history rows (parts.c), open: a leaf
+ * partition, or for a plain table the table itself (then rel and rri are
+ * the store's)
  */
 typedef struct StorePart
 {
 	Relation	rel;
-	ResultRelInfo *rri;			/* its indexes: opened on the first rewrite */
+	ResultRelInfo *rri;			/* its indexes: opened on the first rewrite (history: open) */
 	bool		indexes_open;
 	Relation	index[OB_INBOX_NINDEXES];	/* opened on first search; NULL: not yet */
 	Oid			indexoid[OB_INBOX_NINDEXES];	/* InvalidOid: it has none */
 	bool		own;			/* opened here (a partition), not the store's */
+	Relation	entity_index;	/* history's: its index by entity (store_history_index) */
+	ObBind	   *bind;			/* history's: a user added to it (then every leaf has one) */
 } StorePart;
 
 /* An open table */
@@ -106,8 +109,10 @@ struct ObStore
 	TupleTableSlot *slot;		/* scratch, emptied after every call */
 	Oid			sequence;		/* identity sequence of column 1, if any */
 	ObInboxAtts inbox_atts;		/* the inbox's: its column numbers */
-	StorePart  *parts;			/* the inbox's: the relations holding its rows */
+	StorePart  *parts;			/* the inbox's, history's: the relations holding its rows */
 	int			nparts;
+	int			last_part;		/* history's: the leaf the last row written went to */
+	AttrNumber	inbox_id_att;	/* history's: the column it is partitioned by */
 	bool		spread_opened;	/* the inbox's: its group_partition looked for */
 	Relation	spread;			/* onboarding.group_partition, or NULL */
 	ResultRelInfo *spread_rri;	/* its indexes, open */
@@ -150,6 +155,7 @@ static void store_write(ObStore *s, ObStoreRow *row, Datum *values, bool *nulls)
 static long window_size(void);
 static void store_write_indexes(ObStore *s);
 static void history_write(ObStore *s);
+static int	history_part_index(ObStore *s, Oid leaf);
 static void history_discard(ObStore *s);
 static bool history_pending(void);
 
@@ -251,12 +257,14 @@ store_invalidate(Datum arg, Oid relid)
 			store.stale = true;
 }
 
-/* Close a partition of the inbox the store opened (a plain inbox's is the store's). */
+/* Close a partition the store opened (a plain table's is the store's). */
 static void
 store_part_close(StorePart *p)
 {
 	if (!p->own)
 		return;
+	if (p->bind != NULL)
+		onboarding_bind_close(p->bind);
 	for (int k = 0; k < OB_INBOX_NINDEXES; k++)
 		if (p->index[k] != NULL)
 			index_close(p->index[k], NoLock);
@@ -358,17 +366,20 @@ store_xact_callback(XactEvent event, void *arg)
  * (entity_key, event_at), which also finds an entity's rows around a time
  * (the bounded refold); in a 0.2.0 schema, before ALTER EXTENSION UPDATE,
  * a hash index on entity_key alone; in a 0.1.0 schema a btree on provider,
- * entity and entity_key.  A user's partial index would miss rows.
+ * entity and entity_key.  A user's partial index would miss rows.  Of
+ * one relation holding history's rows, its indexes open in rri (each leaf
+ * of a partitioned history has its child of the same index).
  */
-static void
-store_history_index(ObStore *s)
+static Relation
+store_history_index(ObStore *s, ResultRelInfo *rri)
 {
 	static const char *const cols[3] = {"provider", "entity", "entity_key"};
 	TupleDesc	desc = RelationGetDescr(s->rel);
+	Relation	found = NULL;
 
-	for (int i = 0; i < s->rri->ri_NumIndices && s->pkey == NULL; i++)
+	for (int i = 0; i < rri->ri_NumIndices && found == NULL; i++)
 	{
-		Relation	index = s->rri->ri_IndexRelationDescs[i];
+		Relation	index = rri->ri_IndexRelationDescs[i];
 		int			natts = index->rd_index->indnatts;
 		int			col[3] = {-1, -1, -1};
 		bool		hash = index->rd_rel->relam == HASH_AM_OID;
@@ -402,16 +413,79 @@ store_history_index(ObStore *s)
 		{
 			memcpy(s->entcol, col, sizeof(col));
 			s->by_time = by_time;
-			s->pkey = index;
+			found = index;
 		}
 	}
-	if (s->pkey == NULL)
+	if (found == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("onboarding.history has no index on entity_key"),
-				 errhint("The extension's objects are damaged; reinstall the extension.")));
+				 errmsg("%s has no index on entity_key",
+						RelationGetRelid(rri->ri_RelationDesc) == s->relid ? "onboarding.history" :
+						psprintf("partition \"%s\" of onboarding.history",
+								 RelationGetRelationName(rri->ri_RelationDesc))),
+				 errhint("Create history's indexes without ON ONLY, or attach the partition's own to them; if history itself lacks one, the extension's objects are damaged: reinstall the extension.")));
 	for (int k = 0; k < 3; k++)
 		s->entatt[k] = onboarding_store_attnum(s, cols[k]);
+	return found;
+}
+
+/* A leaf of a bound history: written through the executor too. */
+static void
+history_part_bind(ObStore *s, StorePart *p)
+{
+	p->bind = onboarding_bind_open(p->rel, p->rri, store.estate, -1);
+	onboarding_bind_set_root(p->bind, s->bind);
+}
+
+/*
+ * The relations that hold history's rows: its leaf partitions (each locked
+ * as a write to it would lock it, its indexes open, with a bind when a
+ * user added to one of them), or a plain history itself.
+ */
+static void
+store_open_history_parts(ObStore *s)
+{
+	List	   *leaves = onboarding_history_leaves(s->rel);
+	bool		bound = false;
+	ListCell   *lc;
+	int			i = 0;
+
+	s->inbox_id_att = onboarding_store_attnum(s, "inbox_id");
+	s->parts = palloc0(Max(1, list_length(leaves)) * sizeof(StorePart));
+	s->nparts = list_length(leaves);
+	if (s->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		StorePart  *p = &s->parts[0];
+
+		store_write_indexes(s);
+		p->rel = s->rel;
+		p->rri = s->rri;
+		p->indexes_open = true;
+		p->entity_index = s->pkey = store_history_index(s, s->rri);
+		if (store_shapes[OB_S_HISTORY].bound)
+			p->bind = s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, -1);
+		return;
+	}
+	foreach(lc, leaves)
+	{
+		StorePart  *p = &s->parts[i++];
+
+		p->own = true;
+		p->rel = table_open(lfirst_oid(lc), RowExclusiveLock);
+		p->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
+		ExecOpenIndices(p->rri, false);
+		p->indexes_open = true;
+		p->entity_index = store_history_index(s, p->rri);
+		bound = bound || onboarding_bind_needed(p->rel, -1);
+	}
+	s->pkey = s->nparts > 0 ? s->parts[0].entity_index : NULL;
+	if (!bound && !store_shapes[OB_S_HISTORY].bound)
+		return;
+	/* history's own: what the fold judges rows by, and its statement triggers */
+	s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, -1);
+	for (i = 0; i < s->nparts; i++)
+		history_part_bind(s, &s->parts[i]);
 }
 
 /*
@@ -512,18 +586,20 @@ store_open_one(ObStoreId which)
 		store_open_parts(s);
 		return s;
 	}
-	s->slot = table_slot_create(s->rel, NULL);
 	if (which == OB_S_HISTORY)
 	{
-		/* appended to, and read by entity (a 0.1.0 schema has a key on id) */
+		/*
+		 * appended to, and read by entity (a 0.1.0 schema has a key on id),
+		 * in the relations that hold its rows (a heap slot reads them: a
+		 * partitioned history has no storage of its own)
+		 */
+		s->slot = MakeSingleTupleTableSlot(RelationGetDescr(s->rel), &TTSOpsBufferHeapTuple);
 		s->sequence = onboarding_inbox_oids()->history_sequence;
 		s->pending = palloc0(OB_HISTORY_BATCH * sizeof(TupleTableSlot *));
-		store_write_indexes(s);
-		store_history_index(s);
-		if (store_shapes[which].bound)
-			s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, -1);
+		store_open_history_parts(s);
 		return s;
 	}
+	s->slot = table_slot_create(s->rel, NULL);
 	pkey = ob_relation_get_primary_key_index(s->rel);
 	if (!OidIsValid(pkey))
 		ereport(ERROR,
@@ -1025,8 +1101,18 @@ onboarding_store_plan_touches(PlannedStmt *stmt)
 
 	foreach(lc, stmt->relationOids)
 		for (int i = 0; i < OB_NWRITTEN_STORES; i++)
-			if (store.tables[i] != NULL && store.tables[i]->relid == lfirst_oid(lc))
+		{
+			ObStore    *s = store.tables[i];
+
+			if (s == NULL)
+				continue;
+			if (s->relid == lfirst_oid(lc))
 				return true;
+			/* (a partition of history, named itself) */
+			for (int p = 0; i == OB_S_HISTORY && p < s->nparts; p++)
+				if (RelationGetRelid(s->parts[p].rel) == lfirst_oid(lc))
+					return true;
+		}
 	return false;
 }
 
@@ -2029,6 +2115,7 @@ onboarding_store_delete(ObStore *s, ObStoreRow *row, Datum *values)
 typedef struct HistoryStored
 {
 	int64		id;
+	int			part;			/* the relation holding it (s->parts) */
 	ItemPointerData tid;
 	Datum	   *values;
 	bool	   *nulls;
@@ -2084,12 +2171,10 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 {
 	ObStore    *s = onboarding_store(OB_S_HISTORY);
 	TupleDesc	desc = RelationGetDescr(s->rel);
-	Relation	index = s->pkey;
 	SnapshotData dirty;
 	ScanKeyData keys[3];
 	Datum		probe[3];		/* provider, entity, key */
 	int			nkeys = 0;
-	IndexScanDesc scan;
 	List	   *stored = NIL;
 	ListCell   *lc;
 	CommandId	cid;
@@ -2104,7 +2189,8 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 
 	/*
 	 * A key for each column the index has (equality is strategy 1 of btree
-	 * and hash alike); a column it lacks is compared row by row.
+	 * and hash alike); a column it lacks is compared row by row.  Every
+	 * relation holding history's rows is read.
 	 */
 	InitDirtySnapshot(dirty);
 	probe[0] = ObjectIdGetDatum(provider);
@@ -2115,40 +2201,47 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 		if ((c = s->entcol[k]) < 0)
 			continue;
 		ScanKeyEntryInitialize(&keys[c], 0, c + 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[c], k == 0 ? F_ENUM_EQ : F_TEXTEQ, probe[k]);
+							   s->pkey->rd_indcollation[c], k == 0 ? F_ENUM_EQ : F_TEXTEQ, probe[k]);
 		nkeys++;
 	}
-	scan = ob_index_beginscan(s->rel, index, &dirty, nkeys, 0);
-	index_rescan(scan, keys, nkeys, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts; part++)
 	{
-		HistoryStored *h;
+		StorePart  *p = &s->parts[part];
+		IndexScanDesc scan = ob_index_beginscan(p->rel, p->entity_index, &dirty, nkeys, 0);
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, scan->xs_recheck))
-			continue;			/* another entity's row */
-		h = palloc(sizeof(HistoryStored));
-		h->tid = s->slot->tts_tid;
-		h->values = palloc(desc->natts * sizeof(Datum));
-		h->nulls = palloc(desc->natts * sizeof(bool));
-		for (int i = 0; i < desc->natts; i++)
+		index_rescan(scan, keys, nkeys, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
 		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
+			HistoryStored *h;
 
-			h->nulls[i] = s->slot->tts_isnull[i];
-			h->values[i] = h->nulls[i] ? (Datum) 0 :
-				datumCopy(s->slot->tts_values[i], att->attbyval, att->attlen);
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, scan->xs_recheck))
+				continue;		/* another entity's row */
+			h = palloc(sizeof(HistoryStored));
+			h->part = part;
+			h->tid = s->slot->tts_tid;
+			h->values = palloc(desc->natts * sizeof(Datum));
+			h->nulls = palloc(desc->natts * sizeof(bool));
+			for (int i = 0; i < desc->natts; i++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, i);
+
+				h->nulls[i] = s->slot->tts_isnull[i];
+				h->values[i] = h->nulls[i] ? (Datum) 0 :
+					datumCopy(s->slot->tts_values[i], att->attbyval, att->attlen);
+			}
+			h->id = h->nulls[0] ? 0 : DatumGetInt64(h->values[0]);
+			stored = lappend(stored, h);
 		}
-		h->id = h->nulls[0] ? 0 : DatumGetInt64(h->values[0]);
-		stored = lappend(stored, h);
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
 	list_sort(stored, history_stored_cmp);
 
 	foreach(lc, stored)
 	{
 		HistoryStored *h = (HistoryStored *) lfirst(lc);
+		StorePart  *p = &s->parts[h->part];
 		TM_FailureData tmfd;
 		TM_Result	res;
 
@@ -2159,12 +2252,12 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 			continue;
 		}
 		onboarding_span_row(s->rel, h->values, h->nulls, -1);
-		if (s->bind != NULL)
+		if (p->bind != NULL)
 		{
-			onboarding_bind_delete(s->bind, &h->tid, cid);
+			onboarding_bind_delete(p->bind, &h->tid, cid);
 			continue;
 		}
-		res = table_tuple_delete(s->rel, &h->tid, cid, InvalidSnapshot, InvalidSnapshot,
+		res = table_tuple_delete(p->rel, &h->tid, cid, InvalidSnapshot, InvalidSnapshot,
 								 true, &tmfd, false);
 		if (res != TM_Ok)
 			elog(ERROR, "could not delete a history row of %s \"%s\" (result %d)",
@@ -2190,20 +2283,26 @@ history_by_time(void)
 	return s;
 }
 
-/* Start a scan of an entity's history rows at, or before, a time. */
+/*
+ * Start a scan of an entity's history rows in one relation holding them
+ * (p): at, or before, a time (strategy, op); or every row of the key
+ * (strategy 0).
+ */
 static IndexScanDesc
-history_scan_at(ObStore *s, Snapshot snapshot, const char *key, StrategyNumber strategy,
-				RegProcedure op, TimestampTz at)
+history_scan_at(ObStore *s, StorePart *p, Snapshot snapshot, const char *key,
+				StrategyNumber strategy, RegProcedure op, TimestampTz at)
 {
 	ScanKeyData keys[2];
+	int			nkeys = strategy == 0 ? 1 : 2;
 	IndexScanDesc scan;
 
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   s->pkey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(key));
-	ScanKeyEntryInitialize(&keys[1], 0, 2, strategy, InvalidOid, InvalidOid, op,
-						   TimestampTzGetDatum(at));
-	scan = ob_index_beginscan(s->rel, s->pkey, snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
+						   p->entity_index->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(key));
+	if (strategy != 0)
+		ScanKeyEntryInitialize(&keys[1], 0, 2, strategy, InvalidOid, InvalidOid, op,
+							   TimestampTzGetDatum(at));
+	scan = ob_index_beginscan(p->rel, p->entity_index, snapshot, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
 	return scan;
 }
 
@@ -2235,7 +2334,6 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 {
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
-	IndexScanDesc scan;
 	Datum		probe[3];
 	bool		found = false;
 	TimestampTz latest_at = 0;
@@ -2254,31 +2352,40 @@ onboarding_store_history_before(Oid provider, const char *entity, const char *ke
 	att_at = onboarding_store_attnum(s, "event_at");
 	att_id = onboarding_store_attnum(s, "id");
 	att_to = onboarding_store_attnum(s, "to_status");
-	scan = history_scan_at(s, &dirty, key, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
-	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts; part++)
 	{
-		bool		isnull;
-		Datum		to;
-		TimestampTz row_at;
-		int64		id;
+		IndexScanDesc scan = history_scan_at(s, &s->parts[part], &dirty, key,
+											 BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
+		bool		seen = false;
+		TimestampTz seen_at = 0;
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;			/* another entity's row */
-		row_at = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
-		if (found && row_at != latest_at)
-			break;				/* every row at the latest time seen */
-		id = DatumGetInt64(slot_getattr(s->slot, att_id, &isnull));
-		if (found && id < latest_id)
-			continue;
-		found = true;
-		latest_at = row_at;
-		latest_id = id;
-		to = slot_getattr(s->slot, att_to, &isnull);
-		*status = isnull ? NULL : TextDatumGetCString(to);
+		while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
+		{
+			bool		isnull;
+			Datum		to;
+			TimestampTz row_at;
+			int64		id;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;		/* another entity's row */
+			row_at = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
+			if ((seen && row_at != seen_at) || (found && row_at < latest_at))
+				break;			/* every row at this relation's latest time seen */
+			seen = true;
+			seen_at = row_at;
+			id = DatumGetInt64(slot_getattr(s->slot, att_id, &isnull));
+			if (found && row_at == latest_at && id < latest_id)
+				continue;
+			found = true;
+			latest_at = row_at;
+			latest_id = id;
+			to = slot_getattr(s->slot, att_to, &isnull);
+			*status = isnull ? NULL : TextDatumGetCString(to);
+		}
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
 	return true;
 }
 
@@ -2302,12 +2409,12 @@ history_row_of(ObStore *s, TupleTableSlot *slot, AttrNumber att_id, AttrNumber a
 /*
  * For span.c: history rows of one entity (provider, entity name, key),
  * read backwards through history's index by (entity_key, event_at) in one
- * descent, from its last row (bounded: from its last row at or before
- * time hi): every row at time down_to or after, and every row at the
- * latest time before down_to (ObHistoryRow, latest first).  *untimed
- * when, unbounded, the entity's last row has no time (the caller needs all
- * of them); *complete false when more than limit rows would be read (the
- * caller reads around each time instead).
+ * descent of each relation holding its rows, from its last row (bounded:
+ * from its last row at or before time hi): every row at time down_to or
+ * after, and every row at the latest time before down_to (ObHistoryRow, in
+ * no order).  *untimed when, unbounded, the entity's last row has no time
+ * (the caller needs all of them); *complete false when more than limit
+ * rows would be read (the caller reads around each time instead).
  */
 List *
 onboarding_store_history_tail(Oid provider, const char *entity, const char *key, bool bounded,
@@ -2316,13 +2423,13 @@ onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
 {
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
-	IndexScanDesc scan;
-	ScanKeyData keys[1];
 	Datum		probe[3];
 	AttrNumber	att_id,
 				att_at,
 				att_to;
 	List	   *rows = NIL;
+	List	   *kept = NIL;
+	ListCell   *lc;
 	bool		below = false;
 	TimestampTz below_at = 0;
 
@@ -2337,52 +2444,74 @@ onboarding_store_history_tail(Oid provider, const char *entity, const char *key,
 	att_id = onboarding_store_attnum(s, "id");
 	att_at = onboarding_store_attnum(s, "event_at");
 	att_to = onboarding_store_attnum(s, "to_status");
-	if (bounded)
-		scan = history_scan_at(s, &dirty, key, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE, hi);
-	else
-	{
-		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
-		scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
-		index_rescan(scan, keys, 1, NULL, 0);
-	}
 	*complete = true;
-	while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts && *complete && !*untimed; part++)
 	{
-		ObHistoryRow *r;
+		IndexScanDesc scan = history_scan_at(s, &s->parts[part], &dirty, key,
+											 bounded ? BTLessEqualStrategyNumber : 0,
+											 F_TIMESTAMPTZ_LE, hi);
+		bool		part_below = false;
+		TimestampTz part_below_at = 0;
+		int			read = 0;
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		r = history_row_of(s, s->slot, att_id, att_at, att_to);
-		if (r->at_null)
+		while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
 		{
-			/* (untimed rows sort last: the entity's last row has none) */
-			*untimed = true;
-			break;
+			ObHistoryRow *r;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			r = history_row_of(s, s->slot, att_id, att_at, att_to);
+			if (r->at_null)
+			{
+				/* (untimed rows sort last: the entity's last row has none) */
+				*untimed = true;
+				break;
+			}
+			if (part_below && r->at != part_below_at)
+				break;			/* every row at the latest time before down_to */
+			if (!part_below && r->at < down_to)
+			{
+				part_below = true;
+				part_below_at = r->at;
+			}
+			if (read == limit)
+			{
+				*complete = false;
+				break;
+			}
+			read++;
+			rows = lappend(rows, r);
 		}
-		if (below && r->at != below_at)
-			break;				/* every row at the latest time before down_to */
-		if (!below && r->at < down_to)
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
+		if (part_below && (!below || part_below_at > below_at))
 		{
 			below = true;
-			below_at = r->at;
+			below_at = part_below_at;
 		}
-		if (list_length(rows) == limit)
-		{
-			*complete = false;
-			break;
-		}
-		rows = lappend(rows, r);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
-	return rows;
+	if (s->nparts <= 1)
+		return rows;
+
+	/* of the rows before down_to, those at the latest such time of all */
+	foreach(lc, rows)
+	{
+		ObHistoryRow *r = (ObHistoryRow *) lfirst(lc);
+
+		if (r->at >= down_to || (below && r->at == below_at))
+			kept = lappend(kept, r);
+	}
+	if (list_length(kept) > limit)
+		*complete = false;
+	list_free(rows);
+	return kept;
 }
 
 /*
  * For span.c: the time of an entity's first history row after time at
- * (false: it has none with a time), one descent.
+ * (false: it has none with a time), one descent of each relation holding
+ * its rows.
  */
 bool
 onboarding_store_history_next(Oid provider, const char *entity, const char *key,
@@ -2390,7 +2519,6 @@ onboarding_store_history_next(Oid provider, const char *entity, const char *key,
 {
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
-	IndexScanDesc scan;
 	Datum		probe[3];
 	AttrNumber	att_at;
 	bool		found = false;
@@ -2402,23 +2530,30 @@ onboarding_store_history_next(Oid provider, const char *entity, const char *key,
 	probe[1] = CStringGetTextDatum(entity);
 	probe[2] = CStringGetTextDatum(key);
 	att_at = onboarding_store_attnum(s, "event_at");
-	scan = history_scan_at(s, &dirty, key, BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT, at);
-	while (!found && index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts; part++)
 	{
-		bool		isnull;
-		Datum		v;
+		IndexScanDesc scan = history_scan_at(s, &s->parts[part], &dirty, key,
+											 BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT, at);
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		v = slot_getattr(s->slot, att_at, &isnull);
-		if (isnull)
+		while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+		{
+			bool		isnull;
+			Datum		v;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			v = slot_getattr(s->slot, att_at, &isnull);
+			if (!isnull && (!found || DatumGetTimestampTz(v) < *next))
+			{
+				*next = DatumGetTimestampTz(v);
+				found = true;
+			}
 			break;
-		*next = DatumGetTimestampTz(v);
-		found = true;
+		}
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
 	return found;
 }
 
@@ -2441,7 +2576,6 @@ onboarding_store_history_around(Oid provider, const char *entity, const char *ke
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
 	IndexScanDesc scan;
-	ScanKeyData keys[1];
 	Datum		probe[3];
 	AttrNumber	att_id,
 				att_at,
@@ -2466,83 +2600,95 @@ onboarding_store_history_around(Oid provider, const char *entity, const char *ke
 	 * Every row; or whether the last has no time (rows without one sort
 	 * last: a backward scan of the key meets them first)
 	 */
-	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   s->pkey->rd_indcollation[0], F_TEXTEQ, probe[2]);
-	scan = ob_index_beginscan(s->rel, s->pkey, &dirty, 1, 0);
-	index_rescan(scan, keys, 1, NULL, 0);
-	while (index_getnext_slot(scan, all ? ForwardScanDirection : BackwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts; part++)
 	{
-		ObHistoryRow *r;
+		scan = history_scan_at(s, &s->parts[part], &dirty, key, 0, InvalidOid, 0);
+		while (index_getnext_slot(scan, all ? ForwardScanDirection : BackwardScanDirection, s->slot))
+		{
+			ObHistoryRow *r;
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		r = history_row_of(s, s->slot, att_id, att_at, att_to);
-		*untimed = *untimed || r->at_null;
-		if (!all)
-			break;
-		rows = lappend(rows, r);
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			r = history_row_of(s, s->slot, att_id, att_at, att_to);
+			*untimed = *untimed || r->at_null;
+			if (!all)
+				break;
+			rows = lappend(rows, r);
+		}
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
 	if (all || *untimed)
 		return rows;
 
 	/* the latest time before at */
-	scan = history_scan_at(s, &dirty, key, BTLessStrategyNumber, F_TIMESTAMPTZ_LT, at);
-	while (!found && index_getnext_slot(scan, BackwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts; part++)
 	{
-		bool		isnull;
-
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		from = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
-		found = true;
-	}
-	index_endscan(scan);
-
-	/* the rows from then to at, and the first time after it */
-	scan = history_scan_at(s, &dirty, key, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE, from);
-	while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
-	{
-		bool		isnull;
-		Datum		v;
-		TimestampTz row_at;
-
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		v = slot_getattr(s->slot, att_at, &isnull);
-		if (isnull)
-			break;				/* (untimed rows sort last: none, as seen above) */
-		row_at = DatumGetTimestampTz(v);
-		if (row_at > at)
+		scan = history_scan_at(s, &s->parts[part], &dirty, key, BTLessStrategyNumber,
+							   F_TIMESTAMPTZ_LT, at);
+		while (index_getnext_slot(scan, BackwardScanDirection, s->slot))
 		{
-			*has_next = true;
-			*next = row_at;
+			bool		isnull;
+			TimestampTz row_at;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			row_at = DatumGetTimestampTz(slot_getattr(s->slot, att_at, &isnull));
+			if (!found || row_at > from)
+				from = row_at;
+			found = true;
 			break;
 		}
-		rows = lappend(rows, history_row_of(s, s->slot, att_id, att_at, att_to));
+		index_endscan(scan);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
+
+	/* the rows from then to at, and the first time after it */
+	for (int part = 0; part < s->nparts; part++)
+	{
+		scan = history_scan_at(s, &s->parts[part], &dirty, key, BTGreaterEqualStrategyNumber,
+							   F_TIMESTAMPTZ_GE, from);
+		while (index_getnext_slot(scan, ForwardScanDirection, s->slot))
+		{
+			bool		isnull;
+			Datum		v;
+			TimestampTz row_at;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			v = slot_getattr(s->slot, att_at, &isnull);
+			if (isnull)
+				break;			/* (untimed rows sort last: none, as seen above) */
+			row_at = DatumGetTimestampTz(v);
+			if (row_at > at)
+			{
+				if (!*has_next || row_at < *next)
+					*next = row_at;
+				*has_next = true;
+				break;
+			}
+			rows = lappend(rows, history_row_of(s, s->slot, att_id, att_at, att_to));
+		}
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
+	}
 	return rows;
 }
 
 /*
  * Find the stored history row (provider, entity, key, event_at at,
  * inbox_id, from -> to) of an entity, for a bounded refold that no longer
- * makes it: *tid says where it is.  Returns false when there is none.
+ * makes it: *place says where it is.  Returns false when there is none.
  */
 bool
 onboarding_store_history_find(Oid provider, const char *entity, const char *key,
 							  TimestampTz at, int64 inbox_id, const char *from, const char *to,
-							  ItemPointer tid)
+							  ObHistoryPlace *place)
 {
 	ObStore    *s = history_by_time();
 	SnapshotData dirty;
-	IndexScanDesc scan;
 	Datum		probe[3];
 	bool		found = false;
 
@@ -2552,47 +2698,128 @@ onboarding_store_history_find(Oid provider, const char *entity, const char *key,
 	probe[0] = ObjectIdGetDatum(provider);
 	probe[1] = CStringGetTextDatum(entity);
 	probe[2] = CStringGetTextDatum(key);
-	scan = history_scan_at(s, &dirty, key, BTEqualStrategyNumber, F_TIMESTAMPTZ_EQ, at);
-	while (!found && index_getnext_slot(scan, ForwardScanDirection, s->slot))
+	for (int part = 0; part < s->nparts && !found; part++)
 	{
-		bool		isnull;
-		Datum		id;
+		IndexScanDesc scan = history_scan_at(s, &s->parts[part], &dirty, key,
+											 BTEqualStrategyNumber, F_TIMESTAMPTZ_EQ, at);
 
-		slot_getallattrs(s->slot);
-		if (!history_row_is(s, s->slot, probe, false))
-			continue;
-		id = slot_getattr(s->slot, onboarding_store_attnum(s, "inbox_id"), &isnull);
-		if (isnull || DatumGetInt64(id) != inbox_id ||
-			!history_text_is(s->slot, onboarding_store_attnum(s, "from_status"), from) ||
-			!history_text_is(s->slot, onboarding_store_attnum(s, "to_status"), to))
-			continue;
-		*tid = s->slot->tts_tid;
-		found = true;
+		while (!found && index_getnext_slot(scan, ForwardScanDirection, s->slot))
+		{
+			bool		isnull;
+			Datum		id;
+
+			slot_getallattrs(s->slot);
+			if (!history_row_is(s, s->slot, probe, false))
+				continue;
+			id = slot_getattr(s->slot, s->inbox_id_att, &isnull);
+			if (isnull || DatumGetInt64(id) != inbox_id ||
+				!history_text_is(s->slot, onboarding_store_attnum(s, "from_status"), from) ||
+				!history_text_is(s->slot, onboarding_store_attnum(s, "to_status"), to))
+				continue;
+			place->rel = RelationGetRelid(s->parts[part].rel);
+			place->tid = s->slot->tts_tid;
+			found = true;
+		}
+		index_endscan(scan);
+		ExecClearTuple(s->slot);
 	}
-	index_endscan(scan);
-	ExecClearTuple(s->slot);
 	return found;
 }
 
-/* Delete a history row onboarding_store_history_find() found (history has no user additions). */
+/*
+ * Delete a history row onboarding_store_history_find() found (history has
+ * no user additions).
+ */
 void
-onboarding_store_history_delete(ItemPointer tid)
+onboarding_store_history_delete(const ObHistoryPlace *place)
 {
 	ObStore    *s = onboarding_store(OB_S_HISTORY);
+	StorePart  *p = &s->parts[history_part_index(s, place->rel)];
 	TM_FailureData tmfd;
 	TM_Result	res;
 
-	Assert(s->bind == NULL);
+	Assert(p->bind == NULL);
 	/* (the version removed, for its entity's spans) */
-	if (table_tuple_fetch_row_version(s->rel, tid, SnapshotAny, s->slot))
+	if (table_tuple_fetch_row_version(p->rel, (ItemPointer) &place->tid, SnapshotAny, s->slot))
 	{
 		onboarding_span_slot(s->rel, s->slot, -1);
 		ExecClearTuple(s->slot);
 	}
-	res = table_tuple_delete(s->rel, tid, GetCurrentCommandId(true), InvalidSnapshot,
-							 InvalidSnapshot, true, &tmfd, false);
+	res = table_tuple_delete(p->rel, (ItemPointer) &place->tid, GetCurrentCommandId(true),
+							 InvalidSnapshot, InvalidSnapshot, true, &tmfd, false);
 	if (res != TM_Ok)
 		elog(ERROR, "could not delete a history row (result %d)", (int) res);
+}
+
+/*
+ * The relation holding history's rows that is leaf (its index in
+ * s->parts), opened now when the store has not yet (a partition attached
+ * since the store opened history: ATTACH PARTITION does not wait for us).
+ */
+static int
+history_part_index(ObStore *s, Oid leaf)
+{
+	StoreScope	scope;
+	StorePart  *p;
+
+	if (s->last_part < s->nparts && RelationGetRelid(s->parts[s->last_part].rel) == leaf)
+		return s->last_part;
+	for (int i = 0; i < s->nparts; i++)
+		if (RelationGetRelid(s->parts[i].rel) == leaf)
+			return s->last_part = i;
+
+	store_scope_enter(&scope);
+	s->parts = repalloc(s->parts, (s->nparts + 1) * sizeof(StorePart));
+	p = &s->parts[s->nparts];
+	memset(p, 0, sizeof(StorePart));
+	p->own = true;
+	p->rel = table_open(leaf, RowExclusiveLock);
+	p->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
+	ExecOpenIndices(p->rri, false);
+	p->indexes_open = true;
+	p->entity_index = store_history_index(s, p->rri);
+	if (s->bind == NULL && onboarding_bind_needed(p->rel, -1))
+	{
+		/* (the first partition a user added to: every one is written so now) */
+		s->bind = onboarding_bind_open(s->rel, s->rri, store.estate, -1);
+		for (int i = 0; i < s->nparts; i++)
+			history_part_bind(s, &s->parts[i]);
+	}
+	if (s->bind != NULL)
+		history_part_bind(s, p);
+	store_scope_leave(&scope);
+	return s->last_part = s->nparts++;
+}
+
+/*
+ * The relation (index in s->parts) a history row goes to: the leaf that
+ * takes its inbox_id (isnull: it has none).
+ */
+static int
+history_part_for(ObStore *s, bool isnull, Datum inbox_id)
+{
+	if (s->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return 0;
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("a history row without inbox_id cannot be written")));
+	return history_part_index(s, onboarding_history_route(s->rel, s->inbox_id_att,
+														  DatumGetInt64(inbox_id)));
+}
+
+/* The same, for a row in a slot. */
+static int
+history_part_of_slot(ObStore *s, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		id;
+
+	if (s->rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return 0;
+	id = slot_getattr(slot, s->inbox_id_att, &isnull);
+	return history_part_for(s, isnull, id);
 }
 
 /*
@@ -2600,11 +2827,11 @@ onboarding_store_history_delete(ItemPointer tid)
  * first column takes the next value of its identity sequence
  * (onboarding.history_id_seq), so ids keep the order of the calls.  The
  * row is kept, and written with up to OB_HISTORY_BATCH others by one
- * table_multi_insert() (a WAL record and a buffer look-up per page, not
- * per row): when the batch is full, and before anything reads history or
- * could lose the batch (onboarding_store_flush(), a subtransaction's
- * start, a statement that reads or writes history, the deletion of a
- * group's history).
+ * table_multi_insert() per relation holding history's rows (a WAL record
+ * and a buffer look-up per page, not per row): when the batch is full,
+ * and before anything reads history or could lose the batch
+ * (onboarding_store_flush(), a subtransaction's start, a statement that
+ * reads or writes history, the deletion of a group's history).
  */
 void
 onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
@@ -2616,11 +2843,14 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	if (s->bind != NULL)
 	{
 		/* one at a time, through the executor (bind.c), the user's defaults set */
-		onboarding_bind_defaults(s->bind, values, nulls);
+		StorePart  *p = &s->parts[history_part_for(s, nulls[s->inbox_id_att - 1],
+													 values[s->inbox_id_att - 1])];
+
+		onboarding_bind_defaults(p->bind, values, nulls);
 		values[0] = Int64GetDatum(nextval_internal(s->sequence, false));
 		nulls[0] = false;
 		slot = store_fill(s, values, nulls);
-		onboarding_bind_insert(s->bind, slot, GetCurrentCommandId(true));
+		onboarding_bind_insert(p->bind, slot, GetCurrentCommandId(true));
 		ExecClearTuple(slot);
 		onboarding_span_row(s->rel, values, nulls, +1);
 		return;
@@ -2649,24 +2879,42 @@ onboarding_store_append(ObStore *s, Datum *values, bool *nulls)
 	s->npending++;
 }
 
-/* Write the history rows appended since the last write (s: may be NULL). */
+/*
+ * Write the history rows appended since the last write (s: may be NULL):
+ * each run of rows that go to one relation in one call.
+ */
 static void
 history_write(ObStore *s)
 {
+	CommandId	cid;
+	int			i = 0;
+
 	if (s == NULL || s->npending == 0)
 		return;
-	/* (a single row, as a one-row statement has, costs less the plain way) */
-	if (s->npending == 1)
-		table_tuple_insert(s->rel, s->pending[0], GetCurrentCommandId(true), 0, NULL);
-	else
-		table_multi_insert(s->rel, s->pending, s->npending, GetCurrentCommandId(true), 0,
-						   NULL);
-	for (int i = 0; i < s->npending; i++)
+	cid = GetCurrentCommandId(true);
+	while (i < s->npending)
 	{
-		list_free(ob_exec_insert_index_tuples(s->rri, s->pending[i], store.estate, false, false,
-											  NULL, NIL, false));
-		ResetPerTupleExprContext(store.estate);
-		ExecClearTuple(s->pending[i]);
+		int			part;
+		int			n = 1;
+		StorePart  *p;
+
+		part = history_part_of_slot(s, s->pending[i]);
+		while (i + n < s->npending && history_part_of_slot(s, s->pending[i + n]) == part)
+			n++;
+		p = &s->parts[part];
+		/* (a single row, as a one-row statement has, costs less the plain way) */
+		if (n == 1)
+			table_tuple_insert(p->rel, s->pending[i], cid, 0, NULL);
+		else
+			table_multi_insert(p->rel, &s->pending[i], n, cid, 0, NULL);
+		for (int j = i; j < i + n; j++)
+		{
+			list_free(ob_exec_insert_index_tuples(p->rri, s->pending[j], store.estate, false,
+												  false, NULL, NIL, false));
+			ResetPerTupleExprContext(store.estate);
+			ExecClearTuple(s->pending[j]);
+		}
+		i += n;
 	}
 	s->npending = 0;
 }
@@ -2732,50 +2980,58 @@ onboarding_store_sweep(ObStoreId which,
 	AttrNumber	writer_att = onboarding_store_attnum(s, which == OB_S_HISTORY ? "inbox_id" : "last_seen_id");
 	AttrNumber	key_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity_key") : s->keyatt[1];
 	AttrNumber	entity_att = which == OB_S_HISTORY ? onboarding_store_attnum(s, "entity") : 0;
-	TupleTableSlot *slot = table_slot_create(s->rel, NULL);
 	Snapshot	snapshot;
-	TableScanDesc scan;
 	int64		deleted = 0;
+	int			nrels = which == OB_S_HISTORY ? s->nparts : 1;
 
 	onboarding_store_flush(false);
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = table_beginscan(s->rel, snapshot, 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	/* (history: each relation that holds its rows) */
+	for (int r = 0; r < nrels; r++)
 	{
-		bool		isnull;
-		Oid			provider = DatumGetObjectId(slot_getattr(slot, provider_att, &isnull));
-		char	   *key = TextDatumGetCString(slot_getattr(slot, key_att, &isnull));
-		int			table = which == OB_S_HISTORY ?
-			store_entity_table(TextDatumGetCString(slot_getattr(slot, entity_att, &isnull))) : (int) which;
-		int64		written_by = DatumGetInt64(slot_getattr(slot, writer_att, &isnull));
-		ItemPointerData tid = slot->tts_tid;
+		Relation	rel = which == OB_S_HISTORY ? s->parts[r].rel : s->rel;
+		ObBind	   *bind = which == OB_S_HISTORY ? s->parts[r].bind : s->bind;
+		TupleTableSlot *slot = table_slot_create(rel, NULL);
+		TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
 
-		if (keep(table, provider, key, isnull ? 0 : written_by))
-			continue;
-		deleted++;
-		if (dry)
-			continue;
-		onboarding_tally_slot(&s->tally, slot, -1);		/* (history: nothing) */
-		if (which == OB_S_HISTORY)
-			onboarding_span_slot(s->rel, slot, -1);
-		if (s->bind != NULL)
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
-			onboarding_bind_delete(s->bind, &tid, GetCurrentCommandId(true));
-			store_count_kept(s, &tid);
-		}
-		else
-		{
-			TM_FailureData tmfd;
+			bool		isnull;
+			Oid			provider = DatumGetObjectId(slot_getattr(slot, provider_att, &isnull));
+			char	   *key = TextDatumGetCString(slot_getattr(slot, key_att, &isnull));
+			int			table = which == OB_S_HISTORY ?
+				store_entity_table(TextDatumGetCString(slot_getattr(slot, entity_att, &isnull))) : (int) which;
+			int64		written_by = DatumGetInt64(slot_getattr(slot, writer_att, &isnull));
+			ItemPointerData tid = slot->tts_tid;
 
-			if (table_tuple_delete(s->rel, &tid, GetCurrentCommandId(true), InvalidSnapshot,
-								   InvalidSnapshot, true, &tmfd, false) != TM_Ok)
-				elog(ERROR, "could not delete a row of onboarding.%s", store_names[which]);
+			if (keep(table, provider, key, isnull ? 0 : written_by))
+				continue;
+			deleted++;
+			if (dry)
+				continue;
+			onboarding_tally_slot(&s->tally, slot, -1);		/* (history: nothing) */
+			if (which == OB_S_HISTORY)
+				onboarding_span_slot(s->rel, slot, -1);
+			if (bind != NULL)
+			{
+				onboarding_bind_delete(bind, &tid, GetCurrentCommandId(true));
+				if (which != OB_S_HISTORY)
+					store_count_kept(s, &tid);
+			}
+			else
+			{
+				TM_FailureData tmfd;
+
+				if (table_tuple_delete(rel, &tid, GetCurrentCommandId(true), InvalidSnapshot,
+									   InvalidSnapshot, true, &tmfd, false) != TM_Ok)
+					elog(ERROR, "could not delete a row of onboarding.%s", store_names[which]);
+			}
 		}
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
 	}
-	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
-	ExecDropSingleTupleTableSlot(slot);
 	return deleted;
 }
 

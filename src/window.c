@@ -311,18 +311,18 @@ window_history(ObWindow *w, ObFold *old)
 	{
 		ObHistRow  *h = (ObHistRow *) lfirst(lo);
 		bool		kept = false;
-		ItemPointer tid;
+		ObHistoryPlace *place;
 
 		foreach(ln, w->fnew.history)
 			kept |= hist_same(h, (ObHistRow *) lfirst(ln));
 		if (kept)
 			continue;
-		tid = palloc(sizeof(ItemPointerData));
+		place = palloc(sizeof(ObHistoryPlace));
 		if (!h->has_at ||
 			!onboarding_store_history_find(provider, onboarding_entity_names[h->entity], h->key,
-										   h->at, h->inbox_id, h->from, h->to, tid))
+										   h->at, h->inbox_id, h->from, h->to, place))
 			return false;
-		w->removed = lappend(w->removed, tid);
+		w->removed = lappend(w->removed, place);
 	}
 	foreach(ln, w->fnew.history)
 	{
@@ -1101,7 +1101,7 @@ onboarding_window_write(Relation inbox, const ObInboxAtts *atts, ObDelivery *d, 
 		return false;
 	}
 	foreach(lc, w->removed)
-		onboarding_store_history_delete((ItemPointer) lfirst(lc));
+		onboarding_store_history_delete((ObHistoryPlace *) lfirst(lc));
 	s = onboarding_derive_open_history();
 	foreach(lc, w->added)
 	{

@@ -6,7 +6,9 @@
 # (only the rows its arrival changes: the bounded refold), and the outcomes
 # of the later deliveries it revised; and the rows decoded are the rows the
 # tables hold afterwards.  (Decoding names the partition a delivery is
-# stored in, onboarding.inbox_default here: the inbox is partitioned.)
+# stored in, onboarding.inbox_default here: the inbox is partitioned; and
+# the partition of history a row is in, onboarding.history_default here,
+# whose key is (id, inbox_id).)
 set -euo pipefail
 . "$(dirname "$0")/../reliability/lib.sh"
 
@@ -40,8 +42,8 @@ echo "cdc: the late delivery's transaction, as decoded: $kinds"
 	|| { cat "$ONBOARDING_WORK/cdc.txt" >&2; fail "not one transaction"; }
 grep -q '^table onboarding.inbox[a-z0-9_]*: INSERT:.*pending_kyc_analysis' "$ONBOARDING_WORK/cdc.txt" || fail "no inbox INSERT decoded"
 grep -q '^table onboarding.account: UPDATE:' "$ONBOARDING_WORK/cdc.txt" || fail "no account UPDATE decoded"
-grep -q '^table onboarding.history: DELETE:' "$ONBOARDING_WORK/cdc.txt" || fail "no history DELETE decoded"
-grep -q '^table onboarding.history: INSERT:' "$ONBOARDING_WORK/cdc.txt" || fail "no history INSERT decoded"
+grep -q '^table onboarding.history[a-z0-9_]*: DELETE:' "$ONBOARDING_WORK/cdc.txt" || fail "no history DELETE decoded"
+grep -q '^table onboarding.history[a-z0-9_]*: INSERT:' "$ONBOARDING_WORK/cdc.txt" || fail "no history INSERT decoded"
 grep -q "^table onboarding.inbox[a-z0-9_]*: INSERT:.*outcome\[onboarding.outcome\]:'stale'" "$ONBOARDING_WORK/cdc.txt" \
 	|| fail "the late delivery is not decoded as stale"
 
@@ -50,8 +52,8 @@ grep -q "^table onboarding.inbox[a-z0-9_]*: INSERT:.*outcome\[onboarding.outcome
 decoded_status=$(grep '^table onboarding.account: UPDATE:' "$ONBOARDING_WORK/cdc.txt" | tail -1 |
 	sed -E "s/.* status\[onboarding.account_status\]:'([a-z_]+)'.*/\1/")
 stored_status=$(q -d $db -c "SELECT status FROM onboarding.account WHERE account_key = 'cdc-1'")
-decoded_history=$(sed -E -n "s/^table onboarding.history: INSERT: id\[bigint\]:([0-9]+) .* to_status\[text\]:'([a-z_]+)'.*/\1 \2/p" "$ONBOARDING_WORK/cdc.txt")
-deleted=$(sed -E -n 's/^table onboarding.history: DELETE: id\[bigint\]:([0-9]+)$/\1/p' "$ONBOARDING_WORK/cdc.txt" | paste -sd, -)
+decoded_history=$(sed -E -n "s/^table onboarding.history[a-z0-9_]*: INSERT: id\[bigint\]:([0-9]+) .* to_status\[text\]:'([a-z_]+)'.*/\1 \2/p" "$ONBOARDING_WORK/cdc.txt")
+deleted=$(sed -E -n 's/^table onboarding.history[a-z0-9_]*: DELETE: id\[bigint\]:([0-9]+) inbox_id\[bigint\]:[0-9]+$/\1/p' "$ONBOARDING_WORK/cdc.txt" | paste -sd, -)
 stored_history=$(q -F ' ' -d $db -c "SELECT id, to_status FROM onboarding.history
                                       WHERE entity_key = 'cdc-1' AND id > $before ORDER BY id")
 gone=$(q -d $db -c "SELECT count(*) FROM onboarding.history WHERE id IN (${deleted:-0})")

@@ -65,7 +65,10 @@
 # (17, 18; by hand on 15), every delivery received six hours after the one
 # before it from 2030 on, so that a run's deliveries, its late ones and its
 # duplicates lie in several partitions, and the later ones in the default
-# partition again) and `archive` (120 monthly partitions, a delivery a day:
+# partition again; and history in 30 partitions of ten deliveries each by
+# inbox_id, made the same way, so that an entity's rows lie in several and
+# the later ones in history's default partition) and `archive` (120
+# monthly partitions, a delivery a day:
 # before each delivery every month that is over but the last is archived
 # with archive_partition(), so that about a third of the runs are cut by an
 # archive, their later deliveries, late ones included, folded after the
@@ -133,6 +136,20 @@ make_template() {	# layout
 		                        to_char(timestamptz '2030-01-01 00:00+00' + m * interval '1 month', 'YYYYMMDD'),
 		                        timestamptz '2030-01-01 00:00+00' + m * interval '1 month',
 		                        timestamptz '2030-01-01 00:00+00' + (m + 1) * interval '1 month');
+		       END LOOP;
+		     END IF;
+		   END \$\$" \
+		-c "DO \$\$ BEGIN
+		     IF (SELECT extversion FROM pg_extension WHERE extname = 'pg_partman') >= '5' THEN
+		       PERFORM partman.create_parent('onboarding.history', 'inbox_id', '10',
+		                                     p_start_partition := '0', p_premake := 1,
+		                                     p_default_table := false);
+		       PERFORM partman.create_partition_id('onboarding.history',
+		                 ARRAY(SELECT 10 * k FROM generate_series(1, 29) k));
+		     ELSE
+		       FOR k IN 0..29 LOOP
+		         EXECUTE format('CREATE TABLE onboarding.history_p%s PARTITION OF onboarding.history
+		                         FOR VALUES FROM (%s) TO (%s)', 10 * k, 10 * k, 10 * (k + 1));
 		       END LOOP;
 		     END IF;
 		   END \$\$" \
