@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Dump/restore: a populated database — a corpus of every provider delivered
 # through INSERT (payload), INSERT (raw) and ingest(), a rebuild() in the
-# middle, range partitions of the inbox added by the DBA (deliveries in them
-# and in the default partition), user-added rows in onboarding.status_map
+# middle, range partitions of the inbox and of history added by the DBA
+# (deliveries and history rows in them and in the default partitions),
+# user-added rows in onboarding.status_map
 # and onboarding.transition
 # that change outcomes (and in onboarding.value_rule and onboarding.code_map),
 # a force_status() override, and deliveries for every
@@ -11,15 +12,17 @@
 # 1024, each delivered twice, plus multibyte values that details quote — is
 # dumped with
 # pg_dump -Fc and restored with pg_restore into a new database (leaving out
-# the dump's indexes of the inbox's range partitions, which PostgreSQL makes
-# when the dump attaches them, as docs/partitioning.md says).
+# the dump's indexes and triggers of the inbox's and history's range
+# partitions, which PostgreSQL and the extension make when the dump creates
+# and attaches them, as docs/partitioning.md says).
 # Proves: pg_restore succeeds; every count is equal (inbox, each state table,
 # history, user rule rows, overrides); the evidence (id, received_at,
 # provider, payload, raw, headers, forced_by) and every derived row
 # (onboarding.derived_rows(): state, history, the inbox's derived columns)
 # are identical, the whole inbox byte for byte, each delivery in the same
-# partition (the partitioned inbox and its member default partition come
-# from CREATE EXTENSION, the DBA's partitions and their rows from the dump);
+# partition, each history row in its partition (the partitioned inbox and
+# history and their member default partitions come from CREATE EXTENSION,
+# the DBA's partitions and their rows from the dump);
 # verify() is empty in both
 # databases; and ingestion
 # goes on there: new deliveries are applied, an older event is stale, the
@@ -59,6 +62,10 @@ CREATE TABLE onboarding.inbox_p20241201 PARTITION OF onboarding.inbox
     FOR VALUES FROM ('2024-12-01 00:00+00') TO ('2025-01-01 00:00+00');
 CREATE TABLE onboarding.inbox_p20310101 PARTITION OF onboarding.inbox
     FOR VALUES FROM ('2031-01-01 00:00+00') TO ('2031-02-01 00:00+00');
+-- and of history: the rows of the first thousand deliveries in one, of the
+-- next thousand in another, the rest in the default partition
+CREATE TABLE onboarding.history_p0 PARTITION OF onboarding.history FOR VALUES FROM (0) TO (1000);
+CREATE TABLE onboarding.history_p1000 PARTITION OF onboarding.history FOR VALUES FROM (1000) TO (2000);
 INSERT INTO onboarding.inbox (received_at, payload)
 SELECT timestamptz '2031-01-01 00:00+00' + n * interval '1 minute', body
   FROM corpus WHERE n % 16 = 5 ORDER BY n;
@@ -94,7 +101,9 @@ evidence="COPY (SELECT id, received_at, provider, payload, raw, headers, forced_
 inbox_all="COPY (SELECT * FROM onboarding.inbox ORDER BY id) TO STDOUT"
 derived="COPY (SELECT * FROM onboarding.derived_rows() ORDER BY kind, key) TO STDOUT"
 partitions="SELECT string_agg(p || '=' || n, ' ' ORDER BY p)
-              FROM (SELECT tableoid::regclass::text AS p, count(*) AS n FROM onboarding.inbox GROUP BY 1) x"
+              FROM (SELECT tableoid::regclass::text AS p, count(*) AS n FROM onboarding.inbox GROUP BY 1
+                    UNION ALL
+                    SELECT tableoid::regclass::text, count(*) FROM onboarding.history GROUP BY 1) x"
 # the indexes of the inbox's partitions, each attached to the inbox's
 part_indexes="SELECT string_agg(i.indexrelid::regclass || '<' || p.inhparent::regclass, ' ' ORDER BY 1)
                 FROM pg_index i JOIN pg_inherits t ON t.inhrelid = i.indrelid
@@ -119,11 +128,11 @@ echo "dump_restore: source inbox $inbox, account $account, proposal $proposal, d
 q -d postgres -c "CREATE DATABASE $dst"
 # as docs/partitioning.md says: the indexes of the inbox's partitions are
 # made by PostgreSQL when the dump attaches them (the inbox, made by CREATE
-# EXTENSION, has its indexes already), and their TRUNCATE trigger by the
-# extension's event trigger when the dump creates them, so the dump's own
-# are left out
+# EXTENSION, has its indexes already), and their triggers (TRUNCATE for the
+# inbox's, stage_span's for history's) by the extension's event trigger
+# when the dump creates them, so the dump's own are left out
 "$ONBOARDING_BINDIR/pg_restore" -l "$dump" \
-	| grep -Ev ' (INDEX|CONSTRAINT|INDEX ATTACH|TRIGGER) onboarding inbox_p[0-9]' >"$ONBOARDING_WORK/dump_restore.list"
+	| grep -Ev ' (INDEX|CONSTRAINT|INDEX ATTACH|TRIGGER) onboarding (inbox|history)_p[0-9]' >"$ONBOARDING_WORK/dump_restore.list"
 if ! "$ONBOARDING_BINDIR/pg_restore" --exit-on-error -L "$ONBOARDING_WORK/dump_restore.list" -d $dst "$dump" \
 	2>"$ONBOARDING_WORK/dump_restore_err.txt"; then
 	echo "dump_restore: pg_restore failed:" >&2
@@ -184,7 +193,7 @@ SQL
 read -r continued_ok continued_all continued_bad <<<"$continued"
 end_diffs=$(q -d $dst -c "SELECT count(*) FROM onboarding.verify()")
 
-echo "dump_restore: deliveries by partition: source $parts_src; restored $( [ "$parts_src" = "$parts_dst" ] && echo the same || echo "$parts_dst")"
+echo "dump_restore: deliveries and history rows by partition: source $parts_src; restored $( [ "$parts_src" = "$parts_dst" ] && echo the same || echo "$parts_dst")"
 echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal || echo "DIFFERENT ($after)");" \
 	"evidence rows differing $evidence_diff; whole inbox byte for byte: $inbox_identical;" \
 	"derived rows compared $compared, differing $derived_diff; verify() $dst_diffs;" \
@@ -194,7 +203,7 @@ echo "dump_restore: restored counts $( [ "$before" = "$after" ] && echo equal ||
 [ "$before" = "$after" ] || fail "counts differ: source $before, restored $after"
 [ "$parts_src" = "$parts_dst" ] || fail "deliveries are in other partitions after restore"
 [ "$pidx_src" = "$pidx_dst" ] || fail "the partitions' indexes differ after restore: $pidx_dst (source: $pidx_src)"
-case "$parts_src" in *inbox_p20241201=*inbox_p20310101=*) ;; *) fail "the range partitions hold no deliveries: $parts_src" ;; esac
+case "$parts_src" in *history_p0=*history_p1000=*inbox_p20241201=*inbox_p20310101=*) ;; *) fail "the range partitions hold no deliveries or history rows: $parts_src" ;; esac
 [ "$inbox_identical" = yes ] || fail "the inbox is not byte for byte the same after restore"
 [ "$evidence_diff" -eq 0 ] || fail "the evidence differs after restore"
 [ "$derived_diff" -eq 0 ] || { diff "$ONBOARDING_WORK/dump_derived_src.txt" "$ONBOARDING_WORK/dump_derived_dst.txt" | head -5 >&2; fail "derived state differs after restore"; }
