@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * parts.c
- *		The relations that hold the inbox's rows: its leaf partitions, or
- *		the inbox itself when it is a plain table.
+ *		The relations that hold the inbox's rows and history's: their leaf
+ *		partitions, or the table itself when it is a plain one.
  *
  * Since 0.3.0 onboarding.inbox is partitioned by received_at (a default
  * partition, onboarding.inbox_default, is created with it; pg_partman or
@@ -27,6 +27,13 @@
  * created with CREATE TABLE ... PARTITION OF (as pg_partman does) has it; a
  * table attached with columns in another order, or with dropped ones, does
  * not, and is refused the first time the pipeline meets it.
+ *
+ * Since 0.3.0 history is partitioned too, by range of inbox_id (a default
+ * partition, onboarding.history_default, is created with it).  The
+ * pipeline writes history rows itself, so it routes each to its leaf as
+ * PostgreSQL's row routing would (onboarding_history_route()); and it reads
+ * an entity's rows in every leaf (onboarding_history_leaves(), kept like
+ * the inbox's list), since they lie wherever its deliveries' ids fall.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,6 +63,9 @@ static int	cached_nparts = 0;
 static Oid	cached_parent = InvalidOid;	/* the inbox they are of; Invalid: none */
 static bool parts_callback = false;
 static Oid	known_leaf = InvalidOid;	/* a partition found to be the inbox's */
+static Oid *cached_leaves = NULL;	/* history's leaves, in TopMemoryContext */
+static int	cached_nleaves = 0;
+static Oid	cached_history = InvalidOid;	/* the history they are of; Invalid: none */
 
 /* Relcache callback: the inbox changed (or everything did): read it again. */
 static void
@@ -65,6 +75,8 @@ parts_invalidate(Datum arg, Oid relid)
 		cached_parent = InvalidOid;
 	if (relid == InvalidOid || relid == known_leaf)
 		known_leaf = InvalidOid;
+	if (relid == InvalidOid || relid == cached_history)
+		cached_history = InvalidOid;
 }
 
 /* Register the relcache callback, once per backend. */
@@ -343,7 +355,8 @@ onboarding_history_route(Relation history, AttrNumber inbox_id_att, int64 inbox_
  * The leaves of history (locked by the caller): the tables that hold its
  * rows, each with history's column layout (refused otherwise, as the
  * inbox's are).  A plain history is its own one leaf.  In the caller's
- * memory.
+ * memory; read from pg_inherits once, and kept until an invalidation comes
+ * for history (creating, attaching or detaching a partition sends one).
  */
 List *
 onboarding_history_leaves(Relation history)
@@ -351,9 +364,17 @@ onboarding_history_leaves(Relation history)
 	List	   *all;
 	List	   *leaves = NIL;
 	ListCell   *lc;
+	int			i = 0;
 
 	if (history->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		return list_make1_oid(RelationGetRelid(history));
+	parts_register();
+	if (cached_history == RelationGetRelid(history))
+	{
+		for (i = 0; i < cached_nleaves; i++)
+			leaves = lappend_oid(leaves, cached_leaves[i]);
+		return leaves;
+	}
 	all = find_all_inheritors(RelationGetRelid(history), NoLock, NULL);
 	foreach(lc, all)
 	{
@@ -376,6 +397,15 @@ onboarding_history_leaves(Relation history)
 		leaves = lappend_oid(leaves, leaf);
 	}
 	list_free(all);
+
+	/* kept for the backend once complete (a refusal above leaves nothing) */
+	if (cached_leaves != NULL)
+		pfree(cached_leaves);
+	cached_leaves = MemoryContextAlloc(TopMemoryContext, Max(1, list_length(leaves)) * sizeof(Oid));
+	foreach(lc, leaves)
+		cached_leaves[i++] = lfirst_oid(lc);
+	cached_nleaves = list_length(leaves);
+	cached_history = RelationGetRelid(history);
 	return leaves;
 }
 
