@@ -243,3 +243,23 @@ INSERT INTO onboarding.inbox (received_at, payload) VALUES
 SELECT from_status, to_status, (inbox_id - :history_start) / 10 AS history_partition
   FROM onboarding.history WHERE entity_key = 'pt-dan';
 SELECT count(*) AS differences FROM onboarding.verify();
+
+-- with no partition for its rows (history's default partition detached), a
+-- delivery is stored refused, with the reason, and derives nothing; its
+-- copy, once the partition is attached again, is applied; verify() then
+-- says a replay derives the first applied, and rebuild() makes it so
+SELECT pg_catalog.setval('onboarding.inbox_id_seq', :history_start + 1000) > 0 AS beyond_the_ranges;
+ALTER TABLE onboarding.history DETACH PARTITION onboarding.history_default;
+\set VERBOSITY terse
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-01-13 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-eva", "status": "pending_kyc_analysis"}');
+\set VERBOSITY default
+ALTER TABLE onboarding.history ATTACH PARTITION onboarding.history_default DEFAULT;
+INSERT INTO onboarding.inbox (received_at, payload) VALUES
+ ('2030-01-13 09:00+00', '{"webhook_type": "account_request.status_change", "key": "pt-eva", "status": "pending_kyc_analysis"}');
+SELECT outcome, detail, (SELECT count(*) FROM onboarding.history h WHERE h.inbox_id = i.id) AS history_rows
+  FROM onboarding.inbox i WHERE subject = 'pt-eva' ORDER BY id;
+SELECT kind, count(*) FROM onboarding.verify() GROUP BY kind ORDER BY kind;
+SELECT onboarding.rebuild(subject => 'pt-eva') AS rebuilt;
+SELECT outcome FROM onboarding.inbox WHERE subject = 'pt-eva' ORDER BY id;
+SELECT count(*) AS differences FROM onboarding.verify();

@@ -744,6 +744,10 @@ extern void onboarding_tally_status(Oid provider_label, int entity, Oid status_l
 extern void onboarding_tally_span(Oid provider_label, const char *entity, const char *status,
 								  int32 bucket, int delta);
 extern void onboarding_tally_cols(int table, TupleDesc desc, ObTallyCols *cols);
+struct Tuplestorestate;
+extern void onboarding_transition_rows(struct Tuplestorestate *rows, TupleDesc desc,
+									   void (*fn) (TupleTableSlot *slot, void *arg, int sign),
+									   void *arg, int sign);
 extern void onboarding_tally_values(const ObTallyCols *cols, const Datum *values,
 									const bool *nulls, int sign);
 extern void onboarding_tally_slot(const ObTallyCols *cols, TupleTableSlot *slot, int sign);

@@ -1128,27 +1128,20 @@ onboarding_span_init(void)
 	RegisterSubXactCallback(span_subxact, NULL);
 }
 
+/* One row of history's transition table, gathered (span_transition()). */
+static void
+span_transition_row(TupleTableSlot *slot, void *arg, int sign)
+{
+	onboarding_span_slot((Relation) arg, slot, sign);
+}
+
 /* Gather every row of a transition table of history. */
 static void
 span_transition(Relation rel, Tuplestorestate *rows, int sign)
 {
-	TupleTableSlot *slot;
-	int			ptr;
-
 	if (rows == NULL)
 		return;
-	/* a read pointer of our own: another trigger may read the table too */
-	ptr = tuplestore_alloc_read_pointer(rows, 0);
-	tuplestore_select_read_pointer(rows, ptr);
-	tuplestore_rescan(rows);
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-	while (tuplestore_gettupleslot(rows, true, false, slot))
-	{
-		onboarding_span_slot(rel, slot, sign);
-		ExecClearTuple(slot);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	tuplestore_select_read_pointer(rows, 0);
+	onboarding_transition_rows(rows, RelationGetDescr(rel), span_transition_row, rel, sign);
 }
 
 /*

@@ -2192,6 +2192,8 @@ onboarding_store_history_keep(Oid provider, const char *entity, const char *key,
 	 * and hash alike); a column it lacks is compared row by row.  Every
 	 * relation holding history's rows is read.
 	 */
+	if (s->nparts == 0)
+		return 0;				/* (no relation holds history's rows: none is stored) */
 	InitDirtySnapshot(dirty);
 	probe[0] = ObjectIdGetDatum(provider);
 	probe[1] = CStringGetTextDatum(entity);

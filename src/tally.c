@@ -49,7 +49,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
-#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -1034,27 +1033,47 @@ tally_trigger_table(TriggerData *td, const char *name)
 	return -1;					/* keep the compiler quiet */
 }
 
-/* Count every row of a transition table sign times. */
-static void
-tally_transition(Tuplestorestate *rows, const ObTallyCols *cols, TupleDesc desc, int sign)
+/*
+ * Call fn(slot, arg, sign) for each row of a trigger's transition table,
+ * read through a read pointer of our own (another trigger may read the
+ * table too); desc: the table's descriptor.  status_tally's and
+ * stage_span's statement triggers read their rows this way.
+ */
+void
+onboarding_transition_rows(Tuplestorestate *rows, TupleDesc desc,
+						   void (*fn) (TupleTableSlot *slot, void *arg, int sign),
+						   void *arg, int sign)
 {
 	TupleTableSlot *slot;
 	int			ptr;
 
-	if (rows == NULL || cols->n == 0)
-		return;
-	/* a read pointer of our own: another trigger may read the table too */
 	ptr = tuplestore_alloc_read_pointer(rows, 0);
 	tuplestore_select_read_pointer(rows, ptr);
 	tuplestore_rescan(rows);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	while (tuplestore_gettupleslot(rows, true, false, slot))
 	{
-		onboarding_tally_slot(cols, slot, sign);
+		fn(slot, arg, sign);
 		ExecClearTuple(slot);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	tuplestore_select_read_pointer(rows, 0);
+}
+
+/* One row of a state table's transition table, counted (tally_transition()). */
+static void
+tally_transition_row(TupleTableSlot *slot, void *arg, int sign)
+{
+	onboarding_tally_slot((const ObTallyCols *) arg, slot, sign);
+}
+
+/* Count every row of a transition table sign times. */
+static void
+tally_transition(Tuplestorestate *rows, const ObTallyCols *cols, TupleDesc desc, int sign)
+{
+	if (rows == NULL || cols->n == 0)
+		return;
+	onboarding_transition_rows(rows, desc, tally_transition_row, (void *) cols, sign);
 }
 
 /*

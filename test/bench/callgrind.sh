@@ -38,6 +38,10 @@
 #   BENCH_CALLGRIND_ORDER  the arrival order: corpus (as generated, ~2%
 #                          swapped), or a share out of order as in
 #                          figure 7 (disorder.sql): 0 = in order, 0.2   (corpus)
+#   BENCH_CALLGRIND_HISTORY_PARTITIONS  history's range partitions for
+#                          the COPY's rows: N partitions of ROWS/N inbox
+#                          ids each (1: the default partition alone, as
+#                          installed); the price of a partition      (1)
 #   BENCH_CALLGRIND_SINGLE single-row INSERT statements counted after the
 #                          COPYs (0: none): figure 2's kind of load, each
 #                          statement its own transaction, into a fresh plain
@@ -146,13 +150,21 @@ single() {
 	if grep -q 'ERROR:' "$CG/single.log"; then cat "$CG/single.log" >&2; exit 1; fi
 }
 
-single <<-EOF
-	CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb);
-	CREATE TABLE warm (body jsonb);
-	COPY warm FROM '$CG/warm.copy';
-	CREATE EXTENSION onboarding CASCADE;
-	CHECKPOINT;
-EOF
+HPARTS=${BENCH_CALLGRIND_HISTORY_PARTITIONS:-1}
+history_partitions() {	# one statement a line: HPARTS ranges over the COPY's ids
+	local k width=$(( (ROWS + HPARTS - 1) / HPARTS ))
+	[ "$HPARTS" -gt 1 ] || return 0
+	for ((k = 0; k < HPARTS; k++)); do
+		echo "CREATE TABLE onboarding.history_p$k PARTITION OF onboarding.history FOR VALUES FROM ($((k * width))) TO ($(((k + 1) * width)));"
+	done
+}
+{
+	printf '%s\n' "CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb);" \
+		"CREATE TABLE warm (body jsonb);" "COPY warm FROM '$CG/warm.copy';" "CREATE EXTENSION onboarding CASCADE;"
+	history_partitions
+	echo "CHECKPOINT;"
+} | single
+[ "$HPARTS" -le 1 ] || log "history: $HPARTS range partitions of the COPY's inbox ids"
 
 # under_callgrind label toggle...: the single-user backend under callgrind,
 # its commands on stdin, counting only inside the named functions; output in
