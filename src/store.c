@@ -429,6 +429,24 @@ store_history_index(ObStore *s, ResultRelInfo *rri)
 	return found;
 }
 
+/*
+ * Open a leaf of a partitioned history into p: locked as a write locks it,
+ * its indexes open, its index by entity found.  Its ResultRelInfo has no
+ * partition root: the trigger machinery looks a partition's up by its
+ * root, and would open another one.
+ */
+static void
+history_leaf_open(ObStore *s, StorePart *p, Oid leaf)
+{
+	p->own = true;
+	p->rel = table_open(leaf, RowExclusiveLock);
+	p->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
+	ExecOpenIndices(p->rri, false);
+	p->indexes_open = true;
+	p->entity_index = store_history_index(s, p->rri);
+}
+
 /* A leaf of a bound history: written through the executor too. */
 static void
 history_part_bind(ObStore *s, StorePart *p)
@@ -470,13 +488,7 @@ store_open_history_parts(ObStore *s)
 	{
 		StorePart  *p = &s->parts[i++];
 
-		p->own = true;
-		p->rel = table_open(lfirst_oid(lc), RowExclusiveLock);
-		p->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
-		ExecOpenIndices(p->rri, false);
-		p->indexes_open = true;
-		p->entity_index = store_history_index(s, p->rri);
+		history_leaf_open(s, p, lfirst_oid(lc));
 		bound = bound || onboarding_bind_needed(p->rel, -1);
 	}
 	s->pkey = s->nparts > 0 ? s->parts[0].entity_index : NULL;
@@ -2774,13 +2786,7 @@ history_part_index(ObStore *s, Oid leaf)
 	s->parts = repalloc(s->parts, (s->nparts + 1) * sizeof(StorePart));
 	p = &s->parts[s->nparts];
 	memset(p, 0, sizeof(StorePart));
-	p->own = true;
-	p->rel = table_open(leaf, RowExclusiveLock);
-	p->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(p->rri, p->rel, 0, NULL, 0);
-	ExecOpenIndices(p->rri, false);
-	p->indexes_open = true;
-	p->entity_index = store_history_index(s, p->rri);
+	history_leaf_open(s, p, leaf);
 	if (s->bind == NULL && onboarding_bind_needed(p->rel, -1))
 	{
 		/* (the first partition a user added to: every one is written so now) */
